@@ -1,0 +1,383 @@
+/*
+ * protocol.h — skuld's wire format: frame header, event records, result
+ * records, REGISTER bodies, and the codec that checks them.
+ *
+ * Owns: the byte layout of everything that crosses a socket, and (because
+ * the log stores events and results verbatim) the layout of event and result
+ * records on disk too. docs/PROTOCOL.md is the same information as byte
+ * tables; keep the two in step.
+ *
+ * Invariants:
+ *   - Every structure is fixed-size, naturally aligned and little-endian; the
+ *     static_asserts below pin every size and offset. The code maps structs
+ *     straight onto bytes, so it builds only for little-endian hosts.
+ *   - Reserved bytes are zero on the wire; the decoder rejects anything else,
+ *     so a later version can give them meaning.
+ *   - Nothing here allocates or performs I/O. Decoders read only the bytes
+ *     they are given and never trust a length they have not checked.
+ */
+#ifndef SKULD_PROTOCOL_H
+#define SKULD_PROTOCOL_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "skuld maps wire structures onto memory and needs a little-endian host"
+#endif
+
+/* ---- Constants ---------------------------------------------------------- */
+
+#define SKULD_MAGIC                0x444c4b53u /* "SKLD" as bytes on the wire */
+#define SKULD_PROTOCOL_VERSION_MIN 1
+#define SKULD_PROTOCOL_VERSION_MAX 1
+
+#define SKULD_HEADER_SIZE          64u
+#define SKULD_BODY_SIZE_MAX        (1u << 20) /* 1 MiB */
+#define SKULD_EVENT_SIZE           128u
+#define SKULD_RESULT_SIZE          32u
+#define SKULD_EVENTS_PER_FRAME_MAX (SKULD_BODY_SIZE_MAX / SKULD_EVENT_SIZE)
+#define SKULD_CODE_SIZE            32u /* SKU, barcode, location code, channel name */
+#define SKULD_TOKEN_SIZE           64u /* REGISTER token */
+#define SKULD_CLIENT_NAME_SIZE     32u
+
+/* A 128-bit identifier (client id, idempotency key, reference). Two 64-bit
+ * halves keep the record layout free of compiler-specific __int128. */
+typedef struct skuld_u128 {
+	uint64_t lo;
+	uint64_t hi;
+} skuld_u128;
+
+static inline int skuld_u128_is_zero(skuld_u128 value)
+{
+	return (value.lo | value.hi) == 0;
+}
+
+static inline int skuld_u128_equal(skuld_u128 a, skuld_u128 b)
+{
+	return a.lo == b.lo && a.hi == b.hi;
+}
+
+/* ---- Frame header (64 bytes) -------------------------------------------- */
+
+enum skuld_operation {
+	SKULD_OP_REGISTER = 1, /* body: one skuld_register_request / reply */
+	SKULD_OP_SUBMIT = 2,   /* body: events; reply: one result per event */
+	SKULD_OP_QUERY = 3,    /* body: query records (see PROTOCOL.md) */
+	SKULD_OP_LOOKUP = 4,   /* body: look-up records (see PROTOCOL.md) */
+	SKULD_OP_PING = 5,     /* empty body both ways */
+	SKULD_OP_ERROR = 6,    /* server only: result holds the error code */
+};
+#define SKULD_OP_FIRST SKULD_OP_REGISTER
+#define SKULD_OP_LAST  SKULD_OP_ERROR
+
+enum skuld_frame_flags {
+	SKULD_FRAME_REPLY = 1u << 0, /* set on every frame the server sends */
+};
+#define SKULD_FRAME_FLAGS_KNOWN SKULD_FRAME_REPLY
+
+struct skuld_header {
+	uint32_t magic;           /* SKULD_MAGIC */
+	uint16_t version;         /* protocol version of this frame */
+	uint8_t operation;        /* enum skuld_operation */
+	uint8_t flags;            /* enum skuld_frame_flags */
+	uint64_t request;         /* request number within the session */
+	skuld_u128 client;        /* client id, chosen by the client, non-zero */
+	uint32_t body_size;       /* bytes after the header */
+	uint32_t count;           /* records in the body */
+	uint32_t result;          /* replies: enum skuld_status; requests: 0 */
+	uint32_t reserved;        /* zero */
+	uint64_t checksum_body;   /* XXH3-64 of the body bytes */
+	uint64_t checksum_header; /* XXH3-64 of header bytes 0..55 */
+};
+static_assert(sizeof(struct skuld_header) == SKULD_HEADER_SIZE, "header");
+static_assert(offsetof(struct skuld_header, version) == 4, "header");
+static_assert(offsetof(struct skuld_header, operation) == 6, "header");
+static_assert(offsetof(struct skuld_header, flags) == 7, "header");
+static_assert(offsetof(struct skuld_header, request) == 8, "header");
+static_assert(offsetof(struct skuld_header, client) == 16, "header");
+static_assert(offsetof(struct skuld_header, body_size) == 32, "header");
+static_assert(offsetof(struct skuld_header, count) == 36, "header");
+static_assert(offsetof(struct skuld_header, result) == 40, "header");
+static_assert(offsetof(struct skuld_header, reserved) == 44, "header");
+static_assert(offsetof(struct skuld_header, checksum_body) == 48, "header");
+static_assert(offsetof(struct skuld_header, checksum_header) == 56, "header");
+
+/* ---- Event record (128 bytes) ------------------------------------------- */
+
+/* Every stock movement and every catalog definition is one event. The record
+ * is flat: each kind uses a subset of the fields and every field it does not
+ * use must be zero (the per-kind table in protocol.c and PROTOCOL.md). */
+enum skuld_event_kind {
+	/* Catalog and configuration. */
+	SKULD_ITEM_DEFINE = 1,      /* item, code = primary SKU, scale, flags BUNDLE */
+	SKULD_SKU_ALIAS = 2,        /* item, code = SKU; flag RETIRE drops it */
+	SKULD_BARCODE_DEFINE = 3,   /* item, code = barcode, quantity = pack size */
+	SKULD_ATTRIBUTE_SET = 4,    /* item, code = "name=value" variant attribute */
+	SKULD_LOCATION_DEFINE = 5,  /* location, code, reason = lifecycle */
+	SKULD_LOCATION_STATE = 6,   /* location, reason = lifecycle */
+	SKULD_BUNDLE_COMPONENT = 7, /* item = bundle, target = component, quantity */
+	SKULD_CHANNEL_DEFINE = 8,   /* channel, code = name, quantity = buffer */
+	SKULD_CHANNEL_POOL = 9,     /* channel, location, quantity = floor; flag RETIRE */
+	SKULD_CHANNEL_BUFFER = 10,  /* channel, item, quantity = per-item buffer */
+	SKULD_CHANNEL_CAP = 11,     /* channel, quantity = cap (0: none) */
+	SKULD_CHANNEL_MIN = 12,     /* channel, quantity = minimum to publish */
+	/* Movements. */
+	SKULD_RECEIVE = 32,      /* item, location, quantity > 0; flag FROM_INCOMING */
+	SKULD_ADJUST = 33,       /* item, location, quantity != 0, reason */
+	SKULD_COUNT_OPEN = 34,   /* item, location, id = count id */
+	SKULD_COUNT_CLOSE = 35,  /* item, location, id = count id, quantity = counted */
+	SKULD_SALE = 36,         /* item, location, quantity > 0 */
+	SKULD_RESERVE = 37,      /* item, location | channel, id = hold, quantity, ttl */
+	SKULD_EXTEND = 38,       /* id = hold, ttl */
+	SKULD_COMMIT = 39,       /* id = hold, quantity (0: all); flag AFTER_EXPIRY */
+	SKULD_RELEASE = 40,      /* id = hold */
+	SKULD_REALLOCATE = 41,   /* id = hold, target = new location */
+	SKULD_EXPIRE = 42,       /* id = hold; written by the server only */
+	SKULD_FULFILL = 43,      /* item, location, quantity: committed leaves on_hand */
+	SKULD_RETURN = 44,       /* item, location, quantity, reason = disposition */
+	SKULD_TRANSFER_OUT = 45, /* item, location, target, id = transfer, quantity */
+	SKULD_TRANSFER_IN = 46,  /* item, location, id = transfer, quantity */
+	SKULD_MOVE = 47,         /* item, location, quantity, bucket_from, bucket_to */
+	SKULD_INCOMING = 48,     /* item, location, quantity != 0: on order / in transit */
+};
+
+enum skuld_event_flags {
+	SKULD_EVENT_LINKED = 1u << 0,        /* all-or-nothing with the next event */
+	SKULD_EVENT_BUNDLE = 1u << 1,        /* ITEM_DEFINE: the item is a bundle */
+	SKULD_EVENT_RETIRE = 1u << 2,        /* SKU_ALIAS, CHANNEL_POOL: remove */
+	SKULD_EVENT_AFTER_EXPIRY = 1u << 3,  /* COMMIT: sell even if the hold expired */
+	SKULD_EVENT_FROM_INCOMING = 1u << 4, /* RECEIVE: also lowers incoming */
+	SKULD_EVENT_EXPECTED = 1u << 5,      /* RETURN: refunded, not yet back */
+};
+#define SKULD_EVENT_FLAGS_KNOWN 0x3fu
+
+enum skuld_location_state {
+	SKULD_LOCATION_ACTIVE = 0,
+	SKULD_LOCATION_NOT_SELLING = 1,
+	SKULD_LOCATION_CLOSED = 2,
+};
+
+enum skuld_adjust_reason {
+	SKULD_REASON_NONE = 0,
+	SKULD_REASON_CORRECTION = 1,
+	SKULD_REASON_DAMAGE = 2,
+	SKULD_REASON_THEFT = 3,
+	SKULD_REASON_LOSS = 4,
+	SKULD_REASON_FOUND = 5,
+	SKULD_REASON_EXPIRED_GOODS = 6,
+	SKULD_REASON_INTERNAL_USE = 7,
+};
+#define SKULD_REASON_LAST SKULD_REASON_INTERNAL_USE
+
+enum skuld_disposition {
+	SKULD_DISPOSITION_RESTOCK = 0,
+	SKULD_DISPOSITION_DAMAGED = 1,
+	SKULD_DISPOSITION_QUARANTINE = 2,
+};
+
+/* Stock buckets that MOVE shifts units between. */
+enum skuld_bucket {
+	SKULD_BUCKET_SELLABLE = 0,
+	SKULD_BUCKET_DAMAGED = 1,
+	SKULD_BUCKET_QUARANTINE = 2,
+};
+#define SKULD_BUCKET_LAST SKULD_BUCKET_QUARANTINE
+
+#define SKULD_SCALE_MAX 9 /* decimal places in an item's base unit */
+
+struct skuld_event {
+	skuld_u128 key;             /* idempotency key, non-zero */
+	skuld_u128 reference;       /* client's reference (order, receipt, sale key) */
+	uint64_t occurred_at;       /* ns since the Unix epoch, UTC, at the source */
+	int64_t quantity;           /* base units of the item (see the kind) */
+	uint64_t id;                /* hold, count or transfer id */
+	uint32_t item;              /* item id */
+	uint32_t location;          /* location id */
+	uint32_t target;            /* destination location, or bundle component */
+	uint32_t channel;           /* channel id */
+	uint32_t ttl_s;             /* hold time to live, seconds */
+	uint16_t kind;              /* enum skuld_event_kind */
+	uint16_t flags;             /* enum skuld_event_flags */
+	uint8_t reason;             /* adjust reason, disposition or lifecycle */
+	uint8_t bucket_from;        /* MOVE */
+	uint8_t bucket_to;          /* MOVE */
+	uint8_t scale;              /* ITEM_DEFINE: decimal places */
+	uint32_t reserved_0;        /* zero */
+	char code[SKULD_CODE_SIZE]; /* text, NUL-padded; catalog kinds only */
+	uint64_t reserved_1;        /* zero */
+};
+static_assert(sizeof(struct skuld_event) == SKULD_EVENT_SIZE, "event");
+static_assert(offsetof(struct skuld_event, reference) == 16, "event");
+static_assert(offsetof(struct skuld_event, occurred_at) == 32, "event");
+static_assert(offsetof(struct skuld_event, quantity) == 40, "event");
+static_assert(offsetof(struct skuld_event, id) == 48, "event");
+static_assert(offsetof(struct skuld_event, item) == 56, "event");
+static_assert(offsetof(struct skuld_event, location) == 60, "event");
+static_assert(offsetof(struct skuld_event, target) == 64, "event");
+static_assert(offsetof(struct skuld_event, channel) == 68, "event");
+static_assert(offsetof(struct skuld_event, ttl_s) == 72, "event");
+static_assert(offsetof(struct skuld_event, kind) == 76, "event");
+static_assert(offsetof(struct skuld_event, flags) == 78, "event");
+static_assert(offsetof(struct skuld_event, reason) == 80, "event");
+static_assert(offsetof(struct skuld_event, bucket_from) == 81, "event");
+static_assert(offsetof(struct skuld_event, bucket_to) == 82, "event");
+static_assert(offsetof(struct skuld_event, scale) == 83, "event");
+static_assert(offsetof(struct skuld_event, reserved_0) == 84, "event");
+static_assert(offsetof(struct skuld_event, code) == 88, "event");
+static_assert(offsetof(struct skuld_event, reserved_1) == 120, "event");
+
+/* ---- Result record (32 bytes) ------------------------------------------- */
+
+enum skuld_status {
+	SKULD_OK = 0,
+	/* Per-event results (the state machine). */
+	SKULD_LINKED_FAILED = 1,     /* another event of the chain failed */
+	SKULD_LINKED_OPEN = 2,       /* last event of the batch has LINKED */
+	SKULD_INSUFFICIENT = 3,      /* not enough available */
+	SKULD_HOLDS_FULL = 4,        /* the hold table is full */
+	SKULD_HOLD_EXISTS = 5,       /* hold id already used */
+	SKULD_HOLD_UNKNOWN = 6,      /* no such hold */
+	SKULD_HOLD_EXPIRED = 7,      /* the hold expired before this event */
+	SKULD_HOLD_CLOSED = 8,       /* committed or released already */
+	SKULD_QUANTITY_INVALID = 9,  /* zero, negative or out of range */
+	SKULD_QUANTITY_EXCEEDS = 10, /* more than the hold / bucket / transfer has */
+	SKULD_TTL_INVALID = 11,      /* zero or over the configured maximum */
+	SKULD_ITEM_UNKNOWN = 12,
+	SKULD_LOCATION_UNKNOWN = 13,
+	SKULD_CHANNEL_UNKNOWN = 14,
+	SKULD_ITEM_EXISTS = 15,
+	SKULD_LOCATION_EXISTS = 16,
+	SKULD_CHANNEL_EXISTS = 17,
+	SKULD_CODE_EXISTS = 18,  /* SKU, barcode or name taken */
+	SKULD_CODE_INVALID = 19, /* empty, not printable, or bad form */
+	SKULD_LOCATION_NOT_SELLING = 20,
+	SKULD_LOCATION_CLOSED = 21,
+	SKULD_COUNT_EXISTS = 22,
+	SKULD_COUNT_UNKNOWN = 23,
+	SKULD_TRANSFER_EXISTS = 24,
+	SKULD_TRANSFER_UNKNOWN = 25,
+	SKULD_BUNDLE_INVALID = 26, /* bundle in a bundle, self, or stocked */
+	SKULD_NOT_A_BUNDLE = 27,
+	SKULD_BUNDLE_NOT_STOCKED = 28, /* stock movement on a bundle item */
+	SKULD_SERVER_ONLY = 29,        /* EXPIRE from a client */
+	SKULD_KEY_REUSED = 30,         /* same key, different event */
+	SKULD_KEYS_FULL = 31,          /* idempotency window is full */
+	SKULD_LOCATION_MISMATCH = 32,  /* event names another location than the hold */
+	SKULD_INVALID_STATE = 33,      /* reason / bucket / lifecycle value invalid */
+	SKULD_SAME_LOCATION = 34,      /* transfer or reallocate to itself */
+	SKULD_CATALOG_FULL = 35,       /* a configured table is full */
+	/* Frame-level errors (codec and server), sent in SKULD_OP_ERROR. */
+	SKULD_ERR_MAGIC = 100,
+	SKULD_ERR_VERSION = 101,
+	SKULD_ERR_OPERATION = 102,
+	SKULD_ERR_FLAGS = 103,
+	SKULD_ERR_SIZE = 104,  /* body size out of range */
+	SKULD_ERR_COUNT = 105, /* count does not match body size */
+	SKULD_ERR_HEADER_CHECKSUM = 106,
+	SKULD_ERR_BODY_CHECKSUM = 107,
+	SKULD_ERR_RESERVED = 108,       /* a reserved byte is not zero */
+	SKULD_ERR_EVENT_KIND = 109,     /* unknown event kind */
+	SKULD_ERR_EVENT_FIELD = 110,    /* a field the kind does not use is set */
+	SKULD_ERR_EVENT_VALUE = 111,    /* impossible value: flag, enum, text, id */
+	SKULD_ERR_CLIENT = 112,         /* client id is zero */
+	SKULD_ERR_REQUEST = 113,        /* request number out of sequence */
+	SKULD_ERR_NOT_REGISTERED = 114, /* first frame was not REGISTER */
+	SKULD_ERR_TOKEN = 115,          /* REGISTER token refused */
+	SKULD_ERR_BUSY = 116,           /* server overloaded; retry later */
+};
+
+enum skuld_result_flags {
+	SKULD_RESULT_REPLAYED = 1u << 0,    /* repeated key: the original result */
+	SKULD_RESULT_DISCREPANCY = 1u << 1, /* SALE/COUNT found less than expected */
+	SKULD_RESULT_LATE = 1u << 2,        /* SALE at a closed location */
+	SKULD_RESULT_PRE_COUNT = 1u << 3,   /* occurred before an applied count */
+	SKULD_RESULT_EXPANDED = 1u << 4,    /* bundle expanded into components */
+};
+
+struct skuld_result {
+	uint32_t index;    /* event index within the request */
+	uint16_t status;   /* enum skuld_status */
+	uint16_t flags;    /* enum skuld_result_flags */
+	uint32_t location; /* location acted on (chosen, for channel holds) */
+	uint32_t reserved; /* zero */
+	int64_t quantity;  /* quantity applied (count delta, partial commit) */
+	int64_t available; /* available at location after the event */
+};
+static_assert(sizeof(struct skuld_result) == SKULD_RESULT_SIZE, "result");
+static_assert(offsetof(struct skuld_result, status) == 4, "result");
+static_assert(offsetof(struct skuld_result, flags) == 6, "result");
+static_assert(offsetof(struct skuld_result, location) == 8, "result");
+static_assert(offsetof(struct skuld_result, reserved) == 12, "result");
+static_assert(offsetof(struct skuld_result, quantity) == 16, "result");
+static_assert(offsetof(struct skuld_result, available) == 24, "result");
+
+/* ---- REGISTER (128-byte request, 64-byte reply) ------------------------- */
+
+struct skuld_register_request {
+	uint16_t version_min;                     /* lowest protocol version the client speaks */
+	uint16_t version_max;                     /* highest; version_min <= version_max */
+	uint32_t reserved_0;                      /* zero */
+	uint64_t reserved_1;                      /* zero */
+	char token[SKULD_TOKEN_SIZE];             /* NUL-padded */
+	char client_name[SKULD_CLIENT_NAME_SIZE]; /* NUL-padded, for logs */
+	uint8_t reserved_2[16];                   /* zero */
+};
+static_assert(sizeof(struct skuld_register_request) == 128, "register");
+static_assert(offsetof(struct skuld_register_request, token) == 16, "register");
+static_assert(offsetof(struct skuld_register_request, client_name) == 80, "register");
+
+struct skuld_register_reply {
+	uint16_t version;       /* the version chosen for this session */
+	uint16_t reserved_0;    /* zero */
+	uint32_t events_max;    /* most events the server takes in one frame */
+	uint64_t request_next;  /* request number the server expects next */
+	uint64_t session;       /* session id assigned by the server */
+	uint64_t reserved_1[5]; /* zero */
+};
+static_assert(sizeof(struct skuld_register_reply) == 64, "register reply");
+static_assert(offsetof(struct skuld_register_reply, request_next) == 8, "register reply");
+
+/* ---- Codec --------------------------------------------------------------- */
+
+/* Names for logs and error messages; never NULL ("unknown" for bad values). */
+const char *skuld_status_name(uint32_t status);
+const char *skuld_event_kind_name(uint32_t kind);
+const char *skuld_operation_name(uint32_t operation);
+
+/* Size of one record in the body of a frame of this operation and direction,
+ * or 0 when the body is free-form / empty. */
+uint32_t proto_record_size(uint8_t operation, int reply);
+
+/* Fills header fields and both checksums for a frame whose body (body_size
+ * bytes) is already in place. body may be NULL only when body_size is 0. */
+void proto_header_seal(struct skuld_header *header, const void *body);
+
+/* Checks the 64 bytes at header: magic, version, operation, flags, sizes,
+ * count against body size, reserved, and the header checksum. Returns
+ * SKULD_OK or the first SKULD_ERR_* found. The body is not read. */
+uint32_t proto_header_check(const struct skuld_header *header);
+
+/* Checks the body checksum and, per record, the structural rules of the
+ * operation (reserved bytes zero, known event kinds, fields per kind).
+ * header must already have passed proto_header_check. On failure returns
+ * the SKULD_ERR_* code and stores the failing record's index in *index (if
+ * index is not NULL). */
+uint32_t proto_body_check(const struct skuld_header *header, const void *body, uint32_t *index);
+
+/* Structural rules for one event: known kind and flags, zero in every field
+ * the kind does not use, enum values in range, code NUL-padded printable
+ * text where the kind uses it. Semantic rules (does the item exist, is the
+ * quantity positive) belong to the state machine. Returns SKULD_OK or
+ * SKULD_ERR_EVENT_KIND / _FIELD / _VALUE / SKULD_ERR_RESERVED. */
+uint32_t proto_event_check(const struct skuld_event *event);
+
+/* Checks a NUL-padded text field: printable ASCII, then only NULs. Returns 1
+ * when valid; an empty field is valid only if allow_empty. */
+int proto_text_valid(const char *text, size_t size, int allow_empty);
+
+/* XXH3-64 of bytes; the one checksum used by frames, logs and snapshots. */
+uint64_t skuld_checksum(const void *bytes, size_t size);
+
+#endif /* SKULD_PROTOCOL_H */
