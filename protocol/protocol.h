@@ -62,12 +62,10 @@ static inline int skuld_u128_equal(skuld_u128 a, skuld_u128 b)
 /* ---- Frame header (64 bytes) -------------------------------------------- */
 
 enum skuld_operation {
-	SKULD_OP_REGISTER = 1, /* body: one skuld_register_request / reply */
+	SKULD_OP_REGISTER = 1, /* body: one skuld_register_request / _reply */
 	SKULD_OP_SUBMIT = 2,   /* body: events; reply: one result per event */
-	SKULD_OP_QUERY = 3,    /* body: query records (see PROTOCOL.md) */
-	SKULD_OP_LOOKUP = 4,   /* body: look-up records (see PROTOCOL.md) */
-	SKULD_OP_PING = 5,     /* empty body both ways */
-	SKULD_OP_ERROR = 6,    /* server only: result holds the error code */
+	SKULD_OP_PING = 3,     /* empty body both ways */
+	SKULD_OP_ERROR = 4,    /* server only: body is one skuld_error_body */
 };
 #define SKULD_OP_FIRST SKULD_OP_REGISTER
 #define SKULD_OP_LAST  SKULD_OP_ERROR
@@ -153,10 +151,10 @@ enum skuld_event_flags {
 };
 #define SKULD_EVENT_FLAGS_KNOWN 0x3fu
 
-enum skuld_location_state {
-	SKULD_LOCATION_ACTIVE = 0,
-	SKULD_LOCATION_NOT_SELLING = 1,
-	SKULD_LOCATION_CLOSED = 2,
+enum skuld_lifecycle {
+	SKULD_LIFECYCLE_ACTIVE = 0,
+	SKULD_LIFECYCLE_NOT_SELLING = 1, /* no new holds; late till sales accepted */
+	SKULD_LIFECYCLE_CLOSED = 2,      /* late till sales accepted and flagged */
 };
 
 enum skuld_adjust_reason {
@@ -339,6 +337,17 @@ struct skuld_register_reply {
 static_assert(sizeof(struct skuld_register_reply) == 64, "register reply");
 static_assert(offsetof(struct skuld_register_reply, request_next) == 8, "register reply");
 
+/* ---- ERROR body (64 bytes) ---------------------------------------------- */
+
+/* The server's answer to a malformed or refused frame, sent just before it
+ * closes the connection. header.result repeats status. */
+struct skuld_error_body {
+	uint32_t status;  /* enum skuld_status, a SKULD_ERR_* code */
+	uint32_t index;   /* failing record within the body, or 0 */
+	char message[56]; /* NUL-padded English text for logs and people */
+};
+static_assert(sizeof(struct skuld_error_body) == 64, "error body");
+
 /* ---- Codec --------------------------------------------------------------- */
 
 /* Names for logs and error messages; never NULL ("unknown" for bad values). */
@@ -372,6 +381,11 @@ uint32_t proto_body_check(const struct skuld_header *header, const void *body, u
  * quantity positive) belong to the state machine. Returns SKULD_OK or
  * SKULD_ERR_EVENT_KIND / _FIELD / _VALUE / SKULD_ERR_RESERVED. */
 uint32_t proto_event_check(const struct skuld_event *event);
+
+/* The version a server speaking SKULD_PROTOCOL_VERSION_MIN..MAX picks for a
+ * client speaking client_min..client_max: the highest both speak, or 0 when
+ * the ranges do not overlap (the server then answers SKULD_ERR_VERSION). */
+uint16_t proto_version_negotiate(uint16_t client_min, uint16_t client_max);
 
 /* Checks a NUL-padded text field: printable ASCII, then only NULs. Returns 1
  * when valid; an empty field is valid only if allow_empty. */
