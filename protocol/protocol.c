@@ -249,7 +249,9 @@ static uint32_t event_fields_set(const struct skuld_event *event)
 	set |= event->reason != 0 ? F_REASON : 0;
 	set |= (event->bucket_from | event->bucket_to) != 0 ? F_BUCKETS : 0;
 	set |= event->scale != 0 ? F_SCALE : 0;
-	set |= !bytes_zero(event->code, sizeof(event->code)) ? F_CODE : 0;
+	uint64_t code_words[SKULD_CODE_SIZE / sizeof(uint64_t)];
+	memcpy(code_words, event->code, sizeof(code_words));
+	set |= (code_words[0] | code_words[1] | code_words[2] | code_words[3]) != 0 ? F_CODE : 0;
 	return set;
 }
 
