@@ -138,7 +138,7 @@ static int bench_open_writer(struct bench *bench)
 	struct log_writer_config config = {
 	        .dir = bench->dir,
 	        .segment_size = 1u << 30,
-	        .write_size_max = 64u << 20,
+	        .write_size_max = 16u << 20,
 	        .log_id = {.lo = 3, .hi = 4},
 	};
 	struct log_position empty = {.write_next = 1, .event_next = 1}; /* a new log */
@@ -149,8 +149,8 @@ static int bench_open_writer(struct bench *bench)
 }
 
 /* One round: BENCH_BATCHES batches through apply + append; returns the
- * nanoseconds spent in them (writer re-creation when its buffer fills is not
- * counted: that is the I/O side of group commit). */
+ * nanoseconds spent in them (recycling a full write buffer is not counted:
+ * that is the I/O side of group commit). */
 static int64_t bench_round(struct bench *bench)
 {
 	uint64_t elapsed = 0;
