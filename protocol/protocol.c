@@ -4,9 +4,12 @@
  * Owns: the structural validity rules of docs/PROTOCOL.md. A frame is valid
  * when, in this order: the magic matches, the version is one this build
  * speaks, the header checksum matches, the reserved word is zero, only known
- * flags are set, the operation is known, the body size is in range for the
- * operation, the count matches the body size, the body checksum matches, and
- * every record passes its own rules. The first failing rule is the error.
+ * flags are set, a request's result word is zero, the operation is known for
+ * the direction, the body size is in range for the operation, the count
+ * matches the body size, the client id is non-zero (an ERROR reply may carry
+ * zero: the server may not know who sent a broken frame), the body checksum
+ * matches, and every record passes its own rules. The first failing rule is
+ * the error.
  *
  * Semantic rules (does the item exist, is the quantity positive, is a hold
  * open) belong to the state machine and come back as per-event results.
@@ -86,6 +89,8 @@ static const struct name_entry status_names[] = {
         NAME(SKULD_, INVALID_STATE),
         NAME(SKULD_, SAME_LOCATION),
         NAME(SKULD_, CATALOG_FULL),
+        NAME(SKULD_, HOLD_NOT_DUE),
+        NAME(SKULD_, CHAIN_TOO_LONG),
         NAME(SKULD_, ERR_MAGIC),
         NAME(SKULD_, ERR_VERSION),
         NAME(SKULD_, ERR_OPERATION),
@@ -214,14 +219,15 @@ int proto_text_valid(const char *text, size_t size, int allow_empty)
 			return 0;
 		length++;
 	}
-	if (length == 0)
-		return allow_empty;
-	if (text[0] == ' ' || text[length - 1] == ' ')
-		return 0;
+	/* The padding is checked first: an empty field hides nothing either. */
 	for (size_t i = length; i < size; i++) {
 		if (text[i] != '\0')
 			return 0;
 	}
+	if (length == 0)
+		return allow_empty;
+	if (text[0] == ' ' || text[length - 1] == ' ')
+		return 0;
 	return 1;
 }
 
@@ -360,6 +366,9 @@ uint32_t proto_header_check(const struct skuld_header *header)
 		return SKULD_ERR_RESERVED;
 	if ((header->flags & ~(uint32_t)SKULD_FRAME_FLAGS_KNOWN) != 0)
 		return SKULD_ERR_FLAGS;
+	/* result is a status only in replies; in a request it is reserved. */
+	if ((header->flags & SKULD_FRAME_REPLY) == 0 && header->result != 0)
+		return SKULD_ERR_RESERVED;
 	struct body_rule rule;
 	if (!body_rule_find(header->operation, header->flags & SKULD_FRAME_REPLY, &rule))
 		return SKULD_ERR_OPERATION;
@@ -376,7 +385,9 @@ uint32_t proto_header_check(const struct skuld_header *header)
 		if (header->count != header->body_size / rule.record_size)
 			return SKULD_ERR_COUNT;
 	}
-	if (skuld_u128_is_zero(header->client))
+	/* An ERROR may answer a frame whose client id could not be trusted (bad
+	 * magic, bad checksum) before any REGISTER: the server sends zero then. */
+	if (skuld_u128_is_zero(header->client) && header->operation != SKULD_OP_ERROR)
 		return SKULD_ERR_CLIENT;
 	return SKULD_OK;
 }
