@@ -266,6 +266,8 @@ enum skuld_status {
 	SKULD_INVALID_STATE = 33,      /* reason / bucket / lifecycle value invalid */
 	SKULD_SAME_LOCATION = 34,      /* transfer or reallocate to itself */
 	SKULD_CATALOG_FULL = 35,       /* a configured table is full */
+	SKULD_HOLD_NOT_DUE = 36,       /* EXPIRE of a hold not yet past due */
+	SKULD_CHAIN_TOO_LONG = 37,     /* linked chain over the configured length */
 	/* Frame-level errors (codec and server), sent in SKULD_OP_ERROR. */
 	SKULD_ERR_MAGIC = 100,
 	SKULD_ERR_VERSION = 101,

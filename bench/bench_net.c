@@ -1,0 +1,406 @@
+/*
+ * bench_net.c — skuld-bench's connections: REGISTER, the request mix, the
+ * non-blocking send/receive state machine, and reply accounting.
+ *
+ * Invariants: a connection has at most one request in flight; its send
+ * buffer keeps that request's events until the reply arrives, so the reply's
+ * results are matched to the events they answer; holds[] lists the holds
+ * this connection reserved successfully and has not finished yet.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static uint64_t random_next(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
+}
+
+int bench_connect(const char *server)
+{
+	char host[256];
+	const char *colon = strrchr(server, ':');
+	if (colon == NULL || (size_t)(colon - server) >= sizeof(host)) {
+		fprintf(stderr, "skuld-bench: server must be HOST:PORT, not '%s'\n", server);
+		return -1;
+	}
+	memcpy(host, server, (size_t)(colon - server));
+	host[colon - server] = '\0';
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *addresses = NULL;
+	int error = getaddrinfo(host, colon + 1, &hints, &addresses);
+	if (error != 0) {
+		fprintf(stderr, "skuld-bench: %s: %s\n", server, gai_strerror(error));
+		return -1;
+	}
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, addresses->ai_addr, addresses->ai_addrlen) != 0) {
+		fprintf(stderr, "skuld-bench: connect %s: %s\n", server, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(addresses);
+	if (fd >= 0) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	return fd;
+}
+
+static int write_all(int fd, const void *bytes, size_t size)
+{
+	const uint8_t *p = bytes;
+	while (size > 0) {
+		ssize_t n = write(fd, p, size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		size -= (size_t)n;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *bytes, size_t size)
+{
+	uint8_t *p = bytes;
+	while (size > 0) {
+		ssize_t n = read(fd, p, size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		size -= (size_t)n;
+	}
+	return 0;
+}
+
+static void header_fill(struct skuld_header *header, uint8_t operation, skuld_u128 client,
+                        uint64_t request, uint32_t body_size, uint32_t count)
+{
+	memset(header, 0, sizeof(*header));
+	header->version = SKULD_PROTOCOL_VERSION_MAX;
+	header->operation = operation;
+	header->client = client;
+	header->request = request;
+	header->body_size = body_size;
+	header->count = count;
+}
+
+/* Reads one reply frame on a blocking socket into buffer (capacity bytes);
+ * returns 0 when it is a valid reply to operation, else -1 (and says why). */
+static int reply_read_blocking(int fd, uint8_t operation, uint8_t *buffer, size_t capacity)
+{
+	struct skuld_header *header = (struct skuld_header *)buffer;
+	if (read_all(fd, header, sizeof(*header)) != 0) {
+		fprintf(stderr, "skuld-bench: connection closed while waiting for a reply\n");
+		return -1;
+	}
+	uint32_t status = proto_header_check(header);
+	if (status != SKULD_OK || header->body_size > capacity - sizeof(*header)) {
+		fprintf(stderr, "skuld-bench: bad reply header: %s\n", skuld_status_name(status));
+		return -1;
+	}
+	uint8_t *body = buffer + sizeof(*header);
+	if (read_all(fd, body, header->body_size) != 0 ||
+	    proto_body_check(header, body, NULL) != SKULD_OK) {
+		fprintf(stderr, "skuld-bench: bad reply body\n");
+		return -1;
+	}
+	if (header->operation == SKULD_OP_ERROR) {
+		const struct skuld_error_body *error = (const void *)body;
+		fprintf(stderr, "skuld-bench: server error %s: %.56s\n",
+		        skuld_status_name(error->status), error->message);
+		return -1;
+	}
+	return header->operation == operation ? 0 : -1;
+}
+
+int bench_register_blocking(int fd, skuld_u128 client)
+{
+	uint8_t frame[SKULD_HEADER_SIZE + sizeof(struct skuld_register_request)];
+	struct skuld_header *header = (struct skuld_header *)frame;
+	struct skuld_register_request *request = (void *)(frame + SKULD_HEADER_SIZE);
+	header_fill(header, SKULD_OP_REGISTER, client, 0, sizeof(*request), 1);
+	header->version = 1;
+	memset(request, 0, sizeof(*request));
+	request->version_min = SKULD_PROTOCOL_VERSION_MIN;
+	request->version_max = SKULD_PROTOCOL_VERSION_MAX;
+	snprintf(request->client_name, sizeof(request->client_name), "skuld-bench");
+	const char *token = getenv("SKULD_TOKEN");
+	if (token != NULL)
+		strncpy(request->token, token, sizeof(request->token) - 1);
+	proto_header_seal(header, request);
+	uint8_t reply[SKULD_HEADER_SIZE + sizeof(struct skuld_error_body) + 64];
+	if (write_all(fd, frame, sizeof(frame)) != 0)
+		return -1;
+	return reply_read_blocking(fd, SKULD_OP_REGISTER, reply, sizeof(reply));
+}
+
+int bench_submit_blocking(int fd, skuld_u128 client, uint64_t request,
+                          const struct skuld_event *events, uint32_t count,
+                          struct skuld_result *results)
+{
+	size_t body_size = (size_t)count * sizeof(*events);
+	size_t reply_capacity = SKULD_HEADER_SIZE + (size_t)count * sizeof(*results) + 64;
+	struct skuld_header header;
+	uint8_t *reply = malloc(reply_capacity);
+	if (reply == NULL)
+		return -1;
+	header_fill(&header, SKULD_OP_SUBMIT, client, request, (uint32_t)body_size, count);
+	proto_header_seal(&header, events);
+	int status = -1;
+	if (write_all(fd, &header, sizeof(header)) == 0 && write_all(fd, events, body_size) == 0 &&
+	    reply_read_blocking(fd, SKULD_OP_SUBMIT, reply, reply_capacity) == 0) {
+		const struct skuld_header *reply_header = (const void *)reply;
+		if (reply_header->count == count) {
+			memcpy(results, reply + SKULD_HEADER_SIZE,
+			       (size_t)count * sizeof(*results));
+			status = 0;
+		}
+	}
+	free(reply);
+	return status;
+}
+
+int connections_open(struct bench *bench)
+{
+	const struct bench_options *options = &bench->options;
+	bench->seed = (uint64_t)bench_now_ns();
+	for (uint32_t i = 0; i < options->connections; i++) {
+		struct bench_connection *connection = &bench->connections[i];
+		connection->index = i;
+		connection->client.lo = random_next(&bench->seed) | 1;
+		connection->client.hi = random_next(&bench->seed);
+		connection->hold_next = (uint64_t)(i + 1) << 40 | (bench->seed & 0xffffffu) << 16;
+		connection->fd = bench_connect(options->server);
+		if (connection->fd < 0 ||
+		    bench_register_blocking(connection->fd, connection->client))
+			return -1;
+		connection->request = 0;
+		connection->holds = calloc(2 * (size_t)options->batch + 2, sizeof(uint64_t));
+		connection->send_buffer =
+		        malloc(SKULD_HEADER_SIZE + (size_t)options->batch * SKULD_EVENT_SIZE);
+		connection->receive_capacity =
+		        SKULD_HEADER_SIZE + (size_t)options->batch * SKULD_RESULT_SIZE + 64;
+		connection->receive_buffer = malloc(connection->receive_capacity);
+		if (connection->holds == NULL || connection->send_buffer == NULL ||
+		    connection->receive_buffer == NULL)
+			return -1;
+		fcntl(connection->fd, F_SETFL, fcntl(connection->fd, F_GETFL) | O_NONBLOCK);
+		struct epoll_event interest = {.events = EPOLLIN, .data.ptr = connection};
+		if (epoll_ctl(bench->epoll_fd, EPOLL_CTL_ADD, connection->fd, &interest) != 0)
+			return -1;
+		connection->state = CONNECTION_RUNNING;
+		bench->connections_open++;
+	}
+	return 0;
+}
+
+static void event_target(struct bench *bench, struct skuld_event *event)
+{
+	const struct bench_options *options = &bench->options;
+	uint64_t r = random_next(&bench->seed);
+	if (options->hot != 0) {
+		event->item = 1 + (uint32_t)(r % options->hot);
+		event->location = 1;
+	} else {
+		event->item = 1 + (uint32_t)(r % options->items);
+		event->location = 1 + (uint32_t)((r >> 32) % options->locations);
+	}
+	event->quantity = 1 + (int64_t)((r >> 24) & 1);
+}
+
+/* Fills the next request's events: finish up to half of the open holds,
+ * reserve new ones with the rest. Returns the event count. */
+static uint32_t request_fill(struct bench *bench, struct bench_connection *connection,
+                             struct skuld_event *events)
+{
+	uint32_t batch = bench->options.batch;
+	uint32_t finish_max = batch > 1 ? batch / 2 : 1;
+	uint32_t finish =
+	        connection->holds_count < finish_max ? connection->holds_count : finish_max;
+	memset(events, 0, sizeof(*events) * batch);
+	for (uint32_t i = 0; i < batch; i++) {
+		struct skuld_event *event = &events[i];
+		event->key.lo = ++connection->key_next;
+		event->key.hi = connection->client.lo;
+		if (i < finish) {
+			event->id = connection->holds[i];
+			event->kind =
+			        (connection->key_next & 3) == 3 ? SKULD_RELEASE : SKULD_COMMIT;
+		} else {
+			event->kind = SKULD_RESERVE;
+			event->id = ++connection->hold_next;
+			event->ttl_s = 600;
+			event_target(bench, event);
+		}
+	}
+	connection->holds_count -= finish;
+	memmove(connection->holds, connection->holds + finish,
+	        connection->holds_count * sizeof(uint64_t));
+	return batch;
+}
+
+static int connection_flush(struct bench *bench, struct bench_connection *connection)
+{
+	while (connection->send_done < connection->send_size) {
+		ssize_t n = send(connection->fd, connection->send_buffer + connection->send_done,
+		                 connection->send_size - connection->send_done, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			fprintf(stderr, "skuld-bench: send: %s\n", strerror(errno));
+			return -1;
+		}
+		connection->send_done += (size_t)n;
+	}
+	uint32_t want =
+	        connection->send_done < connection->send_size ? EPOLLIN | EPOLLOUT : EPOLLIN;
+	struct epoll_event interest = {.events = want, .data.ptr = connection};
+	(void)bench;
+	return epoll_ctl(bench->epoll_fd, EPOLL_CTL_MOD, connection->fd, &interest);
+}
+
+int connection_send_next(struct bench *bench, struct bench_connection *connection)
+{
+	struct skuld_header *header = (struct skuld_header *)connection->send_buffer;
+	struct skuld_event *events = (void *)(connection->send_buffer + SKULD_HEADER_SIZE);
+	uint32_t count = request_fill(bench, connection, events);
+	header_fill(header, SKULD_OP_SUBMIT, connection->client, ++connection->request,
+	            count * SKULD_EVENT_SIZE, count);
+	proto_header_seal(header, events);
+	connection->send_size = SKULD_HEADER_SIZE + (size_t)count * SKULD_EVENT_SIZE;
+	connection->send_done = 0;
+	connection->receive_size = 0;
+	connection->events = count;
+	connection->sent_ns = bench_now_ns();
+	return connection_flush(bench, connection);
+}
+
+static void results_account(struct bench *bench, struct bench_connection *connection,
+                            const struct skuld_result *results, uint32_t count)
+{
+	const struct skuld_event *events =
+	        (const void *)(connection->send_buffer + SKULD_HEADER_SIZE);
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t status = results[i].status;
+		if (status != SKULD_OK) {
+			bench->refused++;
+			bench->refused_by_status[status < 64 ? status : 63]++;
+			continue;
+		}
+		bench->accepted++;
+		if (events[i].kind == SKULD_RESERVE) {
+			bench->reserved_ok++;
+			connection->holds[connection->holds_count++] = events[i].id;
+		} else if (events[i].kind == SKULD_COMMIT) {
+			bench->committed_ok++;
+		} else if (events[i].kind == SKULD_RELEASE) {
+			bench->released_ok++;
+		}
+	}
+}
+
+static void connection_close(struct bench *bench, struct bench_connection *connection)
+{
+	epoll_ctl(bench->epoll_fd, EPOLL_CTL_DEL, connection->fd, NULL);
+	close(connection->fd);
+	connection->state = CONNECTION_CLOSED;
+	bench->connections_open--;
+}
+
+/* The reply in receive_buffer is complete: check it and account for it. */
+static int reply_finish(struct bench *bench, struct bench_connection *connection)
+{
+	const struct skuld_header *header = (const void *)connection->receive_buffer;
+	const uint8_t *body = connection->receive_buffer + SKULD_HEADER_SIZE;
+	if (proto_body_check(header, body, NULL) != SKULD_OK) {
+		fprintf(stderr, "skuld-bench: reply body fails its checks\n");
+		return -1;
+	}
+	if (header->operation == SKULD_OP_ERROR) {
+		const struct skuld_error_body *error = (const void *)body;
+		fprintf(stderr, "skuld-bench: server error %s: %.56s\n",
+		        skuld_status_name(error->status), error->message);
+		bench->errors++;
+		connection_close(bench, connection);
+		return 0;
+	}
+	if (header->operation != SKULD_OP_SUBMIT || header->request != connection->request ||
+	    header->count != connection->events) {
+		fprintf(stderr, "skuld-bench: reply does not answer the request\n");
+		return -1;
+	}
+	histogram_record(&bench->latency_us, (bench_now_ns() - connection->sent_ns) / 1000);
+	bench->requests++;
+	bench->events += header->count;
+	results_account(bench, connection, (const void *)body, header->count);
+	if (bench->stopping) {
+		connection_close(bench, connection);
+		return 0;
+	}
+	return connection_send_next(bench, connection);
+}
+
+int connection_service(struct bench *bench, struct bench_connection *connection,
+                       uint32_t epoll_events)
+{
+	if ((epoll_events & EPOLLOUT) && connection_flush(bench, connection) != 0)
+		return -1;
+	if (!(epoll_events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return 0;
+	for (;;) {
+		size_t want = SKULD_HEADER_SIZE;
+		if (connection->receive_size >= SKULD_HEADER_SIZE) {
+			const struct skuld_header *header =
+			        (const void *)connection->receive_buffer;
+			want += header->body_size;
+		}
+		if (connection->receive_size == want && want > SKULD_HEADER_SIZE)
+			return reply_finish(bench, connection);
+		ssize_t n =
+		        recv(connection->fd, connection->receive_buffer + connection->receive_size,
+		             want - connection->receive_size, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0) {
+			fprintf(stderr, "skuld-bench: server closed connection %u\n",
+			        connection->index);
+			return -1;
+		}
+		connection->receive_size += (size_t)n;
+		if (connection->receive_size == SKULD_HEADER_SIZE) {
+			const struct skuld_header *header =
+			        (const void *)connection->receive_buffer;
+			uint32_t status = proto_header_check(header);
+			if (status != SKULD_OK || SKULD_HEADER_SIZE + (size_t)header->body_size >
+			                                  connection->receive_capacity) {
+				fprintf(stderr, "skuld-bench: bad reply header: %s\n",
+				        skuld_status_name(status));
+				return -1;
+			}
+			if (header->body_size == 0)
+				return reply_finish(bench, connection);
+		}
+	}
+}

@@ -1,0 +1,629 @@
+/*
+ * catalog.c — items, codes, locations, bundles and channels; see catalog.h.
+ * The checks of every catalog kind run in the order docs/LEDGER.md lists
+ * them and all of them run before the first change.
+ */
+#include "catalog.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skuld_assert.h"
+
+static uint64_t code_hash(const char *code)
+{
+	return skuld_checksum(code, SKULD_CODE_SIZE);
+}
+
+static uint64_t sku_hash(const void *record)
+{
+	return code_hash(((const struct sku *)record)->code);
+}
+
+static uint64_t barcode_hash(const void *record)
+{
+	return code_hash(((const struct barcode *)record)->code);
+}
+
+/* Length of the attribute name in text (up to '='), or 0 if malformed. */
+static size_t attribute_name_size(const char *text)
+{
+	for (size_t i = 0; i < SKULD_CODE_SIZE && text[i] != 0; i++) {
+		if (text[i] == '=')
+			return i;
+	}
+	return 0;
+}
+
+static uint64_t attribute_key_hash(uint32_t item, const char *name, size_t name_size)
+{
+	return skuld_checksum(name, name_size) ^ table_mix(item);
+}
+
+static uint64_t attribute_hash(const void *record)
+{
+	const struct attribute *attribute = record;
+	return attribute_key_hash(attribute->item, attribute->text,
+				  attribute_name_size(attribute->text));
+}
+
+static uint64_t buffer_key_hash(uint32_t channel, uint32_t item)
+{
+	return table_mix((uint64_t)channel << 32 | item);
+}
+
+static uint64_t buffer_hash(const void *record)
+{
+	const struct channel_buffer *buffer = record;
+	return buffer_key_hash(buffer->channel, buffer->item);
+}
+
+size_t catalog_bytes(const struct ledger_config *config)
+{
+	size_t bytes = ((size_t)config->items_max + 1) * sizeof(struct item);
+	bytes += ((size_t)config->locations_max + 1) * sizeof(struct location);
+	bytes += ((size_t)config->channels_max + 1) * sizeof(struct channel);
+	bytes += ((size_t)config->channels_max + 1) * config->pool_locations_max *
+		 sizeof(struct pool_entry);
+	bytes += (size_t)config->bundles_max * config->bundle_components_max *
+		 sizeof(struct component);
+	bytes += table_bytes(config->codes_max, sizeof(struct sku), 0);
+	bytes += table_bytes(config->barcodes_max, sizeof(struct barcode), 0);
+	bytes += table_bytes(config->attributes_max, sizeof(struct attribute), 0);
+	bytes += table_bytes(config->channel_buffers_max, sizeof(struct channel_buffer), 0);
+	return bytes;
+}
+
+int catalog_init(struct catalog *catalog, const struct ledger_config *config)
+{
+	memset(catalog, 0, sizeof(*catalog));
+	catalog->items_max = config->items_max;
+	catalog->locations_max = config->locations_max;
+	catalog->channels_max = config->channels_max;
+	catalog->bundles_max = config->bundles_max;
+	catalog->components_max = config->bundle_components_max;
+	catalog->pool_max = config->pool_locations_max;
+	catalog->items = calloc((size_t)config->items_max + 1, sizeof(struct item));
+	catalog->locations = calloc((size_t)config->locations_max + 1, sizeof(struct location));
+	catalog->channels = calloc((size_t)config->channels_max + 1, sizeof(struct channel));
+	catalog->pools = calloc(((size_t)config->channels_max + 1) * config->pool_locations_max,
+				sizeof(struct pool_entry));
+	catalog->components = calloc((size_t)config->bundles_max * config->bundle_components_max,
+				     sizeof(struct component));
+	int rc = -ENOMEM;
+	if (catalog->items == NULL || catalog->locations == NULL || catalog->channels == NULL ||
+	    catalog->pools == NULL || catalog->components == NULL)
+		goto fail;
+	rc = table_init(&catalog->skus, config->codes_max, sizeof(struct sku), 0, sku_hash);
+	if (rc == 0)
+		rc = table_init(&catalog->barcodes, config->barcodes_max, sizeof(struct barcode), 0,
+				barcode_hash);
+	if (rc == 0)
+		rc = table_init(&catalog->attributes, config->attributes_max,
+				sizeof(struct attribute), 0, attribute_hash);
+	if (rc == 0)
+		rc = table_init(&catalog->buffers, config->channel_buffers_max,
+				sizeof(struct channel_buffer), 0, buffer_hash);
+	if (rc == 0)
+		return 0;
+fail:
+	catalog_free(catalog);
+	return rc;
+}
+
+void catalog_free(struct catalog *catalog)
+{
+	free(catalog->items);
+	free(catalog->locations);
+	free(catalog->channels);
+	free(catalog->pools);
+	free(catalog->components);
+	if (catalog->skus.slots != NULL)
+		table_free(&catalog->skus);
+	if (catalog->barcodes.slots != NULL)
+		table_free(&catalog->barcodes);
+	if (catalog->attributes.slots != NULL)
+		table_free(&catalog->attributes);
+	if (catalog->buffers.slots != NULL)
+		table_free(&catalog->buffers);
+	memset(catalog, 0, sizeof(*catalog));
+}
+
+/* ---- Look-ups ------------------------------------------------------------ */
+
+const struct sku *catalog_sku_find(const struct catalog *catalog, const char *code)
+{
+	const struct table *table = &catalog->skus;
+	uint32_t slot = (uint32_t)code_hash(code) & table->slot_mask;
+	for (;;) {
+		uint32_t index = table->slots[slot];
+		if (index == 0)
+			return NULL;
+		const struct sku *sku = table_record(table, index - 1);
+		if (memcmp(sku->code, code, SKULD_CODE_SIZE) == 0)
+			return sku;
+		slot = (slot + 1) & table->slot_mask;
+	}
+}
+
+static struct barcode *barcode_find(const struct catalog *catalog, const char *code,
+				    uint32_t item)
+{
+	const struct table *table = &catalog->barcodes;
+	uint32_t slot = (uint32_t)code_hash(code) & table->slot_mask;
+	for (;;) {
+		uint32_t index = table->slots[slot];
+		if (index == 0)
+			return NULL;
+		struct barcode *barcode = table_record(table, index - 1);
+		if (barcode->item == item && memcmp(barcode->code, code, SKULD_CODE_SIZE) == 0)
+			return barcode;
+		slot = (slot + 1) & table->slot_mask;
+	}
+}
+
+uint32_t catalog_barcode_lookup(const struct catalog *catalog, const char *code,
+				struct ledger_barcode_match *out, uint32_t max)
+{
+	/* Linear probing without deletion keeps every pair of this code in
+	 * the cluster that starts at its home slot. */
+	const struct table *table = &catalog->barcodes;
+	uint32_t slot = (uint32_t)code_hash(code) & table->slot_mask;
+	uint32_t total = 0;
+	for (;;) {
+		uint32_t index = table->slots[slot];
+		if (index == 0)
+			break;
+		const struct barcode *barcode = table_record(table, index - 1);
+		if (!barcode->retired && memcmp(barcode->code, code, SKULD_CODE_SIZE) == 0) {
+			/* Insertion sort by item id into the caller's array. */
+			uint32_t at = total < max ? total : max;
+			while (at > 0 && out[at - 1].item > barcode->item) {
+				if (at < max)
+					out[at] = out[at - 1];
+				at--;
+			}
+			if (at < max) {
+				out[at].item = barcode->item;
+				out[at].pack = barcode->pack;
+			}
+			total++;
+		}
+		slot = (slot + 1) & table->slot_mask;
+	}
+	return total;
+}
+
+const struct attribute *catalog_attribute_find(const struct catalog *catalog, uint32_t item,
+					       const char *name, size_t name_size)
+{
+	const struct table *table = &catalog->attributes;
+	uint32_t slot = (uint32_t)attribute_key_hash(item, name, name_size) & table->slot_mask;
+	for (;;) {
+		uint32_t index = table->slots[slot];
+		if (index == 0)
+			return NULL;
+		const struct attribute *attribute = table_record(table, index - 1);
+		if (attribute->item == item && attribute_name_size(attribute->text) == name_size &&
+		    memcmp(attribute->text, name, name_size) == 0)
+			return attribute;
+		slot = (slot + 1) & table->slot_mask;
+	}
+}
+
+static struct channel_buffer *buffer_find(const struct catalog *catalog, uint32_t channel,
+					  uint32_t item)
+{
+	const struct table *table = &catalog->buffers;
+	if (table->used == 0)
+		return NULL;
+	uint32_t slot = (uint32_t)buffer_key_hash(channel, item) & table->slot_mask;
+	for (;;) {
+		uint32_t index = table->slots[slot];
+		if (index == 0)
+			return NULL;
+		struct channel_buffer *buffer = table_record(table, index - 1);
+		if (buffer->channel == channel && buffer->item == item)
+			return buffer;
+		slot = (slot + 1) & table->slot_mask;
+	}
+}
+
+int64_t catalog_buffer(const struct catalog *catalog, uint32_t channel, uint32_t item)
+{
+	const struct channel_buffer *buffer = buffer_find(catalog, channel, item);
+	if (buffer != NULL)
+		return buffer->buffer;
+	return catalog->channels[channel].buffer;
+}
+
+static struct pool_entry *pool_find_any(const struct catalog *catalog, uint32_t channel,
+					uint32_t location)
+{
+	struct pool_entry *pool = catalog_pool(catalog, channel);
+	for (uint32_t i = 0; i < catalog->channels[channel].pool_count; i++) {
+		if (pool[i].location == location)
+			return &pool[i];
+	}
+	return NULL;
+}
+
+const struct pool_entry *catalog_pool_find(const struct catalog *catalog, uint32_t channel,
+					   uint32_t location)
+{
+	const struct pool_entry *entry = pool_find_any(catalog, channel, location);
+	return entry != NULL && entry->active ? entry : NULL;
+}
+
+/* ---- Changes (journaled) ------------------------------------------------- */
+
+static void *table_insert(struct table *table, struct journal *journal, uint64_t hash,
+			  const void *record)
+{
+	uint32_t index = table_alloc(table);
+	SKULD_ASSERT(index != TABLE_NONE);
+	void *slot = table_record(table, index);
+	memcpy(slot, record, table->record_size);
+	table_link(table, index, hash);
+	journal_push(journal, JOURNAL_TABLE_INSERT, table, index, 0);
+	return slot;
+}
+
+static int quantity_valid(int64_t quantity)
+{
+	return quantity > 0 && quantity <= LEDGER_QUANTITY_MAX;
+}
+
+static int quantity_valid_or_zero(int64_t quantity)
+{
+	return quantity >= 0 && quantity <= LEDGER_QUANTITY_MAX;
+}
+
+static uint32_t item_define(struct catalog *catalog, struct journal *journal,
+			    const struct skuld_event *event)
+{
+	if (event->item == 0)
+		return SKULD_ITEM_UNKNOWN;
+	if (event->item > catalog->items_max)
+		return SKULD_CATALOG_FULL;
+	struct item *item = &catalog->items[event->item];
+	if (item->defined)
+		return SKULD_ITEM_EXISTS;
+	if (event->code[0] == 0)
+		return SKULD_CODE_INVALID;
+	if (event->scale > SKULD_SCALE_MAX)
+		return SKULD_INVALID_STATE;
+	if (catalog_sku_find(catalog, event->code) != NULL)
+		return SKULD_CODE_EXISTS;
+	if (table_room(&catalog->skus) == 0)
+		return SKULD_CATALOG_FULL;
+	struct sku sku = {.item = event->item};
+	memcpy(sku.code, event->code, SKULD_CODE_SIZE);
+	table_insert(&catalog->skus, journal, code_hash(event->code), &sku);
+	journal_save(journal, item, sizeof(*item));
+	item->defined = 1;
+	item->bundle = (event->flags & SKULD_EVENT_BUNDLE) != 0;
+	item->scale = event->scale;
+	return SKULD_OK;
+}
+
+static uint32_t sku_alias(struct catalog *catalog, struct journal *journal,
+			  const struct skuld_event *event)
+{
+	if (catalog_item(catalog, event->item) == NULL)
+		return SKULD_ITEM_UNKNOWN;
+	if (event->code[0] == 0)
+		return SKULD_CODE_INVALID;
+	struct sku *sku = (struct sku *)catalog_sku_find(catalog, event->code);
+	if (event->flags & SKULD_EVENT_RETIRE) {
+		if (sku == NULL || sku->item != event->item || sku->retired)
+			return SKULD_CODE_INVALID;
+		journal_set_u32(journal, &sku->retired, 1);
+		return SKULD_OK;
+	}
+	if (sku != NULL && (sku->item != event->item || !sku->retired))
+		return SKULD_CODE_EXISTS;
+	if (sku != NULL) {
+		journal_set_u32(journal, &sku->retired, 0);
+		return SKULD_OK;
+	}
+	if (table_room(&catalog->skus) == 0)
+		return SKULD_CATALOG_FULL;
+	struct sku fresh = {.item = event->item};
+	memcpy(fresh.code, event->code, SKULD_CODE_SIZE);
+	table_insert(&catalog->skus, journal, code_hash(event->code), &fresh);
+	return SKULD_OK;
+}
+
+static uint32_t barcode_define(struct catalog *catalog, struct journal *journal,
+			       const struct skuld_event *event)
+{
+	if (catalog_item(catalog, event->item) == NULL)
+		return SKULD_ITEM_UNKNOWN;
+	if (event->code[0] == 0)
+		return SKULD_CODE_INVALID;
+	struct barcode *barcode = barcode_find(catalog, event->code, event->item);
+	if (event->flags & SKULD_EVENT_RETIRE) {
+		if (barcode == NULL || barcode->retired)
+			return SKULD_CODE_INVALID;
+		journal_set_u32(journal, &barcode->retired, 1);
+		return SKULD_OK;
+	}
+	if (!quantity_valid(event->quantity))
+		return SKULD_QUANTITY_INVALID;
+	if (barcode != NULL && !barcode->retired)
+		return SKULD_CODE_EXISTS;
+	if (barcode != NULL) {
+		journal_set_u32(journal, &barcode->retired, 0);
+		journal_set_i64(journal, &barcode->pack, event->quantity);
+		return SKULD_OK;
+	}
+	if (table_room(&catalog->barcodes) == 0)
+		return SKULD_CATALOG_FULL;
+	struct barcode fresh = {.item = event->item, .pack = event->quantity};
+	memcpy(fresh.code, event->code, SKULD_CODE_SIZE);
+	table_insert(&catalog->barcodes, journal, code_hash(event->code), &fresh);
+	return SKULD_OK;
+}
+
+static uint32_t attribute_set(struct catalog *catalog, struct journal *journal,
+			      const struct skuld_event *event)
+{
+	if (catalog_item(catalog, event->item) == NULL)
+		return SKULD_ITEM_UNKNOWN;
+	size_t name_size = attribute_name_size(event->code);
+	if (name_size == 0)
+		return SKULD_CODE_INVALID;
+	struct attribute *attribute = (struct attribute *)catalog_attribute_find(
+		catalog, event->item, event->code, name_size);
+	if (attribute != NULL) {
+		journal_save(journal, attribute->text, SKULD_CODE_SIZE);
+		memcpy(attribute->text, event->code, SKULD_CODE_SIZE);
+		return SKULD_OK;
+	}
+	if (table_room(&catalog->attributes) == 0)
+		return SKULD_CATALOG_FULL;
+	struct attribute fresh = {.item = event->item};
+	memcpy(fresh.text, event->code, SKULD_CODE_SIZE);
+	table_insert(&catalog->attributes, journal,
+		     attribute_key_hash(event->item, event->code, name_size), &fresh);
+	return SKULD_OK;
+}
+
+static uint32_t location_define(struct catalog *catalog, struct journal *journal,
+				const struct skuld_event *event)
+{
+	if (event->location == 0)
+		return SKULD_LOCATION_UNKNOWN;
+	if (event->location > catalog->locations_max)
+		return SKULD_CATALOG_FULL;
+	struct location *location = &catalog->locations[event->location];
+	if (location->defined)
+		return SKULD_LOCATION_EXISTS;
+	if (event->code[0] == 0)
+		return SKULD_CODE_INVALID;
+	if (event->reason > SKULD_LIFECYCLE_CLOSED)
+		return SKULD_INVALID_STATE;
+	for (uint32_t id = 1; id <= catalog->locations_max; id++) {
+		const struct location *other = &catalog->locations[id];
+		if (other->defined && memcmp(other->code, event->code, SKULD_CODE_SIZE) == 0)
+			return SKULD_CODE_EXISTS;
+	}
+	journal_save(journal, location, sizeof(*location));
+	location->defined = 1;
+	location->state = event->reason;
+	memcpy(location->code, event->code, SKULD_CODE_SIZE);
+	return SKULD_OK;
+}
+
+static uint32_t location_state(struct catalog *catalog, struct journal *journal,
+			       const struct skuld_event *event)
+{
+	struct location *location = catalog_location(catalog, event->location);
+	if (location == NULL)
+		return SKULD_LOCATION_UNKNOWN;
+	if (event->reason > SKULD_LIFECYCLE_CLOSED || event->reason < location->state)
+		return SKULD_INVALID_STATE;
+	journal_set_u8(journal, &location->state, event->reason);
+	return SKULD_OK;
+}
+
+static uint32_t bundle_component(struct catalog *catalog, struct journal *journal,
+				 const struct skuld_event *event)
+{
+	struct item *bundle = catalog_item(catalog, event->item);
+	if (bundle == NULL)
+		return SKULD_ITEM_UNKNOWN;
+	if (!bundle->bundle)
+		return SKULD_NOT_A_BUNDLE;
+	const struct item *part = catalog_item(catalog, event->target);
+	if (part == NULL)
+		return SKULD_ITEM_UNKNOWN;
+	if (part->bundle || event->target == event->item)
+		return SKULD_BUNDLE_INVALID;
+	if (!quantity_valid(event->quantity))
+		return SKULD_QUANTITY_INVALID;
+	if (bundle->frozen)
+		return SKULD_BUNDLE_INVALID;
+	struct component *block = (struct component *)catalog_components(catalog, bundle);
+	for (uint32_t i = 0; i < bundle->components; i++) {
+		if (block[i].item == event->target) {
+			journal_set_i64(journal, &block[i].quantity, event->quantity);
+			return SKULD_OK;
+		}
+	}
+	if (bundle->components == catalog->components_max ||
+	    (bundle->bundle_slot == 0 && catalog->bundles_used == catalog->bundles_max))
+		return SKULD_CATALOG_FULL;
+	if (bundle->bundle_slot == 0) {
+		journal_set_u32(journal, &bundle->bundle_slot, catalog->bundles_used + 1);
+		journal_set_u32(journal, &catalog->bundles_used, catalog->bundles_used + 1);
+		block = (struct component *)catalog_components(catalog, bundle);
+	}
+	struct component *slot = &block[bundle->components];
+	journal_save(journal, slot, sizeof(*slot));
+	slot->item = event->target;
+	slot->quantity = event->quantity;
+	journal_set_u32(journal, &bundle->components, bundle->components + 1);
+	return SKULD_OK;
+}
+
+static uint32_t channel_define(struct catalog *catalog, struct journal *journal,
+			       const struct skuld_event *event)
+{
+	if (event->channel == 0)
+		return SKULD_CHANNEL_UNKNOWN;
+	if (event->channel > catalog->channels_max)
+		return SKULD_CATALOG_FULL;
+	struct channel *channel = &catalog->channels[event->channel];
+	if (channel->defined)
+		return SKULD_CHANNEL_EXISTS;
+	if (event->code[0] == 0)
+		return SKULD_CODE_INVALID;
+	if (!quantity_valid_or_zero(event->quantity))
+		return SKULD_QUANTITY_INVALID;
+	for (uint32_t id = 1; id <= catalog->channels_max; id++) {
+		const struct channel *other = &catalog->channels[id];
+		if (other->defined && memcmp(other->code, event->code, SKULD_CODE_SIZE) == 0)
+			return SKULD_CODE_EXISTS;
+	}
+	journal_save(journal, channel, sizeof(*channel));
+	memset(channel, 0, sizeof(*channel));
+	channel->defined = 1;
+	channel->buffer = event->quantity;
+	memcpy(channel->code, event->code, SKULD_CODE_SIZE);
+	return SKULD_OK;
+}
+
+static uint32_t channel_pool(struct catalog *catalog, struct journal *journal,
+			     const struct skuld_event *event)
+{
+	struct channel *channel = catalog_channel(catalog, event->channel);
+	if (channel == NULL)
+		return SKULD_CHANNEL_UNKNOWN;
+	if (catalog_location(catalog, event->location) == NULL)
+		return SKULD_LOCATION_UNKNOWN;
+	if (!quantity_valid_or_zero(event->quantity))
+		return SKULD_QUANTITY_INVALID;
+	struct pool_entry *entry = pool_find_any(catalog, event->channel, event->location);
+	if (event->flags & SKULD_EVENT_RETIRE) {
+		if (entry == NULL || !entry->active)
+			return SKULD_LOCATION_MISMATCH;
+		journal_set_u32(journal, &entry->active, 0);
+		return SKULD_OK;
+	}
+	if (entry == NULL) {
+		if (channel->pool_count == catalog->pool_max)
+			return SKULD_CATALOG_FULL;
+		entry = &catalog_pool(catalog, event->channel)[channel->pool_count];
+		journal_save(journal, entry, sizeof(*entry));
+		entry->location = event->location;
+		journal_set_u32(journal, &channel->pool_count, channel->pool_count + 1);
+	}
+	journal_set_u32(journal, &entry->active, 1);
+	journal_set_i64(journal, &entry->floor, event->quantity);
+	return SKULD_OK;
+}
+
+static uint32_t channel_buffer(struct catalog *catalog, struct journal *journal,
+			       const struct skuld_event *event)
+{
+	if (catalog_channel(catalog, event->channel) == NULL)
+		return SKULD_CHANNEL_UNKNOWN;
+	if (catalog_item(catalog, event->item) == NULL)
+		return SKULD_ITEM_UNKNOWN;
+	if (!quantity_valid_or_zero(event->quantity))
+		return SKULD_QUANTITY_INVALID;
+	struct channel_buffer *buffer = buffer_find(catalog, event->channel, event->item);
+	if (buffer != NULL) {
+		journal_set_i64(journal, &buffer->buffer, event->quantity);
+		return SKULD_OK;
+	}
+	if (table_room(&catalog->buffers) == 0)
+		return SKULD_CATALOG_FULL;
+	struct channel_buffer fresh = {
+		.channel = event->channel, .item = event->item, .buffer = event->quantity};
+	table_insert(&catalog->buffers, journal, buffer_key_hash(event->channel, event->item),
+		     &fresh);
+	return SKULD_OK;
+}
+
+static uint32_t channel_limit(struct catalog *catalog, struct journal *journal,
+			      const struct skuld_event *event)
+{
+	struct channel *channel = catalog_channel(catalog, event->channel);
+	if (channel == NULL)
+		return SKULD_CHANNEL_UNKNOWN;
+	if (!quantity_valid_or_zero(event->quantity))
+		return SKULD_QUANTITY_INVALID;
+	int64_t *field = event->kind == SKULD_CHANNEL_CAP ? &channel->cap : &channel->minimum;
+	journal_set_i64(journal, field, event->quantity);
+	return SKULD_OK;
+}
+
+uint32_t catalog_apply(struct catalog *catalog, struct journal *journal,
+		       const struct skuld_event *event)
+{
+	switch (event->kind) {
+	case SKULD_ITEM_DEFINE:
+		return item_define(catalog, journal, event);
+	case SKULD_SKU_ALIAS:
+		return sku_alias(catalog, journal, event);
+	case SKULD_BARCODE_DEFINE:
+		return barcode_define(catalog, journal, event);
+	case SKULD_ATTRIBUTE_SET:
+		return attribute_set(catalog, journal, event);
+	case SKULD_LOCATION_DEFINE:
+		return location_define(catalog, journal, event);
+	case SKULD_LOCATION_STATE:
+		return location_state(catalog, journal, event);
+	case SKULD_BUNDLE_COMPONENT:
+		return bundle_component(catalog, journal, event);
+	case SKULD_CHANNEL_DEFINE:
+		return channel_define(catalog, journal, event);
+	case SKULD_CHANNEL_POOL:
+		return channel_pool(catalog, journal, event);
+	case SKULD_CHANNEL_BUFFER:
+		return channel_buffer(catalog, journal, event);
+	case SKULD_CHANNEL_CAP:
+	case SKULD_CHANNEL_MIN:
+		return channel_limit(catalog, journal, event);
+	default:
+		return SKULD_ERR_EVENT_KIND;
+	}
+}
+
+/* ---- Hash ---------------------------------------------------------------- */
+
+static uint64_t table_sum(const struct table *table, uint64_t tag)
+{
+	/* Order-independent: a sum of per-record hashes over live records. */
+	uint64_t sum = tag;
+	for (uint32_t slot = 0; slot <= table->slot_mask; slot++) {
+		uint32_t index = table->slots[slot];
+		if (index != 0)
+			sum += skuld_checksum(table_record(table, index - 1), table->record_size);
+	}
+	return sum;
+}
+
+uint64_t catalog_hash(const struct catalog *catalog)
+{
+	uint64_t parts[8];
+	parts[0] = skuld_checksum(catalog->items, ((size_t)catalog->items_max + 1) *
+							  sizeof(struct item));
+	parts[1] = skuld_checksum(catalog->locations, ((size_t)catalog->locations_max + 1) *
+							      sizeof(struct location));
+	parts[2] = skuld_checksum(catalog->channels, ((size_t)catalog->channels_max + 1) *
+							     sizeof(struct channel));
+	parts[3] = skuld_checksum(catalog->pools, ((size_t)catalog->channels_max + 1) *
+							  catalog->pool_max * sizeof(struct pool_entry));
+	parts[4] = skuld_checksum(catalog->components, (size_t)catalog->bundles_max *
+							       catalog->components_max *
+							       sizeof(struct component));
+	parts[5] = table_sum(&catalog->skus, 1) ^ table_sum(&catalog->barcodes, 2) << 1;
+	parts[6] = table_sum(&catalog->attributes, 3);
+	parts[7] = table_sum(&catalog->buffers, 4) + catalog->bundles_used;
+	return skuld_checksum(parts, sizeof(parts));
+}

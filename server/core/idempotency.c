@@ -1,0 +1,132 @@
+/*
+ * idempotency.c — the key window; see idempotency.h.
+ */
+#include "idempotency.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skuld_assert.h"
+#include "table.h"
+
+static uint64_t key_hash(skuld_u128 key)
+{
+	return table_mix(key.lo ^ table_mix(key.hi));
+}
+
+static uint32_t keys_slot_count(uint32_t capacity)
+{
+	uint64_t slots = 16;
+	while (slots < 2ull * capacity)
+		slots <<= 1;
+	return (uint32_t)slots;
+}
+
+size_t keys_bytes(uint32_t capacity)
+{
+	return (size_t)capacity * sizeof(struct key_entry) +
+	       (size_t)keys_slot_count(capacity) * sizeof(uint32_t);
+}
+
+int keys_init(struct keys *keys, uint32_t capacity)
+{
+	memset(keys, 0, sizeof(*keys));
+	uint32_t slots = keys_slot_count(capacity);
+	keys->ring = calloc(capacity ? capacity : 1, sizeof(struct key_entry));
+	keys->slots = calloc(slots, sizeof(uint32_t));
+	if (keys->ring == NULL || keys->slots == NULL) {
+		keys_free(keys);
+		return -ENOMEM;
+	}
+	keys->slot_mask = slots - 1;
+	keys->capacity = capacity;
+	return 0;
+}
+
+void keys_free(struct keys *keys)
+{
+	free(keys->ring);
+	free(keys->slots);
+	memset(keys, 0, sizeof(*keys));
+}
+
+const struct key_entry *keys_find(const struct keys *keys, skuld_u128 key)
+{
+	uint32_t slot = (uint32_t)key_hash(key) & keys->slot_mask;
+	for (;;) {
+		uint32_t position = keys->slots[slot];
+		if (position == 0)
+			return NULL;
+		const struct key_entry *entry = &keys->ring[position - 1];
+		if (skuld_u128_equal(entry->key, key))
+			return entry;
+		slot = (slot + 1) & keys->slot_mask;
+	}
+}
+
+void keys_insert(struct keys *keys, struct journal *journal, skuld_u128 key, uint64_t event_hash,
+		 uint64_t now, const struct skuld_result *result)
+{
+	SKULD_ASSERT(keys->count < keys->capacity);
+	uint32_t position = keys->head + keys->count;
+	if (position >= keys->capacity)
+		position -= keys->capacity;
+	struct key_entry *entry = &keys->ring[position];
+	entry->key = key;
+	entry->event_hash = event_hash;
+	entry->inserted_at = now;
+	entry->result = *result;
+	keys->count++;
+	uint32_t slot = (uint32_t)key_hash(key) & keys->slot_mask;
+	while (keys->slots[slot] != 0)
+		slot = (slot + 1) & keys->slot_mask;
+	keys->slots[slot] = position + 1;
+	journal_push(journal, JOURNAL_KEY_INSERT, keys, position, 0);
+}
+
+/* Removes ring position from the index (backward-shift deletion). */
+static void keys_unlink(struct keys *keys, uint32_t position)
+{
+	uint32_t mask = keys->slot_mask;
+	uint32_t slot = (uint32_t)key_hash(keys->ring[position].key) & mask;
+	while (keys->slots[slot] != position + 1) {
+		SKULD_ASSERT(keys->slots[slot] != 0);
+		slot = (slot + 1) & mask;
+	}
+	uint32_t hole = slot;
+	uint32_t next = (hole + 1) & mask;
+	while (keys->slots[next] != 0) {
+		uint32_t home = (uint32_t)key_hash(keys->ring[keys->slots[next] - 1].key) & mask;
+		if (((next - home) & mask) >= ((next - hole) & mask)) {
+			keys->slots[hole] = keys->slots[next];
+			hole = next;
+		}
+		next = (next + 1) & mask;
+	}
+	keys->slots[hole] = 0;
+}
+
+void keys_undo_insert(struct keys *keys)
+{
+	SKULD_ASSERT(keys->count > 0);
+	uint32_t position = keys->head + keys->count - 1;
+	if (position >= keys->capacity)
+		position -= keys->capacity;
+	keys_unlink(keys, position);
+	keys->count--;
+}
+
+void keys_expire(struct keys *keys, uint64_t now, uint64_t window_ns)
+{
+	while (keys->count > 0) {
+		const struct key_entry *entry = &keys->ring[keys->head];
+		if (now - entry->inserted_at < window_ns)
+			break;
+		keys_unlink(keys, keys->head);
+		keys->head++;
+		if (keys->head == keys->capacity)
+			keys->head = 0;
+		keys->count--;
+	}
+}

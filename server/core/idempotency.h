@@ -1,0 +1,75 @@
+/*
+ * idempotency.h — the window of remembered idempotency keys.
+ *
+ * Owns: a FIFO ring of (key, XXH3 of the event bytes, batch time, result)
+ * for every client event that succeeded, and an open-addressing index from
+ * key to ring position. Keys are appended in batch-time order (batch times
+ * never go backwards), so the oldest key is always at the head and expiry
+ * pops from the head in O(1) per key.
+ *
+ * Invariants:
+ *   - A key appears at most once in the ring.
+ *   - Index slots hold ring position + 1; 0 is empty; at least 2x capacity
+ *     slots; backward-shift deletion.
+ *   - Only keys_expire removes from the head (at batch start); only an undone
+ *     chain removes from the tail (keys_undo_insert).
+ */
+#ifndef SKULD_IDEMPOTENCY_H
+#define SKULD_IDEMPOTENCY_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "journal.h"
+#include "protocol.h"
+
+struct key_entry {
+	skuld_u128 key;
+	uint64_t event_hash;  /* XXH3-64 of the 128 event bytes */
+	uint64_t inserted_at; /* batch time */
+	struct skuld_result result;
+};
+static_assert(sizeof(struct key_entry) == 64, "key entry");
+
+struct keys {
+	struct key_entry *ring;
+	uint32_t *slots;
+	uint32_t slot_mask;
+	uint32_t capacity;
+	uint32_t head;
+	uint32_t count;
+};
+
+size_t keys_bytes(uint32_t capacity);
+int keys_init(struct keys *keys, uint32_t capacity);
+void keys_free(struct keys *keys);
+
+/* The remembered entry of key, or NULL. */
+const struct key_entry *keys_find(const struct keys *keys, skuld_u128 key);
+
+static inline int keys_full(const struct keys *keys)
+{
+	return keys->count == keys->capacity;
+}
+
+/* Appends a key (journaled). The caller checked keys_full and keys_find. */
+void keys_insert(struct keys *keys, struct journal *journal, skuld_u128 key, uint64_t event_hash,
+		 uint64_t now, const struct skuld_result *result);
+
+/* Undo of the newest keys_insert. */
+void keys_undo_insert(struct keys *keys);
+
+/* Forgets keys with now - inserted_at >= window_ns. */
+void keys_expire(struct keys *keys, uint64_t now, uint64_t window_ns);
+
+/* Ring entry i (0 = oldest), for hashing. */
+static inline const struct key_entry *keys_at(const struct keys *keys, uint32_t i)
+{
+	uint32_t position = keys->head + i;
+	if (position >= keys->capacity)
+		position -= keys->capacity;
+	return &keys->ring[position];
+}
+
+#endif /* SKULD_IDEMPOTENCY_H */

@@ -1,0 +1,160 @@
+/*
+ * ledger.h — the public API of skuld's ledger state machine.
+ *
+ * Owns: the whole in-memory stock state — catalog, counters per (item,
+ * location), holds and their timer, open counts and transfers, and the
+ * idempotency window — and the rules by which events change it. The rules
+ * are specified in docs/LEDGER.md; this header is the contract for callers.
+ *
+ * Invariants:
+ *   - Pure and deterministic: no I/O, no clock, no allocation after
+ *     ledger_create. The caller passes every batch's timestamp, so the same
+ *     batches always give the same results and the same ledger_hash.
+ *   - Every event gets exactly one result; a failed event changes nothing; a
+ *     linked chain is applied entirely or not at all.
+ *   - Every table is sized from struct ledger_config at creation.
+ *
+ * Threading: a ledger is used by one thread at a time.
+ */
+#ifndef SKULD_LEDGER_H
+#define SKULD_LEDGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol.h"
+
+#define LEDGER_QUANTITY_MAX ((int64_t)1 << 53) /* QMAX in docs/LEDGER.md */
+
+struct ledger;
+
+/* Capacities and windows. ledger_config_default fills sensible values;
+ * every field must be non-zero. */
+struct ledger_config {
+	uint32_t items_max;             /* item ids are 1..items_max */
+	uint32_t locations_max;         /* location ids are 1..locations_max */
+	uint32_t channels_max;          /* channel ids are 1..channels_max */
+	uint32_t stock_max;             /* (item, location) counter entries */
+	uint32_t codes_max;             /* SKU codes, active and retired */
+	uint32_t barcodes_max;          /* (barcode, item) pairs */
+	uint32_t attributes_max;        /* (item, attribute name) pairs */
+	uint32_t bundles_max;           /* bundles with at least one component */
+	uint32_t bundle_components_max; /* components per bundle, at most 64 */
+	uint32_t pool_locations_max;    /* locations per channel pool */
+	uint32_t channel_buffers_max;   /* per-(channel, item) buffers */
+	uint32_t holds_max;             /* open holds */
+	uint32_t closed_holds_max;      /* closed holds remembered */
+	uint64_t closed_hold_grace_ns;  /* how long a closed hold is remembered */
+	uint32_t ttl_max_s;             /* longest hold time to live */
+	uint32_t counts_max;            /* open counts */
+	uint32_t transfers_max;         /* open (transfer id, item) lines */
+	uint32_t keys_max;              /* idempotency keys remembered */
+	uint64_t key_window_ns;         /* how long a key is remembered */
+	uint32_t batch_events_max;      /* most events per ledger_apply */
+	uint32_t chain_events_max;      /* longest linked chain */
+};
+
+enum ledger_source {
+	LEDGER_SOURCE_CLIENT = 0, /* keys checked and remembered; EXPIRE refused */
+	LEDGER_SOURCE_SERVER = 1, /* written by the server itself: no keys */
+};
+
+struct ledger_level {
+	int64_t on_hand;
+	int64_t reserved;
+	int64_t committed;
+	int64_t damaged;
+	int64_t quarantine;
+	int64_t incoming;
+	int64_t available; /* on_hand - reserved - committed - damaged - quarantine */
+	uint64_t counted_at; /* opened_at of the latest applied count, 0 none */
+};
+
+enum ledger_hold_state {
+	LEDGER_HOLD_OPEN = 0,
+	LEDGER_HOLD_COMMITTED = 1,
+	LEDGER_HOLD_RELEASED = 2,
+	LEDGER_HOLD_EXPIRED = 3,
+};
+
+struct ledger_hold_info {
+	uint64_t id;
+	uint64_t expires_at_ns;
+	uint64_t closed_at_ns; /* 0 while open */
+	int64_t remaining;     /* units of the item (bundles, for a bundle hold) */
+	uint32_t item;
+	uint32_t location;
+	uint32_t channel; /* 0: a location hold */
+	uint32_t state;   /* enum ledger_hold_state */
+};
+
+struct ledger_barcode_match {
+	uint32_t item;
+	int64_t pack; /* units of the item per scan */
+};
+
+/* Fills config with defaults sized for tests and small stores. */
+void ledger_config_default(struct ledger_config *config);
+
+/* Bytes ledger_create would allocate for config (0 if config is invalid). */
+size_t ledger_memory_bytes(const struct ledger_config *config);
+
+/* Allocates a ledger. Returns 0 and sets *out, -EINVAL for a config with a
+ * zero or out-of-range field, -ENOMEM. The caller owns *out and frees it with
+ * ledger_destroy. */
+int ledger_create(const struct ledger_config *config, struct ledger **out);
+void ledger_destroy(struct ledger *ledger);
+
+/* Applies count events (count <= batch_events_max, asserted) at batch time
+ * max(timestamp_ns, previous batch time), writing results[i] for events[i].
+ * source says whether the events come from a client or from the server
+ * itself. Never fails as a whole: every outcome is in the results. */
+void ledger_apply(struct ledger *ledger, uint64_t timestamp_ns, enum ledger_source source,
+		  const struct skuld_event *events, uint32_t count, struct skuld_result *results);
+
+/* Writes to hold_ids up to max ids of open holds with expires_at <= now_ns,
+ * ascending by (expires_at, id); returns how many. Changes nothing. */
+uint32_t ledger_expire_due(struct ledger *ledger, uint64_t now_ns, uint32_t max,
+			   uint64_t *hold_ids);
+
+/* Counters of (item, location); all zero if never touched. Returns SKULD_OK,
+ * SKULD_ITEM_UNKNOWN, SKULD_BUNDLE_NOT_STOCKED or SKULD_LOCATION_UNKNOWN. */
+uint32_t ledger_level(const struct ledger *ledger, uint32_t item, uint32_t location,
+		      struct ledger_level *out);
+
+/* Available of an item at a location, or kits for a bundle (docs/LEDGER.md
+ * section 1). Returns 0 for unknown ids. */
+int64_t ledger_available(const struct ledger *ledger, uint32_t item, uint32_t location);
+
+/* Quantity the channel publishes for item (docs/LEDGER.md section 6).
+ * Returns SKULD_OK, SKULD_CHANNEL_UNKNOWN or SKULD_ITEM_UNKNOWN. */
+uint32_t ledger_channel_quantity(const struct ledger *ledger, uint32_t channel, uint32_t item,
+				 int64_t *out);
+
+/* Hold by id (open or remembered closed). Returns SKULD_OK or
+ * SKULD_HOLD_UNKNOWN. */
+uint32_t ledger_hold(const struct ledger *ledger, uint64_t id, struct ledger_hold_info *out);
+
+/* Item of an SKU code (SKULD_CODE_SIZE bytes, NUL-padded). Returns the item
+ * id or 0; *retired (may be NULL) says whether the code was retired. */
+uint32_t ledger_sku_lookup(const struct ledger *ledger, const char *code, int *retired);
+
+/* Items a barcode maps to, ascending by item id; writes up to max matches
+ * and returns the total number of matches. */
+uint32_t ledger_barcode_lookup(const struct ledger *ledger, const char *code,
+			       struct ledger_barcode_match *out, uint32_t max);
+
+/* Value of attribute name (NUL-terminated) of item into value (size >=
+ * SKULD_CODE_SIZE). Returns 1 if found, else 0. */
+int ledger_attribute(const struct ledger *ledger, uint32_t item, const char *name, char *value);
+
+/* Location lifecycle (enum skuld_location_state), or -1 if undefined. */
+int ledger_location_state(const struct ledger *ledger, uint32_t location);
+
+/* Number of open holds. */
+uint32_t ledger_holds_open(const struct ledger *ledger);
+
+/* XXH3-64 over all state in a canonical order (docs/LEDGER.md section 7). */
+uint64_t ledger_hash(const struct ledger *ledger);
+
+#endif /* SKULD_LEDGER_H */
