@@ -35,7 +35,7 @@ static inline struct skuld_event ev(uint16_t kind)
 }
 
 static inline struct skuld_event ev_stock(uint16_t kind, uint32_t item, uint32_t location,
-					  int64_t quantity)
+                                          int64_t quantity)
 {
 	struct skuld_event event = ev(kind);
 	event.item = item;
@@ -53,7 +53,7 @@ static inline struct skuld_event ev_code(uint16_t kind, const char *code)
 }
 
 static inline struct skuld_event ev_reserve(uint64_t hold, uint32_t item, uint32_t location,
-					    int64_t quantity, uint32_t ttl_s)
+                                            int64_t quantity, uint32_t ttl_s)
 {
 	struct skuld_event event = ev_stock(SKULD_RESERVE, item, location, quantity);
 	event.id = hold;
@@ -78,7 +78,7 @@ static inline struct ledger *helper_ledger_config(const struct ledger_config *co
 
 /* Applies one client event at time now and returns its result. */
 static inline struct skuld_result helper_apply_at(struct ledger *ledger, uint64_t now,
-						  struct skuld_event event)
+                                                  struct skuld_event event)
 {
 	struct skuld_result result;
 	ledger_apply(ledger, now, LEDGER_SOURCE_CLIENT, &event, 1, &result);
@@ -95,11 +95,11 @@ static inline uint32_t helper_status(struct ledger *ledger, struct skuld_event e
 	return helper_apply(ledger, event).status;
 }
 
-#define helper_ok(ledger, event)                                                           \
-	do {                                                                               \
-		struct skuld_result helper_result_ = helper_apply((ledger), (event));      \
-		cr_assert_eq(helper_result_.status, SKULD_OK, "status %u (%s)",            \
-			     helper_result_.status, skuld_status_name(helper_result_.status)); \
+#define helper_ok(ledger, event)                                                                   \
+	do {                                                                                       \
+		struct skuld_result helper_result_ = helper_apply((ledger), (event));              \
+		cr_assert_eq(helper_result_.status, SKULD_OK, "status %u (%s)",                    \
+		             helper_result_.status, skuld_status_name(helper_result_.status));     \
 	} while (0)
 
 static inline void helper_define_item(struct ledger *ledger, uint32_t id, int bundle)
@@ -131,7 +131,7 @@ static inline void helper_set_state(struct ledger *ledger, uint32_t location, ui
 }
 
 static inline void helper_component(struct ledger *ledger, uint32_t bundle, uint32_t part,
-				    int64_t quantity)
+                                    int64_t quantity)
 {
 	struct skuld_event event = ev(SKULD_BUNDLE_COMPONENT);
 	event.item = bundle;
@@ -141,7 +141,7 @@ static inline void helper_component(struct ledger *ledger, uint32_t bundle, uint
 }
 
 static inline void helper_channel(struct ledger *ledger, uint32_t channel, const char *name,
-				  int64_t buffer)
+                                  int64_t buffer)
 {
 	struct skuld_event event = ev_code(SKULD_CHANNEL_DEFINE, name);
 	event.channel = channel;
@@ -150,7 +150,7 @@ static inline void helper_channel(struct ledger *ledger, uint32_t channel, const
 }
 
 static inline void helper_pool(struct ledger *ledger, uint32_t channel, uint32_t location,
-			       int64_t floor)
+                               int64_t floor)
 {
 	struct skuld_event event = ev(SKULD_CHANNEL_POOL);
 	event.channel = channel;
@@ -160,7 +160,7 @@ static inline void helper_pool(struct ledger *ledger, uint32_t channel, uint32_t
 }
 
 static inline void helper_receive(struct ledger *ledger, uint32_t item, uint32_t location,
-				  int64_t quantity)
+                                  int64_t quantity)
 {
 	helper_ok(ledger, ev_stock(SKULD_RECEIVE, item, location, quantity));
 }
@@ -180,7 +180,7 @@ static inline struct ledger *helper_ledger(void)
 }
 
 static inline struct ledger_level helper_level(struct ledger *ledger, uint32_t item,
-					       uint32_t location)
+                                               uint32_t location)
 {
 	struct ledger_level level;
 	cr_assert_eq(ledger_level(ledger, item, location, &level), SKULD_OK);

@@ -7,7 +7,7 @@
 #include "ledger_helpers.h"
 
 static struct skuld_event ev_channel_reserve(uint64_t hold, uint32_t item, uint32_t channel,
-					     int64_t quantity)
+                                             int64_t quantity)
 {
 	struct skuld_event event = ev_reserve(hold, item, 0, quantity, 600);
 	event.channel = channel;
@@ -62,7 +62,7 @@ Test(ledger_channel, reserve_errors)
 	both.location = 1;
 	cr_assert_eq(helper_status(ledger, both), SKULD_LOCATION_MISMATCH);
 	cr_assert_eq(helper_status(ledger, ev_channel_reserve(1, 1, 1, 1)), SKULD_INSUFFICIENT,
-		     "empty pool");
+	             "empty pool");
 	ledger_destroy(ledger);
 }
 

@@ -4,8 +4,8 @@
  */
 #include "ledger_helpers.h"
 
-static struct skuld_event ev_count(uint16_t kind, uint32_t item, uint32_t location,
-				   uint64_t id, int64_t quantity, uint64_t occurred_at)
+static struct skuld_event ev_count(uint16_t kind, uint32_t item, uint32_t location, uint64_t id,
+                                   int64_t quantity, uint64_t occurred_at)
 {
 	struct skuld_event event = ev_stock(kind, item, location, quantity);
 	event.id = id;
@@ -14,21 +14,21 @@ static struct skuld_event ev_count(uint16_t kind, uint32_t item, uint32_t locati
 }
 
 static struct skuld_event ev_sale_at(uint32_t item, uint32_t location, int64_t quantity,
-				     uint64_t occurred_at)
+                                     uint64_t occurred_at)
 {
 	struct skuld_event event = ev_stock(SKULD_SALE, item, location, quantity);
 	event.occurred_at = occurred_at;
 	return event;
 }
 
-#define T(s) (HELPER_T0 + (uint64_t)(s) * HELPER_S)
+#define T(s) (HELPER_T0 + (uint64_t)(s)*HELPER_S)
 
 Test(ledger_count, count_applies_counted_minus_expected)
 {
 	struct ledger *ledger = helper_ledger();
 	helper_receive(ledger, 1, 1, 10);
 	struct skuld_result result =
-		helper_apply(ledger, ev_count(SKULD_COUNT_OPEN, 1, 1, 5, 0, T(0)));
+	        helper_apply(ledger, ev_count(SKULD_COUNT_OPEN, 1, 1, 5, 0, T(0)));
 	cr_assert_eq(result.status, SKULD_OK);
 	cr_assert_eq(result.quantity, 10, "expected balance");
 	result = helper_apply(ledger, ev_count(SKULD_COUNT_CLOSE, 1, 1, 5, 7, 0));
@@ -57,18 +57,18 @@ Test(ledger_count, count_errors)
 	helper_define_item(ledger, 10, 1);
 	helper_define_location(ledger, 1);
 	cr_assert_eq(helper_status(ledger, ev_count(SKULD_COUNT_CLOSE, 1, 1, 5, 1, 0)),
-		     SKULD_COUNT_UNKNOWN);
+	             SKULD_COUNT_UNKNOWN);
 	helper_ok(ledger, ev_count(SKULD_COUNT_OPEN, 1, 1, 5, 0, 0));
 	cr_assert_eq(helper_status(ledger, ev_count(SKULD_COUNT_OPEN, 1, 1, 6, 0, 0)),
-		     SKULD_COUNT_EXISTS);
+	             SKULD_COUNT_EXISTS);
 	cr_assert_eq(helper_status(ledger, ev_count(SKULD_COUNT_OPEN, 2, 1, 6, 0, 0)),
-		     SKULD_CATALOG_FULL);
+	             SKULD_CATALOG_FULL);
 	cr_assert_eq(helper_status(ledger, ev_count(SKULD_COUNT_OPEN, 10, 1, 6, 0, 0)),
-		     SKULD_BUNDLE_NOT_STOCKED);
+	             SKULD_BUNDLE_NOT_STOCKED);
 	cr_assert_eq(helper_status(ledger, ev_count(SKULD_COUNT_CLOSE, 1, 1, 6, 1, 0)),
-		     SKULD_COUNT_UNKNOWN, "wrong id");
+	             SKULD_COUNT_UNKNOWN, "wrong id");
 	cr_assert_eq(helper_status(ledger, ev_count(SKULD_COUNT_CLOSE, 1, 1, 5, -1, 0)),
-		     SKULD_QUANTITY_INVALID);
+	             SKULD_QUANTITY_INVALID);
 	helper_ok(ledger, ev_count(SKULD_COUNT_CLOSE, 1, 1, 5, 0, 0));
 	helper_ok(ledger, ev_count(SKULD_COUNT_OPEN, 2, 1, 6, 0, 0));
 	ledger_destroy(ledger);

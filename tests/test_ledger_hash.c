@@ -19,7 +19,8 @@ static void workload(struct ledger *ledger, uint32_t batches, int variant)
 			uint64_t hold = 1 + (r >> 8) % 200;
 			switch (r % 7) {
 			case 0:
-				events[i] = ev_stock(SKULD_RECEIVE, item, location, 1 + (r >> 12) % 9);
+				events[i] =
+				        ev_stock(SKULD_RECEIVE, item, location, 1 + (r >> 12) % 9);
 				break;
 			case 1:
 				events[i] = ev_stock(SKULD_SALE, item, location, 1 + (r >> 12) % 3);
@@ -27,7 +28,7 @@ static void workload(struct ledger *ledger, uint32_t batches, int variant)
 			case 2:
 			case 3:
 				events[i] = ev_reserve(hold, item, location, 1 + (r >> 12) % 3,
-						       1 + (r >> 16) % 120);
+				                       1 + (r >> 16) % 120);
 				break;
 			case 4:
 				events[i] = ev_hold(SKULD_COMMIT, hold);

@@ -7,7 +7,7 @@
 #include "ledger_helpers.h"
 
 static struct skuld_result server_apply(struct ledger *ledger, uint64_t now,
-					struct skuld_event event)
+                                        struct skuld_event event)
 {
 	struct skuld_result result;
 	ledger_apply(ledger, now, LEDGER_SOURCE_SERVER, &event, 1, &result);
@@ -56,7 +56,7 @@ Test(ledger_holds, reserve_commit_fulfill)
 	cr_assert_eq(helper_status(ledger, ev_hold(SKULD_RELEASE, 77)), SKULD_HOLD_CLOSED);
 
 	cr_assert_eq(helper_status(ledger, ev_stock(SKULD_FULFILL, 1, 1, 5)),
-		     SKULD_QUANTITY_EXCEEDS);
+	             SKULD_QUANTITY_EXCEEDS);
 	helper_ok(ledger, ev_stock(SKULD_FULFILL, 1, 1, 4));
 	level = helper_level(ledger, 1, 1);
 	cr_assert_eq(level.on_hand, 6);
@@ -93,8 +93,7 @@ Test(ledger_holds, reserve_errors_in_order)
 	cr_assert_eq(helper_level(ledger, 1, 1).reserved, 2);
 	helper_set_state(ledger, 2, SKULD_LIFECYCLE_NOT_SELLING);
 	helper_ok(ledger, ev_hold(SKULD_RELEASE, 3));
-	cr_assert_eq(helper_status(ledger, ev_reserve(4, 1, 2, 1, 60)),
-		     SKULD_LOCATION_NOT_SELLING);
+	cr_assert_eq(helper_status(ledger, ev_reserve(4, 1, 2, 1, 60)), SKULD_LOCATION_NOT_SELLING);
 	helper_set_state(ledger, 2, SKULD_LIFECYCLE_CLOSED);
 	cr_assert_eq(helper_status(ledger, ev_reserve(4, 1, 2, 1, 60)), SKULD_LOCATION_CLOSED);
 	ledger_destroy(ledger);
@@ -152,18 +151,21 @@ Test(ledger_holds, expire_is_server_only_and_due_only)
 	helper_receive(ledger, 1, 1, 5);
 	helper_ok(ledger, ev_reserve(9, 1, 1, 2, 60));
 	cr_assert_eq(helper_status(ledger, ev_hold(SKULD_EXPIRE, 9)), SKULD_SERVER_ONLY);
-	cr_assert_eq(server_apply(ledger, HELPER_T0 + 59 * HELPER_S, ev_hold(SKULD_EXPIRE, 9)).status,
-		     SKULD_HOLD_NOT_DUE);
+	cr_assert_eq(
+	        server_apply(ledger, HELPER_T0 + 59 * HELPER_S, ev_hold(SKULD_EXPIRE, 9)).status,
+	        SKULD_HOLD_NOT_DUE);
 	struct skuld_result result =
-		server_apply(ledger, HELPER_T0 + 60 * HELPER_S, ev_hold(SKULD_EXPIRE, 9));
+	        server_apply(ledger, HELPER_T0 + 60 * HELPER_S, ev_hold(SKULD_EXPIRE, 9));
 	cr_assert_eq(result.status, SKULD_OK);
 	cr_assert_eq(result.quantity, 2);
 	cr_assert_eq(result.available, 5);
 	cr_assert_eq(helper_level(ledger, 1, 1).reserved, 0);
-	cr_assert_eq(server_apply(ledger, HELPER_T0 + 61 * HELPER_S, ev_hold(SKULD_EXPIRE, 9)).status,
-		     SKULD_HOLD_EXPIRED);
-	cr_assert_eq(server_apply(ledger, HELPER_T0 + 61 * HELPER_S, ev_hold(SKULD_EXPIRE, 8)).status,
-		     SKULD_HOLD_UNKNOWN);
+	cr_assert_eq(
+	        server_apply(ledger, HELPER_T0 + 61 * HELPER_S, ev_hold(SKULD_EXPIRE, 9)).status,
+	        SKULD_HOLD_EXPIRED);
+	cr_assert_eq(
+	        server_apply(ledger, HELPER_T0 + 61 * HELPER_S, ev_hold(SKULD_EXPIRE, 8)).status,
+	        SKULD_HOLD_UNKNOWN);
 	cr_assert_eq(helper_status(ledger, ev_hold(SKULD_RELEASE, 9)), SKULD_HOLD_EXPIRED);
 	cr_assert_eq(helper_status(ledger, ev_hold(SKULD_COMMIT, 9)), SKULD_HOLD_EXPIRED);
 	ledger_destroy(ledger);
@@ -179,7 +181,7 @@ Test(ledger_holds, expiry_racing_a_commit)
 	/* Past due, EXPIRE not yet applied: a plain commit is refused and
 	 * changes nothing; with AFTER_EXPIRY it takes the still-held stock. */
 	cr_assert_eq(helper_apply_at(ledger, late, ev_hold(SKULD_COMMIT, 1)).status,
-		     SKULD_HOLD_EXPIRED);
+	             SKULD_HOLD_EXPIRED);
 	struct skuld_event extend = ev_hold(SKULD_EXTEND, 1);
 	extend.ttl_s = 60;
 	cr_assert_eq(helper_apply_at(ledger, late, extend).status, SKULD_HOLD_EXPIRED);
@@ -224,7 +226,7 @@ Test(ledger_holds, expiry_racing_a_commit)
 	ledger_hold(ledger, 2, &hold);
 	cr_assert_eq(hold.state, LEDGER_HOLD_COMMITTED);
 	cr_assert_eq(helper_apply_at(ledger, late, ev_hold(SKULD_COMMIT, 2)).status,
-		     SKULD_HOLD_CLOSED);
+	             SKULD_HOLD_CLOSED);
 	ledger_destroy(ledger);
 }
 
@@ -271,12 +273,12 @@ Test(ledger_holds, closed_holds_forgotten_after_grace)
 	helper_ok(ledger, ev_hold(SKULD_RELEASE, 1));
 	cr_assert_eq(helper_status(ledger, ev_reserve(1, 1, 1, 1, 60)), SKULD_HOLD_EXISTS);
 	struct ledger_hold_info hold;
-	cr_assert_eq(
-		helper_apply_at(ledger, HELPER_T0 + 99 * HELPER_S, ev_hold(SKULD_RELEASE, 1)).status,
-		SKULD_HOLD_CLOSED);
-	cr_assert_eq(
-		helper_apply_at(ledger, HELPER_T0 + 100 * HELPER_S, ev_hold(SKULD_RELEASE, 1)).status,
-		SKULD_HOLD_UNKNOWN);
+	cr_assert_eq(helper_apply_at(ledger, HELPER_T0 + 99 * HELPER_S, ev_hold(SKULD_RELEASE, 1))
+	                     .status,
+	             SKULD_HOLD_CLOSED);
+	cr_assert_eq(helper_apply_at(ledger, HELPER_T0 + 100 * HELPER_S, ev_hold(SKULD_RELEASE, 1))
+	                     .status,
+	             SKULD_HOLD_UNKNOWN);
 	cr_assert_eq(ledger_hold(ledger, 1, &hold), SKULD_HOLD_UNKNOWN);
 	/* More than closed_holds_max closed: the oldest is forgotten at the
 	 * start of the next batch. */

@@ -66,15 +66,16 @@ Test(ledger_idempotency, window_expires_and_fills)
 	struct skuld_event receive = ev_stock(SKULD_RECEIVE, 1, 1, 1);
 	cr_assert_eq(helper_apply_at(ledger, HELPER_T0 + 10 * HELPER_S, receive).status, SKULD_OK);
 	helper_apply_at(ledger, HELPER_T0 + 20 * HELPER_S, ev_stock(SKULD_RECEIVE, 1, 1, 1));
-	struct skuld_result result =
-		helper_apply_at(ledger, HELPER_T0 + 20 * HELPER_S, ev_stock(SKULD_RECEIVE, 1, 1, 1));
+	struct skuld_result result = helper_apply_at(ledger, HELPER_T0 + 20 * HELPER_S,
+	                                             ev_stock(SKULD_RECEIVE, 1, 1, 1));
 	cr_assert_eq(result.status, SKULD_KEYS_FULL);
 	/* Server events need no key. */
 	struct skuld_event server = ev_stock(SKULD_RECEIVE, 1, 1, 1);
 	ledger_apply(ledger, HELPER_T0 + 20 * HELPER_S, LEDGER_SOURCE_SERVER, &server, 1, &result);
 	cr_assert_eq(result.status, SKULD_OK);
 	/* At T0 + 100 s the two catalog keys expire. */
-	result = helper_apply_at(ledger, HELPER_T0 + 100 * HELPER_S, ev_stock(SKULD_RECEIVE, 1, 1, 1));
+	result = helper_apply_at(ledger, HELPER_T0 + 100 * HELPER_S,
+	                         ev_stock(SKULD_RECEIVE, 1, 1, 1));
 	cr_assert_eq(result.status, SKULD_OK);
 	result = helper_apply_at(ledger, HELPER_T0 + 100 * HELPER_S, receive);
 	cr_assert_eq(result.flags, SKULD_RESULT_REPLAYED, "still in the window");

@@ -66,7 +66,7 @@ Test(ledger_sale, bundle_whose_component_is_also_sold_alone)
 	cr_assert_eq(helper_level(ledger, 2, 1).available, 4);
 	cr_assert_eq(helper_status(ledger, ev_reserve(2, 10, 1, 1, 60)), SKULD_INSUFFICIENT);
 	cr_assert_eq(helper_status(ledger, ev_reserve(2, 1, 1, 1, 60)), SKULD_INSUFFICIENT,
-		     "the held shampoo is not sold alone");
+	             "the held shampoo is not sold alone");
 	helper_ok(ledger, ev_reserve(3, 2, 1, 2, 60));
 	/* A bundle sale at the till with too little: recorded, flagged. */
 	result = helper_apply(ledger, ev_stock(SKULD_SALE, 10, 1, 1));
@@ -92,7 +92,7 @@ Test(ledger_sale, bundle_quantity_overflow)
 	helper_define_item(ledger, 10, 1);
 	helper_component(ledger, 10, 1, 1000);
 	cr_assert_eq(helper_status(ledger, ev_stock(SKULD_SALE, 10, 1, LEDGER_QUANTITY_MAX / 100)),
-		     SKULD_QUANTITY_INVALID);
+	             SKULD_QUANTITY_INVALID);
 	cr_assert_eq(helper_level(ledger, 1, 1).on_hand, 0);
 	ledger_destroy(ledger);
 }

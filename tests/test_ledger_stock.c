@@ -39,23 +39,22 @@ Test(ledger_stock, receive_errors)
 	cr_assert_eq(helper_status(ledger, ev_stock(SKULD_RECEIVE, 99, 1, 1)), SKULD_ITEM_UNKNOWN);
 	cr_assert_eq(helper_status(ledger, ev_stock(SKULD_RECEIVE, 0, 1, 1)), SKULD_ITEM_UNKNOWN);
 	cr_assert_eq(helper_status(ledger, ev_stock(SKULD_RECEIVE, 1, 9, 1)),
-		     SKULD_LOCATION_UNKNOWN);
+	             SKULD_LOCATION_UNKNOWN);
 	cr_assert_eq(helper_status(ledger, ev_stock(SKULD_RECEIVE, 1, 1, 0)),
-		     SKULD_QUANTITY_INVALID);
+	             SKULD_QUANTITY_INVALID);
 	cr_assert_eq(helper_status(ledger, ev_stock(SKULD_RECEIVE, 1, 1, -3)),
-		     SKULD_QUANTITY_INVALID);
-	cr_assert_eq(helper_status(ledger,
-				   ev_stock(SKULD_RECEIVE, 1, 1, LEDGER_QUANTITY_MAX + 1)),
-		     SKULD_QUANTITY_INVALID);
+	             SKULD_QUANTITY_INVALID);
+	cr_assert_eq(helper_status(ledger, ev_stock(SKULD_RECEIVE, 1, 1, LEDGER_QUANTITY_MAX + 1)),
+	             SKULD_QUANTITY_INVALID);
 	helper_ok(ledger, ev_stock(SKULD_RECEIVE, 1, 1, LEDGER_QUANTITY_MAX));
 	cr_assert_eq(helper_status(ledger, ev_stock(SKULD_RECEIVE, 1, 1, 1)),
-		     SKULD_QUANTITY_INVALID, "the counter bound");
+	             SKULD_QUANTITY_INVALID, "the counter bound");
 	helper_define_item(ledger, 20, 1);
 	cr_assert_eq(helper_status(ledger, ev_stock(SKULD_RECEIVE, 20, 1, 1)),
-		     SKULD_BUNDLE_NOT_STOCKED);
+	             SKULD_BUNDLE_NOT_STOCKED);
 	helper_set_state(ledger, 3, SKULD_LIFECYCLE_CLOSED);
 	cr_assert_eq(helper_status(ledger, ev_stock(SKULD_RECEIVE, 1, 3, 1)),
-		     SKULD_LOCATION_CLOSED);
+	             SKULD_LOCATION_CLOSED);
 	cr_assert_eq(helper_level(ledger, 1, 1).on_hand, LEDGER_QUANTITY_MAX);
 	cr_assert_eq(helper_level(ledger, 1, 3).on_hand, 0);
 	ledger_destroy(ledger);
@@ -90,7 +89,7 @@ Test(ledger_stock, incoming_signed_never_negative)
 	struct ledger *ledger = helper_ledger();
 	helper_ok(ledger, ev_stock(SKULD_INCOMING, 2, 1, 12));
 	cr_assert_eq(helper_status(ledger, ev_stock(SKULD_INCOMING, 2, 1, -13)),
-		     SKULD_QUANTITY_EXCEEDS);
+	             SKULD_QUANTITY_EXCEEDS);
 	helper_ok(ledger, ev_stock(SKULD_INCOMING, 2, 1, -2));
 	struct ledger_level level = helper_level(ledger, 2, 1);
 	cr_assert_eq(level.incoming, 10);
@@ -98,13 +97,13 @@ Test(ledger_stock, incoming_signed_never_negative)
 	cr_assert_eq(level.available, 0);
 	helper_set_state(ledger, 1, SKULD_LIFECYCLE_CLOSED);
 	cr_assert_eq(helper_status(ledger, ev_stock(SKULD_INCOMING, 2, 1, 1)),
-		     SKULD_LOCATION_CLOSED);
+	             SKULD_LOCATION_CLOSED);
 	helper_ok(ledger, ev_stock(SKULD_INCOMING, 2, 1, -10));
 	ledger_destroy(ledger);
 }
 
-static struct skuld_event ev_move(uint32_t item, uint32_t location, int64_t quantity,
-				  uint8_t from, uint8_t to)
+static struct skuld_event ev_move(uint32_t item, uint32_t location, int64_t quantity, uint8_t from,
+                                  uint8_t to)
 {
 	struct skuld_event event = ev_stock(SKULD_MOVE, item, location, quantity);
 	event.bucket_from = from;
@@ -116,8 +115,8 @@ Test(ledger_stock, move_between_buckets)
 {
 	struct ledger *ledger = helper_ledger();
 	helper_receive(ledger, 1, 1, 10);
-	struct skuld_result result = helper_apply(
-		ledger, ev_move(1, 1, 3, SKULD_BUCKET_SELLABLE, SKULD_BUCKET_DAMAGED));
+	struct skuld_result result =
+	        helper_apply(ledger, ev_move(1, 1, 3, SKULD_BUCKET_SELLABLE, SKULD_BUCKET_DAMAGED));
 	cr_assert_eq(result.status, SKULD_OK);
 	cr_assert_eq(result.available, 7);
 	helper_ok(ledger, ev_move(1, 1, 2, SKULD_BUCKET_DAMAGED, SKULD_BUCKET_QUARANTINE));
@@ -127,20 +126,20 @@ Test(ledger_stock, move_between_buckets)
 	cr_assert_eq(level.damaged, 1);
 	cr_assert_eq(level.quarantine, 1);
 	cr_assert_eq(level.available, 8);
-	cr_assert_eq(helper_status(ledger, ev_move(1, 1, 9, SKULD_BUCKET_SELLABLE,
-						   SKULD_BUCKET_DAMAGED)),
-		     SKULD_INSUFFICIENT);
-	cr_assert_eq(helper_status(ledger, ev_move(1, 1, 2, SKULD_BUCKET_DAMAGED,
-						   SKULD_BUCKET_SELLABLE)),
-		     SKULD_QUANTITY_EXCEEDS);
-	cr_assert_eq(helper_status(ledger, ev_move(1, 1, 1, SKULD_BUCKET_DAMAGED,
-						   SKULD_BUCKET_DAMAGED)),
-		     SKULD_INVALID_STATE);
+	cr_assert_eq(helper_status(ledger,
+	                           ev_move(1, 1, 9, SKULD_BUCKET_SELLABLE, SKULD_BUCKET_DAMAGED)),
+	             SKULD_INSUFFICIENT);
+	cr_assert_eq(helper_status(ledger,
+	                           ev_move(1, 1, 2, SKULD_BUCKET_DAMAGED, SKULD_BUCKET_SELLABLE)),
+	             SKULD_QUANTITY_EXCEEDS);
+	cr_assert_eq(
+	        helper_status(ledger, ev_move(1, 1, 1, SKULD_BUCKET_DAMAGED, SKULD_BUCKET_DAMAGED)),
+	        SKULD_INVALID_STATE);
 	cr_assert_eq(helper_status(ledger, ev_move(1, 1, 1, 3, SKULD_BUCKET_DAMAGED)),
-		     SKULD_INVALID_STATE);
-	cr_assert_eq(helper_status(ledger, ev_move(1, 1, 0, SKULD_BUCKET_SELLABLE,
-						   SKULD_BUCKET_DAMAGED)),
-		     SKULD_QUANTITY_INVALID);
+	             SKULD_INVALID_STATE);
+	cr_assert_eq(helper_status(ledger,
+	                           ev_move(1, 1, 0, SKULD_BUCKET_SELLABLE, SKULD_BUCKET_DAMAGED)),
+	             SKULD_QUANTITY_INVALID);
 	level = helper_level(ledger, 1, 1);
 	cr_assert_eq(level.damaged, 1);
 	cr_assert_eq(level.available, 8);

@@ -5,7 +5,7 @@
 #include "ledger_helpers.h"
 
 static struct skuld_event ev_out(uint64_t id, uint32_t item, uint32_t from, uint32_t to,
-				 int64_t quantity)
+                                 int64_t quantity)
 {
 	struct skuld_event event = ev_stock(SKULD_TRANSFER_OUT, item, from, quantity);
 	event.target = to;

@@ -45,7 +45,7 @@ static uint64_t attribute_hash(const void *record)
 {
 	const struct attribute *attribute = record;
 	return attribute_key_hash(attribute->item, attribute->text,
-				  attribute_name_size(attribute->text));
+	                          attribute_name_size(attribute->text));
 }
 
 static uint64_t buffer_key_hash(uint32_t channel, uint32_t item)
@@ -65,9 +65,9 @@ size_t catalog_bytes(const struct ledger_config *config)
 	bytes += ((size_t)config->locations_max + 1) * sizeof(struct location);
 	bytes += ((size_t)config->channels_max + 1) * sizeof(struct channel);
 	bytes += ((size_t)config->channels_max + 1) * config->pool_locations_max *
-		 sizeof(struct pool_entry);
+	         sizeof(struct pool_entry);
 	bytes += (size_t)config->bundles_max * config->bundle_components_max *
-		 sizeof(struct component);
+	         sizeof(struct component);
 	bytes += table_bytes(config->codes_max, sizeof(struct sku), 0);
 	bytes += table_bytes(config->barcodes_max, sizeof(struct barcode), 0);
 	bytes += table_bytes(config->attributes_max, sizeof(struct attribute), 0);
@@ -88,9 +88,9 @@ int catalog_init(struct catalog *catalog, const struct ledger_config *config)
 	catalog->locations = calloc((size_t)config->locations_max + 1, sizeof(struct location));
 	catalog->channels = calloc((size_t)config->channels_max + 1, sizeof(struct channel));
 	catalog->pools = calloc(((size_t)config->channels_max + 1) * config->pool_locations_max,
-				sizeof(struct pool_entry));
+	                        sizeof(struct pool_entry));
 	catalog->components = calloc((size_t)config->bundles_max * config->bundle_components_max,
-				     sizeof(struct component));
+	                             sizeof(struct component));
 	int rc = -ENOMEM;
 	if (catalog->items == NULL || catalog->locations == NULL || catalog->channels == NULL ||
 	    catalog->pools == NULL || catalog->components == NULL)
@@ -98,13 +98,13 @@ int catalog_init(struct catalog *catalog, const struct ledger_config *config)
 	rc = table_init(&catalog->skus, config->codes_max, sizeof(struct sku), 0, sku_hash);
 	if (rc == 0)
 		rc = table_init(&catalog->barcodes, config->barcodes_max, sizeof(struct barcode), 0,
-				barcode_hash);
+		                barcode_hash);
 	if (rc == 0)
 		rc = table_init(&catalog->attributes, config->attributes_max,
-				sizeof(struct attribute), 0, attribute_hash);
+		                sizeof(struct attribute), 0, attribute_hash);
 	if (rc == 0)
 		rc = table_init(&catalog->buffers, config->channel_buffers_max,
-				sizeof(struct channel_buffer), 0, buffer_hash);
+		                sizeof(struct channel_buffer), 0, buffer_hash);
 	if (rc == 0)
 		return 0;
 fail:
@@ -135,99 +135,92 @@ void catalog_free(struct catalog *catalog)
 const struct sku *catalog_sku_find(const struct catalog *catalog, const char *code)
 {
 	const struct table *table = &catalog->skus;
-	uint32_t slot = (uint32_t)code_hash(code) & table->slot_mask;
-	for (;;) {
-		uint32_t index = table->slots[slot];
-		if (index == 0)
-			return NULL;
-		const struct sku *sku = table_record(table, index - 1);
+	uint64_t hash = code_hash(code);
+	uint32_t slot = table_home(table, hash);
+	uint32_t index;
+	while ((index = table_probe(table, hash, &slot)) != TABLE_NONE) {
+		const struct sku *sku = table_record(table, index);
 		if (memcmp(sku->code, code, SKULD_CODE_SIZE) == 0)
 			return sku;
-		slot = (slot + 1) & table->slot_mask;
 	}
+	return NULL;
 }
 
-static struct barcode *barcode_find(const struct catalog *catalog, const char *code,
-				    uint32_t item)
+static struct barcode *barcode_find(const struct catalog *catalog, const char *code, uint32_t item)
 {
 	const struct table *table = &catalog->barcodes;
-	uint32_t slot = (uint32_t)code_hash(code) & table->slot_mask;
-	for (;;) {
-		uint32_t index = table->slots[slot];
-		if (index == 0)
-			return NULL;
-		struct barcode *barcode = table_record(table, index - 1);
+	uint64_t hash = code_hash(code);
+	uint32_t slot = table_home(table, hash);
+	uint32_t index;
+	while ((index = table_probe(table, hash, &slot)) != TABLE_NONE) {
+		struct barcode *barcode = table_record(table, index);
 		if (barcode->item == item && memcmp(barcode->code, code, SKULD_CODE_SIZE) == 0)
 			return barcode;
-		slot = (slot + 1) & table->slot_mask;
 	}
+	return NULL;
 }
 
 uint32_t catalog_barcode_lookup(const struct catalog *catalog, const char *code,
-				struct ledger_barcode_match *out, uint32_t max)
+                                struct ledger_barcode_match *out, uint32_t max)
 {
-	/* Linear probing without deletion keeps every pair of this code in
-	 * the cluster that starts at its home slot. */
+	/* Every pair of this code is in the probe sequence from its home
+	 * slot up to the first empty slot. */
 	const struct table *table = &catalog->barcodes;
-	uint32_t slot = (uint32_t)code_hash(code) & table->slot_mask;
+	uint64_t hash = code_hash(code);
+	uint32_t slot = table_home(table, hash);
 	uint32_t total = 0;
-	for (;;) {
-		uint32_t index = table->slots[slot];
-		if (index == 0)
-			break;
-		const struct barcode *barcode = table_record(table, index - 1);
-		if (!barcode->retired && memcmp(barcode->code, code, SKULD_CODE_SIZE) == 0) {
-			/* Insertion sort by item id into the caller's array. */
-			uint32_t at = total < max ? total : max;
-			while (at > 0 && out[at - 1].item > barcode->item) {
-				if (at < max)
-					out[at] = out[at - 1];
-				at--;
-			}
-			if (at < max) {
-				out[at].item = barcode->item;
-				out[at].pack = barcode->pack;
-			}
-			total++;
+	uint32_t index;
+	while ((index = table_probe(table, hash, &slot)) != TABLE_NONE) {
+		const struct barcode *barcode = table_record(table, index);
+		if (barcode->retired || memcmp(barcode->code, code, SKULD_CODE_SIZE) != 0)
+			continue;
+		/* Insertion sort by item id into the caller's array. */
+		uint32_t at = total < max ? total : max;
+		while (at > 0 && out[at - 1].item > barcode->item) {
+			if (at < max)
+				out[at] = out[at - 1];
+			at--;
 		}
-		slot = (slot + 1) & table->slot_mask;
+		if (at < max) {
+			out[at].item = barcode->item;
+			out[at].pack = barcode->pack;
+		}
+		total++;
 	}
 	return total;
 }
 
 const struct attribute *catalog_attribute_find(const struct catalog *catalog, uint32_t item,
-					       const char *name, size_t name_size)
+                                               const char *name, size_t name_size)
 {
 	const struct table *table = &catalog->attributes;
-	uint32_t slot = (uint32_t)attribute_key_hash(item, name, name_size) & table->slot_mask;
-	for (;;) {
-		uint32_t index = table->slots[slot];
-		if (index == 0)
-			return NULL;
-		const struct attribute *attribute = table_record(table, index - 1);
+	uint64_t hash = attribute_key_hash(item, name, name_size);
+	uint32_t slot = table_home(table, hash);
+	uint32_t index;
+	while ((index = table_probe(table, hash, &slot)) != TABLE_NONE) {
+		const struct attribute *attribute = table_record(table, index);
 		if (attribute->item == item && attribute_name_size(attribute->text) == name_size &&
 		    memcmp(attribute->text, name, name_size) == 0)
 			return attribute;
-		slot = (slot + 1) & table->slot_mask;
 	}
+	return NULL;
 }
 
 static struct channel_buffer *buffer_find(const struct catalog *catalog, uint32_t channel,
-					  uint32_t item)
+                                          uint32_t item)
 {
 	const struct table *table = &catalog->buffers;
 	if (table->used == 0)
 		return NULL;
-	uint32_t slot = (uint32_t)buffer_key_hash(channel, item) & table->slot_mask;
-	for (;;) {
-		uint32_t index = table->slots[slot];
-		if (index == 0)
-			return NULL;
-		struct channel_buffer *buffer = table_record(table, index - 1);
+	uint64_t hash = buffer_key_hash(channel, item);
+	uint32_t slot = table_home(table, hash);
+	uint32_t index;
+	while ((index = table_probe(table, hash, &slot)) != TABLE_NONE) {
+		struct channel_buffer *buffer = table_record(table, index);
 		if (buffer->channel == channel && buffer->item == item)
 			return buffer;
-		slot = (slot + 1) & table->slot_mask;
 	}
+	return NULL;
 }
 
 int64_t catalog_buffer(const struct catalog *catalog, uint32_t channel, uint32_t item)
@@ -239,7 +232,7 @@ int64_t catalog_buffer(const struct catalog *catalog, uint32_t channel, uint32_t
 }
 
 static struct pool_entry *pool_find_any(const struct catalog *catalog, uint32_t channel,
-					uint32_t location)
+                                        uint32_t location)
 {
 	struct pool_entry *pool = catalog_pool(catalog, channel);
 	for (uint32_t i = 0; i < catalog->channels[channel].pool_count; i++) {
@@ -250,7 +243,7 @@ static struct pool_entry *pool_find_any(const struct catalog *catalog, uint32_t 
 }
 
 const struct pool_entry *catalog_pool_find(const struct catalog *catalog, uint32_t channel,
-					   uint32_t location)
+                                           uint32_t location)
 {
 	const struct pool_entry *entry = pool_find_any(catalog, channel, location);
 	return entry != NULL && entry->active ? entry : NULL;
@@ -259,7 +252,7 @@ const struct pool_entry *catalog_pool_find(const struct catalog *catalog, uint32
 /* ---- Changes (journaled) ------------------------------------------------- */
 
 static void *table_insert(struct table *table, struct journal *journal, uint64_t hash,
-			  const void *record)
+                          const void *record)
 {
 	uint32_t index = table_alloc(table);
 	SKULD_ASSERT(index != TABLE_NONE);
@@ -281,7 +274,7 @@ static int quantity_valid_or_zero(int64_t quantity)
 }
 
 static uint32_t item_define(struct catalog *catalog, struct journal *journal,
-			    const struct skuld_event *event)
+                            const struct skuld_event *event)
 {
 	if (event->item == 0)
 		return SKULD_ITEM_UNKNOWN;
@@ -309,7 +302,7 @@ static uint32_t item_define(struct catalog *catalog, struct journal *journal,
 }
 
 static uint32_t sku_alias(struct catalog *catalog, struct journal *journal,
-			  const struct skuld_event *event)
+                          const struct skuld_event *event)
 {
 	if (catalog_item(catalog, event->item) == NULL)
 		return SKULD_ITEM_UNKNOWN;
@@ -337,7 +330,7 @@ static uint32_t sku_alias(struct catalog *catalog, struct journal *journal,
 }
 
 static uint32_t barcode_define(struct catalog *catalog, struct journal *journal,
-			       const struct skuld_event *event)
+                               const struct skuld_event *event)
 {
 	if (catalog_item(catalog, event->item) == NULL)
 		return SKULD_ITEM_UNKNOWN;
@@ -368,7 +361,7 @@ static uint32_t barcode_define(struct catalog *catalog, struct journal *journal,
 }
 
 static uint32_t attribute_set(struct catalog *catalog, struct journal *journal,
-			      const struct skuld_event *event)
+                              const struct skuld_event *event)
 {
 	if (catalog_item(catalog, event->item) == NULL)
 		return SKULD_ITEM_UNKNOWN;
@@ -376,7 +369,7 @@ static uint32_t attribute_set(struct catalog *catalog, struct journal *journal,
 	if (name_size == 0)
 		return SKULD_CODE_INVALID;
 	struct attribute *attribute = (struct attribute *)catalog_attribute_find(
-		catalog, event->item, event->code, name_size);
+	        catalog, event->item, event->code, name_size);
 	if (attribute != NULL) {
 		journal_save(journal, attribute->text, SKULD_CODE_SIZE);
 		memcpy(attribute->text, event->code, SKULD_CODE_SIZE);
@@ -387,12 +380,12 @@ static uint32_t attribute_set(struct catalog *catalog, struct journal *journal,
 	struct attribute fresh = {.item = event->item};
 	memcpy(fresh.text, event->code, SKULD_CODE_SIZE);
 	table_insert(&catalog->attributes, journal,
-		     attribute_key_hash(event->item, event->code, name_size), &fresh);
+	             attribute_key_hash(event->item, event->code, name_size), &fresh);
 	return SKULD_OK;
 }
 
 static uint32_t location_define(struct catalog *catalog, struct journal *journal,
-				const struct skuld_event *event)
+                                const struct skuld_event *event)
 {
 	if (event->location == 0)
 		return SKULD_LOCATION_UNKNOWN;
@@ -418,7 +411,7 @@ static uint32_t location_define(struct catalog *catalog, struct journal *journal
 }
 
 static uint32_t location_state(struct catalog *catalog, struct journal *journal,
-			       const struct skuld_event *event)
+                               const struct skuld_event *event)
 {
 	struct location *location = catalog_location(catalog, event->location);
 	if (location == NULL)
@@ -430,7 +423,7 @@ static uint32_t location_state(struct catalog *catalog, struct journal *journal,
 }
 
 static uint32_t bundle_component(struct catalog *catalog, struct journal *journal,
-				 const struct skuld_event *event)
+                                 const struct skuld_event *event)
 {
 	struct item *bundle = catalog_item(catalog, event->item);
 	if (bundle == NULL)
@@ -470,7 +463,7 @@ static uint32_t bundle_component(struct catalog *catalog, struct journal *journa
 }
 
 static uint32_t channel_define(struct catalog *catalog, struct journal *journal,
-			       const struct skuld_event *event)
+                               const struct skuld_event *event)
 {
 	if (event->channel == 0)
 		return SKULD_CHANNEL_UNKNOWN;
@@ -497,7 +490,7 @@ static uint32_t channel_define(struct catalog *catalog, struct journal *journal,
 }
 
 static uint32_t channel_pool(struct catalog *catalog, struct journal *journal,
-			     const struct skuld_event *event)
+                             const struct skuld_event *event)
 {
 	struct channel *channel = catalog_channel(catalog, event->channel);
 	if (channel == NULL)
@@ -514,12 +507,26 @@ static uint32_t channel_pool(struct catalog *catalog, struct journal *journal,
 		return SKULD_OK;
 	}
 	if (entry == NULL) {
-		if (channel->pool_count == catalog->pool_max)
+		/* Full means pool_locations_max active entries; a retired
+		 * entry's slot is reused once the block is used up. */
+		struct pool_entry *pool = catalog_pool(catalog, event->channel);
+		struct pool_entry *retired = NULL;
+		uint32_t active = 0;
+		for (uint32_t i = 0; i < channel->pool_count; i++) {
+			active += pool[i].active != 0;
+			if (!pool[i].active && retired == NULL)
+				retired = &pool[i];
+		}
+		if (active == catalog->pool_max)
 			return SKULD_CATALOG_FULL;
-		entry = &catalog_pool(catalog, event->channel)[channel->pool_count];
+		if (channel->pool_count < catalog->pool_max) {
+			entry = &pool[channel->pool_count];
+			journal_set_u32(journal, &channel->pool_count, channel->pool_count + 1);
+		} else {
+			entry = retired;
+		}
 		journal_save(journal, entry, sizeof(*entry));
 		entry->location = event->location;
-		journal_set_u32(journal, &channel->pool_count, channel->pool_count + 1);
 	}
 	journal_set_u32(journal, &entry->active, 1);
 	journal_set_i64(journal, &entry->floor, event->quantity);
@@ -527,7 +534,7 @@ static uint32_t channel_pool(struct catalog *catalog, struct journal *journal,
 }
 
 static uint32_t channel_buffer(struct catalog *catalog, struct journal *journal,
-			       const struct skuld_event *event)
+                               const struct skuld_event *event)
 {
 	if (catalog_channel(catalog, event->channel) == NULL)
 		return SKULD_CHANNEL_UNKNOWN;
@@ -543,14 +550,14 @@ static uint32_t channel_buffer(struct catalog *catalog, struct journal *journal,
 	if (table_room(&catalog->buffers) == 0)
 		return SKULD_CATALOG_FULL;
 	struct channel_buffer fresh = {
-		.channel = event->channel, .item = event->item, .buffer = event->quantity};
+	        .channel = event->channel, .item = event->item, .buffer = event->quantity};
 	table_insert(&catalog->buffers, journal, buffer_key_hash(event->channel, event->item),
-		     &fresh);
+	             &fresh);
 	return SKULD_OK;
 }
 
 static uint32_t channel_limit(struct catalog *catalog, struct journal *journal,
-			      const struct skuld_event *event)
+                              const struct skuld_event *event)
 {
 	struct channel *channel = catalog_channel(catalog, event->channel);
 	if (channel == NULL)
@@ -563,7 +570,7 @@ static uint32_t channel_limit(struct catalog *catalog, struct journal *journal,
 }
 
 uint32_t catalog_apply(struct catalog *catalog, struct journal *journal,
-		       const struct skuld_event *event)
+                       const struct skuld_event *event)
 {
 	switch (event->kind) {
 	case SKULD_ITEM_DEFINE:
@@ -601,9 +608,10 @@ static uint64_t table_sum(const struct table *table, uint64_t tag)
 	/* Order-independent: a sum of per-record hashes over live records. */
 	uint64_t sum = tag;
 	for (uint32_t slot = 0; slot <= table->slot_mask; slot++) {
-		uint32_t index = table->slots[slot];
-		if (index != 0)
-			sum += skuld_checksum(table_record(table, index - 1), table->record_size);
+		uint64_t entry = table->slots[slot];
+		if (entry != 0)
+			sum += skuld_checksum(table_record(table, table_slot_index(entry)),
+			                      table->record_size);
 	}
 	return sum;
 }
@@ -611,17 +619,18 @@ static uint64_t table_sum(const struct table *table, uint64_t tag)
 uint64_t catalog_hash(const struct catalog *catalog)
 {
 	uint64_t parts[8];
-	parts[0] = skuld_checksum(catalog->items, ((size_t)catalog->items_max + 1) *
-							  sizeof(struct item));
-	parts[1] = skuld_checksum(catalog->locations, ((size_t)catalog->locations_max + 1) *
-							      sizeof(struct location));
-	parts[2] = skuld_checksum(catalog->channels, ((size_t)catalog->channels_max + 1) *
-							     sizeof(struct channel));
+	parts[0] = skuld_checksum(catalog->items,
+	                          ((size_t)catalog->items_max + 1) * sizeof(struct item));
+	parts[1] = skuld_checksum(catalog->locations,
+	                          ((size_t)catalog->locations_max + 1) * sizeof(struct location));
+	parts[2] = skuld_checksum(catalog->channels,
+	                          ((size_t)catalog->channels_max + 1) * sizeof(struct channel));
 	parts[3] = skuld_checksum(catalog->pools, ((size_t)catalog->channels_max + 1) *
-							  catalog->pool_max * sizeof(struct pool_entry));
+	                                                  catalog->pool_max *
+	                                                  sizeof(struct pool_entry));
 	parts[4] = skuld_checksum(catalog->components, (size_t)catalog->bundles_max *
-							       catalog->components_max *
-							       sizeof(struct component));
+	                                                       catalog->components_max *
+	                                                       sizeof(struct component));
 	parts[5] = table_sum(&catalog->skus, 1) ^ table_sum(&catalog->barcodes, 2) << 1;
 	parts[6] = table_sum(&catalog->attributes, 3);
 	parts[7] = table_sum(&catalog->buffers, 4) + catalog->bundles_used;

@@ -119,7 +119,7 @@ void catalog_free(struct catalog *catalog);
 
 /* Applies one catalog event; returns its status (docs/LEDGER.md). */
 uint32_t catalog_apply(struct catalog *catalog, struct journal *journal,
-		       const struct skuld_event *event);
+                       const struct skuld_event *event);
 
 /* Is kind a catalog kind? */
 static inline int catalog_kind(uint32_t kind)
@@ -151,7 +151,7 @@ static inline struct channel *catalog_channel(const struct catalog *catalog, uin
 
 /* The component block of a bundle item (item->components entries). */
 static inline const struct component *catalog_components(const struct catalog *catalog,
-							 const struct item *item)
+                                                         const struct item *item)
 {
 	if (item->bundle_slot == 0)
 		return NULL;
@@ -166,7 +166,7 @@ static inline struct pool_entry *catalog_pool(const struct catalog *catalog, uin
 
 /* The active pool entry of location in channel, or NULL. */
 const struct pool_entry *catalog_pool_find(const struct catalog *catalog, uint32_t channel,
-					   uint32_t location);
+                                           uint32_t location);
 
 /* The buffer of (channel, item): the per-item one if set, else the default. */
 int64_t catalog_buffer(const struct catalog *catalog, uint32_t channel, uint32_t item);
@@ -174,9 +174,9 @@ int64_t catalog_buffer(const struct catalog *catalog, uint32_t channel, uint32_t
 /* Look-ups by code (SKULD_CODE_SIZE bytes). */
 const struct sku *catalog_sku_find(const struct catalog *catalog, const char *code);
 uint32_t catalog_barcode_lookup(const struct catalog *catalog, const char *code,
-				struct ledger_barcode_match *out, uint32_t max);
+                                struct ledger_barcode_match *out, uint32_t max);
 const struct attribute *catalog_attribute_find(const struct catalog *catalog, uint32_t item,
-					       const char *name, size_t name_size);
+                                               const char *name, size_t name_size);
 
 /* Order-independent hash of every catalog record (docs/LEDGER.md 7). */
 uint64_t catalog_hash(const struct catalog *catalog);

@@ -33,20 +33,19 @@ struct count *counts_find(const struct counts *counts, uint32_t item, uint32_t l
 	if (table->used == 0)
 		return NULL;
 	struct count probe = {.item = item, .location = location};
-	uint32_t slot = (uint32_t)count_hash(&probe) & table->slot_mask;
-	for (;;) {
-		uint32_t index = table->slots[slot];
-		if (index == 0)
-			return NULL;
-		struct count *count = table_record(table, index - 1);
+	uint64_t hash = count_hash(&probe);
+	uint32_t slot = table_home(table, hash);
+	uint32_t index;
+	while ((index = table_probe(table, hash, &slot)) != TABLE_NONE) {
+		struct count *count = table_record(table, index);
 		if (count->item == item && count->location == location)
 			return count;
-		slot = (slot + 1) & table->slot_mask;
 	}
+	return NULL;
 }
 
 struct count *counts_open(struct counts *counts, struct journal *journal, uint32_t item,
-			  uint32_t location)
+                          uint32_t location)
 {
 	uint32_t index = table_alloc(&counts->table);
 	SKULD_ASSERT(index != TABLE_NONE);
@@ -60,8 +59,8 @@ struct count *counts_open(struct counts *counts, struct journal *journal, uint32
 
 void counts_close(struct counts *counts, struct journal *journal, struct count *count)
 {
-	uint32_t index = (uint32_t)(((unsigned char *)count - counts->table.records) /
-				    sizeof(struct count));
+	uint32_t index =
+	        (uint32_t)(((unsigned char *)count - counts->table.records) / sizeof(struct count));
 	table_unlink(&counts->table, index);
 	table_release(&counts->table, index);
 	journal_push_deleted(journal, &counts->table, index, count, sizeof(*count));

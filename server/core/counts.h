@@ -39,7 +39,7 @@ struct count *counts_find(const struct counts *counts, uint32_t item, uint32_t l
 
 /* Opens a count (journaled); the caller checked room and absence. */
 struct count *counts_open(struct counts *counts, struct journal *journal, uint32_t item,
-			  uint32_t location);
+                          uint32_t location);
 
 /* Closes (removes) a count (journaled). */
 void counts_close(struct counts *counts, struct journal *journal, struct count *count);

@@ -30,7 +30,7 @@ int holds_init(struct holds *holds, uint32_t open_max, uint32_t closed_max, uint
 	if (holds->closed == NULL)
 		return -ENOMEM;
 	int rc = table_init(&holds->table, open_max + closed_max + batch_max, sizeof(struct hold),
-			    1, hold_hash);
+	                    1, hold_hash);
 	if (rc != 0) {
 		free(holds->closed);
 		holds->closed = NULL;
@@ -48,16 +48,15 @@ void holds_free(struct holds *holds)
 struct hold *holds_find(const struct holds *holds, uint64_t id)
 {
 	const struct table *table = &holds->table;
-	uint32_t slot = (uint32_t)table_mix(id) & table->slot_mask;
-	for (;;) {
-		uint32_t index = table->slots[slot];
-		if (index == 0)
-			return NULL;
-		struct hold *hold = table_record(table, index - 1);
+	uint64_t hash = table_mix(id);
+	uint32_t slot = table_home(table, hash);
+	uint32_t index;
+	while ((index = table_probe(table, hash, &slot)) != TABLE_NONE) {
+		struct hold *hold = table_record(table, index);
 		if (hold->id == id)
 			return hold;
-		slot = (slot + 1) & table->slot_mask;
 	}
+	return NULL;
 }
 
 struct hold *holds_insert(struct holds *holds, struct journal *journal, uint64_t id)
@@ -75,7 +74,7 @@ struct hold *holds_insert(struct holds *holds, struct journal *journal, uint64_t
 }
 
 void holds_close(struct holds *holds, struct journal *journal, struct hold *hold, uint32_t state,
-		 uint64_t now)
+                 uint64_t now)
 {
 	SKULD_ASSERT(hold->state == LEDGER_HOLD_OPEN);
 	SKULD_ASSERT(holds->closed_count < holds->closed_capacity);

@@ -55,7 +55,26 @@ struct hold *holds_find(const struct holds *holds, uint64_t id);
 static inline uint32_t holds_index(const struct holds *holds, const struct hold *hold)
 {
 	return (uint32_t)(((const unsigned char *)hold - holds->table.records) /
-			  sizeof(struct hold));
+	                  sizeof(struct hold));
+}
+
+/* Prefetch hints for batch pipelining (see stock.h). holds_peek returns the
+ * record in the home slot of id if it is that hold, else NULL: a cheap
+ * guess that never walks the probe sequence. */
+__attribute__((always_inline)) static inline void holds_prefetch_slot(const struct holds *holds,
+                                                                      uint64_t id)
+{
+	__builtin_prefetch(&holds->table.slots[table_home(&holds->table, table_mix(id))]);
+}
+
+static inline const struct hold *holds_peek(const struct holds *holds, uint64_t id)
+{
+	const struct table *table = &holds->table;
+	uint64_t hash = table_mix(id);
+	uint64_t entry = table->slots[table_home(table, hash)];
+	if (entry == 0 || (uint32_t)(entry >> 32) != (uint32_t)hash)
+		return NULL;
+	return table_record(table, table_slot_index(entry));
 }
 
 /* A new open hold record for id (journaled); the caller fills the fields.
@@ -65,7 +84,7 @@ struct hold *holds_insert(struct holds *holds, struct journal *journal, uint64_t
 /* Marks an open hold closed in state at time now and queues it on the
  * closed ring (journaled). */
 void holds_close(struct holds *holds, struct journal *journal, struct hold *hold, uint32_t state,
-		 uint64_t now);
+                 uint64_t now);
 
 /* Undo of the ring push in holds_close. */
 void holds_undo_close_push(struct holds *holds);

@@ -10,11 +10,6 @@
 #include "skuld_assert.h"
 #include "table.h"
 
-static uint64_t key_hash(skuld_u128 key)
-{
-	return table_mix(key.lo ^ table_mix(key.hi));
-}
-
 static uint32_t keys_slot_count(uint32_t capacity)
 {
 	uint64_t slots = 16;
@@ -26,7 +21,7 @@ static uint32_t keys_slot_count(uint32_t capacity)
 size_t keys_bytes(uint32_t capacity)
 {
 	return (size_t)capacity * sizeof(struct key_entry) +
-	       (size_t)keys_slot_count(capacity) * sizeof(uint32_t);
+	       (size_t)keys_slot_count(capacity) * sizeof(uint64_t);
 }
 
 int keys_init(struct keys *keys, uint32_t capacity)
@@ -34,7 +29,7 @@ int keys_init(struct keys *keys, uint32_t capacity)
 	memset(keys, 0, sizeof(*keys));
 	uint32_t slots = keys_slot_count(capacity);
 	keys->ring = calloc(capacity ? capacity : 1, sizeof(struct key_entry));
-	keys->slots = calloc(slots, sizeof(uint32_t));
+	keys->slots = calloc(slots, sizeof(uint64_t));
 	if (keys->ring == NULL || keys->slots == NULL) {
 		keys_free(keys);
 		return -ENOMEM;
@@ -53,20 +48,24 @@ void keys_free(struct keys *keys)
 
 const struct key_entry *keys_find(const struct keys *keys, skuld_u128 key)
 {
-	uint32_t slot = (uint32_t)key_hash(key) & keys->slot_mask;
+	uint64_t hash = keys_hash(key);
+	uint32_t tag = (uint32_t)hash;
+	uint32_t slot = tag & keys->slot_mask;
 	for (;;) {
-		uint32_t position = keys->slots[slot];
-		if (position == 0)
+		uint64_t entry = keys->slots[slot];
+		if (entry == 0)
 			return NULL;
-		const struct key_entry *entry = &keys->ring[position - 1];
-		if (skuld_u128_equal(entry->key, key))
-			return entry;
+		if ((uint32_t)(entry >> 32) == tag) {
+			const struct key_entry *found = &keys->ring[(uint32_t)entry - 1];
+			if (skuld_u128_equal(found->key, key))
+				return found;
+		}
 		slot = (slot + 1) & keys->slot_mask;
 	}
 }
 
 void keys_insert(struct keys *keys, struct journal *journal, skuld_u128 key, uint64_t event_hash,
-		 uint64_t now, const struct skuld_result *result)
+                 uint64_t now, const struct skuld_result *result)
 {
 	SKULD_ASSERT(keys->count < keys->capacity);
 	uint32_t position = keys->head + keys->count;
@@ -78,26 +77,28 @@ void keys_insert(struct keys *keys, struct journal *journal, skuld_u128 key, uin
 	entry->inserted_at = now;
 	entry->result = *result;
 	keys->count++;
-	uint32_t slot = (uint32_t)key_hash(key) & keys->slot_mask;
+	uint64_t hash = keys_hash(key);
+	uint32_t slot = (uint32_t)hash & keys->slot_mask;
 	while (keys->slots[slot] != 0)
 		slot = (slot + 1) & keys->slot_mask;
-	keys->slots[slot] = position + 1;
+	keys->slots[slot] = (uint64_t)(uint32_t)hash << 32 | (position + 1);
 	journal_push(journal, JOURNAL_KEY_INSERT, keys, position, 0);
 }
 
-/* Removes ring position from the index (backward-shift deletion). */
+/* Removes ring position from the index (backward-shift deletion; the home
+ * slot of each slot comes from the hash bits stored in it). */
 static void keys_unlink(struct keys *keys, uint32_t position)
 {
 	uint32_t mask = keys->slot_mask;
-	uint32_t slot = (uint32_t)key_hash(keys->ring[position].key) & mask;
-	while (keys->slots[slot] != position + 1) {
+	uint32_t slot = (uint32_t)keys_hash(keys->ring[position].key) & mask;
+	while ((uint32_t)keys->slots[slot] != position + 1) {
 		SKULD_ASSERT(keys->slots[slot] != 0);
 		slot = (slot + 1) & mask;
 	}
 	uint32_t hole = slot;
 	uint32_t next = (hole + 1) & mask;
 	while (keys->slots[next] != 0) {
-		uint32_t home = (uint32_t)key_hash(keys->ring[keys->slots[next] - 1].key) & mask;
+		uint32_t home = (uint32_t)(keys->slots[next] >> 32) & mask;
 		if (((next - home) & mask) >= ((next - hole) & mask)) {
 			keys->slots[hole] = keys->slots[next];
 			hole = next;
@@ -123,6 +124,10 @@ void keys_expire(struct keys *keys, uint64_t now, uint64_t window_ns)
 		const struct key_entry *entry = &keys->ring[keys->head];
 		if (now - entry->inserted_at < window_ns)
 			break;
+		/* Expiry runs in bursts: fetch the index slot of a key a few
+		 * places ahead while this one is unlinked (a hint only). */
+		if (keys->count > 8)
+			keys_prefetch(keys, keys_at(keys, 8)->key);
 		keys_unlink(keys, keys->head);
 		keys->head++;
 		if (keys->head == keys->capacity)

@@ -9,8 +9,8 @@
  *
  * Invariants:
  *   - A key appears at most once in the ring.
- *   - Index slots hold ring position + 1; 0 is empty; at least 2x capacity
- *     slots; backward-shift deletion.
+ *   - Index slots hold (low 32 hash bits) << 32 | (ring position + 1); 0 is
+ *     empty; at least 2x capacity slots; backward-shift deletion.
  *   - Only keys_expire removes from the head (at batch start); only an undone
  *     chain removes from the tail (keys_undo_insert).
  */
@@ -23,6 +23,7 @@
 
 #include "journal.h"
 #include "protocol.h"
+#include "table.h"
 
 struct key_entry {
 	skuld_u128 key;
@@ -34,7 +35,7 @@ static_assert(sizeof(struct key_entry) == 64, "key entry");
 
 struct keys {
 	struct key_entry *ring;
-	uint32_t *slots;
+	uint64_t *slots; /* hash32 << 32 | (ring position + 1); 0 = empty */
 	uint32_t slot_mask;
 	uint32_t capacity;
 	uint32_t head;
@@ -53,9 +54,21 @@ static inline int keys_full(const struct keys *keys)
 	return keys->count == keys->capacity;
 }
 
+static inline uint64_t keys_hash(skuld_u128 key)
+{
+	return table_mix(key.lo ^ table_mix(key.hi));
+}
+
+/* Prefetch hint: the index slot of key (always_inline: see stock.h). */
+__attribute__((always_inline)) static inline void keys_prefetch(const struct keys *keys,
+                                                                skuld_u128 key)
+{
+	__builtin_prefetch(&keys->slots[(uint32_t)keys_hash(key) & keys->slot_mask]);
+}
+
 /* Appends a key (journaled). The caller checked keys_full and keys_find. */
 void keys_insert(struct keys *keys, struct journal *journal, skuld_u128 key, uint64_t event_hash,
-		 uint64_t now, const struct skuld_result *result);
+                 uint64_t now, const struct skuld_result *result);
 
 /* Undo of the newest keys_insert. */
 void keys_undo_insert(struct keys *keys);

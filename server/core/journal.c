@@ -25,11 +25,10 @@ void journal_free(struct journal *journal)
 	memset(journal, 0, sizeof(*journal));
 }
 
-void journal_push(struct journal *journal, uint32_t kind, void *target, uint32_t index,
-		  uint64_t value)
+void journal_record(struct journal *journal, uint32_t kind, void *target, uint32_t index,
+                    uint64_t value)
 {
-	if (!journal->active)
-		return;
+	SKULD_ASSERT(journal->active);
 	SKULD_ASSERT(journal->count < journal->capacity);
 	struct journal_entry *entry = &journal->entries[journal->count++];
 	entry->kind = kind;
@@ -58,7 +57,7 @@ void journal_save(struct journal *journal, void *target, uint32_t size)
 }
 
 void journal_push_deleted(struct journal *journal, void *table, uint32_t index, const void *record,
-			  uint32_t size)
+                          uint32_t size)
 {
 	if (!journal->active)
 		return;

@@ -38,7 +38,7 @@ struct journal_entry {
 	uint32_t size;  /* JOURNAL_BYTES: bytes saved */
 	uint32_t index; /* record index */
 	uint32_t unused;
-	void *target;  /* field address or table */
+	void *target;   /* field address or table */
 	uint64_t value; /* old timer key, hold id */
 	unsigned char bytes[JOURNAL_BYTES_MAX];
 };
@@ -54,13 +54,20 @@ struct journal {
 int journal_init(struct journal *journal, uint32_t capacity);
 void journal_free(struct journal *journal);
 
-/* Records an entry if active (asserts capacity). */
-void journal_push(struct journal *journal, uint32_t kind, void *target, uint32_t index,
-		  uint64_t value);
+/* Records an entry (asserts capacity); journal_push does so only if active. */
+void journal_record(struct journal *journal, uint32_t kind, void *target, uint32_t index,
+                    uint64_t value);
+
+static inline void journal_push(struct journal *journal, uint32_t kind, void *target,
+                                uint32_t index, uint64_t value)
+{
+	if (journal->active)
+		journal_record(journal, kind, target, index, value);
+}
 
 /* Records a deleted table record with its content (size <= 40) if active. */
 void journal_push_deleted(struct journal *journal, void *table, uint32_t index, const void *record,
-			  uint32_t size);
+                          uint32_t size);
 
 /* Saves size bytes at target (any size; split into pieces) if active. */
 void journal_save(struct journal *journal, void *target, uint32_t size);

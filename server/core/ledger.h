@@ -66,7 +66,7 @@ struct ledger_level {
 	int64_t damaged;
 	int64_t quarantine;
 	int64_t incoming;
-	int64_t available; /* on_hand - reserved - committed - damaged - quarantine */
+	int64_t available;   /* on_hand - reserved - committed - damaged - quarantine */
 	uint64_t counted_at; /* opened_at of the latest applied count, 0 none */
 };
 
@@ -110,17 +110,19 @@ void ledger_destroy(struct ledger *ledger);
  * source says whether the events come from a client or from the server
  * itself. Never fails as a whole: every outcome is in the results. */
 void ledger_apply(struct ledger *ledger, uint64_t timestamp_ns, enum ledger_source source,
-		  const struct skuld_event *events, uint32_t count, struct skuld_result *results);
+                  const struct skuld_event *events, uint32_t count, struct skuld_result *results);
 
-/* Writes to hold_ids up to max ids of open holds with expires_at <= now_ns,
- * ascending by (expires_at, id); returns how many. Changes nothing. */
+/* Writes to hold_ids up to max (capped at holds_max) ids of open holds with
+ * expires_at <= now_ns, ascending by (expires_at, id); returns how many.
+ * Changes no ledger state (the pointer is not const only because the walk
+ * uses scratch memory inside the ledger). */
 uint32_t ledger_expire_due(struct ledger *ledger, uint64_t now_ns, uint32_t max,
-			   uint64_t *hold_ids);
+                           uint64_t *hold_ids);
 
 /* Counters of (item, location); all zero if never touched. Returns SKULD_OK,
  * SKULD_ITEM_UNKNOWN, SKULD_BUNDLE_NOT_STOCKED or SKULD_LOCATION_UNKNOWN. */
 uint32_t ledger_level(const struct ledger *ledger, uint32_t item, uint32_t location,
-		      struct ledger_level *out);
+                      struct ledger_level *out);
 
 /* Available of an item at a location, or kits for a bundle (docs/LEDGER.md
  * section 1). Returns 0 for unknown ids. */
@@ -129,7 +131,7 @@ int64_t ledger_available(const struct ledger *ledger, uint32_t item, uint32_t lo
 /* Quantity the channel publishes for item (docs/LEDGER.md section 6).
  * Returns SKULD_OK, SKULD_CHANNEL_UNKNOWN or SKULD_ITEM_UNKNOWN. */
 uint32_t ledger_channel_quantity(const struct ledger *ledger, uint32_t channel, uint32_t item,
-				 int64_t *out);
+                                 int64_t *out);
 
 /* Hold by id (open or remembered closed). Returns SKULD_OK or
  * SKULD_HOLD_UNKNOWN. */
@@ -142,7 +144,7 @@ uint32_t ledger_sku_lookup(const struct ledger *ledger, const char *code, int *r
 /* Items a barcode maps to, ascending by item id; writes up to max matches
  * and returns the total number of matches. */
 uint32_t ledger_barcode_lookup(const struct ledger *ledger, const char *code,
-			       struct ledger_barcode_match *out, uint32_t max);
+                               struct ledger_barcode_match *out, uint32_t max);
 
 /* Value of attribute name (NUL-terminated) of item into value (size >=
  * SKULD_CODE_SIZE). Returns 1 if found, else 0. */

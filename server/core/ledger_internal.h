@@ -46,8 +46,9 @@ struct ledger {
 struct expansion {
 	uint32_t count;
 	uint32_t item[CATALOG_COMPONENTS_MAX];
-	int64_t per[CATALOG_COMPONENTS_MAX];   /* units per one of the event's item */
-	int64_t units[CATALOG_COMPONENTS_MAX]; /* units moved */
+	int64_t per[CATALOG_COMPONENTS_MAX];         /* units per one of the event's item */
+	int64_t units[CATALOG_COMPONENTS_MAX];       /* units moved */
+	struct stock *stock[CATALOG_COMPONENTS_MAX]; /* entries (ledger_resolve), NULL: none */
 };
 
 static inline int quantity_within(int64_t value)
@@ -62,13 +63,17 @@ static inline int quantity_positive(int64_t value)
 
 /* The stock entry of (item, location), or a shared all-zero entry. */
 const struct stock *ledger_stock_view(const struct ledger *ledger, uint32_t item,
-				      uint32_t location);
+                                      uint32_t location);
 
 /* Fills x for quantity of item (id item_id). Returns SKULD_OK or
  * SKULD_QUANTITY_INVALID when a component's units would exceed QMAX.
  * quantity must already be in 1..QMAX. */
 uint32_t ledger_expand(const struct ledger *ledger, const struct item *item, uint32_t item_id,
-		       int64_t quantity, struct expansion *x);
+                       int64_t quantity, struct expansion *x);
+
+/* Looks up the stock entries of x at location into x->stock (NULL where
+ * missing), so an event finds each entry once. */
+void ledger_resolve(const struct ledger *ledger, struct expansion *x, uint32_t location);
 
 /* Stock entries of x at location that do not exist yet. */
 uint32_t ledger_missing(const struct ledger *ledger, const struct expansion *x, uint32_t location);
@@ -76,14 +81,14 @@ uint32_t ledger_missing(const struct ledger *ledger, const struct expansion *x, 
 /* Available of a plain item, or kits of a bundle, at location with floor
  * (docs/LEDGER.md section 1). */
 int64_t ledger_spare(const struct ledger *ledger, const struct item *item, uint32_t item_id,
-		     uint32_t location, int64_t floor);
+                     uint32_t location, int64_t floor);
 
 /* Event handlers: return the status; on SKULD_OK they fill result's
  * location, quantity, available and flags. */
 uint32_t movement_apply(struct ledger *ledger, const struct skuld_event *event,
-			struct skuld_result *result);
+                        struct skuld_result *result);
 uint32_t reservation_apply(struct ledger *ledger, const struct skuld_event *event,
-			   enum ledger_source source, struct skuld_result *result);
+                           enum ledger_source source, struct skuld_result *result);
 
 static inline int movement_kind(uint32_t kind)
 {

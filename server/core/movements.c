@@ -25,8 +25,8 @@ static uint64_t event_time(const struct ledger *ledger, const struct skuld_event
 /* Item check, then stocked (bundles refused) or expandable (bundles need a
  * component), then location check. */
 static uint32_t check_item_location(const struct ledger *ledger, const struct skuld_event *event,
-				    int expandable, const struct item **item,
-				    const struct location **location)
+                                    int expandable, const struct item **item,
+                                    const struct location **location)
 {
 	*item = catalog_item(&ledger->catalog, event->item);
 	if (*item == NULL)
@@ -42,8 +42,8 @@ static uint32_t check_item_location(const struct ledger *ledger, const struct sk
 }
 
 static void result_fill(const struct ledger *ledger, const struct item *item,
-			const struct skuld_event *event, int64_t quantity,
-			struct skuld_result *result)
+                        const struct skuld_event *event, int64_t quantity,
+                        struct skuld_result *result)
 {
 	result->location = event->location;
 	result->quantity = quantity;
@@ -64,8 +64,8 @@ static int room_lacking(const struct ledger *ledger, uint32_t item, uint32_t loc
 }
 
 static uint32_t receive(struct ledger *ledger, const struct skuld_event *event,
-			const struct item *item, const struct location *location,
-			struct skuld_result *result)
+                        const struct item *item, const struct location *location,
+                        struct skuld_result *result)
 {
 	if (!quantity_positive(event->quantity))
 		return SKULD_QUANTITY_INVALID;
@@ -80,7 +80,8 @@ static uint32_t receive(struct ledger *ledger, const struct skuld_event *event,
 	struct stock *stock = stock_get(&ledger->stocks, journal, event->item, event->location);
 	journal_set_i64(journal, &stock->on_hand, stock->on_hand + event->quantity);
 	if ((event->flags & SKULD_EVENT_FROM_INCOMING) && stock->incoming > 0) {
-		int64_t lower = stock->incoming < event->quantity ? stock->incoming : event->quantity;
+		int64_t lower =
+		        stock->incoming < event->quantity ? stock->incoming : event->quantity;
 		journal_set_i64(journal, &stock->incoming, stock->incoming - lower);
 	}
 	result_fill(ledger, item, event, event->quantity, result);
@@ -88,7 +89,7 @@ static uint32_t receive(struct ledger *ledger, const struct skuld_event *event,
 }
 
 static uint32_t adjust(struct ledger *ledger, const struct skuld_event *event,
-		       const struct item *item, struct skuld_result *result)
+                       const struct item *item, struct skuld_result *result)
 {
 	int64_t quantity = event->quantity;
 	if (quantity == 0 || !quantity_within(quantity))
@@ -103,15 +104,15 @@ static uint32_t adjust(struct ledger *ledger, const struct skuld_event *event,
 	if (!quantity_within(view->on_hand + quantity))
 		return SKULD_QUANTITY_INVALID;
 	struct stock *stock =
-		stock_get(&ledger->stocks, &ledger->journal, event->item, event->location);
+	        stock_get(&ledger->stocks, &ledger->journal, event->item, event->location);
 	journal_set_i64(&ledger->journal, &stock->on_hand, stock->on_hand + quantity);
 	result_fill(ledger, item, event, quantity, result);
 	return SKULD_OK;
 }
 
 static uint32_t incoming(struct ledger *ledger, const struct skuld_event *event,
-			 const struct item *item, const struct location *location,
-			 struct skuld_result *result)
+                         const struct item *item, const struct location *location,
+                         struct skuld_result *result)
 {
 	int64_t quantity = event->quantity;
 	if (quantity == 0 || !quantity_within(quantity))
@@ -126,7 +127,7 @@ static uint32_t incoming(struct ledger *ledger, const struct skuld_event *event,
 	if (!quantity_within(view->incoming + quantity))
 		return SKULD_QUANTITY_INVALID;
 	struct stock *stock =
-		stock_get(&ledger->stocks, &ledger->journal, event->item, event->location);
+	        stock_get(&ledger->stocks, &ledger->journal, event->item, event->location);
 	journal_set_i64(&ledger->journal, &stock->incoming, stock->incoming + quantity);
 	result_fill(ledger, item, event, quantity, result);
 	return SKULD_OK;
@@ -138,7 +139,7 @@ static int64_t *bucket_field(struct stock *stock, uint8_t bucket)
 }
 
 static uint32_t move(struct ledger *ledger, const struct skuld_event *event,
-		     const struct item *item, struct skuld_result *result)
+                     const struct item *item, struct skuld_result *result)
 {
 	int64_t quantity = event->quantity;
 	if (!quantity_positive(quantity))
@@ -177,7 +178,7 @@ static uint32_t move(struct ledger *ledger, const struct skuld_event *event,
 }
 
 static uint32_t count_open(struct ledger *ledger, const struct skuld_event *event,
-			   const struct item *item, struct skuld_result *result)
+                           const struct item *item, struct skuld_result *result)
 {
 	if (counts_find(&ledger->counts, event->item, event->location) != NULL)
 		return SKULD_COUNT_EXISTS;
@@ -185,7 +186,7 @@ static uint32_t count_open(struct ledger *ledger, const struct skuld_event *even
 		return SKULD_CATALOG_FULL;
 	const struct stock *view = ledger_stock_view(ledger, event->item, event->location);
 	struct count *count =
-		counts_open(&ledger->counts, &ledger->journal, event->item, event->location);
+	        counts_open(&ledger->counts, &ledger->journal, event->item, event->location);
 	count->id = event->id;
 	count->expected = view->on_hand;
 	count->opened_at = event_time(ledger, event);
@@ -194,7 +195,7 @@ static uint32_t count_open(struct ledger *ledger, const struct skuld_event *even
 }
 
 static uint32_t count_close(struct ledger *ledger, const struct skuld_event *event,
-			    const struct item *item, struct skuld_result *result)
+                            const struct item *item, struct skuld_result *result)
 {
 	struct count *count = counts_find(&ledger->counts, event->item, event->location);
 	if (count == NULL || count->id != event->id)
@@ -220,7 +221,7 @@ static uint32_t count_close(struct ledger *ledger, const struct skuld_event *eve
 }
 
 static uint32_t sale(struct ledger *ledger, const struct skuld_event *event, struct item *item,
-		     const struct location *location, struct skuld_result *result)
+                     const struct location *location, struct skuld_result *result)
 {
 	if (!quantity_positive(event->quantity))
 		return SKULD_QUANTITY_INVALID;
@@ -244,7 +245,8 @@ static uint32_t sale(struct ledger *ledger, const struct skuld_event *event, str
 		missing += stock_find(&ledger->stocks, x.item[i], event->location) == NULL;
 		if (!quantity_within(view->on_hand - x.units[i]))
 			out_of_bounds = 1;
-		const struct count *count = counts_find(&ledger->counts, x.item[i], event->location);
+		const struct count *count =
+		        counts_find(&ledger->counts, x.item[i], event->location);
 		if (count != NULL && when < count->opened_at &&
 		    !quantity_within(count->expected - x.units[i]))
 			out_of_bounds = 1;
@@ -257,7 +259,8 @@ static uint32_t sale(struct ledger *ledger, const struct skuld_event *event, str
 	for (uint32_t i = 0; i < x.count; i++) {
 		if (pre_count & (1ull << i))
 			continue;
-		struct stock *stock = stock_get(&ledger->stocks, journal, x.item[i], event->location);
+		struct stock *stock =
+		        stock_get(&ledger->stocks, journal, x.item[i], event->location);
 		journal_set_i64(journal, &stock->on_hand, stock->on_hand - x.units[i]);
 		struct count *count = counts_find(&ledger->counts, x.item[i], event->location);
 		if (count != NULL && when < count->opened_at)
@@ -274,7 +277,7 @@ static uint32_t sale(struct ledger *ledger, const struct skuld_event *event, str
 }
 
 static uint32_t fulfill(struct ledger *ledger, const struct skuld_event *event, struct item *item,
-			struct skuld_result *result)
+                        struct skuld_result *result)
 {
 	if (!quantity_positive(event->quantity))
 		return SKULD_QUANTITY_INVALID;
@@ -294,7 +297,8 @@ static uint32_t fulfill(struct ledger *ledger, const struct skuld_event *event, 
 	/* committed >= units > 0: every entry exists. */
 	struct journal *journal = &ledger->journal;
 	for (uint32_t i = 0; i < x.count; i++) {
-		struct stock *stock = stock_get(&ledger->stocks, journal, x.item[i], event->location);
+		struct stock *stock =
+		        stock_get(&ledger->stocks, journal, x.item[i], event->location);
 		journal_set_i64(journal, &stock->committed, stock->committed - x.units[i]);
 		journal_set_i64(journal, &stock->on_hand, stock->on_hand - x.units[i]);
 	}
@@ -306,8 +310,8 @@ static uint32_t fulfill(struct ledger *ledger, const struct skuld_event *event, 
 }
 
 static uint32_t return_goods(struct ledger *ledger, const struct skuld_event *event,
-			     struct item *item, const struct location *location,
-			     struct skuld_result *result)
+                             struct item *item, const struct location *location,
+                             struct skuld_result *result)
 {
 	if (!quantity_positive(event->quantity))
 		return SKULD_QUANTITY_INVALID;
@@ -339,7 +343,8 @@ static uint32_t return_goods(struct ledger *ledger, const struct skuld_event *ev
 		return SKULD_QUANTITY_INVALID;
 	struct journal *journal = &ledger->journal;
 	for (uint32_t i = 0; i < x.count; i++) {
-		struct stock *stock = stock_get(&ledger->stocks, journal, x.item[i], event->location);
+		struct stock *stock =
+		        stock_get(&ledger->stocks, journal, x.item[i], event->location);
 		int64_t units = x.units[i];
 		if (expected) {
 			journal_set_i64(journal, &stock->incoming, stock->incoming + units);
@@ -359,7 +364,7 @@ static uint32_t return_goods(struct ledger *ledger, const struct skuld_event *ev
 }
 
 static uint32_t transfer_out(struct ledger *ledger, const struct skuld_event *event,
-			     const struct item *item, struct skuld_result *result)
+                             const struct item *item, struct skuld_result *result)
 {
 	const struct location *target = catalog_location(&ledger->catalog, event->target);
 	if (target == NULL)
@@ -386,11 +391,10 @@ static uint32_t transfer_out(struct ledger *ledger, const struct skuld_event *ev
 	struct journal *journal = &ledger->journal;
 	struct stock *source = stock_get(&ledger->stocks, journal, event->item, event->location);
 	journal_set_i64(journal, &source->on_hand, source->on_hand - quantity);
-	struct stock *destination =
-		stock_get(&ledger->stocks, journal, event->item, event->target);
+	struct stock *destination = stock_get(&ledger->stocks, journal, event->item, event->target);
 	journal_set_i64(journal, &destination->incoming, destination->incoming + quantity);
 	struct transfer *transfer =
-		transfers_open(&ledger->transfers, journal, event->id, event->item);
+	        transfers_open(&ledger->transfers, journal, event->id, event->item);
 	transfer->from = event->location;
 	transfer->to = event->target;
 	transfer->remaining = quantity;
@@ -399,7 +403,7 @@ static uint32_t transfer_out(struct ledger *ledger, const struct skuld_event *ev
 }
 
 static uint32_t transfer_in(struct ledger *ledger, const struct skuld_event *event,
-			    const struct item *item, struct skuld_result *result)
+                            const struct item *item, struct skuld_result *result)
 {
 	int64_t quantity = event->quantity;
 	if (!quantity_positive(quantity))
@@ -432,10 +436,10 @@ static uint32_t transfer_in(struct ledger *ledger, const struct skuld_event *eve
 }
 
 uint32_t movement_apply(struct ledger *ledger, const struct skuld_event *event,
-			struct skuld_result *result)
+                        struct skuld_result *result)
 {
 	int expandable = event->kind == SKULD_SALE || event->kind == SKULD_FULFILL ||
-			 event->kind == SKULD_RETURN;
+	                 event->kind == SKULD_RETURN;
 	const struct item *item;
 	const struct location *location;
 	uint32_t status = check_item_location(ledger, event, expandable, &item, &location);

@@ -31,37 +31,58 @@ static const struct item *hold_item(const struct ledger *ledger, const struct ho
 	return &ledger->catalog.items[hold->item];
 }
 
-static void hold_result(const struct ledger *ledger, const struct hold *hold, int64_t quantity,
-			struct skuld_result *result)
+/* Fills result for hold after its event; x is resolved at hold->location.
+ * Only RESERVE and COMMIT set EXPANDED on a bundle hold (docs/LEDGER.md). */
+static void hold_result(const struct ledger *ledger, const struct hold *hold,
+                        const struct expansion *x, int64_t quantity, int expanded,
+                        struct skuld_result *result)
 {
 	const struct item *item = hold_item(ledger, hold);
 	result->location = hold->location;
 	result->quantity = quantity;
-	result->available = ledger_spare(ledger, item, hold->item, hold->location, 0);
-	if (item->bundle)
-		result->flags |= SKULD_RESULT_EXPANDED;
+	if (item->bundle) {
+		result->available = ledger_spare(ledger, item, hold->item, hold->location, 0);
+		if (expanded)
+			result->flags |= SKULD_RESULT_EXPANDED;
+	} else {
+		result->available = x->stock[0] != NULL ? stock_available(x->stock[0]) : 0;
+	}
 }
 
-/* Adds delta * per to the counter at field offset of every entry of x at
- * location (entries exist or are created: the caller checked room). */
-static void apply_units(struct ledger *ledger, const struct expansion *x, uint32_t location,
-			size_t offset, int64_t sign)
+/* Adds sign * units to the counter at offset of every entry of x, which is
+ * resolved at location (missing entries are created: the caller checked
+ * room). */
+static void apply_units(struct ledger *ledger, struct expansion *x, uint32_t location,
+                        size_t offset, int64_t sign)
 {
 	struct journal *journal = &ledger->journal;
 	for (uint32_t i = 0; i < x->count; i++) {
-		struct stock *stock = stock_get(&ledger->stocks, journal, x->item[i], location);
-		int64_t *field = (int64_t *)((unsigned char *)stock + offset);
+		if (x->stock[i] == NULL)
+			x->stock[i] = stock_get(&ledger->stocks, journal, x->item[i], location);
+		int64_t *field = (int64_t *)((unsigned char *)x->stock[i] + offset);
 		journal_set_i64(journal, field, *field + sign * x->units[i]);
 	}
 }
 
-static int units_within(const struct ledger *ledger, const struct expansion *x,
-			uint32_t location, size_t offset)
+/* 1 when adding the units of x keeps the counter at offset within bounds. */
+static int units_within(const struct expansion *x, size_t offset)
 {
 	for (uint32_t i = 0; i < x->count; i++) {
-		const struct stock *view = ledger_stock_view(ledger, x->item[i], location);
-		int64_t value = *(const int64_t *)((const unsigned char *)view + offset);
+		int64_t value = 0;
+		if (x->stock[i] != NULL)
+			value = *(const int64_t *)((const unsigned char *)x->stock[i] + offset);
 		if (!quantity_within(value + x->units[i]))
+			return 0;
+	}
+	return 1;
+}
+
+/* 1 when every entry of x has available >= its units. */
+static int units_available(const struct expansion *x)
+{
+	for (uint32_t i = 0; i < x->count; i++) {
+		int64_t available = x->stock[i] != NULL ? stock_available(x->stock[i]) : 0;
+		if (available < x->units[i])
 			return 0;
 	}
 	return 1;
@@ -70,7 +91,7 @@ static int units_within(const struct ledger *ledger, const struct expansion *x,
 /* The pool location a channel hold of quantity takes: ACTIVE, spare >=
  * quantity, largest spare, ties to the lowest id. 0 if none. */
 static uint32_t choose_location(const struct ledger *ledger, uint32_t channel_id,
-				const struct item *item, uint32_t item_id, int64_t quantity)
+                                const struct item *item, uint32_t item_id, int64_t quantity)
 {
 	const struct channel *channel = &ledger->catalog.channels[channel_id];
 	const struct pool_entry *pool = catalog_pool(&ledger->catalog, channel_id);
@@ -103,7 +124,7 @@ static uint32_t selling(const struct location *location)
 }
 
 static uint32_t reserve(struct ledger *ledger, const struct skuld_event *event,
-			struct skuld_result *result)
+                        struct skuld_result *result)
 {
 	struct item *item = catalog_item(&ledger->catalog, event->item);
 	if (item == NULL)
@@ -138,15 +159,17 @@ static uint32_t reserve(struct ledger *ledger, const struct skuld_event *event,
 		uint32_t status = selling(location);
 		if (status != SKULD_OK)
 			return status;
-		if (ledger_spare(ledger, item, event->item, chosen, 0) < quantity)
+		ledger_resolve(ledger, &x, chosen);
+		if (!units_available(&x))
 			return SKULD_INSUFFICIENT;
 	} else {
 		chosen = choose_location(ledger, event->channel, item, event->item, quantity);
 		if (chosen == 0)
 			return SKULD_INSUFFICIENT;
+		ledger_resolve(ledger, &x, chosen);
 	}
 	/* available >= units > 0 at chosen: every entry exists. */
-	if (!units_within(ledger, &x, chosen, offsetof(struct stock, reserved)))
+	if (!units_within(&x, offsetof(struct stock, reserved)))
 		return SKULD_QUANTITY_INVALID;
 	apply_units(ledger, &x, chosen, offsetof(struct stock, reserved), 1);
 	struct hold *hold = holds_insert(&ledger->holds, &ledger->journal, event->id);
@@ -160,13 +183,13 @@ static uint32_t reserve(struct ledger *ledger, const struct skuld_event *event,
 	journal_push(&ledger->journal, JOURNAL_TIMER_INSERT, NULL, index, 0);
 	if (item->bundle && !item->frozen)
 		journal_set_u8(&ledger->journal, &item->frozen, 1);
-	hold_result(ledger, hold, quantity, result);
+	hold_result(ledger, hold, &x, quantity, 1, result);
 	return SKULD_OK;
 }
 
 /* The shared hold checks: unknown, closed, expired (unless allowed). */
-static uint32_t hold_check(const struct ledger *ledger, const struct hold *hold,
-			   int expired_ok, int past_due_ok)
+static uint32_t hold_check(const struct ledger *ledger, const struct hold *hold, int expired_ok,
+                           int past_due_ok)
 {
 	if (hold == NULL)
 		return SKULD_HOLD_UNKNOWN;
@@ -188,17 +211,17 @@ static void hold_close(struct ledger *ledger, struct hold *hold, uint32_t state)
 	holds_close(&ledger->holds, &ledger->journal, hold, state, ledger->now);
 }
 
-static struct expansion hold_expansion(const struct ledger *ledger, const struct hold *hold,
-				       int64_t quantity)
+/* Fills x with quantity of the hold's item, resolved at its location. */
+static void hold_expansion(const struct ledger *ledger, const struct hold *hold, int64_t quantity,
+                           struct expansion *x)
 {
-	struct expansion x;
-	uint32_t status = ledger_expand(ledger, hold_item(ledger, hold), hold->item, quantity, &x);
+	uint32_t status = ledger_expand(ledger, hold_item(ledger, hold), hold->item, quantity, x);
 	SKULD_ASSERT(status == SKULD_OK); /* checked when the hold was made */
-	return x;
+	ledger_resolve(ledger, x, hold->location);
 }
 
 static uint32_t extend(struct ledger *ledger, const struct skuld_event *event,
-		       struct skuld_result *result)
+                       struct skuld_result *result)
 {
 	struct hold *hold = holds_find(&ledger->holds, event->id);
 	uint32_t status = hold_check(ledger, hold, 0, 0);
@@ -211,12 +234,14 @@ static uint32_t extend(struct ledger *ledger, const struct skuld_event *event,
 	journal_push(&ledger->journal, JOURNAL_TIMER_UPDATE, NULL, index, hold->expires_at);
 	timer_update(&ledger->timer, index, expires_at);
 	journal_set_u64(&ledger->journal, &hold->expires_at, expires_at);
-	hold_result(ledger, hold, hold->remaining, result);
+	struct expansion x;
+	hold_expansion(ledger, hold, hold->remaining, &x);
+	hold_result(ledger, hold, &x, hold->remaining, 0, result);
 	return SKULD_OK;
 }
 
 static uint32_t commit(struct ledger *ledger, const struct skuld_event *event,
-		       struct skuld_result *result)
+                       struct skuld_result *result)
 {
 	struct hold *hold = holds_find(&ledger->holds, event->id);
 	if (hold == NULL)
@@ -230,16 +255,12 @@ static uint32_t commit(struct ledger *ledger, const struct skuld_event *event,
 	int64_t quantity = event->quantity != 0 ? event->quantity : hold->remaining;
 	if (quantity > hold->remaining)
 		return SKULD_QUANTITY_EXCEEDS;
-	struct expansion x = hold_expansion(ledger, hold, quantity);
-	if (hold->state == LEDGER_HOLD_EXPIRED) {
-		/* The held units went back to available at expiry. */
-		for (uint32_t i = 0; i < x.count; i++) {
-			const struct stock *view = ledger_stock_view(ledger, x.item[i], hold->location);
-			if (stock_available(view) < x.units[i])
-				return SKULD_INSUFFICIENT;
-		}
-	}
-	if (!units_within(ledger, &x, hold->location, offsetof(struct stock, committed)))
+	struct expansion x;
+	hold_expansion(ledger, hold, quantity, &x);
+	/* An expired hold's units went back to available at expiry. */
+	if (hold->state == LEDGER_HOLD_EXPIRED && !units_available(&x))
+		return SKULD_INSUFFICIENT;
+	if (!units_within(&x, offsetof(struct stock, committed)))
 		return SKULD_QUANTITY_INVALID;
 	if (hold->state == LEDGER_HOLD_OPEN)
 		apply_units(ledger, &x, hold->location, offsetof(struct stock, reserved), -1);
@@ -251,27 +272,28 @@ static uint32_t commit(struct ledger *ledger, const struct skuld_event *event,
 		else
 			journal_set_u32(&ledger->journal, &hold->state, LEDGER_HOLD_COMMITTED);
 	}
-	hold_result(ledger, hold, quantity, result);
+	hold_result(ledger, hold, &x, quantity, 1, result);
 	return SKULD_OK;
 }
 
 static uint32_t release(struct ledger *ledger, const struct skuld_event *event,
-			struct skuld_result *result)
+                        struct skuld_result *result)
 {
 	struct hold *hold = holds_find(&ledger->holds, event->id);
 	uint32_t status = hold_check(ledger, hold, 0, 1);
 	if (status != SKULD_OK)
 		return status;
 	int64_t quantity = hold->remaining;
-	struct expansion x = hold_expansion(ledger, hold, quantity);
+	struct expansion x;
+	hold_expansion(ledger, hold, quantity, &x);
 	apply_units(ledger, &x, hold->location, offsetof(struct stock, reserved), -1);
 	hold_close(ledger, hold, LEDGER_HOLD_RELEASED);
-	hold_result(ledger, hold, quantity, result);
+	hold_result(ledger, hold, &x, quantity, 0, result);
 	return SKULD_OK;
 }
 
 static uint32_t expire(struct ledger *ledger, const struct skuld_event *event,
-		       enum ledger_source source, struct skuld_result *result)
+                       enum ledger_source source, struct skuld_result *result)
 {
 	if (source != LEDGER_SOURCE_SERVER)
 		return SKULD_SERVER_ONLY;
@@ -282,15 +304,16 @@ static uint32_t expire(struct ledger *ledger, const struct skuld_event *event,
 	if (!past_due(ledger, hold))
 		return SKULD_HOLD_NOT_DUE;
 	int64_t quantity = hold->remaining;
-	struct expansion x = hold_expansion(ledger, hold, quantity);
+	struct expansion x;
+	hold_expansion(ledger, hold, quantity, &x);
 	apply_units(ledger, &x, hold->location, offsetof(struct stock, reserved), -1);
 	hold_close(ledger, hold, LEDGER_HOLD_EXPIRED);
-	hold_result(ledger, hold, quantity, result);
+	hold_result(ledger, hold, &x, quantity, 0, result);
 	return SKULD_OK;
 }
 
 static uint32_t reallocate(struct ledger *ledger, const struct skuld_event *event,
-			   struct skuld_result *result)
+                           struct skuld_result *result)
 {
 	struct hold *hold = holds_find(&ledger->holds, event->id);
 	uint32_t status = hold_check(ledger, hold, 0, 0);
@@ -307,7 +330,7 @@ static uint32_t reallocate(struct ledger *ledger, const struct skuld_event *even
 	int64_t floor = 0;
 	if (hold->channel != 0) {
 		const struct pool_entry *entry =
-			catalog_pool_find(&ledger->catalog, hold->channel, event->target);
+		        catalog_pool_find(&ledger->catalog, hold->channel, event->target);
 		if (entry == NULL)
 			return SKULD_LOCATION_MISMATCH;
 		floor = entry->floor;
@@ -315,19 +338,23 @@ static uint32_t reallocate(struct ledger *ledger, const struct skuld_event *even
 	const struct item *item = hold_item(ledger, hold);
 	if (ledger_spare(ledger, item, hold->item, event->target, floor) < hold->remaining)
 		return SKULD_INSUFFICIENT;
-	struct expansion x = hold_expansion(ledger, hold, hold->remaining);
+	struct expansion x;
+	hold_expansion(ledger, hold, hold->remaining, &x);
+	struct expansion to;
+	ledger_expand(ledger, item, hold->item, hold->remaining, &to);
+	ledger_resolve(ledger, &to, event->target);
 	/* spare >= remaining > 0 at the target: its entries exist. */
-	if (!units_within(ledger, &x, event->target, offsetof(struct stock, reserved)))
+	if (!units_within(&to, offsetof(struct stock, reserved)))
 		return SKULD_QUANTITY_INVALID;
 	apply_units(ledger, &x, hold->location, offsetof(struct stock, reserved), -1);
-	apply_units(ledger, &x, event->target, offsetof(struct stock, reserved), 1);
+	apply_units(ledger, &to, event->target, offsetof(struct stock, reserved), 1);
 	journal_set_u32(&ledger->journal, &hold->location, event->target);
-	hold_result(ledger, hold, hold->remaining, result);
+	hold_result(ledger, hold, &to, hold->remaining, 0, result);
 	return SKULD_OK;
 }
 
 uint32_t reservation_apply(struct ledger *ledger, const struct skuld_event *event,
-			   enum ledger_source source, struct skuld_result *result)
+                           enum ledger_source source, struct skuld_result *result)
 {
 	switch (event->kind) {
 	case SKULD_RESERVE:

@@ -11,13 +11,13 @@
 #include <stdlib.h>
 
 #ifndef SKULD_ASSERT
-#define SKULD_ASSERT(condition)                                                            \
-	do {                                                                               \
-		if (!(condition)) {                                                        \
-			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, \
-				#condition);                                               \
-			abort();                                                           \
-		}                                                                          \
+#define SKULD_ASSERT(condition)                                                                    \
+	do {                                                                                       \
+		if (!(condition)) {                                                                \
+			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__,       \
+			        #condition);                                                       \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 #endif
 

@@ -29,20 +29,19 @@ void stock_free(struct stock_table *stocks)
 struct stock *stock_find(const struct stock_table *stocks, uint32_t item, uint32_t location)
 {
 	const struct table *table = &stocks->table;
-	uint32_t slot = (uint32_t)table_mix(stock_key(item, location)) & table->slot_mask;
-	for (;;) {
-		uint32_t index = table->slots[slot];
-		if (index == 0)
-			return NULL;
-		struct stock *stock = table_record(table, index - 1);
+	uint64_t hash = table_mix(stock_key(item, location));
+	uint32_t slot = table_home(table, hash);
+	uint32_t index;
+	while ((index = table_probe(table, hash, &slot)) != TABLE_NONE) {
+		struct stock *stock = table_record(table, index);
 		if (stock->item == item && stock->location == location)
 			return stock;
-		slot = (slot + 1) & table->slot_mask;
 	}
+	return NULL;
 }
 
 struct stock *stock_get(struct stock_table *stocks, struct journal *journal, uint32_t item,
-			uint32_t location)
+                        uint32_t location)
 {
 	struct stock *stock = stock_find(stocks, item, location);
 	if (stock != NULL)

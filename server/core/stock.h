@@ -60,7 +60,28 @@ struct stock *stock_find(const struct stock_table *stocks, uint32_t item, uint32
 /* The entry, created (zeroed, journaled) if missing. The caller has checked
  * stock_room; running out here is a programmer error. */
 struct stock *stock_get(struct stock_table *stocks, struct journal *journal, uint32_t item,
-			uint32_t location);
+                        uint32_t location);
+
+/* Prefetch hints for batch pipelining: the index slot, then (once that is
+ * cached) the entry it names. Neither changes anything. always_inline: GCC
+ * marks a function whose only statement is a prefetch pure and deletes
+ * its calls before it would inline them. */
+__attribute__((always_inline)) static inline void
+stock_prefetch_slot(const struct stock_table *stocks, uint32_t item, uint32_t location)
+{
+	const struct table *table = &stocks->table;
+	__builtin_prefetch(&table->slots[table_home(table, table_mix(stock_key(item, location)))]);
+}
+
+__attribute__((always_inline)) static inline void
+stock_prefetch_entry(const struct stock_table *stocks, uint32_t item, uint32_t location)
+{
+	const struct table *table = &stocks->table;
+	uint64_t hash = table_mix(stock_key(item, location));
+	uint64_t entry = table->slots[table_home(table, hash)];
+	if (entry != 0 && (uint32_t)(entry >> 32) == (uint32_t)hash)
+		__builtin_prefetch(table_record(table, table_slot_index(entry)));
+}
 
 /* Entries that can still be created. */
 static inline uint32_t stock_room(const struct stock_table *stocks)

@@ -20,7 +20,7 @@ static uint32_t table_slot_count(uint32_t capacity)
 
 size_t table_bytes(uint32_t capacity, uint32_t record_size, int deletable)
 {
-	size_t bytes = (size_t)table_slot_count(capacity) * sizeof(uint32_t);
+	size_t bytes = (size_t)table_slot_count(capacity) * sizeof(uint64_t);
 	bytes += (size_t)capacity * record_size;
 	if (deletable)
 		bytes += (size_t)capacity * sizeof(uint32_t);
@@ -28,7 +28,7 @@ size_t table_bytes(uint32_t capacity, uint32_t record_size, int deletable)
 }
 
 int table_init(struct table *table, uint32_t capacity, uint32_t record_size, int deletable,
-	       table_hash_fn hash)
+               table_hash_fn hash)
 {
 	memset(table, 0, sizeof(*table));
 	uint32_t slots = table_slot_count(capacity);
@@ -37,7 +37,7 @@ int table_init(struct table *table, uint32_t capacity, uint32_t record_size, int
 	table->record_size = record_size;
 	table->free_head = TABLE_NONE;
 	table->hash = hash;
-	table->slots = calloc(slots, sizeof(uint32_t));
+	table->slots = calloc(slots, sizeof(uint64_t));
 	table->records = calloc(capacity ? capacity : 1, record_size);
 	if (deletable)
 		table->free_next = calloc(capacity ? capacity : 1, sizeof(uint32_t));
@@ -75,17 +75,17 @@ uint32_t table_alloc(struct table *table)
 
 void table_link(struct table *table, uint32_t index, uint64_t hash)
 {
-	uint32_t slot = (uint32_t)hash & table->slot_mask;
+	uint32_t slot = table_home(table, hash);
 	while (table->slots[slot] != 0)
 		slot = (slot + 1) & table->slot_mask;
-	table->slots[slot] = index + 1;
+	table->slots[slot] = (uint64_t)(uint32_t)hash << 32 | (index + 1);
 }
 
 void table_unlink(struct table *table, uint32_t index)
 {
 	uint32_t mask = table->slot_mask;
-	uint32_t slot = (uint32_t)table->hash(table_record(table, index)) & mask;
-	while (table->slots[slot] != index + 1) {
+	uint32_t slot = table_home(table, table->hash(table_record(table, index)));
+	while ((uint32_t)table->slots[slot] != index + 1) {
 		SKULD_ASSERT(table->slots[slot] != 0);
 		slot = (slot + 1) & mask;
 	}
@@ -94,8 +94,7 @@ void table_unlink(struct table *table, uint32_t index)
 	uint32_t hole = slot;
 	uint32_t next = (hole + 1) & mask;
 	while (table->slots[next] != 0) {
-		uint32_t home =
-			(uint32_t)table->hash(table_record(table, table->slots[next] - 1)) & mask;
+		uint32_t home = (uint32_t)(table->slots[next] >> 32) & mask;
 		if (((next - home) & mask) >= ((next - hole) & mask)) {
 			table->slots[hole] = table->slots[next];
 			hole = next;

@@ -1,9 +1,12 @@
 /*
  * table.h — fixed-capacity record slabs with an open-addressing index.
  *
- * Owns: an array of fixed-size records and a power-of-two array of index
- * slots (linear probing). A slot holds record index + 1; 0 is empty. Every
- * ledger table (stock, holds, counts, transfers, codes, ...) is one of these.
+ * Owns: an array of fixed-size records and a power-of-two array of 64-bit
+ * index slots (linear probing). A slot holds (low 32 bits of the record's
+ * hash) << 32 | (record index + 1); 0 is empty. The stored hash bits give
+ * the home slot (so removal never re-hashes) and a tag that skips records
+ * without touching them (one cache miss per lookup, not one per probe).
+ * Every ledger table (stock, holds, counts, transfers, codes, ...) is one.
  *
  * Invariants:
  *   - Slots are at least twice the record capacity, so the load factor is at
@@ -27,16 +30,16 @@
 typedef uint64_t (*table_hash_fn)(const void *record);
 
 struct table {
-	uint32_t *slots;         /* record index + 1, 0 = empty */
-	uint32_t slot_mask;      /* slot count - 1 */
-	uint32_t capacity;       /* records */
-	uint32_t record_size;    /* bytes per record */
-	uint32_t top;            /* records handed out from the end */
-	uint32_t used;           /* live records */
-	uint32_t free_head;      /* free list head, TABLE_NONE if empty */
-	uint32_t *free_next;     /* free list links; NULL for append-only */
-	unsigned char *records;  /* capacity * record_size bytes */
-	table_hash_fn hash;      /* hash of a live record, for removal */
+	uint64_t *slots;        /* hash32 << 32 | (record index + 1); 0 = empty */
+	uint32_t slot_mask;     /* slot count - 1 */
+	uint32_t capacity;      /* records */
+	uint32_t record_size;   /* bytes per record */
+	uint32_t top;           /* records handed out from the end */
+	uint32_t used;          /* live records */
+	uint32_t free_head;     /* free list head, TABLE_NONE if empty */
+	uint32_t *free_next;    /* free list links; NULL for append-only */
+	unsigned char *records; /* capacity * record_size bytes */
+	table_hash_fn hash;     /* hash of a live record, for removal */
 };
 
 /* 64-bit mixer (murmur3 finalizer): full avalanche, no division. */
@@ -60,12 +63,40 @@ static inline uint32_t table_room(const struct table *table)
 	return table->capacity - table->used;
 }
 
+/* First slot of the probe sequence of hash. */
+static inline uint32_t table_home(const struct table *table, uint64_t hash)
+{
+	return (uint32_t)hash & table->slot_mask;
+}
+
+/* Walks the probe sequence from *slot: returns the index of the next record
+ * whose tag matches hash (the caller compares keys), or TABLE_NONE at the
+ * first empty slot. */
+static inline uint32_t table_probe(const struct table *table, uint64_t hash, uint32_t *slot)
+{
+	uint32_t tag = (uint32_t)hash;
+	for (;;) {
+		uint64_t entry = table->slots[*slot];
+		if (entry == 0)
+			return TABLE_NONE;
+		*slot = (*slot + 1) & table->slot_mask;
+		if ((uint32_t)(entry >> 32) == tag)
+			return (uint32_t)entry - 1;
+	}
+}
+
+/* Record index in a non-empty slot value. */
+static inline uint32_t table_slot_index(uint64_t entry)
+{
+	return (uint32_t)entry - 1;
+}
+
 /* Bytes table_init allocates for these parameters. */
 size_t table_bytes(uint32_t capacity, uint32_t record_size, int deletable);
 
 /* Allocates the arrays. Returns 0 or -ENOMEM. */
 int table_init(struct table *table, uint32_t capacity, uint32_t record_size, int deletable,
-	       table_hash_fn hash);
+               table_hash_fn hash);
 void table_free(struct table *table);
 
 /* Hands out a zeroed record and returns its index, or TABLE_NONE when full. */

@@ -16,15 +16,22 @@ static int entry_less(const struct timer_entry *a, const struct timer_entry *b)
 	return a->id < b->id;
 }
 
-size_t timer_bytes(uint32_t capacity, uint32_t records)
+static uint32_t timer_capacity(uint32_t holds_max)
 {
-	return (size_t)capacity * sizeof(struct timer_entry) + (size_t)records * sizeof(uint32_t) +
-	       ((size_t)capacity + 2) * sizeof(uint32_t);
+	return 2 * holds_max + 16;
 }
 
-int timer_init(struct timer *timer, uint32_t capacity, uint32_t records)
+size_t timer_bytes(uint32_t holds_max, uint32_t records)
+{
+	size_t capacity = timer_capacity(holds_max);
+	return capacity * sizeof(struct timer_entry) + (size_t)records * sizeof(uint32_t) +
+	       (capacity + 2) * sizeof(uint32_t);
+}
+
+int timer_init(struct timer *timer, uint32_t holds_max, uint32_t records)
 {
 	memset(timer, 0, sizeof(*timer));
+	uint32_t capacity = timer_capacity(holds_max);
 	timer->capacity = capacity;
 	timer->heap = calloc(capacity ? capacity : 1, sizeof(struct timer_entry));
 	timer->position = malloc((records ? records : 1) * sizeof(uint32_t));
@@ -49,7 +56,8 @@ void timer_free(struct timer *timer)
 static void timer_place(struct timer *timer, uint32_t index, struct timer_entry entry)
 {
 	timer->heap[index] = entry;
-	timer->position[entry.hold] = index;
+	if (entry.hold != TIMER_NONE)
+		timer->position[entry.hold] = index;
 }
 
 static void timer_sift_up(struct timer *timer, uint32_t index)
@@ -72,7 +80,8 @@ static void timer_sift_down(struct timer *timer, uint32_t index)
 		uint32_t child = 2 * index + 1;
 		if (child >= timer->count)
 			break;
-		if (child + 1 < timer->count && entry_less(&timer->heap[child + 1], &timer->heap[child]))
+		if (child + 1 < timer->count &&
+		    entry_less(&timer->heap[child + 1], &timer->heap[child]))
 			child++;
 		if (!entry_less(&timer->heap[child], &entry))
 			break;
@@ -82,12 +91,29 @@ static void timer_sift_down(struct timer *timer, uint32_t index)
 	timer_place(timer, index, entry);
 }
 
+/* Drops dead entries and rebuilds the heap (Floyd): O(count). */
+static void timer_compact(struct timer *timer)
+{
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < timer->count; i++) {
+		if (timer->heap[i].hold != TIMER_NONE)
+			timer_place(timer, kept++, timer->heap[i]);
+	}
+	SKULD_ASSERT(kept == timer->live);
+	timer->count = kept;
+	for (uint32_t i = kept / 2; i-- > 0;)
+		timer_sift_down(timer, i);
+}
+
 void timer_insert(struct timer *timer, uint32_t hold, uint64_t expires_at, uint64_t id)
 {
-	SKULD_ASSERT(timer->count < timer->capacity);
 	SKULD_ASSERT(timer->position[hold] == TIMER_NONE);
+	if (timer->count == timer->capacity)
+		timer_compact(timer);
+	SKULD_ASSERT(timer->count < timer->capacity);
 	struct timer_entry entry = {.expires_at = expires_at, .id = id, .hold = hold};
 	uint32_t index = timer->count++;
+	timer->live++;
 	timer_place(timer, index, entry);
 	timer_sift_up(timer, index);
 }
@@ -97,22 +123,21 @@ void timer_remove(struct timer *timer, uint32_t hold)
 	uint32_t index = timer->position[hold];
 	SKULD_ASSERT(index != TIMER_NONE && index < timer->count);
 	timer->position[hold] = TIMER_NONE;
-	uint32_t last = --timer->count;
-	if (index == last)
-		return;
-	struct timer_entry moved = timer->heap[last];
-	timer_place(timer, index, moved);
-	timer_sift_up(timer, index);
-	timer_sift_down(timer, timer->position[moved.hold]);
+	timer->heap[index].hold = TIMER_NONE;
+	timer->live--;
+	/* Dead leaves at the end of the array go at once: a leaf has no
+	 * children, so the heap order is untouched. */
+	while (timer->count > 0 && timer->heap[timer->count - 1].hold == TIMER_NONE)
+		timer->count--;
 }
 
 void timer_update(struct timer *timer, uint32_t hold, uint64_t expires_at)
 {
 	uint32_t index = timer->position[hold];
 	SKULD_ASSERT(index != TIMER_NONE);
-	timer->heap[index].expires_at = expires_at;
-	timer_sift_up(timer, index);
-	timer_sift_down(timer, timer->position[hold]);
+	uint64_t id = timer->heap[index].id;
+	timer_remove(timer, hold);
+	timer_insert(timer, hold, expires_at, id);
 }
 
 /* Auxiliary min-heap over heap indexes, ordered by the entries they name. */
@@ -161,14 +186,15 @@ uint32_t timer_due(struct timer *timer, uint64_t now, uint32_t max, uint32_t *ho
 	uint32_t size = 0;
 	if (timer->count == 0 || timer->heap[0].expires_at > now)
 		return 0;
-	if (max > timer->count)
-		max = timer->count;
+	if (max > timer->live)
+		max = timer->live;
 	scratch_push(timer, &size, 0);
-	/* Each pop adds at most two children and we stop after max pops, so
-	 * the auxiliary heap never exceeds max + 1 <= capacity + 1 entries. */
+	/* Each pop adds at most two children, so the auxiliary heap never holds
+	 * more than count + 1 <= capacity + 1 entries. */
 	while (size > 0 && written < max) {
 		uint32_t index = scratch_pop(timer, &size);
-		holds[written++] = timer->heap[index].hold;
+		if (timer->heap[index].hold != TIMER_NONE)
+			holds[written++] = timer->heap[index].hold;
 		for (uint32_t child = 2 * index + 1; child <= 2 * index + 2; child++) {
 			if (child < timer->count && timer->heap[child].expires_at <= now)
 				scratch_push(timer, &size, child);

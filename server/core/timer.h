@@ -1,17 +1,22 @@
 /*
  * timer.h — the expiry timer of open holds: an indexed binary min-heap.
  *
- * Owns: one heap entry per open hold, keyed by (expires_at, hold id), and
- * the heap position of every hold record, so a hold's entry is updated or
- * removed in O(log n) when it is extended or closed. Listing the due holds
- * walks only the heap nodes that are due (a k-smallest search with a small
- * auxiliary heap), never all holds.
+ * Owns: one live heap entry per open hold, keyed by (expires_at, hold id),
+ * and the heap position of every hold record. Removal is lazy: a closed or
+ * extended hold's entry is only marked dead (O(1)); dead entries keep their
+ * key, so the heap order still holds, and are dropped in one O(n) rebuild
+ * when the array is full (at most once per holds_max removals: amortized
+ * O(1)). Insertion sifts up, which is O(1) on average because new deadlines
+ * are mostly later than the old ones. Listing the due holds walks only heap
+ * nodes that are due (a k-smallest search with an auxiliary heap), never
+ * all holds, and never changes anything.
  *
  * Invariants:
- *   - heap[i] <= heap[2i+1], heap[2i+2] in (expires_at, id) order.
- *   - position[hold] == i exactly when heap[i].hold == hold; TIMER_NONE
- *     otherwise. A hold is in the heap exactly while it is open.
- *   - The heap holds at most capacity entries (holds_max).
+ *   - heap[i] <= heap[2i+1], heap[2i+2] in (expires_at, id) order, dead
+ *     entries included.
+ *   - position[hold] == i exactly when heap[i] is the live entry of hold;
+ *     TIMER_NONE otherwise. A hold has a live entry exactly while it is open.
+ *   - live <= holds_max; the array holds 2 * holds_max + 16 entries.
  */
 #ifndef SKULD_TIMER_H
 #define SKULD_TIMER_H
@@ -24,7 +29,7 @@
 struct timer_entry {
 	uint64_t expires_at;
 	uint64_t id;   /* hold id: breaks ties so the order is total */
-	uint32_t hold; /* hold record index */
+	uint32_t hold; /* hold record index; TIMER_NONE: dead */
 	uint32_t unused;
 };
 
@@ -32,12 +37,14 @@ struct timer {
 	struct timer_entry *heap;
 	uint32_t *position; /* per hold record: heap index or TIMER_NONE */
 	uint32_t *scratch;  /* auxiliary heap of heap indexes for timer_due */
-	uint32_t count;
-	uint32_t capacity; /* heap entries */
+	uint32_t count;     /* entries, live and dead */
+	uint32_t live;      /* live entries */
+	uint32_t capacity;  /* heap entries */
 };
 
-size_t timer_bytes(uint32_t capacity, uint32_t records);
-int timer_init(struct timer *timer, uint32_t capacity, uint32_t records);
+/* holds_max: most open holds; records: hold record indexes. */
+size_t timer_bytes(uint32_t holds_max, uint32_t records);
+int timer_init(struct timer *timer, uint32_t holds_max, uint32_t records);
 void timer_free(struct timer *timer);
 
 void timer_insert(struct timer *timer, uint32_t hold, uint64_t expires_at, uint64_t id);

@@ -34,20 +34,19 @@ void transfers_free(struct transfers *transfers)
 struct transfer *transfers_find(const struct transfers *transfers, uint64_t id, uint32_t item)
 {
 	const struct table *table = &transfers->table;
-	uint32_t slot = (uint32_t)transfer_key_hash(id, item) & table->slot_mask;
-	for (;;) {
-		uint32_t index = table->slots[slot];
-		if (index == 0)
-			return NULL;
-		struct transfer *transfer = table_record(table, index - 1);
+	uint64_t hash = transfer_key_hash(id, item);
+	uint32_t slot = table_home(table, hash);
+	uint32_t index;
+	while ((index = table_probe(table, hash, &slot)) != TABLE_NONE) {
+		struct transfer *transfer = table_record(table, index);
 		if (transfer->id == id && transfer->item == item)
 			return transfer;
-		slot = (slot + 1) & table->slot_mask;
 	}
+	return NULL;
 }
 
 struct transfer *transfers_open(struct transfers *transfers, struct journal *journal, uint64_t id,
-				uint32_t item)
+                                uint32_t item)
 {
 	uint32_t index = table_alloc(&transfers->table);
 	SKULD_ASSERT(index != TABLE_NONE);
@@ -60,10 +59,10 @@ struct transfer *transfers_open(struct transfers *transfers, struct journal *jou
 }
 
 void transfers_close(struct transfers *transfers, struct journal *journal,
-		     struct transfer *transfer)
+                     struct transfer *transfer)
 {
 	uint32_t index = (uint32_t)(((unsigned char *)transfer - transfers->table.records) /
-				    sizeof(struct transfer));
+	                            sizeof(struct transfer));
 	table_unlink(&transfers->table, index);
 	table_release(&transfers->table, index);
 	journal_push_deleted(journal, &transfers->table, index, transfer, sizeof(*transfer));

@@ -39,10 +39,10 @@ struct transfer *transfers_find(const struct transfers *transfers, uint64_t id, 
 
 /* Opens a line (journaled); the caller checked room and absence. */
 struct transfer *transfers_open(struct transfers *transfers, struct journal *journal, uint64_t id,
-				uint32_t item);
+                                uint32_t item);
 
 /* Closes (removes) a line (journaled). */
 void transfers_close(struct transfers *transfers, struct journal *journal,
-		     struct transfer *transfer);
+                     struct transfer *transfer);
 
 #endif /* SKULD_TRANSFERS_H */
