@@ -3,6 +3,7 @@
  * The checks of every catalog kind run in the order docs/LEDGER.md lists
  * them and all of them run before the first change.
  */
+#include "memory.h"
 #include "catalog.h"
 
 #include <errno.h>
@@ -84,12 +85,12 @@ int catalog_init(struct catalog *catalog, const struct ledger_config *config)
 	catalog->bundles_max = config->bundles_max;
 	catalog->components_max = config->bundle_components_max;
 	catalog->pool_max = config->pool_locations_max;
-	catalog->items = calloc((size_t)config->items_max + 1, sizeof(struct item));
-	catalog->locations = calloc((size_t)config->locations_max + 1, sizeof(struct location));
-	catalog->channels = calloc((size_t)config->channels_max + 1, sizeof(struct channel));
-	catalog->pools = calloc(((size_t)config->channels_max + 1) * config->pool_locations_max,
+	catalog->items = core_calloc((size_t)config->items_max + 1, sizeof(struct item));
+	catalog->locations = core_calloc((size_t)config->locations_max + 1, sizeof(struct location));
+	catalog->channels = core_calloc((size_t)config->channels_max + 1, sizeof(struct channel));
+	catalog->pools = core_calloc(((size_t)config->channels_max + 1) * config->pool_locations_max,
 	                        sizeof(struct pool_entry));
-	catalog->components = calloc((size_t)config->bundles_max * config->bundle_components_max,
+	catalog->components = core_calloc((size_t)config->bundles_max * config->bundle_components_max,
 	                             sizeof(struct component));
 	int rc = -ENOMEM;
 	if (catalog->items == NULL || catalog->locations == NULL || catalog->channels == NULL ||

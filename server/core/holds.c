@@ -1,6 +1,7 @@
 /*
  * holds.c — the hold table; see holds.h.
  */
+#include "memory.h"
 #include "holds.h"
 
 #include <errno.h>
@@ -26,7 +27,7 @@ int holds_init(struct holds *holds, uint32_t open_max, uint32_t closed_max, uint
 	memset(holds, 0, sizeof(*holds));
 	holds->open_max = open_max;
 	holds->closed_capacity = closed_max + batch_max;
-	holds->closed = calloc(holds->closed_capacity, sizeof(uint32_t));
+	holds->closed = core_calloc(holds->closed_capacity, sizeof(uint32_t));
 	if (holds->closed == NULL)
 		return -ENOMEM;
 	int rc = table_init(&holds->table, open_max + closed_max + batch_max, sizeof(struct hold),

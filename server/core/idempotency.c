@@ -1,6 +1,7 @@
 /*
  * idempotency.c — the key window; see idempotency.h.
  */
+#include "memory.h"
 #include "idempotency.h"
 
 #include <errno.h>
@@ -28,8 +29,8 @@ int keys_init(struct keys *keys, uint32_t capacity)
 {
 	memset(keys, 0, sizeof(*keys));
 	uint32_t slots = keys_slot_count(capacity);
-	keys->ring = calloc(capacity ? capacity : 1, sizeof(struct key_entry));
-	keys->slots = calloc(slots, sizeof(uint64_t));
+	keys->ring = core_calloc(capacity ? capacity : 1, sizeof(struct key_entry));
+	keys->slots = core_calloc(slots, sizeof(uint64_t));
 	if (keys->ring == NULL || keys->slots == NULL) {
 		keys_free(keys);
 		return -ENOMEM;

@@ -2,6 +2,7 @@
  * journal.c — storage of undo entries; see journal.h. The undo itself lives
  * in ledger.c, which knows every structure an entry can name.
  */
+#include "memory.h"
 #include "journal.h"
 
 #include <errno.h>
@@ -12,7 +13,7 @@
 int journal_init(struct journal *journal, uint32_t capacity)
 {
 	memset(journal, 0, sizeof(*journal));
-	journal->entries = calloc(capacity ? capacity : 1, sizeof(struct journal_entry));
+	journal->entries = core_calloc(capacity ? capacity : 1, sizeof(struct journal_entry));
 	if (journal->entries == NULL)
 		return -ENOMEM;
 	journal->capacity = capacity;

@@ -12,6 +12,7 @@
  *     chain, including idempotency keys, holds, the timer and counts.
  *   - No allocation after ledger_create.
  */
+#include "memory.h"
 #include "ledger.h"
 
 #include <errno.h>
@@ -122,7 +123,7 @@ int ledger_create(const struct ledger_config *config, struct ledger **out)
 	*out = NULL;
 	if (!config_valid(config))
 		return -EINVAL;
-	struct ledger *ledger = calloc(1, sizeof(*ledger));
+	struct ledger *ledger = core_calloc(1, sizeof(*ledger));
 	if (ledger == NULL)
 		return -ENOMEM;
 	ledger->config = *config;
@@ -146,7 +147,7 @@ int ledger_create(const struct ledger_config *config, struct ledger **out)
 		rc = journal_init(&ledger->journal,
 		                  config->chain_events_max * journal_per_event(config));
 	if (rc == 0) {
-		ledger->due = calloc(config->holds_max, sizeof(uint32_t));
+		ledger->due = core_calloc(config->holds_max, sizeof(uint32_t));
 		if (ledger->due == NULL)
 			rc = -ENOMEM;
 	}

@@ -2,6 +2,7 @@
  * table.c — fixed-capacity record slabs with an open-addressing index. See
  * table.h for the invariants.
  */
+#include "memory.h"
 #include "table.h"
 
 #include <errno.h>
@@ -37,10 +38,10 @@ int table_init(struct table *table, uint32_t capacity, uint32_t record_size, int
 	table->record_size = record_size;
 	table->free_head = TABLE_NONE;
 	table->hash = hash;
-	table->slots = calloc(slots, sizeof(uint64_t));
-	table->records = calloc(capacity ? capacity : 1, record_size);
+	table->slots = core_calloc(slots, sizeof(uint64_t));
+	table->records = core_calloc(capacity ? capacity : 1, record_size);
 	if (deletable)
-		table->free_next = calloc(capacity ? capacity : 1, sizeof(uint32_t));
+		table->free_next = core_calloc(capacity ? capacity : 1, sizeof(uint32_t));
 	if (table->slots == NULL || table->records == NULL ||
 	    (deletable && table->free_next == NULL)) {
 		table_free(table);

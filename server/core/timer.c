@@ -1,6 +1,7 @@
 /*
  * timer.c — indexed binary min-heap of open holds; see timer.h.
  */
+#include "memory.h"
 #include "timer.h"
 
 #include <errno.h>
@@ -33,9 +34,9 @@ int timer_init(struct timer *timer, uint32_t holds_max, uint32_t records)
 	memset(timer, 0, sizeof(*timer));
 	uint32_t capacity = timer_capacity(holds_max);
 	timer->capacity = capacity;
-	timer->heap = calloc(capacity ? capacity : 1, sizeof(struct timer_entry));
+	timer->heap = core_calloc(capacity ? capacity : 1, sizeof(struct timer_entry));
 	timer->position = malloc((records ? records : 1) * sizeof(uint32_t));
-	timer->scratch = calloc((size_t)capacity + 2, sizeof(uint32_t));
+	timer->scratch = core_calloc((size_t)capacity + 2, sizeof(uint32_t));
 	if (timer->heap == NULL || timer->position == NULL || timer->scratch == NULL) {
 		timer_free(timer);
 		return -ENOMEM;
