@@ -24,7 +24,7 @@
 #define BENCH_ITEMS     1000u
 #define BENCH_LOCATIONS 100u
 #define BENCH_BATCH     1000u
-#define BENCH_BATCHES   2000u    /* per round: 2 million events */
+#define BENCH_BATCHES   2000u    /* per round: 2 million events (default) */
 #define BENCH_BATCH_NS  1000000u /* ledger time advances 1 ms per batch */
 
 struct bench {
@@ -148,13 +148,23 @@ static int bench_open_writer(struct bench *bench)
 	return error;
 }
 
-/* One round: BENCH_BATCHES batches through apply + append; returns the
+/* Batches per round: BENCH_BATCHES, or SKULD_BENCH_BATCHES from the
+ * environment (smaller for cachegrind runs, which are ~50x slower). */
+static uint32_t bench_batches(void)
+{
+	const char *text = getenv("SKULD_BENCH_BATCHES");
+	long value = text != NULL ? strtol(text, NULL, 10) : 0;
+	return value > 0 && value <= 1000000 ? (uint32_t)value : BENCH_BATCHES;
+}
+
+/* One round: bench_batches() batches through apply + append; returns the
  * nanoseconds spent in them (recycling a full write buffer is not counted:
  * that is the I/O side of group commit). */
 static int64_t bench_round(struct bench *bench)
 {
 	uint64_t elapsed = 0;
-	for (uint32_t b = 0; b < BENCH_BATCHES; b++) {
+	uint32_t batches = bench_batches();
+	for (uint32_t b = 0; b < batches; b++) {
 		bench_batch_fill(bench);
 		bench->now_ns += BENCH_BATCH_NS;
 		struct log_record_info info = {.timestamp_ns = bench->now_ns,
@@ -248,7 +258,7 @@ int micro_ledger(int rounds)
 		int64_t elapsed = bench_round(&bench);
 		if (elapsed <= 0)
 			goto out;
-		rates[round] = (double)BENCH_BATCHES * BENCH_BATCH * 1e9 / (double)elapsed;
+		rates[round] = (double)bench_batches() * BENCH_BATCH * 1e9 / (double)elapsed;
 		accepted += bench.accepted;
 		refused += bench.refused;
 	}

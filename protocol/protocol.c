@@ -37,6 +37,12 @@ const char *skuld_operation_name(uint32_t operation)
 		return "ping";
 	case SKULD_OP_ERROR:
 		return "error";
+	case SKULD_OP_QUERY:
+		return "query";
+	case SKULD_OP_LOOKUP:
+		return "lookup";
+	case SKULD_OP_STATS:
+		return "stats";
 	default:
 		return "unknown";
 	}
@@ -108,6 +114,7 @@ static const struct name_entry status_names[] = {
         NAME(SKULD_, ERR_NOT_REGISTERED),
         NAME(SKULD_, ERR_TOKEN),
         NAME(SKULD_, ERR_BUSY),
+        NAME(SKULD_, ERR_QUERY),
 };
 
 static const char *name_find(const struct name_entry *table, size_t count, uint32_t value)
@@ -329,6 +336,28 @@ static int body_rule_find(uint8_t operation, int reply, struct body_rule *rule)
 		rule->size = sizeof(struct skuld_error_body);
 		rule->count = 1;
 		return 1;
+	case SKULD_OP_QUERY:
+		if (reply) {
+			rule->record_size = sizeof(struct skuld_level_record);
+		} else {
+			rule->size = sizeof(struct skuld_query);
+			rule->count = 1;
+		}
+		return 1;
+	case SKULD_OP_LOOKUP:
+		if (reply) {
+			rule->record_size = sizeof(struct skuld_lookup_match);
+		} else {
+			rule->size = sizeof(struct skuld_lookup);
+			rule->count = 1;
+		}
+		return 1;
+	case SKULD_OP_STATS:
+		if (reply) {
+			rule->size = sizeof(struct skuld_stats);
+			rule->count = 1;
+		}
+		return 1;
 	default:
 		return 0;
 	}
@@ -427,6 +456,123 @@ static uint32_t result_check(const struct skuld_result *result)
 	return result->reserved == 0 ? SKULD_OK : SKULD_ERR_RESERVED;
 }
 
+/* ---- QUERY, LOOKUP, STATS ------------------------------------------------- */
+
+/* Fields a query kind may set (docs/PROTOCOL.md section 12). */
+enum query_field {
+	Q_LIMIT = 1u << 0,
+	Q_ITEM = 1u << 1,
+	Q_LOCATION = 1u << 2,
+	Q_CHANNEL = 1u << 3,
+	Q_AFTER_ITEM = 1u << 4,
+	Q_AFTER_LOCATION = 1u << 5,
+	Q_HOLD = 1u << 6,
+};
+
+static const uint8_t query_fields[SKULD_QUERY_KIND_LAST + 1] = {
+        [SKULD_QUERY_LEVEL] = Q_ITEM | Q_LOCATION,
+        [SKULD_QUERY_ITEM_LEVELS] = Q_ITEM | Q_LIMIT | Q_AFTER_LOCATION,
+        [SKULD_QUERY_LOCATION_LEVELS] = Q_LOCATION | Q_LIMIT | Q_AFTER_ITEM,
+        [SKULD_QUERY_CHANNEL] = Q_CHANNEL | Q_ITEM | Q_LIMIT | Q_AFTER_ITEM,
+        [SKULD_QUERY_HOLD] = Q_HOLD,
+};
+
+uint32_t proto_query_check(const struct skuld_query *query)
+{
+	if (query->reserved_0 != 0 || query->reserved_1 != 0 ||
+	    !bytes_zero(query->reserved_2, sizeof(query->reserved_2)))
+		return SKULD_ERR_RESERVED;
+	if (query->kind == 0 || query->kind > SKULD_QUERY_KIND_LAST)
+		return SKULD_ERR_QUERY;
+	uint32_t set = 0;
+	set |= query->limit != 0 ? Q_LIMIT : 0;
+	set |= query->item != 0 ? Q_ITEM : 0;
+	set |= query->location != 0 ? Q_LOCATION : 0;
+	set |= query->channel != 0 ? Q_CHANNEL : 0;
+	set |= query->after_item != 0 ? Q_AFTER_ITEM : 0;
+	set |= query->after_location != 0 ? Q_AFTER_LOCATION : 0;
+	set |= query->hold != 0 ? Q_HOLD : 0;
+	if ((set & ~(uint32_t)query_fields[query->kind]) != 0)
+		return SKULD_ERR_QUERY;
+	if (query->limit > SKULD_QUERY_LIMIT_MAX)
+		return SKULD_ERR_QUERY;
+	return SKULD_OK;
+}
+
+uint32_t proto_lookup_check(const struct skuld_lookup *lookup)
+{
+	if (lookup->reserved_0 != 0 || lookup->reserved_1 != 0 || lookup->reserved_2 != 0 ||
+	    !bytes_zero(lookup->reserved_3, sizeof(lookup->reserved_3)))
+		return SKULD_ERR_RESERVED;
+	if (lookup->kind == 0 || lookup->kind > SKULD_LOOKUP_KIND_LAST)
+		return SKULD_ERR_QUERY;
+	if (!proto_text_valid(lookup->code, sizeof(lookup->code), 0))
+		return SKULD_ERR_QUERY;
+	return SKULD_OK;
+}
+
+/* One QUERY reply record: kind, then flags, then the layout's own rules. */
+static uint32_t query_record_check(const struct skuld_level_record *record)
+{
+	if (record->kind == 0 || record->kind > SKULD_QUERY_KIND_LAST)
+		return SKULD_ERR_QUERY;
+	if ((record->flags & ~(uint32_t)SKULD_QUERY_FLAGS_KNOWN) != 0)
+		return SKULD_ERR_FLAGS;
+	if (record->kind != SKULD_QUERY_HOLD)
+		return SKULD_OK;
+	const struct skuld_hold_record *hold = (const struct skuld_hold_record *)record;
+	if (hold->flags != 0)
+		return SKULD_ERR_FLAGS;
+	if (hold->reserved_0 != 0 || hold->reserved_1 != 0)
+		return SKULD_ERR_RESERVED;
+	if (hold->state > SKULD_HOLD_STATE_LAST)
+		return SKULD_ERR_QUERY;
+	return SKULD_OK;
+}
+
+static uint32_t lookup_match_check(const struct skuld_lookup_match *match)
+{
+	if (!bytes_zero(match->reserved, sizeof(match->reserved)))
+		return SKULD_ERR_RESERVED;
+	if (match->kind == 0 || match->kind > SKULD_LOOKUP_KIND_LAST)
+		return SKULD_ERR_QUERY;
+	if ((match->flags & ~(uint32_t)SKULD_LOOKUP_FLAGS_KNOWN) != 0)
+		return SKULD_ERR_FLAGS;
+	return SKULD_OK;
+}
+
+static uint32_t stats_check(const struct skuld_stats *stats)
+{
+	return bytes_zero(stats->reserved, sizeof(stats->reserved)) ? SKULD_OK : SKULD_ERR_RESERVED;
+}
+
+/* Checks count records of record_size bytes with check; stores the failing
+ * index. */
+static uint32_t records_check(const void *body, uint32_t count, uint32_t record_size,
+                              uint32_t (*check)(const void *record), uint32_t *index)
+{
+	const unsigned char *bytes = body;
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t status = check(bytes + (size_t)i * record_size);
+		if (status != SKULD_OK) {
+			if (index != NULL)
+				*index = i;
+			return status;
+		}
+	}
+	return SKULD_OK;
+}
+
+static uint32_t query_record_check_any(const void *record)
+{
+	return query_record_check(record);
+}
+
+static uint32_t lookup_match_check_any(const void *record)
+{
+	return lookup_match_check(record);
+}
+
 uint32_t proto_body_check(const struct skuld_header *header, const void *body, uint32_t *index)
 {
 	static const char empty[1];
@@ -440,6 +586,18 @@ uint32_t proto_body_check(const struct skuld_header *header, const void *body, u
 		return reply ? register_reply_check(body) : register_request_check(body);
 	case SKULD_OP_ERROR:
 		return error_body_check(body);
+	case SKULD_OP_QUERY:
+		if (!reply)
+			return proto_query_check(body);
+		return records_check(body, header->count, sizeof(struct skuld_level_record),
+		                     query_record_check_any, index);
+	case SKULD_OP_LOOKUP:
+		if (!reply)
+			return proto_lookup_check(body);
+		return records_check(body, header->count, sizeof(struct skuld_lookup_match),
+		                     lookup_match_check_any, index);
+	case SKULD_OP_STATS:
+		return reply ? stats_check(body) : SKULD_OK;
 	case SKULD_OP_SUBMIT:
 		break;
 	default:

@@ -66,9 +66,12 @@ enum skuld_operation {
 	SKULD_OP_SUBMIT = 2,   /* body: events; reply: one result per event */
 	SKULD_OP_PING = 3,     /* empty body both ways */
 	SKULD_OP_ERROR = 4,    /* server only: body is one skuld_error_body */
+	SKULD_OP_QUERY = 5,    /* body: one skuld_query; reply: 64-byte query records */
+	SKULD_OP_LOOKUP = 6,   /* body: one skuld_lookup; reply: skuld_lookup_match records */
+	SKULD_OP_STATS = 7,    /* empty body; reply: one skuld_stats */
 };
 #define SKULD_OP_FIRST SKULD_OP_REGISTER
-#define SKULD_OP_LAST  SKULD_OP_ERROR
+#define SKULD_OP_LAST  SKULD_OP_STATS
 
 enum skuld_frame_flags {
 	SKULD_FRAME_REPLY = 1u << 0, /* set on every frame the server sends */
@@ -286,6 +289,7 @@ enum skuld_status {
 	SKULD_ERR_NOT_REGISTERED = 114, /* first frame was not REGISTER */
 	SKULD_ERR_TOKEN = 115,          /* REGISTER token refused */
 	SKULD_ERR_BUSY = 116,           /* server overloaded; retry later */
+	SKULD_ERR_QUERY = 117,          /* QUERY / LOOKUP record malformed */
 };
 
 enum skuld_result_flags {
@@ -350,6 +354,211 @@ struct skuld_error_body {
 };
 static_assert(sizeof(struct skuld_error_body) == 64, "error body");
 
+/* ---- QUERY (64-byte request, 64-byte reply records) ---------------------- */
+
+/* What a QUERY asks. Fields a kind does not use must be zero (PROTOCOL.md
+ * section 12 has the table). Replies answer from durable state only. */
+enum skuld_query_kind {
+	SKULD_QUERY_LEVEL = 1,           /* item, location: one level record */
+	SKULD_QUERY_ITEM_LEVELS = 2,     /* item at every location; after_location, limit */
+	SKULD_QUERY_LOCATION_LEVELS = 3, /* every item at location; after_item, limit */
+	SKULD_QUERY_CHANNEL = 4,         /* channel; item, or every item: after_item, limit */
+	SKULD_QUERY_HOLD = 5,            /* hold: one hold record */
+};
+#define SKULD_QUERY_KIND_LAST SKULD_QUERY_HOLD
+#define SKULD_QUERY_LIMIT_MAX 1024u /* records per QUERY reply, at most */
+
+struct skuld_query {
+	uint16_t kind;           /* enum skuld_query_kind */
+	uint16_t reserved_0;     /* zero */
+	uint32_t limit;          /* list kinds: records wanted, 0 = server default */
+	uint32_t item;           /* item id */
+	uint32_t location;       /* location id */
+	uint32_t channel;        /* channel id */
+	uint32_t after_item;     /* paging cursor: item of the last record received */
+	uint32_t after_location; /* paging cursor: location of the last record received */
+	uint32_t reserved_1;     /* zero */
+	uint64_t hold;           /* hold id */
+	uint64_t reserved_2[3];  /* zero */
+};
+static_assert(sizeof(struct skuld_query) == 64, "query");
+static_assert(offsetof(struct skuld_query, reserved_0) == 2, "query");
+static_assert(offsetof(struct skuld_query, limit) == 4, "query");
+static_assert(offsetof(struct skuld_query, item) == 8, "query");
+static_assert(offsetof(struct skuld_query, location) == 12, "query");
+static_assert(offsetof(struct skuld_query, channel) == 16, "query");
+static_assert(offsetof(struct skuld_query, after_item) == 20, "query");
+static_assert(offsetof(struct skuld_query, after_location) == 24, "query");
+static_assert(offsetof(struct skuld_query, reserved_1) == 28, "query");
+static_assert(offsetof(struct skuld_query, hold) == 32, "query");
+static_assert(offsetof(struct skuld_query, reserved_2) == 40, "query");
+
+enum skuld_query_flags {
+	SKULD_QUERY_MORE = 1u << 0,   /* last record of a full page: ask again after it */
+	SKULD_QUERY_CURSOR = 1u << 1, /* not an answer, only where the scan stopped */
+};
+#define SKULD_QUERY_FLAGS_KNOWN 0x03u
+
+/* Reply record for LEVEL, ITEM_LEVELS, LOCATION_LEVELS and CHANNEL. The
+ * last 8 bytes (status, kind, flags, channel) are common to both layouts;
+ * kind says which layout the record has. */
+struct skuld_level_record {
+	uint32_t item;      /* item id */
+	uint32_t location;  /* location id; 0 for CHANNEL */
+	int64_t on_hand;    /* counters of (item, location); 0 for CHANNEL */
+	int64_t reserved;   /* in open holds */
+	int64_t committed;  /* sold, not yet fulfilled */
+	int64_t unsellable; /* damaged + quarantine */
+	int64_t incoming;   /* ordered / in transit */
+	int64_t available;  /* on_hand - reserved - committed - unsellable; CHANNEL: published */
+	uint16_t status;    /* SKULD_OK or why there is no answer (ITEM_UNKNOWN...) */
+	uint8_t kind;       /* enum skuld_query_kind answered */
+	uint8_t flags;      /* enum skuld_query_flags */
+	uint32_t channel;   /* CHANNEL: the channel; else 0 */
+};
+static_assert(sizeof(struct skuld_level_record) == 64, "level record");
+static_assert(offsetof(struct skuld_level_record, location) == 4, "level record");
+static_assert(offsetof(struct skuld_level_record, on_hand) == 8, "level record");
+static_assert(offsetof(struct skuld_level_record, reserved) == 16, "level record");
+static_assert(offsetof(struct skuld_level_record, committed) == 24, "level record");
+static_assert(offsetof(struct skuld_level_record, unsellable) == 32, "level record");
+static_assert(offsetof(struct skuld_level_record, incoming) == 40, "level record");
+static_assert(offsetof(struct skuld_level_record, available) == 48, "level record");
+static_assert(offsetof(struct skuld_level_record, status) == 56, "level record");
+static_assert(offsetof(struct skuld_level_record, kind) == 58, "level record");
+static_assert(offsetof(struct skuld_level_record, flags) == 59, "level record");
+static_assert(offsetof(struct skuld_level_record, channel) == 60, "level record");
+
+enum skuld_hold_state {
+	SKULD_HOLD_STATE_OPEN = 0,
+	SKULD_HOLD_STATE_COMMITTED = 1,
+	SKULD_HOLD_STATE_RELEASED = 2,
+	SKULD_HOLD_STATE_EXPIRED = 3,
+};
+#define SKULD_HOLD_STATE_LAST SKULD_HOLD_STATE_EXPIRED
+
+/* Reply record for HOLD (kind = SKULD_QUERY_HOLD). */
+struct skuld_hold_record {
+	uint32_t item;          /* item (or bundle) held */
+	uint32_t location;      /* location holding it */
+	uint64_t hold;          /* hold id */
+	uint64_t expires_at_ns; /* ns since the epoch */
+	uint64_t closed_at_ns;  /* 0 while open */
+	int64_t remaining;      /* units (bundles) still held or committable */
+	uint32_t state;         /* enum skuld_hold_state */
+	uint32_t reserved_0;    /* zero */
+	uint64_t reserved_1;    /* zero */
+	uint16_t status;        /* SKULD_OK or SKULD_HOLD_UNKNOWN */
+	uint8_t kind;           /* SKULD_QUERY_HOLD */
+	uint8_t flags;          /* zero */
+	uint32_t channel;       /* channel of a channel hold, else 0 */
+};
+static_assert(sizeof(struct skuld_hold_record) == 64, "hold record");
+static_assert(offsetof(struct skuld_hold_record, hold) == 8, "hold record");
+static_assert(offsetof(struct skuld_hold_record, expires_at_ns) == 16, "hold record");
+static_assert(offsetof(struct skuld_hold_record, closed_at_ns) == 24, "hold record");
+static_assert(offsetof(struct skuld_hold_record, remaining) == 32, "hold record");
+static_assert(offsetof(struct skuld_hold_record, state) == 40, "hold record");
+static_assert(offsetof(struct skuld_hold_record, reserved_0) == 44, "hold record");
+static_assert(offsetof(struct skuld_hold_record, reserved_1) == 48, "hold record");
+static_assert(offsetof(struct skuld_hold_record, status) == 56, "hold record");
+static_assert(offsetof(struct skuld_hold_record, kind) == 58, "hold record");
+static_assert(offsetof(struct skuld_hold_record, flags) == 59, "hold record");
+static_assert(offsetof(struct skuld_hold_record, channel) == 60, "hold record");
+
+/* ---- LOOKUP (64-byte request, 32-byte reply records) --------------------- */
+
+enum skuld_lookup_kind {
+	SKULD_LOOKUP_SKU = 1,      /* SKU code -> item */
+	SKULD_LOOKUP_BARCODE = 2,  /* barcode -> items with pack sizes */
+	SKULD_LOOKUP_LOCATION = 3, /* location code -> location */
+	SKULD_LOOKUP_CHANNEL = 4,  /* channel name -> channel */
+};
+#define SKULD_LOOKUP_KIND_LAST   SKULD_LOOKUP_CHANNEL
+#define SKULD_LOOKUP_MATCHES_MAX 64u /* records per LOOKUP reply, at most */
+#define SKULD_LOOKUP_MATCH_SIZE  32u
+
+struct skuld_lookup {
+	uint16_t kind;              /* enum skuld_lookup_kind */
+	uint16_t reserved_0;        /* zero */
+	uint32_t reserved_1;        /* zero */
+	uint64_t reserved_2;        /* zero */
+	char code[SKULD_CODE_SIZE]; /* text, NUL-padded, non-empty */
+	uint64_t reserved_3[2];     /* zero */
+};
+static_assert(sizeof(struct skuld_lookup) == 64, "lookup");
+static_assert(offsetof(struct skuld_lookup, reserved_0) == 2, "lookup");
+static_assert(offsetof(struct skuld_lookup, reserved_1) == 4, "lookup");
+static_assert(offsetof(struct skuld_lookup, reserved_2) == 8, "lookup");
+static_assert(offsetof(struct skuld_lookup, code) == 16, "lookup");
+static_assert(offsetof(struct skuld_lookup, reserved_3) == 48, "lookup");
+
+enum skuld_lookup_flags {
+	SKULD_LOOKUP_RETIRED = 1u << 0, /* SKU: the code is retired (history only) */
+	SKULD_LOOKUP_MORE = 1u << 1,    /* BARCODE: more matches than the reply holds */
+};
+#define SKULD_LOOKUP_FLAGS_KNOWN 0x03u
+
+struct skuld_lookup_match {
+	uint32_t id;          /* item, location or channel id; 0 when not found */
+	uint16_t status;      /* SKULD_OK, ITEM_ / LOCATION_ / CHANNEL_UNKNOWN */
+	uint8_t kind;         /* enum skuld_lookup_kind answered */
+	uint8_t flags;        /* enum skuld_lookup_flags */
+	int64_t pack;         /* BARCODE: units of the item per scan; else 0 */
+	uint64_t reserved[2]; /* zero */
+};
+static_assert(sizeof(struct skuld_lookup_match) == SKULD_LOOKUP_MATCH_SIZE, "lookup match");
+static_assert(offsetof(struct skuld_lookup_match, status) == 4, "lookup match");
+static_assert(offsetof(struct skuld_lookup_match, kind) == 6, "lookup match");
+static_assert(offsetof(struct skuld_lookup_match, flags) == 7, "lookup match");
+static_assert(offsetof(struct skuld_lookup_match, pack) == 8, "lookup match");
+static_assert(offsetof(struct skuld_lookup_match, reserved) == 16, "lookup match");
+
+/* ---- STATS (empty request, 256-byte reply) ------------------------------- */
+
+/* Server figures since start-up unless a field says otherwise. */
+struct skuld_stats {
+	uint64_t uptime_ns;            /* since the server started */
+	uint64_t connections_open;     /* now */
+	uint64_t connections_accepted; /* total */
+	uint64_t connections_refused;  /* over connections_max */
+	uint64_t sessions;             /* sessions in the table now */
+	uint64_t requests;             /* SUBMITs applied */
+	uint64_t requests_retried;     /* SUBMITs answered with the saved reply */
+	uint64_t events;               /* client events applied */
+	uint64_t events_expired;       /* EXPIRE events the server wrote */
+	uint64_t queries;              /* QUERY, LOOKUP and STATS answered */
+	uint64_t frames_rejected;      /* ERROR frames sent */
+	uint64_t log_bytes;            /* bytes written to the log */
+	uint64_t log_writes;           /* group-commit writes made durable */
+	uint64_t event_durable;        /* sequence of the last durable event, 0: none */
+	uint64_t write_durable;        /* sequence of the last durable write, 0: none */
+	uint64_t group_records_last;   /* records in the last write */
+	uint64_t group_records_max;    /* most records in one write */
+	uint64_t group_events_last;    /* events in the last write */
+	uint64_t group_events_max;     /* most events in one write */
+	uint64_t fsync_ns_last;        /* write + fdatasync of the last write */
+	uint64_t fsync_ns_max;         /* slowest write + fdatasync */
+	uint64_t fsync_ns_total;       /* sum; mean = fsync_ns_total / log_writes */
+	uint64_t holds_open;           /* now */
+	uint64_t memory_bytes;         /* the configured memory bound (OPERATIONS.md) */
+	uint64_t log_segment;          /* segment the log ends in */
+	uint64_t reserved[7];          /* zero */
+};
+static_assert(sizeof(struct skuld_stats) == 256, "stats");
+static_assert(offsetof(struct skuld_stats, connections_open) == 8, "stats");
+static_assert(offsetof(struct skuld_stats, sessions) == 32, "stats");
+static_assert(offsetof(struct skuld_stats, requests) == 40, "stats");
+static_assert(offsetof(struct skuld_stats, events) == 56, "stats");
+static_assert(offsetof(struct skuld_stats, log_bytes) == 88, "stats");
+static_assert(offsetof(struct skuld_stats, event_durable) == 104, "stats");
+static_assert(offsetof(struct skuld_stats, group_records_last) == 120, "stats");
+static_assert(offsetof(struct skuld_stats, fsync_ns_last) == 152, "stats");
+static_assert(offsetof(struct skuld_stats, holds_open) == 176, "stats");
+static_assert(offsetof(struct skuld_stats, memory_bytes) == 184, "stats");
+static_assert(offsetof(struct skuld_stats, log_segment) == 192, "stats");
+static_assert(offsetof(struct skuld_stats, reserved) == 200, "stats");
+
 /* ---- Codec --------------------------------------------------------------- */
 
 /* Names for logs and error messages; never NULL ("unknown" for bad values). */
@@ -383,6 +592,15 @@ uint32_t proto_body_check(const struct skuld_header *header, const void *body, u
  * quantity positive) belong to the state machine. Returns SKULD_OK or
  * SKULD_ERR_EVENT_KIND / _FIELD / _VALUE / SKULD_ERR_RESERVED. */
 uint32_t proto_event_check(const struct skuld_event *event);
+
+/* Structural rules for a QUERY request record: reserved bytes zero
+ * (SKULD_ERR_RESERVED); a known kind, zero in every field the kind does not
+ * use, limit <= SKULD_QUERY_LIMIT_MAX (SKULD_ERR_QUERY). */
+uint32_t proto_query_check(const struct skuld_query *query);
+
+/* Structural rules for a LOOKUP request record: reserved bytes zero
+ * (SKULD_ERR_RESERVED); a known kind and non-empty text (SKULD_ERR_QUERY). */
+uint32_t proto_lookup_check(const struct skuld_lookup *lookup);
 
 /* The version a server speaking SKULD_PROTOCOL_VERSION_MIN..MAX picks for a
  * client speaking client_min..client_max: the highest both speak, or 0 when

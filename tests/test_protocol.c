@@ -413,6 +413,20 @@ static uint32_t model_header_check(const unsigned char *h)
 		size = 64;
 		count = 1;
 		break;
+	case 5: /* QUERY: one 64-byte query; reply: 64-byte records */
+		record = reply ? 64 : 0;
+		size = 64;
+		count = 1;
+		break;
+	case 6: /* LOOKUP: one 64-byte lookup; reply: 32-byte matches */
+		record = reply ? 32 : 0;
+		size = 64;
+		count = 1;
+		break;
+	case 7: /* STATS: empty; reply: one 256-byte body */
+		size = reply ? 256 : 0;
+		count = reply ? 1 : 0;
+		break;
 	default:
 		return SKULD_ERR_OPERATION;
 	}
@@ -429,6 +443,101 @@ static uint32_t model_header_check(const unsigned char *h)
 		return SKULD_ERR_COUNT;
 	if (model_zero(h + 16, 16) && h[6] != 4)
 		return SKULD_ERR_CLIENT;
+	return SKULD_OK;
+}
+
+/* QUERY request (docs/PROTOCOL.md section 12): fields each kind may set,
+ * as byte offsets: limit 4, item 8, location 12, channel 16, after_item 20,
+ * after_location 24, hold 32 (u64). */
+enum want_query_field {
+	WQ_LIMIT = 1u << 0,
+	WQ_ITEM = 1u << 1,
+	WQ_LOCATION = 1u << 2,
+	WQ_CHANNEL = 1u << 3,
+	WQ_AFTER_ITEM = 1u << 4,
+	WQ_AFTER_LOCATION = 1u << 5,
+	WQ_HOLD = 1u << 6,
+};
+
+static const uint32_t want_query_fields[6] = {
+        0,
+        WQ_ITEM | WQ_LOCATION,
+        WQ_ITEM | WQ_LIMIT | WQ_AFTER_LOCATION,
+        WQ_LOCATION | WQ_LIMIT | WQ_AFTER_ITEM,
+        WQ_CHANNEL | WQ_ITEM | WQ_LIMIT | WQ_AFTER_ITEM,
+        WQ_HOLD,
+};
+
+static uint32_t model_query_check(const unsigned char *q)
+{
+	if (le16(q + 2) != 0 || le32(q + 28) != 0 || !model_zero(q + 40, 24))
+		return SKULD_ERR_RESERVED;
+	uint16_t kind = le16(q);
+	if (kind == 0 || kind > 5)
+		return SKULD_ERR_QUERY;
+	uint32_t set = 0;
+	set |= le32(q + 4) != 0 ? WQ_LIMIT : 0;
+	set |= le32(q + 8) != 0 ? WQ_ITEM : 0;
+	set |= le32(q + 12) != 0 ? WQ_LOCATION : 0;
+	set |= le32(q + 16) != 0 ? WQ_CHANNEL : 0;
+	set |= le32(q + 20) != 0 ? WQ_AFTER_ITEM : 0;
+	set |= le32(q + 24) != 0 ? WQ_AFTER_LOCATION : 0;
+	set |= le64(q + 32) != 0 ? WQ_HOLD : 0;
+	if (set & ~want_query_fields[kind])
+		return SKULD_ERR_QUERY;
+	if (le32(q + 4) > 1024)
+		return SKULD_ERR_QUERY;
+	return SKULD_OK;
+}
+
+static uint32_t model_lookup_check(const unsigned char *l)
+{
+	if (!model_zero(l + 2, 14) || !model_zero(l + 48, 16))
+		return SKULD_ERR_RESERVED;
+	if (le16(l) == 0 || le16(l) > 4)
+		return SKULD_ERR_QUERY;
+	return model_text_valid(l + 16, 32, 0) ? SKULD_OK : SKULD_ERR_QUERY;
+}
+
+static uint32_t model_query_records_check(const unsigned char *b, uint32_t count, uint32_t *index)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		const unsigned char *r = b + (size_t)i * 64;
+		uint32_t status = SKULD_OK;
+		if (r[58] == 0 || r[58] > 5)
+			status = SKULD_ERR_QUERY;
+		else if (r[59] & ~3u)
+			status = SKULD_ERR_FLAGS;
+		else if (r[58] == 5 && r[59] != 0)
+			status = SKULD_ERR_FLAGS;
+		else if (r[58] == 5 && !model_zero(r + 44, 12))
+			status = SKULD_ERR_RESERVED;
+		else if (r[58] == 5 && le32(r + 40) > 3)
+			status = SKULD_ERR_QUERY;
+		if (status != SKULD_OK) {
+			*index = i;
+			return status;
+		}
+	}
+	return SKULD_OK;
+}
+
+static uint32_t model_lookup_matches_check(const unsigned char *b, uint32_t count, uint32_t *index)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		const unsigned char *r = b + (size_t)i * 32;
+		uint32_t status = SKULD_OK;
+		if (!model_zero(r + 16, 16))
+			status = SKULD_ERR_RESERVED;
+		else if (r[6] == 0 || r[6] > 4)
+			status = SKULD_ERR_QUERY;
+		else if (r[7] & ~3u)
+			status = SKULD_ERR_FLAGS;
+		if (status != SKULD_OK) {
+			*index = i;
+			return status;
+		}
+	}
 	return SKULD_OK;
 }
 
@@ -455,6 +564,14 @@ static uint32_t model_body_check(const unsigned char *h, const unsigned char *b,
 		return SKULD_OK;
 	case 4:
 		return model_text_valid(b + 8, 56, 1) ? SKULD_OK : SKULD_ERR_EVENT_VALUE;
+	case 5:
+		return reply ? model_query_records_check(b, body_size / 64, index)
+		             : model_query_check(b);
+	case 6:
+		return reply ? model_lookup_matches_check(b, body_size / 32, index)
+		             : model_lookup_check(b);
+	case 7:
+		return !reply || model_zero(b + 200, 56) ? SKULD_OK : SKULD_ERR_RESERVED;
 	case 2: {
 		uint32_t record = reply ? 32 : 128;
 		for (uint32_t i = 0; i < body_size / record; i++) {
@@ -569,6 +686,7 @@ static const struct want_status want_statuses[] = {
         {114, "ERR_NOT_REGISTERED"},
         {115, "ERR_TOKEN"},
         {116, "ERR_BUSY"},
+        {117, "ERR_QUERY"},
 };
 
 Test(protocol, status_names_match_the_documented_codes)
@@ -599,7 +717,10 @@ Test(protocol, operation_and_kind_names)
 	cr_assert_str_eq(skuld_operation_name(3), "ping");
 	cr_assert_str_eq(skuld_operation_name(4), "error");
 	cr_assert_str_eq(skuld_operation_name(0), "unknown");
-	cr_assert_str_eq(skuld_operation_name(5), "unknown");
+	cr_assert_str_eq(skuld_operation_name(5), "query");
+	cr_assert_str_eq(skuld_operation_name(6), "lookup");
+	cr_assert_str_eq(skuld_operation_name(7), "stats");
+	cr_assert_str_eq(skuld_operation_name(8), "unknown");
 	cr_assert_str_eq(skuld_operation_name(UINT32_MAX), "unknown");
 	for (uint32_t kind = 0; kind < 70000; kind++) {
 		const struct want_kind *want = want_kind_find(kind);
@@ -1055,7 +1176,7 @@ Test(protocol, reject_every_header_bit_flip)
 
 Test(protocol, reject_unknown_operation)
 {
-	static const uint8_t operations[] = {0, 5, 6, 127, 255};
+	static const uint8_t operations[] = {0, 8, 9, 127, 255};
 	for (size_t i = 0; i < sizeof(operations) / sizeof(operations[0]); i++) {
 		for (uint8_t flags = 0; flags < 2; flags++) {
 			struct frame frame;
@@ -1841,7 +1962,86 @@ static void guarded_free(struct guarded *g)
 }
 
 /* The test frames used by the bounds and mutation tests. */
-#define TEST_FRAMES 9
+/* ---- QUERY, LOOKUP and STATS test data ------------------------------------ */
+
+/* A valid query of the kind with every field it uses set. */
+static struct skuld_query query_valid(uint16_t kind)
+{
+	struct skuld_query query;
+	memset(&query, 0, sizeof(query));
+	query.kind = kind;
+	switch (kind) {
+	case SKULD_QUERY_LEVEL:
+		query.item = 1001;
+		query.location = 17;
+		break;
+	case SKULD_QUERY_ITEM_LEVELS:
+		query.item = 1001;
+		query.limit = 50;
+		query.after_location = 3;
+		break;
+	case SKULD_QUERY_LOCATION_LEVELS:
+		query.location = 17;
+		query.limit = 1024;
+		query.after_item = 999;
+		break;
+	case SKULD_QUERY_CHANNEL:
+		query.channel = 3;
+		query.item = 1001;
+		query.limit = 10;
+		query.after_item = 5;
+		break;
+	case SKULD_QUERY_HOLD:
+		query.hold = 0x1122334455667788ull;
+		break;
+	default:
+		break;
+	}
+	return query;
+}
+
+/* Two level records and a hold record, as a QUERY reply carries them. */
+static void query_records_valid(unsigned char *records)
+{
+	struct skuld_level_record level = {
+	        .item = 1001,
+	        .location = 17,
+	        .on_hand = 10,
+	        .reserved = 2,
+	        .committed = 1,
+	        .unsellable = 1,
+	        .incoming = 4,
+	        .available = 6,
+	        .status = SKULD_OK,
+	        .kind = SKULD_QUERY_LOCATION_LEVELS,
+	};
+	memcpy(records, &level, 64);
+	level.item = 1002;
+	level.flags = SKULD_QUERY_MORE;
+	memcpy(records + 64, &level, 64);
+	struct skuld_hold_record hold = {
+	        .item = 1001,
+	        .location = 17,
+	        .hold = 77,
+	        .expires_at_ns = 1000,
+	        .remaining = 2,
+	        .state = SKULD_HOLD_STATE_OPEN,
+	        .status = SKULD_OK,
+	        .kind = SKULD_QUERY_HOLD,
+	};
+	memcpy(records + 128, &hold, 64);
+}
+
+static struct skuld_lookup lookup_valid(uint16_t kind)
+{
+	struct skuld_lookup lookup;
+	memset(&lookup, 0, sizeof(lookup));
+	lookup.kind = kind;
+	memcpy(lookup.code, "4006381333931", 13);
+	return lookup;
+}
+
+#define TEST_FRAMES 15
 
 static void test_frames_build(struct frame *frames)
 {
@@ -1869,6 +2069,26 @@ static void test_frames_build(struct frame *frames)
 	/* A SUBMIT whose last event is bad: the rejection path reads to the end. */
 	events[WANT_KIND_COUNT - 1].code[0] = 'x';
 	frame_make(&frames[8], SKULD_OP_SUBMIT, 0, events, sizeof(events), WANT_KIND_COUNT);
+	/* QUERY, LOOKUP and STATS, both ways. */
+	struct skuld_query query = query_valid(SKULD_QUERY_LOCATION_LEVELS);
+	frame_make(&frames[9], SKULD_OP_QUERY, 0, &query, sizeof(query), 1);
+	unsigned char records[3 * 64];
+	query_records_valid(records);
+	frame_make(&frames[10], SKULD_OP_QUERY, SKULD_FRAME_REPLY, records, sizeof(records), 3);
+	struct skuld_lookup lookup = lookup_valid(SKULD_LOOKUP_BARCODE);
+	frame_make(&frames[11], SKULD_OP_LOOKUP, 0, &lookup, sizeof(lookup), 1);
+	struct skuld_lookup_match matches[2] = {
+	        {.id = 7, .status = SKULD_OK, .kind = SKULD_LOOKUP_BARCODE, .pack = 6},
+	        {.id = 9,
+	         .status = SKULD_OK,
+	         .kind = SKULD_LOOKUP_BARCODE,
+	         .pack = 1,
+	         .flags = SKULD_LOOKUP_MORE},
+	};
+	frame_make(&frames[12], SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, matches, sizeof(matches), 2);
+	frame_make(&frames[13], SKULD_OP_STATS, 0, NULL, 0, 0);
+	struct skuld_stats stats = {.uptime_ns = 5, .requests = 3, .log_segment = 1};
+	frame_make(&frames[14], SKULD_OP_STATS, SKULD_FRAME_REPLY, &stats, sizeof(stats), 1);
 }
 
 static uint32_t test_frame_status(int i)
@@ -2035,4 +2255,329 @@ Test(protocol, random_single_byte_mutations)
 	cr_assert_gt(resealed, 190000);
 	cr_assert_gt(resealed_accepted, 1000);
 	cr_assert_lt(resealed_accepted, resealed - 1000);
+}
+
+/* ---- QUERY, LOOKUP and STATS (docs/PROTOCOL.md sections 12..14) ----------- */
+
+Test(protocol, query_lookup_stats_values_are_pinned)
+{
+	cr_assert_eq(SKULD_OP_QUERY, 5);
+	cr_assert_eq(SKULD_OP_LOOKUP, 6);
+	cr_assert_eq(SKULD_OP_STATS, 7);
+	cr_assert_eq(SKULD_ERR_QUERY, 117);
+	cr_assert_eq(SKULD_QUERY_LEVEL, 1);
+	cr_assert_eq(SKULD_QUERY_ITEM_LEVELS, 2);
+	cr_assert_eq(SKULD_QUERY_LOCATION_LEVELS, 3);
+	cr_assert_eq(SKULD_QUERY_CHANNEL, 4);
+	cr_assert_eq(SKULD_QUERY_HOLD, 5);
+	cr_assert_eq(SKULD_QUERY_LIMIT_MAX, 1024);
+	cr_assert_eq(SKULD_QUERY_MORE, 1);
+	cr_assert_eq(SKULD_QUERY_CURSOR, 2);
+	cr_assert_eq(SKULD_LOOKUP_SKU, 1);
+	cr_assert_eq(SKULD_LOOKUP_BARCODE, 2);
+	cr_assert_eq(SKULD_LOOKUP_LOCATION, 3);
+	cr_assert_eq(SKULD_LOOKUP_CHANNEL, 4);
+	cr_assert_eq(SKULD_LOOKUP_RETIRED, 1);
+	cr_assert_eq(SKULD_LOOKUP_MORE, 2);
+	cr_assert_eq(SKULD_LOOKUP_MATCHES_MAX, 64);
+	cr_assert_eq(SKULD_HOLD_STATE_OPEN, 0);
+	cr_assert_eq(SKULD_HOLD_STATE_EXPIRED, 3);
+	cr_assert_eq(proto_record_size(SKULD_OP_QUERY, 0), 0);
+	cr_assert_eq(proto_record_size(SKULD_OP_QUERY, 1), 64);
+	cr_assert_eq(proto_record_size(SKULD_OP_LOOKUP, 0), 0);
+	cr_assert_eq(proto_record_size(SKULD_OP_LOOKUP, 1), 32);
+	cr_assert_eq(proto_record_size(SKULD_OP_STATS, 0), 0);
+	cr_assert_eq(proto_record_size(SKULD_OP_STATS, 1), 0);
+}
+
+Test(protocol, query_lookup_stats_bytes_match_the_tables)
+{
+	struct skuld_query query = query_valid(SKULD_QUERY_CHANNEL);
+	query.after_location = 0x0a0b0c0d;
+	query.hold = 0x0102030405060708ull;
+	const unsigned char *q = (const unsigned char *)&query;
+	cr_assert_eq(le16(q), 4);
+	cr_assert_eq(le32(q + 4), 10);
+	cr_assert_eq(le32(q + 8), 1001);
+	cr_assert_eq(le32(q + 16), 3);
+	cr_assert_eq(le32(q + 20), 5);
+	cr_assert_eq(le32(q + 24), 0x0a0b0c0d);
+	cr_assert_eq(le64(q + 32), 0x0102030405060708ull);
+
+	unsigned char records[3 * 64];
+	query_records_valid(records);
+	cr_assert_eq(le32(records), 1001);
+	cr_assert_eq(le32(records + 4), 17);
+	cr_assert_eq(le64(records + 8), 10);
+	cr_assert_eq(le64(records + 16), 2);
+	cr_assert_eq(le64(records + 24), 1);
+	cr_assert_eq(le64(records + 32), 1);
+	cr_assert_eq(le64(records + 40), 4);
+	cr_assert_eq(le64(records + 48), 6);
+	cr_assert_eq(le16(records + 56), 0);
+	cr_assert_eq(records[58], 3);
+	cr_assert_eq(records[64 + 59], 1);
+	const unsigned char *h = records + 128;
+	cr_assert_eq(le64(h + 8), 77);
+	cr_assert_eq(le64(h + 16), 1000);
+	cr_assert_eq(le64(h + 32), 2);
+	cr_assert_eq(h[58], 5);
+
+	struct skuld_lookup lookup = lookup_valid(SKULD_LOOKUP_SKU);
+	const unsigned char *l = (const unsigned char *)&lookup;
+	cr_assert_eq(le16(l), 1);
+	cr_assert_eq(memcmp(l + 16, "4006381333931", 13), 0);
+
+	struct skuld_lookup_match match = {
+	        .id = 9, .status = 12, .kind = 2, .flags = 1, .pack = -3};
+	const unsigned char *m = (const unsigned char *)&match;
+	cr_assert_eq(le32(m), 9);
+	cr_assert_eq(le16(m + 4), 12);
+	cr_assert_eq(m[6], 2);
+	cr_assert_eq(m[7], 1);
+	cr_assert_eq((int64_t)le64(m + 8), -3);
+
+	struct skuld_stats stats = {.requests = 40, .event_durable = 104, .log_segment = 192};
+	const unsigned char *st = (const unsigned char *)&stats;
+	cr_assert_eq(le64(st + 40), 40);
+	cr_assert_eq(le64(st + 104), 104);
+	cr_assert_eq(le64(st + 192), 192);
+}
+
+Test(protocol, round_trip_query_lookup_stats)
+{
+	struct frame frames[TEST_FRAMES];
+	test_frames_build(frames);
+	for (int i = 9; i < TEST_FRAMES; i++) {
+		uint32_t index = 99;
+		cr_assert_eq(frame_check(&frames[i], &index), SKULD_OK, "frame %d", i);
+		cr_assert_eq(index, 0);
+	}
+	for (uint16_t kind = 1; kind <= SKULD_QUERY_KIND_LAST; kind++) {
+		struct skuld_query query = query_valid(kind);
+		cr_assert_eq(proto_query_check(&query), SKULD_OK, "kind %u", kind);
+		struct frame frame;
+		frame_make(&frame, SKULD_OP_QUERY, 0, &query, sizeof(query), 1);
+		cr_assert_eq(frame_check(&frame, NULL), SKULD_OK);
+	}
+	for (uint16_t kind = 1; kind <= SKULD_LOOKUP_KIND_LAST; kind++) {
+		struct skuld_lookup lookup = lookup_valid(kind);
+		cr_assert_eq(proto_lookup_check(&lookup), SKULD_OK, "kind %u", kind);
+	}
+	/* An empty QUERY reply (nothing matched) is well-formed. */
+	struct frame frame;
+	frame_make(&frame, SKULD_OP_QUERY, SKULD_FRAME_REPLY, NULL, 0, 0);
+	cr_assert_eq(frame_check(&frame, NULL), SKULD_OK);
+}
+
+Test(protocol, reject_query_lookup_stats_body_sizes)
+{
+	unsigned char body[512];
+	memset(body, 0, sizeof(body));
+	struct frame frame;
+	/* QUERY request: exactly one 64-byte record. */
+	frame_make(&frame, SKULD_OP_QUERY, 0, body, 128, 2);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_SIZE);
+	frame_make(&frame, SKULD_OP_QUERY, 0, NULL, 0, 0);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_SIZE);
+	frame_make(&frame, SKULD_OP_QUERY, 0, body, 64, 2);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_COUNT);
+	/* QUERY reply: whole 64-byte records. */
+	frame_make(&frame, SKULD_OP_QUERY, SKULD_FRAME_REPLY, body, 96, 1);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_SIZE);
+	frame_make(&frame, SKULD_OP_QUERY, SKULD_FRAME_REPLY, body, 128, 1);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_COUNT);
+	/* LOOKUP request: one 64-byte record; reply: 32-byte matches. */
+	frame_make(&frame, SKULD_OP_LOOKUP, 0, body, 32, 1);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_SIZE);
+	frame_make(&frame, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, body, 48, 1);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_SIZE);
+	frame_make(&frame, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, body, 64, 1);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_COUNT);
+	/* STATS: empty request, one 256-byte reply. */
+	frame_make(&frame, SKULD_OP_STATS, 0, body, 64, 1);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_SIZE);
+	frame_make(&frame, SKULD_OP_STATS, 0, NULL, 0, 1);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_COUNT);
+	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, body, 128, 1);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_SIZE);
+	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, body, 256, 0);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_COUNT);
+}
+
+Test(protocol, reject_query_reserved)
+{
+	static const size_t reserved_offsets[] = {2, 3, 28, 31, 40, 47, 48, 63};
+	for (size_t i = 0; i < sizeof(reserved_offsets) / sizeof(reserved_offsets[0]); i++) {
+		struct skuld_query query = query_valid(SKULD_QUERY_LEVEL);
+		((unsigned char *)&query)[reserved_offsets[i]] = 1;
+		cr_assert_eq(proto_query_check(&query), SKULD_ERR_RESERVED, "byte %zu",
+		             reserved_offsets[i]);
+		struct frame frame;
+		frame_make(&frame, SKULD_OP_QUERY, 0, &query, sizeof(query), 1);
+		cr_assert_eq(frame_check(&frame, NULL), SKULD_ERR_RESERVED);
+	}
+	/* Reserved comes before the kind. */
+	struct skuld_query query = query_valid(SKULD_QUERY_LEVEL);
+	query.kind = 77;
+	query.reserved_1 = 1;
+	cr_assert_eq(proto_query_check(&query), SKULD_ERR_RESERVED);
+}
+
+Test(protocol, reject_query_unknown_kind)
+{
+	static const uint16_t kinds[] = {0, 6, 7, 255, 65535};
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		struct skuld_query query;
+		memset(&query, 0, sizeof(query));
+		query.kind = kinds[i];
+		cr_assert_eq(proto_query_check(&query), SKULD_ERR_QUERY, "kind %u", kinds[i]);
+	}
+}
+
+Test(protocol, reject_query_field_the_kind_does_not_use)
+{
+	/* Field offsets: limit, item, location, channel, after_item,
+	 * after_location (u32), hold (u64). */
+	static const size_t offsets[] = {4, 8, 12, 16, 20, 24, 32};
+	for (uint16_t kind = 1; kind <= 5; kind++) {
+		for (size_t f = 0; f < sizeof(offsets) / sizeof(offsets[0]); f++) {
+			struct skuld_query query;
+			memset(&query, 0, sizeof(query));
+			query.kind = kind;
+			((unsigned char *)&query)[offsets[f]] = 1;
+			uint32_t want =
+			        (want_query_fields[kind] & (1u << f)) ? SKULD_OK : SKULD_ERR_QUERY;
+			cr_assert_eq(proto_query_check(&query), want, "kind %u field %zu", kind, f);
+		}
+	}
+}
+
+Test(protocol, reject_query_limit_over_maximum)
+{
+	struct skuld_query query = query_valid(SKULD_QUERY_ITEM_LEVELS);
+	query.limit = SKULD_QUERY_LIMIT_MAX;
+	cr_assert_eq(proto_query_check(&query), SKULD_OK);
+	query.limit = SKULD_QUERY_LIMIT_MAX + 1;
+	cr_assert_eq(proto_query_check(&query), SKULD_ERR_QUERY);
+	query.limit = UINT32_MAX;
+	cr_assert_eq(proto_query_check(&query), SKULD_ERR_QUERY);
+}
+
+Test(protocol, reject_lookup_bad_records)
+{
+	static const size_t reserved_offsets[] = {2, 4, 8, 15, 48, 63};
+	for (size_t i = 0; i < sizeof(reserved_offsets) / sizeof(reserved_offsets[0]); i++) {
+		struct skuld_lookup lookup = lookup_valid(SKULD_LOOKUP_SKU);
+		((unsigned char *)&lookup)[reserved_offsets[i]] = 1;
+		cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_RESERVED, "byte %zu",
+		             reserved_offsets[i]);
+	}
+	struct skuld_lookup lookup = lookup_valid(0);
+	cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_QUERY);
+	lookup = lookup_valid(5);
+	cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_QUERY);
+	lookup = lookup_valid(SKULD_LOOKUP_LOCATION);
+	memset(lookup.code, 0, sizeof(lookup.code));
+	cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_QUERY);
+	lookup = lookup_valid(SKULD_LOOKUP_CHANNEL);
+	lookup.code[3] = '\n';
+	cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_QUERY);
+	lookup = lookup_valid(SKULD_LOOKUP_CHANNEL);
+	lookup.code[31] = 'x'; /* a byte after the NUL padding began */
+	cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_QUERY);
+	lookup = lookup_valid(SKULD_LOOKUP_SKU);
+	lookup.code[0] = ' ';
+	cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_QUERY);
+	struct frame frame;
+	lookup = lookup_valid(9);
+	frame_make(&frame, SKULD_OP_LOOKUP, 0, &lookup, sizeof(lookup), 1);
+	cr_assert_eq(frame_check(&frame, NULL), SKULD_ERR_QUERY);
+}
+
+Test(protocol, reject_bad_query_reply_records)
+{
+	struct {
+		size_t record;
+		size_t offset;
+		unsigned char value;
+		uint32_t want;
+	} cases[] = {
+	        {0, 58, 0, SKULD_ERR_QUERY},    /* kind 0 */
+	        {1, 58, 6, SKULD_ERR_QUERY},    /* unknown kind */
+	        {1, 59, 4, SKULD_ERR_FLAGS},    /* unknown flag */
+	        {2, 59, 1, SKULD_ERR_FLAGS},    /* a hold record has no flags */
+	        {2, 44, 1, SKULD_ERR_RESERVED}, /* hold reserved_0 */
+	        {2, 55, 1, SKULD_ERR_RESERVED}, /* hold reserved_1 */
+	        {2, 40, 4, SKULD_ERR_QUERY},    /* hold state out of range */
+	        {0, 44, 1, SKULD_OK},           /* incoming of a level record: any value */
+	        {1, 59, 3, SKULD_OK},           /* MORE | CURSOR */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned char records[3 * 64];
+		query_records_valid(records);
+		records[cases[i].record * 64 + cases[i].offset] = cases[i].value;
+		struct frame frame;
+		frame_make(&frame, SKULD_OP_QUERY, SKULD_FRAME_REPLY, records, sizeof(records), 3);
+		uint32_t index = 99;
+		cr_assert_eq(frame_check(&frame, &index), cases[i].want, "case %zu", i);
+		if (cases[i].want != SKULD_OK)
+			cr_assert_eq(index, cases[i].record, "case %zu", i);
+	}
+}
+
+Test(protocol, reject_bad_lookup_matches_and_stats)
+{
+	struct skuld_lookup_match matches[2] = {
+	        {.id = 7, .status = SKULD_OK, .kind = SKULD_LOOKUP_SKU},
+	        {.id = 8, .status = SKULD_OK, .kind = SKULD_LOOKUP_SKU},
+	};
+	struct frame frame;
+	uint32_t index = 99;
+	matches[1].reserved[1] = 1;
+	frame_make(&frame, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, matches, sizeof(matches), 2);
+	cr_assert_eq(frame_check(&frame, &index), SKULD_ERR_RESERVED);
+	cr_assert_eq(index, 1);
+	matches[1].reserved[1] = 0;
+	matches[1].kind = 5;
+	frame_make(&frame, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, matches, sizeof(matches), 2);
+	cr_assert_eq(frame_check(&frame, &index), SKULD_ERR_QUERY);
+	matches[1].kind = SKULD_LOOKUP_SKU;
+	matches[0].flags = 0x80;
+	frame_make(&frame, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, matches, sizeof(matches), 2);
+	cr_assert_eq(frame_check(&frame, &index), SKULD_ERR_FLAGS);
+	cr_assert_eq(index, 0);
+
+	struct skuld_stats stats = {.requests = 1};
+	stats.reserved[6] = 1;
+	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, &stats, sizeof(stats), 1);
+	cr_assert_eq(frame_check(&frame, NULL), SKULD_ERR_RESERVED);
+}
+
+Test(protocol, query_check_agrees_with_the_model)
+{
+	/* Every single-byte value at every offset of a valid query of each
+	 * kind: the codec and the model of section 12 agree. */
+	for (uint16_t kind = 1; kind <= 5; kind++) {
+		for (size_t offset = 0; offset < 64; offset++) {
+			for (unsigned value = 0; value < 256; value += 51) {
+				struct skuld_query query = query_valid(kind);
+				((unsigned char *)&query)[offset] = (unsigned char)value;
+				cr_assert_eq(proto_query_check(&query),
+				             model_query_check((const unsigned char *)&query),
+				             "kind %u offset %zu value %u", kind, offset, value);
+			}
+		}
+	}
+	for (uint16_t kind = 1; kind <= 4; kind++) {
+		for (size_t offset = 0; offset < 64; offset++) {
+			for (unsigned value = 0; value < 256; value += 17) {
+				struct skuld_lookup lookup = lookup_valid(kind);
+				((unsigned char *)&lookup)[offset] = (unsigned char)value;
+				cr_assert_eq(proto_lookup_check(&lookup),
+				             model_lookup_check((const unsigned char *)&lookup),
+				             "kind %u offset %zu value %u", kind, offset, value);
+			}
+		}
+	}
 }

@@ -1,0 +1,79 @@
+/*
+ * config.h — the server's settings: command line, the `key = value` file,
+ * defaults, validation, and the memory bound they imply.
+ *
+ * Owns: struct server_config and the rules that make it valid. Every table,
+ * ring and buffer of the server is sized from it at start-up; nothing grows
+ * afterwards. docs/OPERATIONS.md lists every key with its default and the
+ * memory formula (config_memory_bytes computes the same number).
+ *
+ * File format: one `key = value` per line; `#` starts a comment; blank lines
+ * are ignored; keys are the field names below (ledger capacities without the
+ * ledger. prefix). An unknown key, a value that is not a number where one is
+ * expected, or a number out of range is an error naming the line.
+ */
+#ifndef SKULD_SERVER_CONFIG_H
+#define SKULD_SERVER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ledger.h"
+#include "protocol.h"
+
+#define CONFIG_PATH_SIZE  400u /* data directory, with the NUL */
+#define CONFIG_ERROR_SIZE 256u
+
+struct server_config {
+	char listen_host[64];             /* dotted IPv4 address */
+	uint16_t listen_port;             /* 0: an ephemeral port */
+	char data_dir[CONFIG_PATH_SIZE];  /* log in data_dir/log, port file, lock */
+	char token[SKULD_TOKEN_SIZE + 1]; /* REGISTER token; empty: any token */
+	uint32_t connections_max;         /* open connections at once */
+	uint32_t frame_events_max;        /* events per SUBMIT */
+	uint32_t frame_small_bytes;       /* bodies up to this use the connection's buffer */
+	uint32_t frame_pool;              /* large-frame buffers shared by all connections */
+	uint32_t replies_max;             /* replies queued per connection */
+	uint32_t reply_bytes;             /* reply buffer per connection (0: derived) */
+	uint32_t sessions_max;            /* session table size */
+	uint32_t expire_batch;            /* EXPIRE events per loop turn (K) */
+	uint64_t segment_bytes;           /* log segment size */
+	uint32_t write_bytes;             /* one group-commit write, at most */
+	uint32_t query_limit;             /* records per QUERY page, at most */
+	uint32_t query_scan;              /* ids a list QUERY looks at, at most */
+	uint32_t recv_buffers;            /* provided receive buffers (power of two) */
+	uint32_t recv_buffer_bytes;       /* bytes each */
+	uint32_t frame_timeout_ms;        /* a partial frame idle this long: closed */
+	uint32_t stall_timeout_ms;        /* replies unsent this long: closed */
+	struct ledger_config ledger;      /* state machine capacities */
+};
+
+/* Fills every field with its documented default. */
+void config_defaults(struct server_config *config);
+
+/* Applies one setting. Returns 0, or -EINVAL with a message in error. */
+int config_set(struct server_config *config, const char *key, const char *value, char *error,
+               size_t error_size);
+
+/* Parses "HOST:PORT" into listen_host / listen_port. Returns 0 or -EINVAL. */
+int config_set_listen(struct server_config *config, const char *listen);
+
+/* Reads a `key = value` file. Returns 0, -errno when it cannot be read, or
+ * -EINVAL with "FILE:LINE: why" in error. */
+int config_load(struct server_config *config, const char *path, char *error, size_t error_size);
+
+/* Checks the settings against each other and derives what is left at 0
+ * (reply_bytes). Returns 0 or -EINVAL with a message in error. */
+int config_finish(struct server_config *config, char *error, size_t error_size);
+
+/* Largest reply frame (header included) the server can send with these
+ * settings: what one connection's reply buffer must hold. */
+uint32_t config_reply_frame_max(const struct server_config *config);
+
+/* Largest request body the server reads. */
+uint32_t config_body_max(const struct server_config *config);
+
+/* The memory bound of docs/OPERATIONS.md for these settings, in bytes. */
+uint64_t config_memory_bytes(const struct server_config *config);
+
+#endif /* SKULD_SERVER_CONFIG_H */

@@ -1,0 +1,958 @@
+/*
+ * loop.c — the io_uring event loop (loop.h). The only file that includes
+ * liburing.
+ *
+ * Ring: SINGLE_ISSUER | DEFER_TASKRUN where the kernel has them (6.1+),
+ * else COOP_TASKRUN, else plain. Completions are drained in batches with
+ * io_uring_for_each_cqe + io_uring_cq_advance; every submission carries
+ * user_data = op << 56 | connection generation << 32 | connection index.
+ *
+ * Operations in flight:
+ *   - one multishot accept on the listening socket (re-armed when a CQE
+ *     comes without IORING_CQE_F_MORE);
+ *   - per connection, one multishot recv over the provided buffer ring
+ *     (group RECV_GROUP), re-armed the same way, cancelled while the
+ *     connection cannot take input (see backpressure);
+ *   - per connection, at most one send: every released reply byte that is
+ *     contiguous in its ring, so replies are batched; a short send just
+ *     advances and the rest goes next turn;
+ *   - at most one log write: a write SQE linked (IOSQE_IO_LINK) to an
+ *     fdatasync SQE; a short write breaks the link and is a disk error;
+ *   - a read on a signalfd for SIGINT / SIGTERM.
+ * Timers: none in the ring. The wait itself has a timeout: while holds
+ * are open, the next look for due holds (every EXPIRE_PERIOD_NS, so a hold
+ * is expired at most that late; until then the ledger already treats a
+ * past-due hold as expired for EXTEND and COMMIT), else the housekeeping
+ * tick.
+ *
+ * Provided buffers with liburing 2.3: it has io_uring_register_buf_ring and
+ * the io_uring_buf_ring_* helpers but not io_uring_setup_buf_ring (2.4), so
+ * the ring memory is mmap()ed here and registered by hand. Kernels without
+ * buffer rings (before 5.19) or multishot recv (before 6.0) are refused at
+ * start-up with a message; there is no second code path.
+ *
+ * Backpressure: every received buffer is queued on its connection (a list
+ * through bid_next) and consumed by conn_input as far as the connection can
+ * go. A connection stops consuming when it waits: for a pool buffer (a large
+ * frame and the pool is empty), for room in its reply ring (the client does
+ * not read), for log space or for durability (a retry of a request not yet
+ * on disk). Its unconsumed buffers stay queued; once it holds two, its recv
+ * is cancelled, so one stuck client cannot drain the buffer ring. Every
+ * turn, waiting connections are tried again.
+ *
+ * Group commit, the write state machine:
+ *     IDLE --(records pending: service_seal, [create segment], write+fsync)--> IN FLIGHT
+ *     IN FLIGHT --(fsync CQE ok: service_durable, release replies)--> IDLE
+ *     IN FLIGHT --(write short/error or fsync error)--> stop, exit non-zero
+ * Frames keep being applied into the other buffer while a write is in
+ * flight; a write starts as soon as the previous one is durable and anything
+ * is pending, never after a timer.
+ */
+#include "loop.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "skuld_assert.h"
+
+#define RING_ENTRIES     1024u
+#define RING_CQ_ENTRIES  16384u
+#define RECV_GROUP       7
+#define HELD_CANCEL_AT   2u                     /* held buffers that cancel a waiting recv */
+#define TICK_NS          (250ull * 1000000ull)  /* housekeeping period */
+#define DRAIN_NS         (2000ull * 1000000ull) /* shutdown: time to send the last replies */
+#define EXPIRE_PERIOD_NS (10ull * 1000000ull)   /* holds expire at most this late */
+#define INDEX_NONE       UINT32_MAX
+
+enum op {
+	OP_ACCEPT = 1,
+	OP_RECV = 2,
+	OP_SEND = 3,
+	OP_WRITE = 4,
+	OP_FSYNC = 5,
+	OP_SIGNAL = 6,
+	OP_CANCEL = 7,
+};
+
+enum connection_state {
+	CONNECTION_FREE = 0,
+	CONNECTION_OPEN = 1,    /* reading and answering */
+	CONNECTION_DRAIN = 2,   /* an ERROR is queued: no more input, close once sent */
+	CONNECTION_CLOSING = 3, /* shut down; freed when nothing is in flight */
+};
+
+struct connection {
+	struct conn conn;
+	struct service_peer peer;
+	int fd;
+	uint32_t index;
+	uint32_t generation;
+	enum connection_state state;
+	bool recv_armed;
+	bool recv_cancelling;
+	bool send_armed;
+	bool waiting;       /* could not go on this turn */
+	uint32_t held_head; /* first queued buffer id + 1, 0: none */
+	uint32_t held_tail;
+	uint32_t held_count;
+	uint32_t held_offset; /* bytes of the first buffer already taken */
+	uint64_t input_ns;    /* last time input arrived (monotonic) */
+	uint64_t send_ns;     /* when the send in flight was armed / progressed */
+};
+
+struct loop {
+	struct io_uring ring;
+	const struct server_config *config;
+	struct service *service;
+	struct log_writer *writer;
+	int listen_fd;
+	int signal_fd;
+	struct signalfd_siginfo siginfo;
+	bool accept_armed;
+	bool signal_armed;
+	bool stopping;
+	uint64_t stop_deadline_ns;
+	enum loop_exit exit;
+	bool done;
+
+	struct connection *connections;
+	uint32_t connections_max;
+	uint32_t *free_slots;
+	uint32_t free_count;
+	uint32_t *open_list; /* indexes of non-free connections */
+	uint32_t open_count;
+	uint8_t *connection_memory;
+
+	struct frame_pool pool;
+
+	struct io_uring_buf_ring *buffer_ring;
+	size_t buffer_ring_size;
+	uint8_t *recv_memory;
+	uint32_t recv_count;
+	uint32_t recv_size;
+	uint32_t *bid_next;   /* held-list link per buffer id (+1) */
+	uint32_t *bid_length; /* bytes received in it */
+	uint32_t held_total;
+
+	struct log_write write;
+	bool write_in_flight;
+	bool write_failed;
+	int write_error;
+	uint64_t write_start_ns;
+
+	uint64_t now_ns;    /* CLOCK_REALTIME, read once per turn */
+	uint64_t mono_ns;   /* CLOCK_MONOTONIC */
+	uint64_t tick_ns;   /* next housekeeping */
+	uint64_t expire_ns; /* next look for due holds */
+};
+
+/* ---- Helpers ------------------------------------------------------------- */
+
+static uint64_t clock_ns(clockid_t clock)
+{
+	struct timespec now;
+	clock_gettime(clock, &now);
+	return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+}
+
+static uint64_t user_data_pack(enum op op, const struct connection *connection)
+{
+	if (connection == NULL)
+		return (uint64_t)op << 56;
+	return (uint64_t)op << 56 | (uint64_t)(connection->generation & 0xffffffu) << 32 |
+	       connection->index;
+}
+
+static enum op user_data_op(uint64_t data)
+{
+	return (enum op)(data >> 56);
+}
+
+/* The connection a completion belongs to, or NULL when it is stale. */
+static struct connection *user_data_connection(struct loop *loop, uint64_t data)
+{
+	uint32_t index = (uint32_t)data;
+	uint32_t generation = (uint32_t)(data >> 32) & 0xffffffu;
+	if (index >= loop->connections_max)
+		return NULL;
+	struct connection *connection = &loop->connections[index];
+	if (connection->state == CONNECTION_FREE ||
+	    (connection->generation & 0xffffffu) != generation)
+		return NULL;
+	return connection;
+}
+
+static uint64_t connection_owner(const struct connection *connection)
+{
+	return (uint64_t)connection->generation << 32 | (connection->index + 1);
+}
+
+/* An SQE, submitting first when the submission queue is full. */
+static struct io_uring_sqe *sqe_get(struct loop *loop)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
+	if (sqe == NULL) {
+		io_uring_submit(&loop->ring);
+		sqe = io_uring_get_sqe(&loop->ring);
+	}
+	SKULD_ASSERT(sqe != NULL);
+	return sqe;
+}
+
+/* ---- Set-up ---------------------------------------------------------------- */
+
+static int ring_setup(struct loop *loop)
+{
+	static const unsigned flag_sets[] = {
+	        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+	        IORING_SETUP_COOP_TASKRUN,
+	        0,
+	};
+	int ret = -EINVAL;
+	for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
+		struct io_uring_params params;
+		memset(&params, 0, sizeof(params));
+		params.flags = flag_sets[i] | IORING_SETUP_CQSIZE;
+		params.cq_entries = RING_CQ_ENTRIES;
+		ret = io_uring_queue_init_params(RING_ENTRIES, &loop->ring, &params);
+		if (ret == 0)
+			return 0;
+		if (ret != -EINVAL)
+			break;
+	}
+	fprintf(stderr, "skuld: io_uring_queue_init: %s\n", strerror(-ret));
+	return ret;
+}
+
+static int buffers_setup(struct loop *loop)
+{
+	loop->recv_count = loop->config->recv_buffers;
+	loop->recv_size = loop->config->recv_buffer_bytes;
+	loop->buffer_ring_size = loop->recv_count * sizeof(struct io_uring_buf);
+	void *ring_memory = mmap(NULL, loop->buffer_ring_size, PROT_READ | PROT_WRITE,
+	                         MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (ring_memory == MAP_FAILED)
+		return -errno;
+	loop->buffer_ring = ring_memory;
+	loop->recv_memory = aligned_alloc(4096, (size_t)loop->recv_count * loop->recv_size);
+	loop->bid_next = calloc(loop->recv_count, sizeof(uint32_t));
+	loop->bid_length = calloc(loop->recv_count, sizeof(uint32_t));
+	if (loop->recv_memory == NULL || loop->bid_next == NULL || loop->bid_length == NULL)
+		return -ENOMEM;
+	struct io_uring_buf_reg registration;
+	memset(&registration, 0, sizeof(registration));
+	registration.ring_addr = (unsigned long)loop->buffer_ring;
+	registration.ring_entries = loop->recv_count;
+	registration.bgid = RECV_GROUP;
+	int ret = io_uring_register_buf_ring(&loop->ring, &registration, 0);
+	if (ret != 0) {
+		fprintf(stderr,
+		        "skuld: provided buffer rings are not available (%s); skuld needs Linux "
+		        "6.0 or later\n",
+		        strerror(-ret));
+		return ret;
+	}
+	io_uring_buf_ring_init(loop->buffer_ring);
+	int mask = io_uring_buf_ring_mask(loop->recv_count);
+	for (uint32_t bid = 0; bid < loop->recv_count; bid++)
+		io_uring_buf_ring_add(loop->buffer_ring,
+		                      loop->recv_memory + (size_t)bid * loop->recv_size,
+		                      loop->recv_size, (unsigned short)bid, mask, (int)bid);
+	io_uring_buf_ring_advance(loop->buffer_ring, (int)loop->recv_count);
+	return 0;
+}
+
+static int connections_setup(struct loop *loop)
+{
+	const struct server_config *config = loop->config;
+	loop->connections_max = config->connections_max;
+	loop->connections = calloc(loop->connections_max, sizeof(struct connection));
+	loop->free_slots = calloc(loop->connections_max, sizeof(uint32_t));
+	loop->open_list = calloc(loop->connections_max, sizeof(uint32_t));
+	size_t small = ((size_t)config->frame_small_bytes + 63) & ~(size_t)63;
+	size_t out = ((size_t)config->reply_bytes + 63) & ~(size_t)63;
+	size_t entries =
+	        ((size_t)config->replies_max * sizeof(struct conn_reply) + 63) & ~(size_t)63;
+	size_t per = small + out + entries;
+	loop->connection_memory = aligned_alloc(64, per * loop->connections_max);
+	if (loop->connections == NULL || loop->free_slots == NULL || loop->open_list == NULL ||
+	    loop->connection_memory == NULL)
+		return -ENOMEM;
+	struct conn_limits limits = {
+	        .small_bytes = config->frame_small_bytes,
+	        .body_max = config_body_max(config),
+	        .events_max = config->frame_events_max,
+	        .reply_bytes = config->reply_bytes,
+	        .replies_max = config->replies_max,
+	};
+	for (uint32_t i = 0; i < loop->connections_max; i++) {
+		struct connection *connection = &loop->connections[i];
+		uint8_t *memory = loop->connection_memory + per * i;
+		conn_init(&connection->conn, &limits, memory, memory + small,
+		          (struct conn_reply *)(memory + small + out));
+		connection->index = i;
+		connection->fd = -1;
+		loop->free_slots[i] = loop->connections_max - 1 - i;
+	}
+	loop->free_count = loop->connections_max;
+	return frame_pool_init(&loop->pool, config->frame_pool, config_body_max(config));
+}
+
+static int signals_setup(struct loop *loop)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	loop->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+	return loop->signal_fd < 0 ? -errno : 0;
+}
+
+static void loop_teardown(struct loop *loop)
+{
+	for (uint32_t i = 0; loop->connections != NULL && i < loop->connections_max; i++) {
+		if (loop->connections[i].fd >= 0)
+			close(loop->connections[i].fd);
+	}
+	if (loop->ring.ring_fd > 0)
+		io_uring_queue_exit(&loop->ring);
+	if (loop->buffer_ring != NULL)
+		munmap(loop->buffer_ring, loop->buffer_ring_size);
+	if (loop->signal_fd >= 0)
+		close(loop->signal_fd);
+	frame_pool_destroy(&loop->pool);
+	free(loop->connections);
+	free(loop->free_slots);
+	free(loop->open_list);
+	free(loop->connection_memory);
+	free(loop->recv_memory);
+	free(loop->bid_next);
+	free(loop->bid_length);
+}
+
+/* ---- Receive buffers ------------------------------------------------------------ */
+
+static void buffer_recycle(struct loop *loop, uint32_t bid)
+{
+	int mask = io_uring_buf_ring_mask(loop->recv_count);
+	io_uring_buf_ring_add(loop->buffer_ring, loop->recv_memory + (size_t)bid * loop->recv_size,
+	                      loop->recv_size, (unsigned short)bid, mask, 0);
+	io_uring_buf_ring_advance(loop->buffer_ring, 1);
+}
+
+static void held_push(struct loop *loop, struct connection *connection, uint32_t bid,
+                      uint32_t length)
+{
+	loop->bid_next[bid] = 0;
+	loop->bid_length[bid] = length;
+	if (connection->held_tail != 0)
+		loop->bid_next[connection->held_tail - 1] = bid + 1;
+	else
+		connection->held_head = bid + 1;
+	connection->held_tail = bid + 1;
+	connection->held_count++;
+	loop->held_total++;
+}
+
+static void held_pop(struct loop *loop, struct connection *connection)
+{
+	uint32_t bid = connection->held_head - 1;
+	connection->held_head = loop->bid_next[bid];
+	if (connection->held_head == 0)
+		connection->held_tail = 0;
+	connection->held_count--;
+	connection->held_offset = 0;
+	loop->held_total--;
+	buffer_recycle(loop, bid);
+}
+
+static void held_drop(struct loop *loop, struct connection *connection)
+{
+	while (connection->held_head != 0)
+		held_pop(loop, connection);
+}
+
+/* ---- Connections ---------------------------------------------------------------- */
+
+static void recv_arm(struct loop *loop, struct connection *connection)
+{
+	struct io_uring_sqe *sqe = sqe_get(loop);
+	io_uring_prep_recv_multishot(sqe, connection->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = RECV_GROUP;
+	io_uring_sqe_set_data64(sqe, user_data_pack(OP_RECV, connection));
+	connection->recv_armed = true;
+	connection->recv_cancelling = false;
+}
+
+static void recv_cancel(struct loop *loop, struct connection *connection)
+{
+	if (!connection->recv_armed || connection->recv_cancelling)
+		return;
+	struct io_uring_sqe *sqe = sqe_get(loop);
+	io_uring_prep_cancel64(sqe, user_data_pack(OP_RECV, connection), 0);
+	io_uring_sqe_set_data64(sqe, user_data_pack(OP_CANCEL, NULL));
+	connection->recv_cancelling = true;
+}
+
+/* Starts closing: no more input or output; the slot is freed once nothing is
+ * in flight (connection_reap). */
+static void connection_close(struct loop *loop, struct connection *connection)
+{
+	if (connection->state == CONNECTION_CLOSING || connection->state == CONNECTION_FREE)
+		return;
+	connection->state = CONNECTION_CLOSING;
+	service_peer_close(loop->service, &connection->peer, connection_owner(connection));
+	held_drop(loop, connection);
+	/* Wakes a recv or send in flight: they complete and the slot frees. */
+	shutdown(connection->fd, SHUT_RDWR);
+	recv_cancel(loop, connection);
+}
+
+static void connection_reap(struct loop *loop, struct connection *connection, uint32_t position)
+{
+	if (connection->state != CONNECTION_CLOSING || connection->recv_armed ||
+	    connection->send_armed)
+		return;
+	close(connection->fd);
+	connection->fd = -1;
+	conn_reset(&connection->conn, &loop->pool);
+	connection->state = CONNECTION_FREE;
+	connection->generation++;
+	loop->free_slots[loop->free_count++] = connection->index;
+	loop->open_list[position] = loop->open_list[--loop->open_count];
+	service_stats(loop->service)->connections_open = loop->open_count;
+}
+
+static void connection_close_owner(struct loop *loop, uint64_t owner)
+{
+	uint32_t index = (uint32_t)owner - 1;
+	if (index >= loop->connections_max)
+		return;
+	struct connection *connection = &loop->connections[index];
+	if (connection->state != CONNECTION_FREE &&
+	    connection->generation == (uint32_t)(owner >> 32))
+		connection_close(loop, connection);
+}
+
+/* A frame could not be taken: ERROR frame, then close once it is sent. */
+static void connection_refuse(struct loop *loop, struct connection *connection, uint32_t status,
+                              uint32_t index, const struct skuld_header *header,
+                              const char *message)
+{
+	struct service_reply reply;
+	service_error(loop->service, &connection->peer, header, status, index, message, &reply);
+	conn_reply_push_error(&connection->conn, reply.data, reply.size, reply.tag);
+	connection->state = CONNECTION_DRAIN;
+	held_drop(loop, connection);
+	recv_cancel(loop, connection);
+}
+
+/* Hands the held frame to the service. Returns false when the connection
+ * must wait (the frame stays held). */
+static bool connection_frame(struct loop *loop, struct connection *connection)
+{
+	const struct skuld_header *header = conn_frame_header(&connection->conn);
+	uint32_t room = service_reply_size_max(loop->service, header);
+	if (!conn_reply_fits(&connection->conn, room))
+		return false;
+	struct service_reply reply;
+	enum service_outcome outcome =
+	        service_frame(loop->service, &connection->peer, connection_owner(connection),
+	                      loop->now_ns, header, conn_frame_body(&connection->conn), &reply);
+	if (outcome != SERVICE_REPLY)
+		return false; /* log full or not yet durable: tried again next turn */
+	if (reply.takeover != 0)
+		connection_close_owner(loop, reply.takeover);
+	conn_reply_push(&connection->conn, reply.data, reply.size, reply.tag, reply.close);
+	conn_frame_done(&connection->conn, &loop->pool);
+	if (reply.close) {
+		connection->state = CONNECTION_DRAIN;
+		held_drop(loop, connection);
+		recv_cancel(loop, connection);
+	}
+	return true;
+}
+
+static const char *refusal_message(uint32_t status)
+{
+	switch (status) {
+	case SKULD_ERR_MAGIC:
+		return "not a skuld frame";
+	case SKULD_ERR_SIZE:
+		return "frame size out of range for this server";
+	case SKULD_ERR_HEADER_CHECKSUM:
+		return "header checksum mismatch";
+	case SKULD_ERR_BODY_CHECKSUM:
+		return "body checksum mismatch";
+	case SKULD_ERR_FLAGS:
+		return "frame flags not allowed from a client";
+	default:
+		return skuld_status_name(status);
+	}
+}
+
+/* Consumes held input as far as the connection can go. */
+static void connection_input(struct loop *loop, struct connection *connection)
+{
+	connection->waiting = false;
+	while (connection->state == CONNECTION_OPEN) {
+		if (connection->conn.frame_ready) {
+			if (!connection_frame(loop, connection)) {
+				connection->waiting = true;
+				break;
+			}
+			continue;
+		}
+		if (connection->held_head == 0)
+			break;
+		uint32_t bid = connection->held_head - 1;
+		const uint8_t *data =
+		        loop->recv_memory + (size_t)bid * loop->recv_size + connection->held_offset;
+		size_t length = loop->bid_length[bid] - connection->held_offset;
+		enum conn_input result;
+		size_t used = conn_input(&connection->conn, &loop->pool, data, length, &result);
+		connection->held_offset += (uint32_t)used;
+		if (connection->held_offset == loop->bid_length[bid])
+			held_pop(loop, connection);
+		if (result == CONN_BLOCKED) {
+			connection->waiting = true;
+			break;
+		}
+		if (result == CONN_ERROR) {
+			const struct conn *conn = &connection->conn;
+			connection_refuse(loop, connection, conn->error_status, conn->error_index,
+			                  conn->header_trusted ? conn_frame_header(conn) : NULL,
+			                  refusal_message(conn->error_status));
+			break;
+		}
+	}
+	if (connection->waiting && connection->held_count >= HELD_CANCEL_AT)
+		recv_cancel(loop, connection);
+}
+
+static void connection_send(struct loop *loop, struct connection *connection)
+{
+	if (connection->send_armed || connection->state == CONNECTION_CLOSING)
+		return;
+	const uint8_t *data = NULL;
+	size_t span = conn_send_span(&connection->conn, &data);
+	if (span == 0)
+		return;
+	struct io_uring_sqe *sqe = sqe_get(loop);
+	io_uring_prep_send(sqe, connection->fd, data, span, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, user_data_pack(OP_SEND, connection));
+	connection->send_armed = true;
+	connection->send_ns = loop->mono_ns;
+}
+
+/* ---- Completions ------------------------------------------------------------------ */
+
+static void accept_arm(struct loop *loop)
+{
+	struct io_uring_sqe *sqe = sqe_get(loop);
+	io_uring_prep_multishot_accept(sqe, loop->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, user_data_pack(OP_ACCEPT, NULL));
+	loop->accept_armed = true;
+}
+
+/* Over connections_max: one ERROR frame without waiting, then close. */
+static void accept_refuse(struct loop *loop, int fd)
+{
+	struct service_peer nobody;
+	memset(&nobody, 0, sizeof(nobody));
+	struct service_reply reply;
+	service_error(loop->service, &nobody, NULL, SKULD_ERR_BUSY, 0,
+	              "too many connections; retry later", &reply);
+	ssize_t sent = send(fd, reply.data, reply.size, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)sent;
+	close(fd);
+	service_stats(loop->service)->connections_refused++;
+}
+
+static void on_accept(struct loop *loop, const struct io_uring_cqe *cqe)
+{
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		loop->accept_armed = false;
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED)
+			fprintf(stderr, "skuld: accept: %s\n", strerror(-cqe->res));
+		return;
+	}
+	int fd = cqe->res;
+	if (loop->stopping) {
+		close(fd);
+		return;
+	}
+	if (loop->free_count == 0) {
+		accept_refuse(loop, fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct connection *connection = &loop->connections[loop->free_slots[--loop->free_count]];
+	connection->fd = fd;
+	connection->state = CONNECTION_OPEN;
+	memset(&connection->peer, 0, sizeof(connection->peer));
+	connection->held_head = connection->held_tail = 0;
+	connection->held_count = connection->held_offset = 0;
+	connection->waiting = false;
+	connection->input_ns = loop->mono_ns;
+	loop->open_list[loop->open_count++] = connection->index;
+	struct skuld_stats *stats = service_stats(loop->service);
+	stats->connections_accepted++;
+	stats->connections_open = loop->open_count;
+	recv_arm(loop, connection);
+}
+
+static void on_recv(struct loop *loop, const struct io_uring_cqe *cqe)
+{
+	struct connection *connection = user_data_connection(loop, cqe->user_data);
+	bool has_buffer = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
+	uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	if (connection == NULL) {
+		if (has_buffer)
+			buffer_recycle(loop, bid);
+		return;
+	}
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		connection->recv_armed = false;
+	if (cqe->res <= 0) {
+		if (has_buffer)
+			buffer_recycle(loop, bid);
+		/* ENOBUFS: the buffer ring ran dry; re-armed once buffers return.
+		 * ECANCELED: we stopped it. Anything else, and EOF, ends it. */
+		if (cqe->res == 0 || (cqe->res != -ENOBUFS && cqe->res != -ECANCELED))
+			connection_close(loop, connection);
+		return;
+	}
+	SKULD_ASSERT(has_buffer);
+	if (connection->state != CONNECTION_OPEN || loop->stopping) {
+		buffer_recycle(loop, bid);
+		return;
+	}
+	held_push(loop, connection, bid, (uint32_t)cqe->res);
+	connection->input_ns = loop->mono_ns;
+	connection_input(loop, connection);
+}
+
+static void on_send(struct loop *loop, const struct io_uring_cqe *cqe)
+{
+	struct connection *connection = user_data_connection(loop, cqe->user_data);
+	if (connection == NULL)
+		return;
+	connection->send_armed = false;
+	if (cqe->res < 0) {
+		connection_close(loop, connection);
+		return;
+	}
+	connection->send_ns = loop->mono_ns;
+	if (connection->state == CONNECTION_CLOSING)
+		return;
+	if (conn_sent(&connection->conn, (size_t)cqe->res)) {
+		connection_close(loop, connection);
+		return;
+	}
+	connection_send(loop, connection);
+}
+
+static void write_fail(struct loop *loop, const char *what, int error)
+{
+	if (loop->write_failed)
+		return;
+	loop->write_failed = true;
+	loop->write_error = error;
+	fprintf(stderr,
+	        "skuld: fatal: log %s of write %llu (segment %llu, offset %llu, %u bytes) failed: "
+	        "%s. Not retried and nothing of it acknowledged; stopping. A restart recovers from "
+	        "the log what is really on disk.\n",
+	        what, (unsigned long long)loop->write.sequence,
+	        (unsigned long long)loop->write.segment, (unsigned long long)loop->write.offset,
+	        loop->write.size, strerror(-error));
+	log_writer_fail(loop->writer, error);
+}
+
+static void on_write(struct loop *loop, const struct io_uring_cqe *cqe)
+{
+	if (cqe->res < 0)
+		write_fail(loop, "write", cqe->res);
+	else if ((uint32_t)cqe->res != loop->write.size)
+		write_fail(loop, "write (short)", -EIO);
+}
+
+static void on_fsync(struct loop *loop, const struct io_uring_cqe *cqe)
+{
+	loop->write_in_flight = false;
+	if (cqe->res < 0)
+		write_fail(loop, "fdatasync", cqe->res == -ECANCELED ? -EIO : cqe->res);
+	if (loop->write_failed) {
+		loop->exit = LOOP_EXIT_DISK_ERROR;
+		loop->done = true;
+		return;
+	}
+	service_durable(loop->service, &loop->write, loop->mono_ns - loop->write_start_ns);
+}
+
+static void on_signal(struct loop *loop, const struct io_uring_cqe *cqe)
+{
+	loop->signal_armed = false;
+	if (cqe->res < 0 && cqe->res != -EAGAIN && cqe->res != -EINTR)
+		return;
+	if (cqe->res > 0 && !loop->stopping) {
+		fprintf(stderr, "skuld: %s: finishing in-flight work, then exiting\n",
+		        strsignal((int)loop->siginfo.ssi_signo));
+		loop->stopping = true;
+		loop->stop_deadline_ns = loop->mono_ns + DRAIN_NS;
+	}
+}
+
+static void on_completion(struct loop *loop, const struct io_uring_cqe *cqe)
+{
+	switch (user_data_op(cqe->user_data)) {
+	case OP_ACCEPT:
+		on_accept(loop, cqe);
+		break;
+	case OP_RECV:
+		on_recv(loop, cqe);
+		break;
+	case OP_SEND:
+		on_send(loop, cqe);
+		break;
+	case OP_WRITE:
+		on_write(loop, cqe);
+		break;
+	case OP_FSYNC:
+		on_fsync(loop, cqe);
+		break;
+	case OP_SIGNAL:
+		on_signal(loop, cqe);
+		break;
+	case OP_CANCEL:
+		break;
+	}
+}
+
+/* ---- Each turn ---------------------------------------------------------------------- */
+
+static void write_start(struct loop *loop)
+{
+	if (loop->write_in_flight || loop->write_failed || !service_log_pending(loop->service))
+		return;
+	int ret = service_seal(loop->service, &loop->write);
+	SKULD_ASSERT(ret == 0);
+	loop->write_in_flight = true;
+	loop->write_start_ns = loop->mono_ns;
+	if (loop->write.create_segment) {
+		/* Blocking, once per segment: pre-allocate, header, fsync, rename,
+		 * fsync the directory (log.h). */
+		ret = log_writer_create_segment(loop->writer, &loop->write);
+		if (ret != 0) {
+			write_fail(loop, "segment creation", ret);
+			loop->write_in_flight = false;
+			loop->exit = LOOP_EXIT_DISK_ERROR;
+			loop->done = true;
+			return;
+		}
+	}
+	struct io_uring_sqe *sqe = sqe_get(loop);
+	io_uring_prep_write(sqe, loop->write.fd, loop->write.data, loop->write.size,
+	                    loop->write.offset);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, user_data_pack(OP_WRITE, NULL));
+	sqe = sqe_get(loop);
+	io_uring_prep_fsync(sqe, loop->write.fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(sqe, user_data_pack(OP_FSYNC, NULL));
+}
+
+static void housekeeping(struct loop *loop)
+{
+	uint64_t frame_timeout = (uint64_t)loop->config->frame_timeout_ms * 1000000ull;
+	uint64_t stall_timeout = (uint64_t)loop->config->stall_timeout_ms * 1000000ull;
+	for (uint32_t i = 0; i < loop->open_count; i++) {
+		struct connection *connection = &loop->connections[loop->open_list[i]];
+		if (connection->state == CONNECTION_CLOSING)
+			continue;
+		bool partial = connection->state == CONNECTION_OPEN &&
+		               (conn_partial(&connection->conn) || connection->held_count > 0) &&
+		               !connection->conn.frame_ready;
+		if (partial && loop->mono_ns - connection->input_ns > frame_timeout) {
+			connection_close(loop, connection);
+			continue;
+		}
+		if (connection->send_armed && loop->mono_ns - connection->send_ns > stall_timeout)
+			connection_close(loop, connection);
+	}
+}
+
+/* Everything a turn does after its completions: retry waiting connections,
+ * expire holds, start a write, release and send replies, re-arm receives. */
+static void turn(struct loop *loop)
+{
+	uint64_t durable = service_durable_write(loop->service);
+	for (uint32_t i = 0; i < loop->open_count; i++) {
+		struct connection *connection = &loop->connections[loop->open_list[i]];
+		if (connection->state == CONNECTION_OPEN && connection->waiting && !loop->stopping)
+			connection_input(loop, connection);
+	}
+	if (!loop->stopping && loop->mono_ns >= loop->expire_ns) {
+		/* Listing due holds also walks closed holds' dead timer entries
+		 * that are due (timer.h), so it runs every EXPIRE_PERIOD_NS, and
+		 * again at once while whole batches of K come out. */
+		int expired = service_expire(loop->service, loop->now_ns);
+		bool more = expired == (int)loop->config->expire_batch || expired == -EAGAIN;
+		loop->expire_ns = more ? loop->mono_ns : loop->mono_ns + EXPIRE_PERIOD_NS;
+	}
+	write_start(loop);
+	durable = service_durable_write(loop->service);
+	for (uint32_t i = 0; i < loop->open_count;) {
+		struct connection *connection = &loop->connections[loop->open_list[i]];
+		if (connection->state == CONNECTION_OPEN || connection->state == CONNECTION_DRAIN) {
+			conn_release(&connection->conn, durable);
+			connection_send(loop, connection);
+		}
+		if (connection->state == CONNECTION_OPEN && !connection->recv_armed &&
+		    !loop->stopping && connection->held_count < HELD_CANCEL_AT &&
+		    !(connection->waiting && connection->held_count > 0) &&
+		    loop->held_total < loop->recv_count)
+			recv_arm(loop, connection);
+		uint32_t before = loop->open_count;
+		connection_reap(loop, connection, i);
+		if (loop->open_count == before)
+			i++;
+	}
+	if (!loop->accept_armed && !loop->stopping && loop->listen_fd >= 0)
+		accept_arm(loop);
+	if (!loop->signal_armed) {
+		struct io_uring_sqe *sqe = sqe_get(loop);
+		io_uring_prep_read(sqe, loop->signal_fd, &loop->siginfo, sizeof(loop->siginfo), 0);
+		io_uring_sqe_set_data64(sqe, user_data_pack(OP_SIGNAL, NULL));
+		loop->signal_armed = true;
+	}
+	if (loop->mono_ns >= loop->tick_ns) {
+		housekeeping(loop);
+		loop->tick_ns = loop->mono_ns + TICK_NS;
+	}
+}
+
+/* True once a stopping server has nothing left to do. */
+static bool stop_complete(struct loop *loop)
+{
+	if (loop->write_in_flight || service_log_pending(loop->service))
+		return false;
+	if (loop->mono_ns >= loop->stop_deadline_ns)
+		return true;
+	for (uint32_t i = 0; i < loop->open_count; i++) {
+		const struct connection *connection = &loop->connections[loop->open_list[i]];
+		if (connection->state != CONNECTION_CLOSING && connection->send_armed)
+			return false;
+	}
+	return true;
+}
+
+static void stop_begin(struct loop *loop)
+{
+	if (loop->listen_fd < 0)
+		return;
+	if (loop->accept_armed) {
+		struct io_uring_sqe *sqe = sqe_get(loop);
+		io_uring_prep_cancel64(sqe, user_data_pack(OP_ACCEPT, NULL), 0);
+		io_uring_sqe_set_data64(sqe, user_data_pack(OP_CANCEL, NULL));
+	}
+	loop->listen_fd = -1; /* main closes it */
+	for (uint32_t i = 0; i < loop->open_count; i++)
+		recv_cancel(loop, &loop->connections[loop->open_list[i]]);
+}
+
+static struct __kernel_timespec wait_time(struct loop *loop)
+{
+	uint64_t wait = loop->tick_ns > loop->mono_ns ? loop->tick_ns - loop->mono_ns : 0;
+	if (service_holds_open(loop->service)) {
+		uint64_t until =
+		        loop->expire_ns > loop->mono_ns ? loop->expire_ns - loop->mono_ns : 0;
+		wait = until < wait ? until : wait;
+	}
+	struct __kernel_timespec timeout = {
+	        .tv_sec = (long long)(wait / 1000000000ull),
+	        .tv_nsec = (long long)(wait % 1000000000ull),
+	};
+	return timeout;
+}
+
+static void loop_serve(struct loop *loop)
+{
+	while (!loop->done) {
+		loop->now_ns = clock_ns(CLOCK_REALTIME);
+		loop->mono_ns = clock_ns(CLOCK_MONOTONIC);
+		turn(loop);
+		if (loop->done)
+			break;
+		if (loop->stopping) {
+			stop_begin(loop);
+			if (stop_complete(loop)) {
+				loop->exit = LOOP_EXIT_SIGNAL;
+				break;
+			}
+		}
+		struct __kernel_timespec timeout = wait_time(loop);
+		if (loop->stopping && timeout.tv_sec > 0) {
+			timeout.tv_sec = 0;
+			timeout.tv_nsec = 50000000;
+		}
+		struct io_uring_cqe *cqe = NULL;
+		int ret = io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, &timeout, NULL);
+		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY)
+			fprintf(stderr, "skuld: io_uring wait: %s\n", strerror(-ret));
+		loop->now_ns = clock_ns(CLOCK_REALTIME);
+		loop->mono_ns = clock_ns(CLOCK_MONOTONIC);
+		unsigned head;
+		unsigned seen = 0;
+		io_uring_for_each_cqe(&loop->ring, head, cqe)
+		{
+			on_completion(loop, cqe);
+			seen++;
+		}
+		io_uring_cq_advance(&loop->ring, seen);
+	}
+}
+
+enum loop_exit loop_run(const struct server_config *config, struct service *service,
+                        struct log_writer *writer, int listen_fd)
+{
+	struct loop *loop = calloc(1, sizeof(*loop));
+	if (loop == NULL)
+		return LOOP_EXIT_SETUP;
+	loop->config = config;
+	loop->service = service;
+	loop->writer = writer;
+	loop->listen_fd = listen_fd;
+	loop->signal_fd = -1;
+	int ret = ring_setup(loop);
+	if (ret == 0)
+		ret = buffers_setup(loop);
+	if (ret == 0)
+		ret = connections_setup(loop);
+	if (ret == 0)
+		ret = signals_setup(loop);
+	enum loop_exit exit_reason = LOOP_EXIT_SETUP;
+	if (ret == 0) {
+		loop_serve(loop);
+		exit_reason = loop->exit;
+	} else {
+		fprintf(stderr, "skuld: event loop set-up failed: %s\n", strerror(-ret));
+	}
+	loop_teardown(loop);
+	free(loop);
+	return exit_reason;
+}

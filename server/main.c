@@ -1,0 +1,292 @@
+/*
+ * main.c — the skuld daemon: arguments, the data directory, recovery, the
+ * listening socket, then the event loop.
+ *
+ *   skuld [--listen 127.0.0.1:7878] [--data-dir ./skuld-data] [--config FILE]
+ *
+ * Settings come from the defaults, then the config file, then the command
+ * line. On start-up the whole log in DATA_DIR/log is replayed (recovery.c);
+ * then one line "skuld: listening on HOST:PORT" goes to stdout (also for
+ * port 0, with the port the kernel chose) and the port is written to
+ * DATA_DIR/port. Everything else goes to stderr.
+ *
+ * Exit status (docs/OPERATIONS.md): 0 after SIGINT / SIGTERM with every
+ * applied request durable; 1 bad arguments or configuration; 2 the log is
+ * corrupt or does not replay; 3 a log write or fdatasync failed while
+ * serving; 4 any other start-up failure (data directory, lock, socket,
+ * memory, io_uring).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "recovery.h"
+#include "service.h"
+
+enum exit_status {
+	EXIT_CLEAN = 0,
+	EXIT_USAGE = 1,
+	EXIT_RECOVERY = 2,
+	EXIT_DISK = 3,
+	EXIT_STARTUP = 4,
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: skuld [--listen HOST:PORT] [--data-dir DIR] [--config FILE]\n"
+	             "  --listen    address to serve (default 127.0.0.1:7878; port 0: any)\n"
+	             "  --data-dir  where the log lives (default ./skuld-data)\n"
+	             "  --config    a 'key = value' file (docs/OPERATIONS.md)\n");
+}
+
+/* Defaults, then --config, then the other options. Returns 0 or an exit
+ * status. */
+static int arguments_parse(int argc, char **argv, struct server_config *config)
+{
+	char error[CONFIG_ERROR_SIZE];
+	config_defaults(config);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			exit(EXIT_CLEAN);
+		}
+		if (i + 1 >= argc || strncmp(argv[i], "--", 2) != 0) {
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		if (strcmp(argv[i], "--config") == 0 &&
+		    config_load(config, argv[i + 1], error, sizeof(error)) != 0) {
+			fprintf(stderr, "skuld: config: %s\n", error);
+			return EXIT_USAGE;
+		}
+		i++;
+	}
+	for (int i = 1; i + 1 < argc; i += 2) {
+		const char *key = NULL;
+		if (strcmp(argv[i], "--listen") == 0)
+			key = "listen";
+		else if (strcmp(argv[i], "--data-dir") == 0)
+			key = "data_dir";
+		else if (strcmp(argv[i], "--config") == 0)
+			continue;
+		if (key == NULL) {
+			fprintf(stderr, "skuld: unknown option %s\n", argv[i]);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		if (config_set(config, key, argv[i + 1], error, sizeof(error)) != 0) {
+			fprintf(stderr, "skuld: %s\n", error);
+			return EXIT_USAGE;
+		}
+	}
+	if (config_finish(config, error, sizeof(error)) != 0) {
+		fprintf(stderr, "skuld: config: %s\n", error);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int directory_make(const char *path)
+{
+	if (mkdir(path, 0755) == 0 || errno == EEXIST)
+		return 0;
+	return -errno;
+}
+
+/* Creates DATA_DIR and DATA_DIR/log, and takes DATA_DIR/lock so that two
+ * servers never write one log. Returns the lock's fd or -errno. */
+static int data_dir_prepare(const struct server_config *config, char *log_dir, size_t size)
+{
+	snprintf(log_dir, size, "%s/log", config->data_dir);
+	int ret = directory_make(config->data_dir);
+	if (ret == 0)
+		ret = directory_make(log_dir);
+	if (ret != 0) {
+		fprintf(stderr, "skuld: cannot create %s: %s\n", log_dir, strerror(-ret));
+		return ret;
+	}
+	char path[CONFIG_PATH_SIZE + 16];
+	snprintf(path, sizeof(path), "%s/lock", config->data_dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		ret = -errno;
+		fprintf(stderr, "skuld: %s: %s (is another skuld using this data directory?)\n",
+		        path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static int listen_open(const struct server_config *config, uint16_t *port)
+{
+	struct sockaddr_in address;
+	memset(&address, 0, sizeof(address));
+	address.sin_family = AF_INET;
+	address.sin_port = htons(config->listen_port);
+	if (inet_pton(AF_INET, config->listen_host, &address.sin_addr) != 1) {
+		fprintf(stderr, "skuld: --listen: '%s' is not an IPv4 address\n",
+		        config->listen_host);
+		return -EINVAL;
+	}
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	socklen_t length = sizeof(address);
+	if (bind(fd, (struct sockaddr *)&address, sizeof(address)) != 0 || listen(fd, 1024) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&address, &length) != 0) {
+		int ret = -errno;
+		fprintf(stderr, "skuld: listen on %s:%u: %s\n", config->listen_host,
+		        config->listen_port, strerror(errno));
+		close(fd);
+		return ret;
+	}
+	*port = ntohs(address.sin_port);
+	return fd;
+}
+
+static void port_file_write(const struct server_config *config, uint16_t port)
+{
+	char path[CONFIG_PATH_SIZE + 16];
+	snprintf(path, sizeof(path), "%s/port", config->data_dir);
+	FILE *file = fopen(path, "w");
+	if (file == NULL)
+		return;
+	fprintf(file, "%u\n", port);
+	fclose(file);
+}
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+}
+
+/* Replays the log and opens the writer. Returns 0 or an exit status. */
+static int state_recover(const struct server_config *config, const char *log_dir,
+                         struct service **service, struct log_writer **writer)
+{
+	struct service_config service_config = {
+	        .ledger = config->ledger,
+	        .sessions_max = config->sessions_max,
+	        .events_max = config->frame_events_max,
+	        .expire_batch = config->expire_batch,
+	        .query_limit = config->query_limit,
+	        .query_scan = config->query_scan,
+	        .write_size_max = config->write_bytes,
+	        .log_dir = log_dir,
+	        .token = config->token,
+	        .memory_bytes = config_memory_bytes(config),
+	};
+	int ret = service_create(&service_config, service);
+	if (ret != 0) {
+		fprintf(stderr, "skuld: cannot allocate the ledger: %s\n", strerror(-ret));
+		return EXIT_STARTUP;
+	}
+	struct recovery_summary summary;
+	char message[1024];
+	uint64_t started = realtime_ns();
+	ret = recovery_run(*service, log_dir, &summary, message, sizeof(message));
+	if (ret != 0) {
+		fprintf(stderr, "skuld: recovery failed: %s\n", message);
+		return ret == -EBADMSG ? EXIT_RECOVERY : EXIT_STARTUP;
+	}
+	fprintf(stderr, "skuld: recovered %llu records, %llu events from %s in %.3f s\n",
+	        (unsigned long long)summary.records, (unsigned long long)summary.events, log_dir,
+	        (double)(realtime_ns() - started) / 1e9);
+	struct log_writer_config writer_config = {
+	        .dir = log_dir,
+	        .segment_size = config->segment_bytes,
+	        .write_size_max = config->write_bytes,
+	        .log_id = summary.position.log_id,
+	};
+	if (summary.position.segment == 0 &&
+	    getrandom(&writer_config.log_id, sizeof(writer_config.log_id), 0) !=
+	            sizeof(writer_config.log_id)) {
+		fprintf(stderr, "skuld: getrandom: %s\n", strerror(errno));
+		return EXIT_STARTUP;
+	}
+	if (skuld_u128_is_zero(writer_config.log_id))
+		writer_config.log_id.lo = 1;
+	ret = log_writer_init(writer, &writer_config, &summary.position);
+	if (ret != 0) {
+		fprintf(stderr, "skuld: cannot open the log writer in %s: %s\n", log_dir,
+		        strerror(-ret));
+		return EXIT_STARTUP;
+	}
+	service_start(*service, *writer, &summary.position, realtime_ns());
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct server_config config;
+	int status = arguments_parse(argc, argv, &config);
+	if (status != 0)
+		return status;
+	/* Signals are read from a signalfd by the loop. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	char log_dir[CONFIG_PATH_SIZE + 8];
+	int lock_fd = data_dir_prepare(&config, log_dir, sizeof(log_dir));
+	if (lock_fd < 0)
+		return EXIT_STARTUP;
+	struct service *service = NULL;
+	struct log_writer *writer = NULL;
+	int listen_fd = -1;
+	uint16_t port = 0;
+	status = state_recover(&config, log_dir, &service, &writer);
+	if (status == 0) {
+		listen_fd = listen_open(&config, &port);
+		if (listen_fd < 0)
+			status = EXIT_STARTUP;
+	}
+	if (status == 0) {
+		port_file_write(&config, port);
+		fprintf(stderr,
+		        "skuld: data in %s; memory bound %.1f MiB; %u connections, %u events per "
+		        "request\n"
+		        "skuld: speak docs/PROTOCOL.md to it (REGISTER, SUBMIT, QUERY, LOOKUP, "
+		        "STATS), e.g. build/bench/skuld-bench --server %s:%u --setup\n",
+		        config.data_dir, (double)config_memory_bytes(&config) / (1024.0 * 1024.0),
+		        config.connections_max, config.frame_events_max, config.listen_host, port);
+		printf("skuld: listening on %s:%u\n", config.listen_host, port);
+		fflush(stdout);
+		enum loop_exit reason = loop_run(&config, service, writer, listen_fd);
+		status = reason == LOOP_EXIT_SIGNAL       ? EXIT_CLEAN
+		         : reason == LOOP_EXIT_DISK_ERROR ? EXIT_DISK
+		                                          : EXIT_STARTUP;
+		if (status == EXIT_CLEAN)
+			fprintf(stderr, "skuld: stopped; every acknowledged request is on disk\n");
+	}
+	if (listen_fd >= 0)
+		close(listen_fd);
+	if (writer != NULL)
+		log_writer_close(writer);
+	service_destroy(service);
+	close(lock_fd);
+	return status;
+}

@@ -1,0 +1,257 @@
+/*
+ * query.c — QUERY and LOOKUP answers (query.h).
+ */
+#include "query.h"
+
+#include <string.h>
+
+#include "skuld_assert.h"
+
+static void level_fill(struct skuld_level_record *record, uint32_t kind, uint32_t item,
+                       uint32_t location, uint32_t status, const struct ledger_level *level)
+{
+	memset(record, 0, sizeof(*record));
+	record->item = item;
+	record->location = location;
+	record->status = (uint16_t)status;
+	record->kind = (uint8_t)kind;
+	if (status != SKULD_OK || level == NULL)
+		return;
+	record->on_hand = level->on_hand;
+	record->reserved = level->reserved;
+	record->committed = level->committed;
+	record->unsellable = level->damaged + level->quarantine;
+	record->incoming = level->incoming;
+	record->available = level->available;
+}
+
+static int level_is_zero(const struct ledger_level *level)
+{
+	return level->on_hand == 0 && level->reserved == 0 && level->committed == 0 &&
+	       level->damaged == 0 && level->quarantine == 0 && level->incoming == 0;
+}
+
+static uint32_t page_limit(const struct query_limits *limits, uint32_t asked)
+{
+	if (asked == 0 || asked > limits->limit_max)
+		return limits->limit_max;
+	return asked;
+}
+
+/* The list walk shared by the three list kinds: ids after `after` up to
+ * `last`, each answered by `one` (which returns 1 when it wrote a record).
+ * Stops on a full page (MORE) or at the scan budget (a CURSOR record). */
+struct list_walk {
+	const struct ledger *ledger;
+	const struct skuld_query *query;
+	struct skuld_level_record *records;
+	uint32_t count;
+	uint32_t limit;
+};
+
+typedef int (*list_one)(struct list_walk *walk, uint32_t id, struct skuld_level_record *record);
+
+static uint32_t list_run(struct list_walk *walk, const struct query_limits *limits, uint32_t after,
+                         uint32_t last, list_one one, int cursor_is_item)
+{
+	uint32_t scanned = 0;
+	for (uint64_t id = (uint64_t)after + 1; id <= last; id++) {
+		if (walk->count == walk->limit) {
+			walk->records[walk->count - 1].flags |= SKULD_QUERY_MORE;
+			return walk->count;
+		}
+		if (scanned == limits->scan_max) {
+			/* Out of budget before the page filled: say where to go on. */
+			struct skuld_level_record *cursor = &walk->records[walk->count];
+			level_fill(cursor, walk->query->kind, 0, 0, SKULD_OK, NULL);
+			if (cursor_is_item) {
+				cursor->item = (uint32_t)id - 1;
+				cursor->location = walk->query->location;
+			} else {
+				cursor->item = walk->query->item;
+				cursor->location = (uint32_t)id - 1;
+			}
+			cursor->channel = walk->query->channel;
+			cursor->flags = SKULD_QUERY_MORE | SKULD_QUERY_CURSOR;
+			return ++walk->count;
+		}
+		scanned++;
+		walk->count += (uint32_t)one(walk, (uint32_t)id, &walk->records[walk->count]);
+	}
+	return walk->count;
+}
+
+static int item_level_one(struct list_walk *walk, uint32_t location,
+                          struct skuld_level_record *record)
+{
+	struct ledger_level level;
+	uint32_t status = ledger_level(walk->ledger, walk->query->item, location, &level);
+	if (status != SKULD_OK || level_is_zero(&level))
+		return 0;
+	level_fill(record, SKULD_QUERY_ITEM_LEVELS, walk->query->item, location, status, &level);
+	return 1;
+}
+
+static int location_level_one(struct list_walk *walk, uint32_t item,
+                              struct skuld_level_record *record)
+{
+	struct ledger_level level;
+	uint32_t status = ledger_level(walk->ledger, item, walk->query->location, &level);
+	if (status != SKULD_OK || level_is_zero(&level))
+		return 0;
+	level_fill(record, SKULD_QUERY_LOCATION_LEVELS, item, walk->query->location, status,
+	           &level);
+	return 1;
+}
+
+static void channel_fill(struct skuld_level_record *record, uint32_t channel, uint32_t item,
+                         uint32_t status, int64_t quantity)
+{
+	level_fill(record, SKULD_QUERY_CHANNEL, item, 0, status, NULL);
+	record->channel = channel;
+	record->available = status == SKULD_OK ? quantity : 0;
+}
+
+static int channel_one(struct list_walk *walk, uint32_t item, struct skuld_level_record *record)
+{
+	int64_t quantity = 0;
+	uint32_t status =
+	        ledger_channel_quantity(walk->ledger, walk->query->channel, item, &quantity);
+	if (status != SKULD_OK)
+		return 0;
+	channel_fill(record, walk->query->channel, item, status, quantity);
+	return 1;
+}
+
+static uint32_t hold_answer(const struct ledger *ledger, const struct skuld_query *query,
+                            struct skuld_hold_record *record)
+{
+	struct ledger_hold_info info;
+	uint32_t status = ledger_hold(ledger, query->hold, &info);
+	memset(record, 0, sizeof(*record));
+	record->hold = query->hold;
+	record->status = (uint16_t)status;
+	record->kind = SKULD_QUERY_HOLD;
+	if (status == SKULD_OK) {
+		record->item = info.item;
+		record->location = info.location;
+		record->channel = info.channel;
+		record->expires_at_ns = info.expires_at_ns;
+		record->closed_at_ns = info.closed_at_ns;
+		record->remaining = info.remaining;
+		record->state = info.state;
+	}
+	return 1;
+}
+
+uint32_t query_answer(const struct ledger *ledger, const struct query_limits *limits,
+                      const struct skuld_query *query, void *records_memory)
+{
+	struct skuld_level_record *records = records_memory;
+	struct ledger_level level;
+	struct list_walk walk = {
+	        .ledger = ledger,
+	        .query = query,
+	        .records = records,
+	        .limit = page_limit(limits, query->limit),
+	};
+	uint32_t status;
+	int64_t quantity = 0;
+	switch (query->kind) {
+	case SKULD_QUERY_LEVEL:
+		status = ledger_level(ledger, query->item, query->location, &level);
+		level_fill(records, SKULD_QUERY_LEVEL, query->item, query->location, status,
+		           &level);
+		return 1;
+	case SKULD_QUERY_ITEM_LEVELS:
+		/* Any location: the item's own status (unknown, bundle) answers. */
+		status = ledger_level(ledger, query->item, 0, &level);
+		if (status == SKULD_ITEM_UNKNOWN || status == SKULD_BUNDLE_NOT_STOCKED) {
+			level_fill(records, query->kind, query->item, 0, status, NULL);
+			return 1;
+		}
+		return list_run(&walk, limits, query->after_location, limits->locations_max,
+		                item_level_one, 0);
+	case SKULD_QUERY_LOCATION_LEVELS:
+		if (ledger_location_state(ledger, query->location) < 0) {
+			level_fill(records, query->kind, 0, query->location, SKULD_LOCATION_UNKNOWN,
+			           NULL);
+			return 1;
+		}
+		return list_run(&walk, limits, query->after_item, limits->items_max,
+		                location_level_one, 1);
+	case SKULD_QUERY_CHANNEL:
+		if (query->item != 0) {
+			status = ledger_channel_quantity(ledger, query->channel, query->item,
+			                                 &quantity);
+			channel_fill(records, query->channel, query->item, status, quantity);
+			return 1;
+		}
+		/* Item 0 is never defined: this only asks whether the channel is. */
+		status = ledger_channel_quantity(ledger, query->channel, 0, &quantity);
+		if (status == SKULD_CHANNEL_UNKNOWN) {
+			channel_fill(records, query->channel, 0, status, 0);
+			return 1;
+		}
+		return list_run(&walk, limits, query->after_item, limits->items_max, channel_one,
+		                1);
+	case SKULD_QUERY_HOLD:
+		return hold_answer(ledger, query, records_memory);
+	default:
+		SKULD_ASSERT(!"query kind checked by the codec");
+		return 0;
+	}
+}
+
+static void match_fill(struct skuld_lookup_match *match, uint32_t kind, uint32_t id,
+                       uint32_t status)
+{
+	memset(match, 0, sizeof(*match));
+	match->id = id;
+	match->kind = (uint8_t)kind;
+	match->status = (uint16_t)(id != 0 ? SKULD_OK : status);
+}
+
+uint32_t lookup_answer(const struct ledger *ledger, const struct directory *directory,
+                       const struct skuld_lookup *lookup, struct skuld_lookup_match *out)
+{
+	int retired = 0;
+	uint32_t id;
+	switch (lookup->kind) {
+	case SKULD_LOOKUP_SKU:
+		id = ledger_sku_lookup(ledger, lookup->code, &retired);
+		match_fill(out, lookup->kind, id, SKULD_ITEM_UNKNOWN);
+		if (id != 0 && retired)
+			out->flags = SKULD_LOOKUP_RETIRED;
+		return 1;
+	case SKULD_LOOKUP_LOCATION:
+		id = directory_find(directory, DIRECTORY_LOCATION, lookup->code);
+		match_fill(out, lookup->kind, id, SKULD_LOCATION_UNKNOWN);
+		return 1;
+	case SKULD_LOOKUP_CHANNEL:
+		id = directory_find(directory, DIRECTORY_CHANNEL, lookup->code);
+		match_fill(out, lookup->kind, id, SKULD_CHANNEL_UNKNOWN);
+		return 1;
+	case SKULD_LOOKUP_BARCODE: {
+		struct ledger_barcode_match matches[SKULD_LOOKUP_MATCHES_MAX];
+		uint32_t total = ledger_barcode_lookup(ledger, lookup->code, matches,
+		                                       SKULD_LOOKUP_MATCHES_MAX);
+		if (total == 0) {
+			match_fill(out, lookup->kind, 0, SKULD_ITEM_UNKNOWN);
+			return 1;
+		}
+		uint32_t count =
+		        total < SKULD_LOOKUP_MATCHES_MAX ? total : SKULD_LOOKUP_MATCHES_MAX;
+		for (uint32_t i = 0; i < count; i++) {
+			match_fill(&out[i], lookup->kind, matches[i].item, SKULD_OK);
+			out[i].pack = matches[i].pack;
+		}
+		if (total > count)
+			out[count - 1].flags = SKULD_LOOKUP_MORE;
+		return count;
+	}
+	default:
+		SKULD_ASSERT(!"lookup kind checked by the codec");
+		return 0;
+	}
+}

@@ -1,0 +1,706 @@
+/*
+ * service.c — frames in, ledger batches and log records, replies out
+ * (service.h has the contract; docs/PROTOCOL.md section 8 the session rules).
+ *
+ * Records the service appends to the log (docs/FORMAT.md):
+ *   - operation SUBMIT, client != 0: a client's request, events and results;
+ *   - operation SUBMIT, client 0, request 0: a server batch (EXPIRE events);
+ *   - operation REGISTER, count 0: the session of `client` (last applied
+ *     request `request`) was evicted from the session table to make room.
+ * Replay rebuilds the ledger, the directory and the session table from
+ * exactly these.
+ */
+#include "service.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "directory.h"
+#include "query.h"
+#include "session.h"
+#include "skuld_assert.h"
+
+/* Marks the idempotency key of an EXPIRE the server writes ("EXPIRE" + id);
+ * the ledger ignores keys of server events, this only keeps them non-zero. */
+#define EXPIRE_KEY_HI 0x4552495058450000ull
+
+struct service {
+	struct service_config config;
+	char log_dir[LOG_PATH_SIZE];
+	char token[SKULD_TOKEN_SIZE]; /* NUL-padded, as on the wire */
+	bool token_any;
+	struct ledger *ledger;
+	struct session_table sessions;
+	struct directory directory;
+	struct query_limits query_limits;
+	struct log_writer *writer;
+	uint64_t write_open;    /* sequence the write being built will get */
+	uint64_t open_payload;  /* bytes of records in it */
+	uint64_t applied_write; /* last write holding anything applied */
+	uint64_t durable_write; /* last write on disk */
+	uint64_t batch_ns;      /* timestamp of the last batch */
+	uint64_t start_ns;
+	uint8_t *scratch; /* one reply frame */
+	uint32_t scratch_size;
+	uint8_t *record; /* one log record read back */
+	uint64_t record_size;
+	struct skuld_event *expire_events;
+	struct skuld_result *expire_results;
+	uint64_t *expire_ids;
+	struct skuld_stats stats;
+};
+
+static uint32_t reply_frame_max(const struct service_config *config)
+{
+	uint64_t largest = (uint64_t)config->events_max * SKULD_RESULT_SIZE;
+	uint64_t query = (uint64_t)config->query_limit * sizeof(struct skuld_level_record);
+	largest = query > largest ? query : largest;
+	uint64_t lookup = SKULD_LOOKUP_MATCHES_MAX * sizeof(struct skuld_lookup_match);
+	largest = lookup > largest ? lookup : largest;
+	largest = sizeof(struct skuld_stats) > largest ? sizeof(struct skuld_stats) : largest;
+	return (uint32_t)(SKULD_HEADER_SIZE + largest);
+}
+
+int service_create(const struct service_config *config, struct service **out)
+{
+	*out = NULL;
+	if (config->events_max == 0 || config->events_max > config->ledger.batch_events_max ||
+	    config->expire_batch == 0 || config->expire_batch > config->ledger.batch_events_max ||
+	    config->query_limit == 0 || config->query_limit > SKULD_QUERY_LIMIT_MAX ||
+	    config->log_dir == NULL || strlen(config->log_dir) >= LOG_PATH_SIZE - 32)
+		return -EINVAL;
+	if (config->token != NULL && strlen(config->token) > SKULD_TOKEN_SIZE)
+		return -EINVAL;
+	struct service *service = calloc(1, sizeof(*service));
+	if (service == NULL)
+		return -ENOMEM;
+	service->config = *config;
+	snprintf(service->log_dir, sizeof(service->log_dir), "%s", config->log_dir);
+	service->token_any = config->token == NULL || config->token[0] == '\0';
+	if (!service->token_any)
+		memcpy(service->token, config->token, strlen(config->token));
+	service->config.log_dir = service->log_dir;
+	service->config.token = NULL;
+	service->query_limits = (struct query_limits){
+	        .limit_max = config->query_limit,
+	        .scan_max = config->query_scan,
+	        .items_max = config->ledger.items_max,
+	        .locations_max = config->ledger.locations_max,
+	};
+	service->scratch_size = reply_frame_max(config);
+	service->record_size = log_record_size(config->ledger.batch_events_max);
+	int ret = ledger_create(&config->ledger, &service->ledger);
+	if (ret == 0)
+		ret = session_table_init(&service->sessions, config->sessions_max);
+	if (ret == 0)
+		ret = directory_init(&service->directory, config->ledger.locations_max,
+		                     config->ledger.channels_max);
+	if (ret == 0) {
+		service->scratch = aligned_alloc(64, (service->scratch_size + 63) & ~63u);
+		service->record = aligned_alloc(64, (service->record_size + 63) & ~63ull);
+		service->expire_events = calloc(config->expire_batch, sizeof(struct skuld_event));
+		service->expire_results = calloc(config->expire_batch, sizeof(struct skuld_result));
+		service->expire_ids = calloc(config->expire_batch, sizeof(uint64_t));
+		if (service->scratch == NULL || service->record == NULL ||
+		    service->expire_events == NULL || service->expire_results == NULL ||
+		    service->expire_ids == NULL)
+			ret = -ENOMEM;
+	}
+	if (ret != 0) {
+		service_destroy(service);
+		return ret;
+	}
+	service->stats.memory_bytes = config->memory_bytes;
+	*out = service;
+	return 0;
+}
+
+void service_destroy(struct service *service)
+{
+	if (service == NULL)
+		return;
+	ledger_destroy(service->ledger);
+	session_table_destroy(&service->sessions);
+	directory_destroy(&service->directory);
+	free(service->scratch);
+	free(service->record);
+	free(service->expire_events);
+	free(service->expire_results);
+	free(service->expire_ids);
+	free(service);
+}
+
+struct skuld_stats *service_stats(struct service *service)
+{
+	return &service->stats;
+}
+
+struct ledger *service_ledger(struct service *service)
+{
+	return service->ledger;
+}
+
+uint64_t service_durable_write(const struct service *service)
+{
+	return service->durable_write;
+}
+
+bool service_log_pending(const struct service *service)
+{
+	return service->open_payload > 0;
+}
+
+/* ---- The log ---------------------------------------------------------- */
+
+static bool log_room(const struct service *service, uint32_t count)
+{
+	return LOG_WRITE_HEADER_SIZE + service->open_payload + log_record_size(count) <=
+	       service->config.write_size_max;
+}
+
+/* Appends a record to the open write (log_room said yes) and returns its
+ * offset within the write. */
+static uint64_t log_append(struct service *service, uint64_t timestamp_ns, skuld_u128 client,
+                           uint64_t request, uint8_t operation, const struct skuld_event *events,
+                           const struct skuld_result *results, uint32_t count)
+{
+	SKULD_ASSERT(log_room(service, count));
+	struct log_record_info info = {
+	        .timestamp_ns = timestamp_ns,
+	        .client = client,
+	        .request = request,
+	        .operation = operation,
+	};
+	int ret = log_writer_append(service->writer, &info, events, results, count, NULL);
+	/* Room was checked and an I/O failure stops the server before this. */
+	SKULD_ASSERT(ret == 0);
+	uint64_t offset = LOG_WRITE_HEADER_SIZE + service->open_payload;
+	service->open_payload += log_record_size(count);
+	service->applied_write = service->write_open;
+	return offset;
+}
+
+static uint64_t batch_time(struct service *service, uint64_t now_ns)
+{
+	if (now_ns > service->batch_ns)
+		service->batch_ns = now_ns;
+	return service->batch_ns;
+}
+
+void service_start(struct service *service, struct log_writer *writer,
+                   const struct log_position *position, uint64_t now_ns)
+{
+	service->writer = writer;
+	service->write_open = position->write_next;
+	service->durable_write = position->write_next - 1;
+	service->applied_write = service->durable_write;
+	service->open_payload = 0;
+	service->start_ns = now_ns;
+	service->stats.write_durable = service->durable_write;
+	service->stats.event_durable = position->event_next - 1;
+	service->stats.log_segment = position->segment;
+}
+
+int service_seal(struct service *service, struct log_write *write)
+{
+	int ret = log_writer_seal(service->writer, write);
+	if (ret != 0)
+		return ret;
+	SKULD_ASSERT(write->sequence == service->write_open);
+	session_seal(&service->sessions, write->sequence, write->segment, write->offset);
+	service->write_open++;
+	service->open_payload = 0;
+	return 0;
+}
+
+void service_durable(struct service *service, const struct log_write *write, uint64_t latency_ns)
+{
+	log_writer_complete(service->writer, write);
+	SKULD_ASSERT(write->sequence == service->durable_write + 1);
+	service->durable_write = write->sequence;
+	struct skuld_stats *stats = &service->stats;
+	uint64_t events = write->event_next - write->event_first;
+	stats->log_writes++;
+	stats->log_bytes += write->size;
+	stats->write_durable = write->sequence;
+	stats->event_durable = write->event_next - 1;
+	stats->log_segment = write->segment;
+	stats->group_records_last = write->record_count;
+	stats->group_events_last = events;
+	if (write->record_count > stats->group_records_max)
+		stats->group_records_max = write->record_count;
+	if (events > stats->group_events_max)
+		stats->group_events_max = events;
+	stats->fsync_ns_last = latency_ns;
+	stats->fsync_ns_total += latency_ns;
+	if (latency_ns > stats->fsync_ns_max)
+		stats->fsync_ns_max = latency_ns;
+}
+
+/* ---- Replies ------------------------------------------------------------ */
+
+/* Seals a reply frame whose body is already in the scratch after the header. */
+static void reply_frame(struct service *service, struct service_reply *reply, uint8_t operation,
+                        uint16_t version, skuld_u128 client, uint64_t request, uint32_t body_size,
+                        uint32_t count, uint32_t result)
+{
+	SKULD_ASSERT(SKULD_HEADER_SIZE + body_size <= service->scratch_size);
+	struct skuld_header *header = (struct skuld_header *)service->scratch;
+	memset(header, 0, sizeof(*header));
+	header->version = version;
+	header->operation = operation;
+	header->flags = SKULD_FRAME_REPLY;
+	header->request = request;
+	header->client = client;
+	header->body_size = body_size;
+	header->count = count;
+	header->result = result;
+	proto_header_seal(header, service->scratch + SKULD_HEADER_SIZE);
+	reply->data = service->scratch;
+	reply->size = SKULD_HEADER_SIZE + body_size;
+	reply->tag = service->applied_write;
+}
+
+static struct session *peer_session(struct service *service, const struct service_peer *peer,
+                                    uint64_t owner)
+{
+	if (!peer->registered || peer->session == 0)
+		return NULL;
+	struct session *session = &service->sessions.sessions[peer->session - 1];
+	if (!session->used || session->id != peer->session_id)
+		return NULL;
+	if (owner != 0 && session->owner != owner)
+		return NULL;
+	return session;
+}
+
+void service_error(struct service *service, const struct service_peer *peer,
+                   const struct skuld_header *header, uint32_t status, uint32_t index,
+                   const char *message, struct service_reply *reply)
+{
+	memset(reply, 0, sizeof(*reply));
+	struct skuld_error_body *body =
+	        (struct skuld_error_body *)(service->scratch + SKULD_HEADER_SIZE);
+	memset(body, 0, sizeof(*body));
+	body->status = status;
+	body->index = index;
+	size_t length = strnlen(message, sizeof(body->message));
+	memcpy(body->message, message, length);
+	/* Keep the text valid: printable, no trailing space. */
+	for (size_t i = 0; i < length; i++) {
+		if (body->message[i] < 0x20 || body->message[i] > 0x7e)
+			body->message[i] = '?';
+	}
+	while (length > 0 && body->message[length - 1] == ' ')
+		body->message[--length] = '\0';
+	skuld_u128 client = {0, 0};
+	struct session *session = peer_session(service, peer, 0);
+	if (session != NULL)
+		client = session->client;
+	else if (header != NULL)
+		client = header->client;
+	uint16_t version = peer->registered ? peer->version : 1;
+	reply_frame(service, reply, SKULD_OP_ERROR, version, client,
+	            header != NULL ? header->request : 0, sizeof(*body), 1, status);
+	reply->close = true;
+	service->stats.frames_rejected++;
+}
+
+static enum service_outcome frame_error(struct service *service, const struct service_peer *peer,
+                                        const struct skuld_header *header, uint32_t status,
+                                        const char *message, struct service_reply *reply)
+{
+	service_error(service, peer, header, status, 0, message, reply);
+	return SERVICE_REPLY;
+}
+
+uint32_t service_reply_size_max(const struct service *service, const struct skuld_header *header)
+{
+	uint64_t body = 0;
+	switch (header->operation) {
+	case SKULD_OP_REGISTER:
+		body = sizeof(struct skuld_register_reply);
+		break;
+	case SKULD_OP_SUBMIT:
+		body = (uint64_t)header->count * SKULD_RESULT_SIZE;
+		break;
+	case SKULD_OP_QUERY:
+		body = (uint64_t)service->config.query_limit * sizeof(struct skuld_level_record);
+		break;
+	case SKULD_OP_LOOKUP:
+		body = SKULD_LOOKUP_MATCHES_MAX * sizeof(struct skuld_lookup_match);
+		break;
+	case SKULD_OP_STATS:
+		body = sizeof(struct skuld_stats);
+		break;
+	default:
+		break;
+	}
+	if (body < sizeof(struct skuld_error_body))
+		body = sizeof(struct skuld_error_body);
+	return (uint32_t)(SKULD_HEADER_SIZE + body);
+}
+
+/* ---- REGISTER ------------------------------------------------------------ */
+
+/* Makes room for a new session: evicts the least recently used detached
+ * session and logs the eviction. */
+static enum service_outcome session_make_room(struct service *service)
+{
+	if (service->sessions.count < service->sessions.capacity)
+		return SERVICE_REPLY;
+	struct session *victim = session_lru_victim(&service->sessions);
+	SKULD_ASSERT(victim != NULL); /* checked by the caller */
+	if (!log_room(service, 0))
+		return SERVICE_WAIT_LOG;
+	log_append(service, service->batch_ns, victim->client, victim->request_last,
+	           SKULD_OP_REGISTER, NULL, NULL, 0);
+	session_remove(&service->sessions, victim);
+	return SERVICE_REPLY;
+}
+
+static enum service_outcome frame_register(struct service *service, struct service_peer *peer,
+                                           uint64_t owner, const struct skuld_header *header,
+                                           const struct skuld_register_request *request,
+                                           struct service_reply *reply)
+{
+	if (peer->registered)
+		return frame_error(service, peer, header, SKULD_ERR_REQUEST,
+		                   "this connection is registered already", reply);
+	if (header->request != 0)
+		return frame_error(service, peer, header, SKULD_ERR_REQUEST,
+		                   "REGISTER carries request number 0", reply);
+	if (!service->token_any && memcmp(request->token, service->token, SKULD_TOKEN_SIZE) != 0)
+		return frame_error(service, peer, header, SKULD_ERR_TOKEN, "token refused", reply);
+	uint16_t version = proto_version_negotiate(request->version_min, request->version_max);
+	if (version == 0)
+		return frame_error(service, peer, header, SKULD_ERR_VERSION,
+		                   "no protocol version in common", reply);
+	struct session *session = session_find(&service->sessions, header->client);
+	if (session == NULL) {
+		if (service->sessions.count == service->sessions.capacity &&
+		    session_lru_victim(&service->sessions) == NULL)
+			return frame_error(service, peer, header, SKULD_ERR_BUSY,
+			                   "every session is connected; retry later", reply);
+		if (session_make_room(service) == SERVICE_WAIT_LOG)
+			return SERVICE_WAIT_LOG;
+		session = session_create(&service->sessions, header->client);
+		SKULD_ASSERT(session != NULL);
+	} else if (session->owner != 0 && session->owner != owner) {
+		/* The client reconnected before its old connection was noticed
+		 * dead: the new connection takes the session over. */
+		reply->takeover = session->owner;
+	}
+	session_attach(&service->sessions, session, owner);
+	peer->registered = true;
+	peer->session = session_index(&service->sessions, session) + 1;
+	peer->session_id = session->id;
+	peer->version = version;
+
+	struct skuld_register_reply *body =
+	        (struct skuld_register_reply *)(service->scratch + SKULD_HEADER_SIZE);
+	memset(body, 0, sizeof(*body));
+	body->version = version;
+	body->events_max = service->config.events_max;
+	body->request_next = session->request_last + 1;
+	body->session = session->id;
+	uint64_t takeover = reply->takeover;
+	reply_frame(service, reply, SKULD_OP_REGISTER, 1, header->client, 0, sizeof(*body), 1,
+	            SKULD_OK);
+	reply->takeover = takeover;
+	return SERVICE_REPLY;
+}
+
+/* ---- SUBMIT ----------------------------------------------------------------- */
+
+/* Reads the saved results of session's last request back from its log
+ * record into the reply scratch. Returns 0 or -errno / -EBADMSG. */
+static int saved_results_read(struct service *service, const struct session *session)
+{
+	char name[64];
+	char path[LOG_PATH_SIZE + 64];
+	if (log_segment_name(name, sizeof(name), session->record_segment) != 0)
+		return -ENAMETOOLONG;
+	snprintf(path, sizeof(path), "%s/%s", service->log_dir, name);
+	uint64_t size = log_record_size(session->record_count);
+	if (size > service->record_size)
+		return -EBADMSG;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int ret = 0;
+	uint64_t done = 0;
+	while (ret == 0 && done < size) {
+		ssize_t got = pread(fd, service->record + done, size - done,
+		                    (off_t)(session->record_offset + done));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			ret = -errno;
+		else if (got == 0)
+			ret = -EBADMSG;
+		else
+			done += (uint64_t)got;
+	}
+	close(fd);
+	if (ret != 0)
+		return ret;
+	const struct log_record_header *record = (const struct log_record_header *)service->record;
+	if (skuld_checksum(service->record + 8, size - 8) != record->checksum ||
+	    !skuld_u128_equal(record->client, session->client) ||
+	    record->request != session->request_last || record->count != session->record_count)
+		return -EBADMSG;
+	memcpy(service->scratch + SKULD_HEADER_SIZE,
+	       service->record + LOG_RECORD_HEADER_SIZE +
+	               (uint64_t)record->count * SKULD_EVENT_SIZE,
+	       (uint64_t)record->count * SKULD_RESULT_SIZE);
+	return 0;
+}
+
+static enum service_outcome submit_retry(struct service *service, struct service_peer *peer,
+                                         struct session *session, const struct skuld_header *header,
+                                         struct service_reply *reply)
+{
+	if (header->count != session->record_count)
+		return frame_error(service, peer, header, SKULD_ERR_REQUEST,
+		                   "retry has another event count than the applied request", reply);
+	if (session->record_write > service->durable_write) {
+		reply->wait_write = session->record_write;
+		return SERVICE_WAIT_DURABLE;
+	}
+	int ret = saved_results_read(service, session);
+	if (ret != 0) {
+		fprintf(stderr,
+		        "skuld: saved reply of session %llu request %llu unreadable at segment "
+		        "%llu offset %llu: %s\n",
+		        (unsigned long long)session->id, (unsigned long long)session->request_last,
+		        (unsigned long long)session->record_segment,
+		        (unsigned long long)session->record_offset,
+		        ret == -EBADMSG ? "record does not match" : strerror(-ret));
+		return frame_error(service, peer, header, SKULD_ERR_REQUEST,
+		                   "saved reply unavailable", reply);
+	}
+	service->stats.requests_retried++;
+	reply_frame(service, reply, SKULD_OP_SUBMIT, peer->version, header->client, header->request,
+	            header->count * SKULD_RESULT_SIZE, header->count, SKULD_OK);
+	return SERVICE_REPLY;
+}
+
+static enum service_outcome frame_submit(struct service *service, struct service_peer *peer,
+                                         struct session *session, uint64_t now_ns,
+                                         const struct skuld_header *header,
+                                         const struct skuld_event *events,
+                                         struct service_reply *reply)
+{
+	if (session->request_last != 0 && header->request == session->request_last)
+		return submit_retry(service, peer, session, header, reply);
+	if (header->request != session->request_last + 1) {
+		char message[56];
+		snprintf(message, sizeof(message), "request out of sequence: expected %llu",
+		         (unsigned long long)(session->request_last + 1));
+		return frame_error(service, peer, header, SKULD_ERR_REQUEST, message, reply);
+	}
+	uint32_t count = header->count;
+	if (!log_room(service, count))
+		return SERVICE_WAIT_LOG;
+	uint64_t timestamp = batch_time(service, now_ns);
+	struct skuld_result *results =
+	        (struct skuld_result *)(service->scratch + SKULD_HEADER_SIZE);
+	ledger_apply(service->ledger, timestamp, LEDGER_SOURCE_CLIENT, events, count, results);
+	uint64_t offset = log_append(service, timestamp, header->client, header->request,
+	                             SKULD_OP_SUBMIT, events, results, count);
+	directory_note(&service->directory, events, results, count);
+	session_applied(&service->sessions, session, header->request, service->write_open, offset,
+	                count);
+	service->stats.requests++;
+	service->stats.events += count;
+	reply_frame(service, reply, SKULD_OP_SUBMIT, peer->version, header->client, header->request,
+	            count * SKULD_RESULT_SIZE, count, SKULD_OK);
+	return SERVICE_REPLY;
+}
+
+/* ---- Reads ------------------------------------------------------------------ */
+
+static void stats_fill(struct service *service, uint64_t now_ns, struct skuld_stats *out)
+{
+	struct skuld_stats *stats = &service->stats;
+	stats->uptime_ns = now_ns > service->start_ns ? now_ns - service->start_ns : 0;
+	stats->sessions = service->sessions.count;
+	stats->holds_open = ledger_holds_open(service->ledger);
+	*out = *stats;
+	memset(out->reserved, 0, sizeof(out->reserved));
+}
+
+static enum service_outcome frame_read(struct service *service, struct service_peer *peer,
+                                       uint64_t now_ns, const struct skuld_header *header,
+                                       const void *body, struct service_reply *reply)
+{
+	uint8_t *out = service->scratch + SKULD_HEADER_SIZE;
+	uint32_t count = 0;
+	uint32_t body_size = 0;
+	switch (header->operation) {
+	case SKULD_OP_PING:
+		break;
+	case SKULD_OP_QUERY:
+		count = query_answer(service->ledger, &service->query_limits, body, out);
+		body_size = count * (uint32_t)sizeof(struct skuld_level_record);
+		service->stats.queries++;
+		break;
+	case SKULD_OP_LOOKUP:
+		count = lookup_answer(service->ledger, &service->directory, body,
+		                      (struct skuld_lookup_match *)out);
+		body_size = count * (uint32_t)sizeof(struct skuld_lookup_match);
+		service->stats.queries++;
+		break;
+	case SKULD_OP_STATS:
+		service->stats.queries++;
+		stats_fill(service, now_ns, (struct skuld_stats *)out);
+		count = 1;
+		body_size = sizeof(struct skuld_stats);
+		break;
+	default:
+		return frame_error(service, peer, header, SKULD_ERR_OPERATION,
+		                   "operation not accepted from a client", reply);
+	}
+	reply_frame(service, reply, header->operation, peer->version, header->client,
+	            header->request, body_size, count, SKULD_OK);
+	return SERVICE_REPLY;
+}
+
+enum service_outcome service_frame(struct service *service, struct service_peer *peer,
+                                   uint64_t owner, uint64_t now_ns,
+                                   const struct skuld_header *header, const void *body,
+                                   struct service_reply *reply)
+{
+	SKULD_ASSERT(owner != 0 && service->writer != NULL);
+	memset(reply, 0, sizeof(*reply));
+	if (header->operation == SKULD_OP_REGISTER)
+		return frame_register(service, peer, owner, header, body, reply);
+	if (!peer->registered)
+		return frame_error(service, peer, header, SKULD_ERR_NOT_REGISTERED,
+		                   "the first frame must be REGISTER", reply);
+	if (header->version != peer->version)
+		return frame_error(service, peer, header, SKULD_ERR_VERSION,
+		                   "frame version is not the session's", reply);
+	struct session *session = peer_session(service, peer, owner);
+	if (session == NULL)
+		return frame_error(service, peer, header, SKULD_ERR_REQUEST,
+		                   "session taken over by another connection", reply);
+	if (!skuld_u128_equal(header->client, session->client))
+		return frame_error(service, peer, header, SKULD_ERR_CLIENT,
+		                   "client id is not the session's", reply);
+	if (header->operation == SKULD_OP_SUBMIT)
+		return frame_submit(service, peer, session, now_ns, header, body, reply);
+	return frame_read(service, peer, now_ns, header, body, reply);
+}
+
+void service_peer_close(struct service *service, struct service_peer *peer, uint64_t owner)
+{
+	struct session *session = peer_session(service, peer, owner);
+	if (session != NULL)
+		session_detach(&service->sessions, session);
+	memset(peer, 0, sizeof(*peer));
+}
+
+/* ---- Hold expiry ------------------------------------------------------------ */
+
+int service_expire(struct service *service, uint64_t now_ns)
+{
+	if (ledger_holds_open(service->ledger) == 0)
+		return 0;
+	uint64_t timestamp = now_ns > service->batch_ns ? now_ns : service->batch_ns;
+	uint32_t count = ledger_expire_due(service->ledger, timestamp, service->config.expire_batch,
+	                                   service->expire_ids);
+	if (count == 0)
+		return 0;
+	if (!log_room(service, count))
+		return -EAGAIN;
+	timestamp = batch_time(service, timestamp);
+	memset(service->expire_events, 0, (size_t)count * sizeof(struct skuld_event));
+	for (uint32_t i = 0; i < count; i++) {
+		struct skuld_event *event = &service->expire_events[i];
+		event->kind = SKULD_EXPIRE;
+		event->id = service->expire_ids[i];
+		event->key.lo = service->expire_ids[i];
+		event->key.hi = EXPIRE_KEY_HI;
+	}
+	ledger_apply(service->ledger, timestamp, LEDGER_SOURCE_SERVER, service->expire_events,
+	             count, service->expire_results);
+	skuld_u128 server = {0, 0};
+	log_append(service, timestamp, server, 0, SKULD_OP_SUBMIT, service->expire_events,
+	           service->expire_results, count);
+	service->stats.events_expired += count;
+	return (int)count;
+}
+
+bool service_holds_open(const struct service *service)
+{
+	return ledger_holds_open(service->ledger) > 0;
+}
+
+/* ---- Recovery --------------------------------------------------------------- */
+
+static int replay_session(struct service *service, const struct log_record *record)
+{
+	const struct log_record_header *header = record->header;
+	struct session *session = session_find(&service->sessions, header->client);
+	if (header->operation == SKULD_OP_REGISTER) {
+		if (session != NULL)
+			session_remove(&service->sessions, session);
+		return 0;
+	}
+	if (session == NULL) {
+		if (service->sessions.count == service->sessions.capacity)
+			session_remove(&service->sessions, session_lru_victim(&service->sessions));
+		session = session_create(&service->sessions, header->client);
+		SKULD_ASSERT(session != NULL);
+	}
+	session_recovered(&service->sessions, session, header->request, record->write_sequence,
+	                  record->segment, record->offset, header->count);
+	return 0;
+}
+
+int service_replay(struct service *service, const struct log_record *record, char *why,
+                   size_t why_size)
+{
+	const struct log_record_header *header = record->header;
+	bool server = skuld_u128_is_zero(header->client);
+	if (header->operation == SKULD_OP_REGISTER && header->count == 0 && !server)
+		return replay_session(service, record);
+	if (header->operation != SKULD_OP_SUBMIT) {
+		snprintf(why, why_size, "record of unknown operation %u", header->operation);
+		return -EPROTO;
+	}
+	if (header->count > service->config.ledger.batch_events_max) {
+		snprintf(why, why_size,
+		         "record of %u events exceeds frame_events_max %u of this configuration",
+		         header->count, service->config.ledger.batch_events_max);
+		return -EPROTO;
+	}
+	struct skuld_result *results = (struct skuld_result *)service->record;
+	SKULD_ASSERT((uint64_t)header->count * SKULD_RESULT_SIZE <= service->record_size);
+	ledger_apply(service->ledger, header->timestamp_ns,
+	             server ? LEDGER_SOURCE_SERVER : LEDGER_SOURCE_CLIENT, record->events,
+	             header->count, results);
+	if (header->timestamp_ns > service->batch_ns)
+		service->batch_ns = header->timestamp_ns;
+	for (uint32_t i = 0; i < header->count; i++) {
+		if (memcmp(&results[i], &record->results[i], sizeof(results[i])) != 0) {
+			snprintf(why, why_size,
+			         "replayed event %u (%s) gives %s where the log says %s "
+			         "(capacities changed since it was written?)",
+			         i, skuld_event_kind_name(record->events[i].kind),
+			         skuld_status_name(results[i].status),
+			         skuld_status_name(record->results[i].status));
+			return -EPROTO;
+		}
+	}
+	directory_note(&service->directory, record->events, results, header->count);
+	if (server)
+		return 0;
+	return replay_session(service, record);
+}
