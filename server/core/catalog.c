@@ -86,12 +86,15 @@ int catalog_init(struct catalog *catalog, const struct ledger_config *config)
 	catalog->components_max = config->bundle_components_max;
 	catalog->pool_max = config->pool_locations_max;
 	catalog->items = core_calloc((size_t)config->items_max + 1, sizeof(struct item));
-	catalog->locations = core_calloc((size_t)config->locations_max + 1, sizeof(struct location));
+	catalog->locations =
+	        core_calloc((size_t)config->locations_max + 1, sizeof(struct location));
 	catalog->channels = core_calloc((size_t)config->channels_max + 1, sizeof(struct channel));
-	catalog->pools = core_calloc(((size_t)config->channels_max + 1) * config->pool_locations_max,
-	                        sizeof(struct pool_entry));
-	catalog->components = core_calloc((size_t)config->bundles_max * config->bundle_components_max,
-	                             sizeof(struct component));
+	catalog->pools =
+	        core_calloc(((size_t)config->channels_max + 1) * config->pool_locations_max,
+	                    sizeof(struct pool_entry));
+	catalog->components =
+	        core_calloc((size_t)config->bundles_max * config->bundle_components_max,
+	                    sizeof(struct component));
 	int rc = -ENOMEM;
 	if (catalog->items == NULL || catalog->locations == NULL || catalog->channels == NULL ||
 	    catalog->pools == NULL || catalog->components == NULL)
