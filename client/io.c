@@ -154,6 +154,20 @@ static void header_seal(struct skuld_client *client, unsigned char *frame, uint8
 
 /* ---- Connecting (no lock held) -------------------------------------------- */
 
+/* While the server is down, a reconnect to a port in the local ephemeral
+ * range can be given that very port as its source, and TCP then connects the
+ * socket to itself (simultaneous open). Such a socket would hold the port the
+ * restarting server needs; it counts as refused. */
+static int socket_is_self_connected(int fd)
+{
+	struct sockaddr_storage local, peer;
+	socklen_t local_length = sizeof(local), peer_length = sizeof(peer);
+	if (getsockname(fd, (struct sockaddr *)&local, &local_length) != 0 ||
+	    getpeername(fd, (struct sockaddr *)&peer, &peer_length) != 0)
+		return 0;
+	return local_length == peer_length && memcmp(&local, &peer, local_length) == 0;
+}
+
 static int socket_connect(struct skuld_client *client, uint64_t deadline)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
@@ -186,6 +200,8 @@ static int socket_connect(struct skuld_client *client, uint64_t deadline)
 			else if (rc == 0 && error != 0)
 				rc = -error;
 		}
+		if (rc == 0 && socket_is_self_connected(fd))
+			rc = -ECONNREFUSED;
 		if (rc == 0) {
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		} else {

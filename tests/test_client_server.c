@@ -135,8 +135,17 @@ static void server_start(struct server *server, uint16_t port)
 	close(out[0]);
 	line[used] = '\0';
 	unsigned parsed = 0;
-	cr_assert_eq(sscanf(line, "skuld: listening on 127.0.0.1:%u", &parsed), 1,
-	             "server did not start: '%s'", line);
+	if (sscanf(line, "skuld: listening on 127.0.0.1:%u", &parsed) != 1) {
+		char log[256], text[2048] = "";
+		snprintf(log, sizeof(log), "%s/skuld.log", server->directory);
+		FILE *stderr_file = fopen(log, "r");
+		if (stderr_file != NULL) {
+			size_t length = fread(text, 1, sizeof(text) - 1, stderr_file);
+			text[length] = '\0';
+			fclose(stderr_file);
+		}
+		cr_assert_fail("server did not start: '%s'; its stderr:\n%s", line, text);
+	}
 	server->port = (uint16_t)parsed;
 	snprintf(server->address, sizeof(server->address), "127.0.0.1:%u", server->port);
 }
@@ -154,11 +163,34 @@ static void server_fini(void)
 	memset(&the_server, 0, sizeof(the_server));
 }
 
+/* A free port below the kernel's ephemeral range (32768 and up by default).
+ * Tests restart the server on the same port while the client keeps
+ * reconnecting; with an ephemeral port, the client's own source port could
+ * take it in the meantime. */
+static uint16_t port_pick(void)
+{
+	uint64_t seed = now_ms() ^ (uint64_t)getpid() << 20;
+	for (int attempt = 0; attempt < 200; attempt++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint16_t port = (uint16_t)(20000 + (seed >> 33) % 12000);
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port)};
+		address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		int bound = fd >= 0 && bind(fd, (struct sockaddr *)&address, sizeof(address)) == 0;
+		if (fd >= 0)
+			close(fd);
+		if (bound)
+			return port;
+	}
+	cr_assert_fail("no free port in 20000..31999");
+	return 0;
+}
+
 static void server_init(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	memset(&the_server, 0, sizeof(the_server));
-	server_start(&the_server, 0);
+	server_start(&the_server, port_pick());
 }
 
 TestSuite(client_server, .init = server_init, .fini = server_fini, .timeout = 120);
