@@ -2,15 +2,17 @@
  * bench.c — skuld-bench: closed-loop load against a running skuld.
  *
  *   skuld-bench [--server HOST:PORT] [--connections N] [--batch B]
- *               [--items I] [--locations L] [--hot H] [--stock Q]
+ *               [--keys K | --items I] [--locations L] [--hot H] [--stock Q]
  *               [--duration SECONDS] [--setup] [--server-pid PID] [--json]
  *
  * N connections each keep one request in flight (closed loop). A request of
  * B events reserves B/2 new holds (at least one) and commits 3 in 4 and
  * releases 1 in 4 of the holds the same connection reserved in its previous
  * request, so the number of open holds stays steady. Item-locations are
- * uniform over I x L, or all traffic goes to H hot items at location 1.
- * --setup first defines the catalog and receives Q units everywhere.
+ * uniform over I x L (--keys K sets I = K / L), or all traffic goes to H hot
+ * items at location 1. --setup first defines the catalog and receives Q
+ * units everywhere. At the end the ledger is checked against what the run
+ * was told (bench_check.c): nothing oversold, every unit accounted for.
  *
  * Latency is measured per request, from the send to the reply; this is
  * closed-loop latency, which hides queueing a real arrival rate would see
@@ -63,6 +65,7 @@ static void options_parse(struct bench_options *options, int argc, char **argv)
 	options->locations = 100;
 	options->stock = 1000000000;
 	options->duration_s = 10;
+	uint32_t keys = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -86,6 +89,8 @@ static void options_parse(struct bench_options *options, int argc, char **argv)
 			options->batch = (uint32_t)parse_long(value, 1, SKULD_EVENTS_PER_FRAME_MAX);
 		else if (strcmp(arg, "--items") == 0)
 			options->items = (uint32_t)parse_long(value, 1, 100000000);
+		else if (strcmp(arg, "--keys") == 0)
+			keys = (uint32_t)parse_long(value, 1, 1000000000);
 		else if (strcmp(arg, "--locations") == 0)
 			options->locations = (uint32_t)parse_long(value, 1, 100000);
 		else if (strcmp(arg, "--hot") == 0)
@@ -99,6 +104,8 @@ static void options_parse(struct bench_options *options, int argc, char **argv)
 		else
 			usage();
 	}
+	if (keys != 0)
+		options->items = (keys + options->locations - 1) / options->locations;
 	if (options->hot > options->items) {
 		fprintf(stderr, "skuld-bench: --hot must not exceed --items\n");
 		exit(2);
@@ -148,6 +155,11 @@ int main(int argc, char **argv)
 	histogram_init(&bench->latency_us);
 	if (bench->options.setup && bench_setup(bench) != 0)
 		return 1;
+	struct bench_totals before, after;
+	if (bench_totals_read(bench, &before) != 0) {
+		fprintf(stderr, "skuld-bench: cannot read the levels before the run\n");
+		return 1;
+	}
 	bench->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (bench->epoll_fd < 0 || connections_open(bench) != 0)
 		return 1;
@@ -165,6 +177,11 @@ int main(int argc, char **argv)
 	bench_cpu_read(bench, &cpu_end);
 	if (status != 0)
 		return 1;
+	if (bench_totals_read(bench, &after) != 0) {
+		fprintf(stderr, "skuld-bench: cannot read the levels after the run\n");
+		return 1;
+	}
+	bench->check_failed = bench_check(bench, &before, &after) != 0;
 	bench_report(bench, &cpu_start, &cpu_end);
-	return bench->errors == 0 ? 0 : 1;
+	return bench->errors == 0 && !bench->check_failed ? 0 : 1;
 }

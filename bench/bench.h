@@ -42,9 +42,12 @@ struct bench_connection {
 	uint64_t hold_next; /* hold id counter */
 	uint64_t sent_ns;   /* when the request in flight was sent */
 	uint32_t events;    /* events in the request in flight */
-	/* Holds reserved by the previous request that succeeded. */
+	/* Holds this connection reserved successfully and has not finished,
+	 * oldest first, with the units each holds. */
 	uint64_t *holds;
+	int64_t *hold_units;
 	uint32_t holds_count;
+	uint32_t finishing; /* holds[0..finishing) are finished by the request in flight */
 	/* Outgoing frame and incoming reply. */
 	uint8_t *send_buffer;
 	size_t send_size;
@@ -78,7 +81,20 @@ struct bench {
 	uint64_t reserved_ok;
 	uint64_t committed_ok;
 	uint64_t released_ok;
+	int64_t units_reserved;
+	int64_t units_committed;
+	int64_t units_released;
 	struct histogram latency_us;
+	int check_failed;
+};
+
+/* Sums over every level of the bench's catalog (bench_check.c). */
+struct bench_totals {
+	int64_t on_hand;
+	int64_t reserved;
+	int64_t committed;
+	uint64_t levels;
+	uint64_t oversold; /* levels with reserved + committed > on_hand */
 };
 
 uint64_t bench_now_ns(void);
@@ -94,6 +110,15 @@ int bench_submit_blocking(int fd, skuld_u128 client, uint64_t request,
                           const struct skuld_event *events, uint32_t count,
                           struct skuld_result *results);
 int bench_register_blocking(int fd, skuld_u128 client);
+int bench_write_all(int fd, const void *bytes, size_t size);
+/* Reads one reply frame on a blocking socket into buffer; 0 when it is a
+ * valid reply to operation. */
+int bench_reply_read(int fd, uint8_t operation, uint8_t *buffer, size_t capacity);
+
+/* bench_check.c: the end-of-run check. */
+int bench_totals_read(const struct bench *bench, struct bench_totals *totals);
+int bench_check(const struct bench *bench, const struct bench_totals *before,
+                const struct bench_totals *after);
 
 /* bench_setup.c: catalog and stock. */
 int bench_setup(struct bench *bench);

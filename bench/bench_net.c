@@ -60,7 +60,7 @@ int bench_connect(const char *server)
 	return fd;
 }
 
-static int write_all(int fd, const void *bytes, size_t size)
+int bench_write_all(int fd, const void *bytes, size_t size)
 {
 	const uint8_t *p = bytes;
 	while (size > 0) {
@@ -102,9 +102,7 @@ static void header_fill(struct skuld_header *header, uint8_t operation, skuld_u1
 	header->count = count;
 }
 
-/* Reads one reply frame on a blocking socket into buffer (capacity bytes);
- * returns 0 when it is a valid reply to operation, else -1 (and says why). */
-static int reply_read_blocking(int fd, uint8_t operation, uint8_t *buffer, size_t capacity)
+int bench_reply_read(int fd, uint8_t operation, uint8_t *buffer, size_t capacity)
 {
 	struct skuld_header *header = (struct skuld_header *)buffer;
 	if (read_all(fd, header, sizeof(*header)) != 0) {
@@ -147,9 +145,9 @@ int bench_register_blocking(int fd, skuld_u128 client)
 		strncpy(request->token, token, sizeof(request->token) - 1);
 	proto_header_seal(header, request);
 	uint8_t reply[SKULD_HEADER_SIZE + sizeof(struct skuld_error_body) + 64];
-	if (write_all(fd, frame, sizeof(frame)) != 0)
+	if (bench_write_all(fd, frame, sizeof(frame)) != 0)
 		return -1;
-	return reply_read_blocking(fd, SKULD_OP_REGISTER, reply, sizeof(reply));
+	return bench_reply_read(fd, SKULD_OP_REGISTER, reply, sizeof(reply));
 }
 
 int bench_submit_blocking(int fd, skuld_u128 client, uint64_t request,
@@ -165,8 +163,9 @@ int bench_submit_blocking(int fd, skuld_u128 client, uint64_t request,
 	header_fill(&header, SKULD_OP_SUBMIT, client, request, (uint32_t)body_size, count);
 	proto_header_seal(&header, events);
 	int status = -1;
-	if (write_all(fd, &header, sizeof(header)) == 0 && write_all(fd, events, body_size) == 0 &&
-	    reply_read_blocking(fd, SKULD_OP_SUBMIT, reply, reply_capacity) == 0) {
+	if (bench_write_all(fd, &header, sizeof(header)) == 0 &&
+	    bench_write_all(fd, events, body_size) == 0 &&
+	    bench_reply_read(fd, SKULD_OP_SUBMIT, reply, reply_capacity) == 0) {
 		const struct skuld_header *reply_header = (const void *)reply;
 		if (reply_header->count == count) {
 			memcpy(results, reply + SKULD_HEADER_SIZE,
@@ -194,13 +193,14 @@ int connections_open(struct bench *bench)
 			return -1;
 		connection->request = 0;
 		connection->holds = calloc(2 * (size_t)options->batch + 2, sizeof(uint64_t));
+		connection->hold_units = calloc(2 * (size_t)options->batch + 2, sizeof(int64_t));
 		connection->send_buffer =
 		        malloc(SKULD_HEADER_SIZE + (size_t)options->batch * SKULD_EVENT_SIZE);
 		connection->receive_capacity =
 		        SKULD_HEADER_SIZE + (size_t)options->batch * SKULD_RESULT_SIZE + 64;
 		connection->receive_buffer = malloc(connection->receive_capacity);
-		if (connection->holds == NULL || connection->send_buffer == NULL ||
-		    connection->receive_buffer == NULL)
+		if (connection->holds == NULL || connection->hold_units == NULL ||
+		    connection->send_buffer == NULL || connection->receive_buffer == NULL)
 			return -1;
 		fcntl(connection->fd, F_SETFL, fcntl(connection->fd, F_GETFL) | O_NONBLOCK);
 		struct epoll_event interest = {.events = EPOLLIN, .data.ptr = connection};
@@ -251,9 +251,7 @@ static uint32_t request_fill(struct bench *bench, struct bench_connection *conne
 			event_target(bench, event);
 		}
 	}
-	connection->holds_count -= finish;
-	memmove(connection->holds, connection->holds + finish,
-	        connection->holds_count * sizeof(uint64_t));
+	connection->finishing = finish;
 	return batch;
 }
 
@@ -295,28 +293,46 @@ int connection_send_next(struct bench *bench, struct bench_connection *connectio
 	return connection_flush(bench, connection);
 }
 
+/* Counts the results of the request in flight and updates the connection's
+ * open holds: the first `finishing` holds were committed or released by it,
+ * its successful reserves join the list. */
 static void results_account(struct bench *bench, struct bench_connection *connection,
                             const struct skuld_result *results, uint32_t count)
 {
 	const struct skuld_event *events =
 	        (const void *)(connection->send_buffer + SKULD_HEADER_SIZE);
+	uint32_t finished = connection->finishing;
 	for (uint32_t i = 0; i < count; i++) {
 		uint32_t status = results[i].status;
+		int64_t units = i < finished ? connection->hold_units[i] : events[i].quantity;
 		if (status != SKULD_OK) {
 			bench->refused++;
 			bench->refused_by_status[status < 64 ? status : 63]++;
 			continue;
 		}
 		bench->accepted++;
-		if (events[i].kind == SKULD_RESERVE) {
-			bench->reserved_ok++;
-			connection->holds[connection->holds_count++] = events[i].id;
-		} else if (events[i].kind == SKULD_COMMIT) {
+		if (events[i].kind == SKULD_COMMIT) {
 			bench->committed_ok++;
+			bench->units_committed += units;
 		} else if (events[i].kind == SKULD_RELEASE) {
 			bench->released_ok++;
+			bench->units_released += units;
 		}
 	}
+	connection->holds_count -= finished;
+	memmove(connection->holds, connection->holds + finished,
+	        connection->holds_count * sizeof(uint64_t));
+	memmove(connection->hold_units, connection->hold_units + finished,
+	        connection->holds_count * sizeof(int64_t));
+	for (uint32_t i = finished; i < count; i++) {
+		if (results[i].status != SKULD_OK || events[i].kind != SKULD_RESERVE)
+			continue;
+		bench->reserved_ok++;
+		bench->units_reserved += events[i].quantity;
+		connection->holds[connection->holds_count] = events[i].id;
+		connection->hold_units[connection->holds_count++] = events[i].quantity;
+	}
+	connection->finishing = 0;
 }
 
 static void connection_close(struct bench *bench, struct bench_connection *connection)

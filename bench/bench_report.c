@@ -54,13 +54,13 @@ void bench_report(const struct bench *bench, const struct bench_cpu *start,
 		       "\"events_per_s\":%.0f,\"requests_per_s\":%.0f,\"accepted\":%llu,"
 		       "\"refused\":%llu,\"errors\":%llu,\"latency_us\":{\"p50\":%llu,"
 		       "\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu},"
-		       "\"cpu_s\":{\"bench\":%.2f,\"server\":%.2f}}\n",
+		       "\"cpu_s\":{\"bench\":%.2f,\"server\":%.2f},\"check\":\"%s\"}\n",
 		       options->connections, options->batch, options->hot, seconds, events_per_s,
 		       requests_per_s, (unsigned long long)bench->accepted,
 		       (unsigned long long)bench->refused, (unsigned long long)bench->errors,
 		       (unsigned long long)p50, (unsigned long long)p90, (unsigned long long)p99,
 		       (unsigned long long)p999, (unsigned long long)latency->max, self_cpu,
-		       server_cpu);
+		       server_cpu, bench->check_failed ? "failed" : "ok");
 		return;
 	}
 	printf("skuld-bench: %u connections, %u events/request, %s, %.1f s\n", options->connections,
@@ -81,6 +81,10 @@ void bench_report(const struct bench *bench, const struct bench_cpu *start,
 	printf("  latency us  p50 %llu  p90 %llu  p99 %llu  p99.9 %llu  max %llu\n",
 	       (unsigned long long)p50, (unsigned long long)p90, (unsigned long long)p99,
 	       (unsigned long long)p999, (unsigned long long)latency->max);
+	printf("  check       %s (nothing oversold; %lld units committed, %lld reserved, "
+	       "%lld released match the ledger)\n",
+	       bench->check_failed ? "FAILED" : "ok", (long long)bench->units_committed,
+	       (long long)bench->units_reserved, (long long)bench->units_released);
 	printf("  cpu s       bench %.2f", self_cpu);
 	if (server_cpu >= 0)
 		printf(", server %.2f", server_cpu);
