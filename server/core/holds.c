@@ -46,20 +46,6 @@ void holds_free(struct holds *holds)
 	memset(holds, 0, sizeof(*holds));
 }
 
-struct hold *holds_find(const struct holds *holds, uint64_t id)
-{
-	const struct table *table = &holds->table;
-	uint64_t hash = table_mix(id);
-	uint32_t slot = table_home(table, hash);
-	uint32_t index;
-	while ((index = table_probe(table, hash, &slot)) != TABLE_NONE) {
-		struct hold *hold = table_record(table, index);
-		if (hold->id == id)
-			return hold;
-	}
-	return NULL;
-}
-
 struct hold *holds_insert(struct holds *holds, struct journal *journal, uint64_t id)
 {
 	SKULD_ASSERT(holds->open < holds->open_max);

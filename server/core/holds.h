@@ -14,10 +14,15 @@
  *   - Closed-ring order is closing order, which is time order because batch
  *     times never go backwards: forgetting pops from the head only.
  *   - Record memory: open_max + closed_max + batch_max records.
+ *   - A plain-item hold's `stock` names the stock entry of (item, location):
+ *     entries never move, and one that an undone chain takes back was made
+ *     after every hold that could name it (a hold needs stock to exist).
  */
 #ifndef SKULD_HOLDS_H
 #define SKULD_HOLDS_H
 
+#include <assert.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "journal.h"
@@ -33,7 +38,14 @@ struct hold {
 	uint32_t location;
 	uint32_t channel; /* 0: a location hold */
 	uint32_t state;   /* enum ledger_hold_state */
+	/* Not state (ledger_hash stops before it): a cache of the lookup of
+	 * (item, location) in the stock table, so a commit or release does not
+	 * hash again. The stock record index; TABLE_NONE for a bundle hold. */
+	uint32_t stock;
+	uint32_t unused[3]; /* zero: one record per cache line */
 };
+static_assert(sizeof(struct hold) == 64, "one cache line per hold");
+#define HOLD_HASHED_BYTES offsetof(struct hold, stock)
 
 struct holds {
 	struct table table; /* struct hold, keyed by id */
@@ -49,32 +61,25 @@ size_t holds_bytes(uint32_t open_max, uint32_t closed_max, uint32_t batch_max);
 int holds_init(struct holds *holds, uint32_t open_max, uint32_t closed_max, uint32_t batch_max);
 void holds_free(struct holds *holds);
 
-/* The record of hold id, or NULL. */
-struct hold *holds_find(const struct holds *holds, uint64_t id);
+/* The record of hold id, or NULL (inline: every hold event makes one). */
+static inline struct hold *holds_find(const struct holds *holds, uint64_t id)
+{
+	const struct table *table = &holds->table;
+	uint64_t hash = table_mix(id);
+	uint32_t slot = table_home(table, hash);
+	uint32_t index;
+	while ((index = table_probe(table, hash, &slot)) != TABLE_NONE) {
+		struct hold *hold = table_record(table, index);
+		if (hold->id == id)
+			return hold;
+	}
+	return NULL;
+}
 
 static inline uint32_t holds_index(const struct holds *holds, const struct hold *hold)
 {
 	return (uint32_t)(((const unsigned char *)hold - holds->table.records) /
 	                  sizeof(struct hold));
-}
-
-/* Prefetch hints for batch pipelining (see stock.h). holds_peek returns the
- * record in the home slot of id if it is that hold, else NULL: a cheap
- * guess that never walks the probe sequence. */
-__attribute__((always_inline)) static inline void holds_prefetch_slot(const struct holds *holds,
-                                                                      uint64_t id)
-{
-	__builtin_prefetch(&holds->table.slots[table_home(&holds->table, table_mix(id))]);
-}
-
-static inline const struct hold *holds_peek(const struct holds *holds, uint64_t id)
-{
-	const struct table *table = &holds->table;
-	uint64_t hash = table_mix(id);
-	uint64_t entry = table->slots[table_home(table, hash)];
-	if (entry == 0 || (uint32_t)(entry >> 32) != (uint32_t)hash)
-		return NULL;
-	return table_record(table, table_slot_index(entry));
 }
 
 /* A new open hold record for id (journaled); the caller fills the fields.

@@ -47,28 +47,32 @@ void keys_free(struct keys *keys)
 	memset(keys, 0, sizeof(*keys));
 }
 
-const struct key_entry *keys_find(const struct keys *keys, skuld_u128 key)
+const struct key_entry *keys_find(const struct keys *keys, skuld_u128 key, uint64_t hash,
+                                  uint32_t *slot)
 {
-	uint64_t hash = keys_hash(key);
 	uint32_t tag = (uint32_t)hash;
-	uint32_t slot = tag & keys->slot_mask;
+	uint32_t probe = tag & keys->slot_mask;
 	for (;;) {
-		uint64_t entry = keys->slots[slot];
+		uint64_t entry = keys->slots[probe];
 		if (entry == 0)
-			return NULL;
+			break;
 		if ((uint32_t)(entry >> 32) == tag) {
 			const struct key_entry *found = &keys->ring[(uint32_t)entry - 1];
 			if (skuld_u128_equal(found->key, key))
 				return found;
 		}
-		slot = (slot + 1) & keys->slot_mask;
+		probe = (probe + 1) & keys->slot_mask;
 	}
+	*slot = probe;
+	return NULL;
 }
 
-void keys_insert(struct keys *keys, struct journal *journal, skuld_u128 key, uint64_t event_hash,
-                 uint64_t now, const struct skuld_result *result)
+void keys_insert(struct keys *keys, struct journal *journal, skuld_u128 key, uint64_t hash,
+                 uint32_t slot, uint64_t event_hash, uint64_t now,
+                 const struct skuld_result *result)
 {
 	SKULD_ASSERT(keys->count < keys->capacity);
+	SKULD_ASSERT(keys->slots[slot] == 0);
 	uint32_t position = keys->head + keys->count;
 	if (position >= keys->capacity)
 		position -= keys->capacity;
@@ -78,20 +82,16 @@ void keys_insert(struct keys *keys, struct journal *journal, skuld_u128 key, uin
 	entry->inserted_at = now;
 	entry->result = *result;
 	keys->count++;
-	uint64_t hash = keys_hash(key);
-	uint32_t slot = (uint32_t)hash & keys->slot_mask;
-	while (keys->slots[slot] != 0)
-		slot = (slot + 1) & keys->slot_mask;
 	keys->slots[slot] = (uint64_t)(uint32_t)hash << 32 | (position + 1);
 	journal_push(journal, JOURNAL_KEY_INSERT, keys, position, 0);
 }
 
-/* Removes ring position from the index (backward-shift deletion; the home
- * slot of each slot comes from the hash bits stored in it). */
-static void keys_unlink(struct keys *keys, uint32_t position)
+/* Removes ring position from the index, starting the search at slot (the
+ * key's home slot; backward-shift deletion: the home slot of each later
+ * slot comes from the hash bits stored in it). */
+static void keys_unlink(struct keys *keys, uint32_t position, uint32_t slot)
 {
 	uint32_t mask = keys->slot_mask;
-	uint32_t slot = (uint32_t)keys_hash(keys->ring[position].key) & mask;
 	while ((uint32_t)keys->slots[slot] != position + 1) {
 		SKULD_ASSERT(keys->slots[slot] != 0);
 		slot = (slot + 1) & mask;
@@ -109,30 +109,49 @@ static void keys_unlink(struct keys *keys, uint32_t position)
 	keys->slots[hole] = 0;
 }
 
+static uint32_t keys_home(const struct keys *keys, uint32_t position)
+{
+	return (uint32_t)keys_hash(keys->ring[position].key) & keys->slot_mask;
+}
+
 void keys_undo_insert(struct keys *keys)
 {
 	SKULD_ASSERT(keys->count > 0);
 	uint32_t position = keys->head + keys->count - 1;
 	if (position >= keys->capacity)
 		position -= keys->capacity;
-	keys_unlink(keys, position);
+	keys_unlink(keys, position, keys_home(keys, position));
 	keys->count--;
+}
+
+/* Keys at the head with now - inserted_at >= window_ns, at most max. */
+static uint32_t keys_expired(const struct keys *keys, uint64_t now, uint64_t window_ns,
+                             uint32_t max)
+{
+	uint32_t expired = 0;
+	while (expired < max && expired < keys->count &&
+	       now - keys_at(keys, expired)->inserted_at >= window_ns)
+		expired++;
+	return expired;
 }
 
 void keys_expire(struct keys *keys, uint64_t now, uint64_t window_ns)
 {
-	while (keys->count > 0) {
-		const struct key_entry *entry = &keys->ring[keys->head];
-		if (now - entry->inserted_at < window_ns)
-			break;
-		/* Expiry runs in bursts: fetch the index slot of a key a few
-		 * places ahead while this one is unlinked (a hint only). */
-		if (keys->count > 8)
-			keys_prefetch(keys, keys_at(keys, 8)->key);
-		keys_unlink(keys, keys->head);
-		keys->head++;
-		if (keys->head == keys->capacity)
-			keys->head = 0;
-		keys->count--;
+	uint32_t home[KEYS_EXPIRE_CHUNK];
+	for (;;) {
+		uint32_t chunk = keys_expired(keys, now, window_ns, KEYS_EXPIRE_CHUNK);
+		if (chunk == 0)
+			return;
+		for (uint32_t i = 0; i < chunk; i++) {
+			home[i] = keys_home(keys, (uint32_t)(keys_at(keys, i) - keys->ring));
+			__builtin_prefetch(&keys->slots[home[i]]);
+		}
+		for (uint32_t i = 0; i < chunk; i++) {
+			keys_unlink(keys, keys->head, home[i]);
+			keys->head++;
+			if (keys->head == keys->capacity)
+				keys->head = 0;
+			keys->count--;
+		}
 	}
 }

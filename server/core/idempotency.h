@@ -13,6 +13,9 @@
  *     empty; at least 2x capacity slots; backward-shift deletion.
  *   - Only keys_expire removes from the head (at batch start); only an undone
  *     chain removes from the tail (keys_undo_insert).
+ *   - Expiry runs in chunks of KEYS_EXPIRE_CHUNK keys: home slots first (a
+ *     sequential read of the ring), then a prefetch of every one, then the
+ *     deletions, so the chunk's random index misses overlap.
  */
 #ifndef SKULD_IDEMPOTENCY_H
 #define SKULD_IDEMPOTENCY_H
@@ -33,6 +36,8 @@ struct key_entry {
 };
 static_assert(sizeof(struct key_entry) == 64, "key entry");
 
+#define KEYS_EXPIRE_CHUNK 64 /* keys whose index slots are fetched together */
+
 struct keys {
 	struct key_entry *ring;
 	uint64_t *slots; /* hash32 << 32 | (ring position + 1); 0 = empty */
@@ -46,8 +51,11 @@ size_t keys_bytes(uint32_t capacity);
 int keys_init(struct keys *keys, uint32_t capacity);
 void keys_free(struct keys *keys);
 
-/* The remembered entry of key, or NULL. */
-const struct key_entry *keys_find(const struct keys *keys, skuld_u128 key);
+/* The remembered entry of key (hash: keys_hash(key)), or NULL; then *slot
+ * is the empty index slot where the probe stopped, which keys_insert takes
+ * as long as the index has not changed in between. */
+const struct key_entry *keys_find(const struct keys *keys, skuld_u128 key, uint64_t hash,
+                                  uint32_t *slot);
 
 static inline int keys_full(const struct keys *keys)
 {
@@ -59,16 +67,18 @@ static inline uint64_t keys_hash(skuld_u128 key)
 	return table_mix(key.lo ^ table_mix(key.hi));
 }
 
-/* Prefetch hint: the index slot of key (always_inline: see stock.h). */
+/* Prefetch hint: the index slot of a key hash (always_inline: see stock.h). */
 __attribute__((always_inline)) static inline void keys_prefetch(const struct keys *keys,
-                                                                skuld_u128 key)
+                                                                uint64_t hash)
 {
-	__builtin_prefetch(&keys->slots[(uint32_t)keys_hash(key) & keys->slot_mask]);
+	__builtin_prefetch(&keys->slots[(uint32_t)hash & keys->slot_mask]);
 }
 
-/* Appends a key (journaled). The caller checked keys_full and keys_find. */
-void keys_insert(struct keys *keys, struct journal *journal, skuld_u128 key, uint64_t event_hash,
-                 uint64_t now, const struct skuld_result *result);
+/* Appends a key (journaled) into the empty slot that keys_find returned for
+ * it. The caller checked keys_full and keys_find. */
+void keys_insert(struct keys *keys, struct journal *journal, skuld_u128 key, uint64_t hash,
+                 uint32_t slot, uint64_t event_hash, uint64_t now,
+                 const struct skuld_result *result);
 
 /* Undo of the newest keys_insert. */
 void keys_undo_insert(struct keys *keys);

@@ -22,6 +22,9 @@
 #include "ledger_internal.h"
 #include "skuld_assert.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 /* Most journal entries one event can make (docs: chains). */
 static uint32_t journal_per_event(const struct ledger_config *config)
 {
@@ -189,34 +192,6 @@ const struct stock *ledger_stock_view(const struct ledger *ledger, uint32_t item
 	return stock != NULL ? stock : &stock_zero;
 }
 
-uint32_t ledger_expand(const struct ledger *ledger, const struct item *item, uint32_t item_id,
-                       int64_t quantity, struct expansion *x)
-{
-	if (!item->bundle) {
-		x->count = 1;
-		x->item[0] = item_id;
-		x->per[0] = 1;
-		x->units[0] = quantity;
-		return SKULD_OK;
-	}
-	const struct component *components = catalog_components(&ledger->catalog, item);
-	x->count = item->components;
-	for (uint32_t i = 0; i < item->components; i++) {
-		x->item[i] = components[i].item;
-		x->per[i] = components[i].quantity;
-		if (quantity > LEDGER_QUANTITY_MAX / components[i].quantity)
-			return SKULD_QUANTITY_INVALID;
-		x->units[i] = quantity * components[i].quantity;
-	}
-	return SKULD_OK;
-}
-
-void ledger_resolve(const struct ledger *ledger, struct expansion *x, uint32_t location)
-{
-	for (uint32_t i = 0; i < x->count; i++)
-		x->stock[i] = stock_find(&ledger->stocks, x->item[i], location);
-}
-
 uint32_t ledger_missing(const struct ledger *ledger, const struct expansion *x, uint32_t location)
 {
 	uint32_t missing = 0;
@@ -271,84 +246,168 @@ static int has_stock_target(uint32_t kind)
 	return movement_kind(kind) || kind == SKULD_RESERVE;
 }
 
-static int has_hold(uint32_t kind)
+/* Kinds that act on an existing hold, whose stock entry is the hold's. */
+static int acts_on_hold(uint32_t kind)
 {
-	return reservation_kind(kind);
+	return reservation_kind(kind) && kind != SKULD_RESERVE;
 }
 
-/* Software pipelining over the batch: while event i is applied, the index
- * slots of event i + 8, the records of i + 6, and (for hold events) the
- * stock slot and entry of i + 4 and i + 2 are fetched. Hints only: the
- * state is not changed and a wrong guess costs nothing but bandwidth. */
-/* always_inline: a function that only prefetches looks pure to GCC, which
- * then deletes its calls. */
-__attribute__((always_inline)) static inline void prefetch_ahead(const struct ledger *ledger,
-                                                                 enum ledger_source source,
-                                                                 const struct skuld_event *events,
-                                                                 uint32_t count, uint32_t index)
+/* XXH3-64 of the event's 128 bytes: the same function as skuld_checksum,
+ * inlined here (XXH_INLINE_ALL) because every client event needs it. */
+static uint64_t event_checksum(const struct skuld_event *event)
 {
-	if (index + 8 < count) {
-		const struct skuld_event *event = &events[index + 8];
-		if (source == LEDGER_SOURCE_CLIENT)
-			keys_prefetch(&ledger->keys, event->key);
-		if (has_stock_target(event->kind) && event->location != 0)
-			stock_prefetch_slot(&ledger->stocks, event->item, event->location);
-		if (has_hold(event->kind))
-			holds_prefetch_slot(&ledger->holds, event->id);
+	return XXH3_64bits(event, sizeof(*event));
+}
+
+/*
+ * The apply pipeline: a software-prefetch schedule over the batch. Before
+ * event i is applied, event i + PIPELINE_SLOTS enters the pipeline (its
+ * hashes are computed once, into stages[], and its index slots fetched),
+ * event i + PIPELINE_RECORDS has its records fetched through those slots,
+ * and a hold event i + PIPELINE_HOLD_STOCK reads its hold to fetch the
+ * stock entry the hold names (struct hold caches its index). All of it is
+ * hints: nothing changes, and a guess
+ * made stale by an earlier event of the batch costs only bandwidth. Event i
+ * then takes its idempotency key hash from stages[] instead of rehashing.
+ */
+#define PIPELINE_SIZE       32 /* stages[] ring, a power of two */
+#define PIPELINE_SLOTS      16
+#define PIPELINE_RECORDS    8
+#define PIPELINE_HOLD_STOCK 4
+
+struct stage {
+	uint64_t key_hash;   /* keys_hash of the key (client events) */
+	uint64_t stock_hash; /* stock_hash_of (item, location) */
+	uint64_t hold_hash;  /* table_mix of the hold id (hold events) */
+};
+
+struct pipeline {
+	const struct skuld_event *events;
+	uint32_t count;
+	uint32_t entered; /* events before it have entered */
+	enum ledger_source source;
+	struct stage stages[PIPELINE_SIZE];
+};
+
+static struct stage *pipeline_stage(struct pipeline *pipeline, uint32_t index)
+{
+	return &pipeline->stages[index & (PIPELINE_SIZE - 1)];
+}
+
+/* Computes the hashes of event index and prefetches its index slots. */
+__attribute__((always_inline)) static inline void
+pipeline_enter(const struct ledger *ledger, struct pipeline *pipeline, uint32_t index)
+{
+	const struct skuld_event *event = &pipeline->events[index];
+	struct stage *stage = pipeline_stage(pipeline, index);
+	if (pipeline->source == LEDGER_SOURCE_CLIENT) {
+		stage->key_hash = keys_hash(event->key);
+		keys_prefetch(&ledger->keys, stage->key_hash);
 	}
-	if (index + 6 < count) {
-		const struct skuld_event *event = &events[index + 6];
-		if (has_stock_target(event->kind) && event->location != 0)
-			stock_prefetch_entry(&ledger->stocks, event->item, event->location);
-		if (has_hold(event->kind) && event->kind != SKULD_RESERVE) {
-			const struct hold *hold = holds_peek(&ledger->holds, event->id);
-			if (hold != NULL)
-				__builtin_prefetch(hold);
+	if (has_stock_target(event->kind) && event->location != 0) {
+		stage->stock_hash = stock_hash_of(event->item, event->location);
+		table_prefetch_slot(&ledger->stocks.table, stage->stock_hash);
+	}
+	if (reservation_kind(event->kind)) {
+		stage->hold_hash = table_mix(event->id);
+		table_prefetch_slot(&ledger->holds.table, stage->hold_hash);
+	}
+}
+
+/* Prefetches the records of event index through its (fetched) slots. */
+__attribute__((always_inline)) static inline void
+pipeline_records(const struct ledger *ledger, struct pipeline *pipeline, uint32_t index)
+{
+	const struct skuld_event *event = &pipeline->events[index];
+	const struct stage *stage = pipeline_stage(pipeline, index);
+	if (has_stock_target(event->kind) && event->location != 0)
+		table_prefetch_record(&ledger->stocks.table, stage->stock_hash);
+	if (acts_on_hold(event->kind))
+		table_prefetch_record(&ledger->holds.table, stage->hold_hash);
+}
+
+/* For a hold event: the stock entry its hold names. */
+__attribute__((always_inline)) static inline void
+pipeline_hold_stock(const struct ledger *ledger, struct pipeline *pipeline, uint32_t index)
+{
+	const struct skuld_event *event = &pipeline->events[index];
+	if (!acts_on_hold(event->kind))
+		return;
+	const struct stage *stage = pipeline_stage(pipeline, index);
+	const struct hold *hold = table_peek(&ledger->holds.table, stage->hold_hash);
+	if (hold != NULL && hold->stock != TABLE_NONE)
+		__builtin_prefetch(stock_at(&ledger->stocks, hold->stock));
+}
+
+static void pipeline_start(const struct ledger *ledger, struct pipeline *pipeline,
+                           enum ledger_source source, const struct skuld_event *events,
+                           uint32_t count)
+{
+	pipeline->events = events;
+	pipeline->count = count;
+	pipeline->source = source;
+	pipeline->entered = 0;
+	while (pipeline->entered < count && pipeline->entered < PIPELINE_SLOTS)
+		pipeline_enter(ledger, pipeline, pipeline->entered++);
+}
+
+/* Moves the pipeline on before event index is applied. */
+__attribute__((always_inline)) static inline void
+pipeline_advance(const struct ledger *ledger, struct pipeline *pipeline, uint32_t index)
+{
+	uint32_t count = pipeline->count;
+	/* Events skipped without being applied (a chain that is too long) do
+	 * not enter; event index itself always has when this returns. */
+	if (pipeline->entered < index)
+		pipeline->entered = index;
+	while (pipeline->entered <= index + PIPELINE_SLOTS && pipeline->entered < count)
+		pipeline_enter(ledger, pipeline, pipeline->entered++);
+	if (index + PIPELINE_RECORDS < count)
+		pipeline_records(ledger, pipeline, index + PIPELINE_RECORDS);
+	if (index + PIPELINE_HOLD_STOCK < count)
+		pipeline_hold_stock(ledger, pipeline, index + PIPELINE_HOLD_STOCK);
+}
+
+/* The idempotency check of a client event: 1 when result is final (a
+ * replay, KEY_REUSED or KEYS_FULL), else 0 with *slot where its key goes. */
+static int key_check(struct ledger *ledger, const struct skuld_event *event, uint64_t key_hash,
+                     uint64_t event_hash, uint32_t index, uint32_t *slot,
+                     struct skuld_result *result)
+{
+	const struct key_entry *entry = keys_find(&ledger->keys, event->key, key_hash, slot);
+	if (entry != NULL) {
+		if (entry->event_hash != event_hash) {
+			result_fail(result, index, SKULD_KEY_REUSED);
+			return 1;
 		}
+		*result = entry->result;
+		result->index = index;
+		result->flags |= SKULD_RESULT_REPLAYED;
+		return 1;
 	}
-	for (uint32_t ahead = 4; ahead >= 2; ahead -= 2) {
-		if (index + ahead >= count)
-			continue;
-		const struct skuld_event *event = &events[index + ahead];
-		if (!has_hold(event->kind) || event->kind == SKULD_RESERVE)
-			continue;
-		const struct hold *hold = holds_peek(&ledger->holds, event->id);
-		if (hold == NULL)
-			continue;
-		if (ahead == 4)
-			stock_prefetch_slot(&ledger->stocks, hold->item, hold->location);
-		else
-			stock_prefetch_entry(&ledger->stocks, hold->item, hold->location);
+	if (keys_full(&ledger->keys)) {
+		result_fail(result, index, SKULD_KEYS_FULL);
+		return 1;
 	}
+	return 0;
 }
 
-static void apply_one(struct ledger *ledger, enum ledger_source source,
-                      const struct skuld_event *events, uint32_t count, uint32_t index,
+static void apply_one(struct ledger *ledger, struct pipeline *pipeline, uint32_t index,
                       struct skuld_result *result)
 {
-	const struct skuld_event *event = &events[index];
-	prefetch_ahead(ledger, source, events, count, index);
+	const struct skuld_event *event = &pipeline->events[index];
+	enum ledger_source source = pipeline->source;
+	pipeline_advance(ledger, pipeline, index);
+	uint64_t key_hash = pipeline_stage(pipeline, index)->key_hash;
+	uint64_t event_hash = 0;
+	uint32_t slot = 0;
+	if (source == LEDGER_SOURCE_CLIENT) {
+		event_hash = event_checksum(event);
+		if (key_check(ledger, event, key_hash, event_hash, index, &slot, result))
+			return;
+	}
 	memset(result, 0, sizeof(*result));
 	result->index = index;
-	uint64_t event_hash = 0;
-	if (source == LEDGER_SOURCE_CLIENT) {
-		event_hash = skuld_checksum(event, sizeof(*event));
-		const struct key_entry *entry = keys_find(&ledger->keys, event->key);
-		if (entry != NULL) {
-			if (entry->event_hash != event_hash) {
-				result_fail(result, index, SKULD_KEY_REUSED);
-				return;
-			}
-			*result = entry->result;
-			result->index = index;
-			result->flags |= SKULD_RESULT_REPLAYED;
-			return;
-		}
-		if (keys_full(&ledger->keys)) {
-			result_fail(result, index, SKULD_KEYS_FULL);
-			return;
-		}
-	}
 	uint32_t status = dispatch(ledger, event, source, result);
 	if (status != SKULD_OK) {
 		result_fail(result, index, status);
@@ -356,8 +415,8 @@ static void apply_one(struct ledger *ledger, enum ledger_source source,
 	}
 	result->status = SKULD_OK;
 	if (source == LEDGER_SOURCE_CLIENT)
-		keys_insert(&ledger->keys, &ledger->journal, event->key, event_hash, ledger->now,
-		            result);
+		keys_insert(&ledger->keys, &ledger->journal, event->key, key_hash, slot, event_hash,
+		            ledger->now, result);
 }
 
 static void undo(struct ledger *ledger)
@@ -405,8 +464,7 @@ static void undo(struct ledger *ledger)
 }
 
 /* Applies events[first..last] (last has no LINKED) all or nothing. */
-static void apply_chain(struct ledger *ledger, enum ledger_source source,
-                        const struct skuld_event *events, uint32_t count, uint32_t first,
+static void apply_chain(struct ledger *ledger, struct pipeline *pipeline, uint32_t first,
                         uint32_t last, struct skuld_result *results)
 {
 	if (last - first + 1 > ledger->config.chain_events_max) {
@@ -419,7 +477,7 @@ static void apply_chain(struct ledger *ledger, enum ledger_source source,
 	ledger->journal.count = 0;
 	uint32_t failed = UINT32_MAX;
 	for (uint32_t i = first; i <= last; i++) {
-		apply_one(ledger, source, events, count, i, &results[i]);
+		apply_one(ledger, pipeline, i, &results[i]);
 		if (results[i].status != SKULD_OK) {
 			failed = i;
 			break;
@@ -454,6 +512,8 @@ void ledger_apply(struct ledger *ledger, uint64_t timestamp_ns, enum ledger_sour
 		while (open_from > 0 && (events[open_from - 1].flags & SKULD_EVENT_LINKED))
 			open_from--;
 	}
+	struct pipeline pipeline;
+	pipeline_start(ledger, &pipeline, source, events, count);
 	uint32_t i = 0;
 	while (i < open_from) {
 		uint32_t last = i;
@@ -461,9 +521,9 @@ void ledger_apply(struct ledger *ledger, uint64_t timestamp_ns, enum ledger_sour
 			last++;
 		SKULD_ASSERT(last < open_from);
 		if (last == i)
-			apply_one(ledger, source, events, count, i, &results[i]);
+			apply_one(ledger, &pipeline, i, &results[i]);
 		else
-			apply_chain(ledger, source, events, count, i, last, results);
+			apply_chain(ledger, &pipeline, i, last, results);
 		i = last + 1;
 	}
 	for (uint32_t j = open_from; j < count; j++)
@@ -607,7 +667,8 @@ uint32_t ledger_holds_open(const struct ledger *ledger)
 
 /* ---- State hash ----------------------------------------------------------- */
 
-static uint64_t live_sum(const struct table *table, int skip_zero_stock)
+/* Sum of the hashes of the first `size` bytes of every live record. */
+static uint64_t live_sum(const struct table *table, uint32_t size, int skip_zero_stock)
 {
 	uint64_t sum = 0;
 	for (uint32_t slot = 0; slot <= table->slot_mask; slot++) {
@@ -622,7 +683,7 @@ static uint64_t live_sum(const struct table *table, int skip_zero_stock)
 			    stock->counted_at == 0)
 				continue;
 		}
-		sum += skuld_checksum(record, table->record_size);
+		sum += skuld_checksum(record, size);
 	}
 	return sum;
 }
@@ -632,10 +693,10 @@ uint64_t ledger_hash(const struct ledger *ledger)
 	uint64_t parts[8];
 	parts[0] = ledger->now;
 	parts[1] = catalog_hash(&ledger->catalog);
-	parts[2] = live_sum(&ledger->stocks.table, 1);
-	parts[3] = live_sum(&ledger->holds.table, 0);
-	parts[4] = live_sum(&ledger->counts.table, 0);
-	parts[5] = live_sum(&ledger->transfers.table, 0);
+	parts[2] = live_sum(&ledger->stocks.table, sizeof(struct stock), 1);
+	parts[3] = live_sum(&ledger->holds.table, HOLD_HASHED_BYTES, 0);
+	parts[4] = live_sum(&ledger->counts.table, ledger->counts.table.record_size, 0);
+	parts[5] = live_sum(&ledger->transfers.table, ledger->transfers.table.record_size, 0);
 	/* Keys and closed holds: in ring order, which decides what goes first. */
 	uint64_t keys = ledger->keys.count;
 	for (uint32_t i = 0; i < ledger->keys.count; i++)

@@ -67,13 +67,38 @@ const struct stock *ledger_stock_view(const struct ledger *ledger, uint32_t item
 
 /* Fills x for quantity of item (id item_id). Returns SKULD_OK or
  * SKULD_QUANTITY_INVALID when a component's units would exceed QMAX.
- * quantity must already be in 1..QMAX. */
-uint32_t ledger_expand(const struct ledger *ledger, const struct item *item, uint32_t item_id,
-                       int64_t quantity, struct expansion *x);
+ * quantity must already be in 1..QMAX. (Inline, like ledger_resolve: every
+ * hold and movement event makes one.) */
+static inline uint32_t ledger_expand(const struct ledger *ledger, const struct item *item,
+                                     uint32_t item_id, int64_t quantity, struct expansion *x)
+{
+	if (!item->bundle) {
+		x->count = 1;
+		x->item[0] = item_id;
+		x->per[0] = 1;
+		x->units[0] = quantity;
+		return SKULD_OK;
+	}
+	const struct component *components = catalog_components(&ledger->catalog, item);
+	x->count = item->components;
+	for (uint32_t i = 0; i < item->components; i++) {
+		x->item[i] = components[i].item;
+		x->per[i] = components[i].quantity;
+		if (quantity > LEDGER_QUANTITY_MAX / components[i].quantity)
+			return SKULD_QUANTITY_INVALID;
+		x->units[i] = quantity * components[i].quantity;
+	}
+	return SKULD_OK;
+}
 
 /* Looks up the stock entries of x at location into x->stock (NULL where
  * missing), so an event finds each entry once. */
-void ledger_resolve(const struct ledger *ledger, struct expansion *x, uint32_t location);
+static inline void ledger_resolve(const struct ledger *ledger, struct expansion *x,
+                                  uint32_t location)
+{
+	for (uint32_t i = 0; i < x->count; i++)
+		x->stock[i] = stock_find(&ledger->stocks, x->item[i], location);
+}
 
 /* Stock entries of x at location that do not exist yet. */
 uint32_t ledger_missing(const struct ledger *ledger, const struct expansion *x, uint32_t location);

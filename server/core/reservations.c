@@ -123,6 +123,15 @@ static uint32_t selling(const struct location *location)
 	return SKULD_OK;
 }
 
+/* The stock index a hold of item caches for x (resolved, entries exist). */
+static uint32_t hold_stock(const struct ledger *ledger, const struct item *item,
+                           const struct expansion *x)
+{
+	if (item->bundle)
+		return TABLE_NONE;
+	return stock_index(&ledger->stocks, x->stock[0]);
+}
+
 static uint32_t reserve(struct ledger *ledger, const struct skuld_event *event,
                         struct skuld_result *result)
 {
@@ -177,6 +186,7 @@ static uint32_t reserve(struct ledger *ledger, const struct skuld_event *event,
 	hold->location = chosen;
 	hold->channel = event->channel;
 	hold->remaining = quantity;
+	hold->stock = hold_stock(ledger, item, &x);
 	hold->expires_at = ledger->now + (uint64_t)event->ttl_s * NS_PER_S;
 	uint32_t index = holds_index(&ledger->holds, hold);
 	timer_insert(&ledger->timer, index, hold->expires_at, hold->id);
@@ -211,13 +221,21 @@ static void hold_close(struct ledger *ledger, struct hold *hold, uint32_t state)
 	holds_close(&ledger->holds, &ledger->journal, hold, state, ledger->now);
 }
 
-/* Fills x with quantity of the hold's item, resolved at its location. */
+/* Fills x with quantity of the hold's item, resolved at its location: a
+ * plain item's entry through the hold's cached index, a bundle's by lookup. */
 static void hold_expansion(const struct ledger *ledger, const struct hold *hold, int64_t quantity,
                            struct expansion *x)
 {
 	uint32_t status = ledger_expand(ledger, hold_item(ledger, hold), hold->item, quantity, x);
 	SKULD_ASSERT(status == SKULD_OK); /* checked when the hold was made */
-	ledger_resolve(ledger, x, hold->location);
+	if (hold->stock == TABLE_NONE) {
+		ledger_resolve(ledger, x, hold->location);
+		return;
+	}
+	struct stock *stock = stock_at(&ledger->stocks, hold->stock);
+	SKULD_ASSERT(stock->item == hold->item);
+	SKULD_ASSERT(stock->location == hold->location);
+	x->stock[0] = stock;
 }
 
 static uint32_t extend(struct ledger *ledger, const struct skuld_event *event,
@@ -349,6 +367,7 @@ static uint32_t reallocate(struct ledger *ledger, const struct skuld_event *even
 	apply_units(ledger, &x, hold->location, offsetof(struct stock, reserved), -1);
 	apply_units(ledger, &to, event->target, offsetof(struct stock, reserved), 1);
 	journal_set_u32(&ledger->journal, &hold->location, event->target);
+	journal_set_u32(&ledger->journal, &hold->stock, hold_stock(ledger, item, &to));
 	hold_result(ledger, hold, &to, hold->remaining, 0, result);
 	return SKULD_OK;
 }

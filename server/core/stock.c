@@ -26,20 +26,6 @@ void stock_free(struct stock_table *stocks)
 	table_free(&stocks->table);
 }
 
-struct stock *stock_find(const struct stock_table *stocks, uint32_t item, uint32_t location)
-{
-	const struct table *table = &stocks->table;
-	uint64_t hash = table_mix(stock_key(item, location));
-	uint32_t slot = table_home(table, hash);
-	uint32_t index;
-	while ((index = table_probe(table, hash, &slot)) != TABLE_NONE) {
-		struct stock *stock = table_record(table, index);
-		if (stock->item == item && stock->location == location)
-			return stock;
-	}
-	return NULL;
-}
-
 struct stock *stock_get(struct stock_table *stocks, struct journal *journal, uint32_t item,
                         uint32_t location)
 {

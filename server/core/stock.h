@@ -46,6 +46,12 @@ static inline uint64_t stock_key(uint32_t item, uint32_t location)
 	return (uint64_t)item | (uint64_t)location << 32;
 }
 
+/* The index hash of (item, location). */
+static inline uint64_t stock_hash_of(uint32_t item, uint32_t location)
+{
+	return table_mix(stock_key(item, location));
+}
+
 struct stock_table {
 	struct table table;
 };
@@ -54,33 +60,37 @@ size_t stock_bytes(uint32_t capacity);
 int stock_init(struct stock_table *stocks, uint32_t capacity);
 void stock_free(struct stock_table *stocks);
 
-/* The entry of (item, location), or NULL if it was never created. */
-struct stock *stock_find(const struct stock_table *stocks, uint32_t item, uint32_t location);
+/* The entry of (item, location), or NULL if it was never created. Inline:
+ * every movement and hold makes at least one lookup. */
+static inline struct stock *stock_find(const struct stock_table *stocks, uint32_t item,
+                                       uint32_t location)
+{
+	const struct table *table = &stocks->table;
+	uint64_t hash = stock_hash_of(item, location);
+	uint32_t slot = table_home(table, hash);
+	uint32_t index;
+	while ((index = table_probe(table, hash, &slot)) != TABLE_NONE) {
+		struct stock *stock = table_record(table, index);
+		if (stock->item == item && stock->location == location)
+			return stock;
+	}
+	return NULL;
+}
 
 /* The entry, created (zeroed, journaled) if missing. The caller has checked
  * stock_room; running out here is a programmer error. */
 struct stock *stock_get(struct stock_table *stocks, struct journal *journal, uint32_t item,
                         uint32_t location);
 
-/* Prefetch hints for batch pipelining: the index slot, then (once that is
- * cached) the entry it names. Neither changes anything. always_inline: GCC
- * marks a function whose only statement is a prefetch pure and deletes
- * its calls before it would inline them. */
-__attribute__((always_inline)) static inline void
-stock_prefetch_slot(const struct stock_table *stocks, uint32_t item, uint32_t location)
+/* The entry with record index `index` (a stock_index result), and back. */
+static inline struct stock *stock_at(const struct stock_table *stocks, uint32_t index)
 {
-	const struct table *table = &stocks->table;
-	__builtin_prefetch(&table->slots[table_home(table, table_mix(stock_key(item, location)))]);
+	return table_record(&stocks->table, index);
 }
 
-__attribute__((always_inline)) static inline void
-stock_prefetch_entry(const struct stock_table *stocks, uint32_t item, uint32_t location)
+static inline uint32_t stock_index(const struct stock_table *stocks, const struct stock *stock)
 {
-	const struct table *table = &stocks->table;
-	uint64_t hash = table_mix(stock_key(item, location));
-	uint64_t entry = table->slots[table_home(table, hash)];
-	if (entry != 0 && (uint32_t)(entry >> 32) == (uint32_t)hash)
-		__builtin_prefetch(table_record(table, table_slot_index(entry)));
+	return (uint32_t)(stock - (const struct stock *)stocks->table.records);
 }
 
 /* Entries that can still be created. */

@@ -10,6 +10,8 @@
 
 #include "skuld_assert.h"
 
+#define TIMER_DEAD_SLACK 1024 /* dead entries tolerated beyond the live count */
+
 static int entry_less(const struct timer_entry *a, const struct timer_entry *b)
 {
 	if (a->expires_at != b->expires_at)
@@ -106,10 +108,18 @@ static void timer_compact(struct timer *timer)
 		timer_sift_down(timer, i);
 }
 
+/* 1 when the dead entries outnumber the live ones by TIMER_DEAD_SLACK: then
+ * a rebuild costs O(count) = O(removals since the last one), and the array
+ * stays within about twice the live entries, small enough to stay cached. */
+static int timer_bloated(const struct timer *timer)
+{
+	return timer->count - timer->live >= timer->live + TIMER_DEAD_SLACK;
+}
+
 void timer_insert(struct timer *timer, uint32_t hold, uint64_t expires_at, uint64_t id)
 {
 	SKULD_ASSERT(timer->position[hold] == TIMER_NONE);
-	if (timer->count == timer->capacity)
+	if (timer->count == timer->capacity || timer_bloated(timer))
 		timer_compact(timer);
 	SKULD_ASSERT(timer->count < timer->capacity);
 	struct timer_entry entry = {.expires_at = expires_at, .id = id, .hold = hold};

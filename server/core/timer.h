@@ -5,11 +5,13 @@
  * and the heap position of every hold record. Removal is lazy: a closed or
  * extended hold's entry is only marked dead (O(1)); dead entries keep their
  * key, so the heap order still holds, and are dropped in one O(n) rebuild
- * when the array is full (at most once per holds_max removals: amortized
- * O(1)). Insertion sifts up, which is O(1) on average because new deadlines
- * are mostly later than the old ones. Listing the due holds walks only heap
- * nodes that are due (a k-smallest search with an auxiliary heap), never
- * all holds, and never changes anything.
+ * when the array is full or when the dead entries outnumber the live ones
+ * by a fixed slack (each rebuild follows at least as many removals as it
+ * keeps entries: amortized O(1); and the array stays near twice the open
+ * holds, so it stays in cache however large holds_max is). Insertion sifts up, which is O(1) on
+ * average because new deadlines are mostly later than the old ones. Listing the due holds walks
+ * only heap nodes that are due (a k-smallest search with an auxiliary heap), never all holds, and
+ * never changes anything.
  *
  * Invariants:
  *   - heap[i] <= heap[2i+1], heap[2i+2] in (expires_at, id) order, dead
