@@ -1,0 +1,566 @@
+/*
+ * test_skuldctl.c — the real skuldctl binary against the real skuld server
+ * (started on port 0 in a temporary directory by tests/server_harness.h):
+ * every command in human and JSON output with its values, the exit codes,
+ * imports (50,000 rows, the same file again, a file with every defect,
+ * --dry-run), and the RFC 4180 reader on its own.
+ *
+ * Every child is bounded: skuldctl runs get PR_SET_PDEATHSIG and are killed
+ * after CTL_RUN_TIMEOUT_S; the server dies with the test process
+ * (server_harness.h) and is stopped on every path by server_fini.
+ */
+#include "server_harness.h"
+#include "skuldctl_csv.h"
+
+#include <stdarg.h>
+
+#define CTL_BINARY        SKULD_BINARY_DIR "/client/skuldctl"
+#define CTL_RUN_TIMEOUT_S 120
+#define CTL_OUTPUT_MAX    (1u << 20)
+
+/* Capacities for a 50,000-SKU catalog (OPERATIONS.md: the defaults are
+ * sized for a small shop). */
+static const char *const big_config = "items_max = 65536\n"
+                                      "codes_max = 131072\n"
+                                      "barcodes_max = 131072\n"
+                                      "attributes_max = 262144\n"
+                                      "keys_max = 524288\n";
+
+struct run {
+	int status; /* exit status, or -signal */
+	char out[CTL_OUTPUT_MAX];
+	char err[CTL_OUTPUT_MAX];
+};
+
+static struct server server;
+static struct run run_result;
+static char server_address[32];
+
+static void read_file_into(const char *path, char *buffer, size_t size)
+{
+	buffer[0] = '\0';
+	FILE *file = fopen(path, "r");
+	if (file == NULL)
+		return;
+	size_t got = fread(buffer, 1, size - 1, file);
+	buffer[got] = '\0';
+	fclose(file);
+}
+
+/* Runs skuldctl with the arguments (NULL-terminated), --server first. */
+static struct run *ctl_run_argv(const char *const *argv_in)
+{
+	const char *argv[80];
+	int argc = 0;
+	argv[argc++] = "skuldctl";
+	argv[argc++] = "--server";
+	argv[argc++] = server_address;
+	for (int i = 0; argv_in[i] != NULL && argc < 78; i++)
+		argv[argc++] = argv_in[i];
+	argv[argc] = NULL;
+	char out_path[128], err_path[128];
+	snprintf(out_path, sizeof(out_path), "%s/ctl.out", server.dir);
+	snprintf(err_path, sizeof(err_path), "%s/ctl.err", server.dir);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(99);
+		int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (out < 0 || err < 0)
+			_exit(97);
+		dup2(out, STDOUT_FILENO);
+		dup2(err, STDERR_FILENO);
+		setenv("ASAN_OPTIONS", "detect_leaks=1", 1);
+		unsetenv("SKULD_SERVER");
+		unsetenv("SKULD_TOKEN");
+		execv(CTL_BINARY, (char *const *)argv);
+		_exit(98);
+	}
+	uint64_t deadline = harness_now_ms() + CTL_RUN_TIMEOUT_S * 1000;
+	int status = 0;
+	for (;;) {
+		pid_t done = waitpid(pid, &status, WNOHANG);
+		if (done == pid)
+			break;
+		if (harness_now_ms() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			cr_assert_fail("skuldctl did not finish in %d s", CTL_RUN_TIMEOUT_S);
+		}
+		usleep(2000);
+	}
+	run_result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+	read_file_into(out_path, run_result.out, sizeof(run_result.out));
+	read_file_into(err_path, run_result.err, sizeof(run_result.err));
+	return &run_result;
+}
+
+#define ctl(...) ctl_run_argv((const char *const[]){__VA_ARGS__, NULL})
+
+/* Runs and asserts the exit status and that stdout contains text. */
+static struct run *ctl_expect(int status, const char *text, const char *const *argv)
+{
+	struct run *run = ctl_run_argv(argv);
+	cr_assert_eq(run->status, status, "%s: exit %d, wanted %d\nstdout: %s\nstderr: %s", argv[0],
+	             run->status, status, run->out, run->err);
+	if (text != NULL)
+		cr_assert_not_null(strstr(run->out, text), "%s: stdout lacks '%s':\n%s\nstderr: %s",
+		                   argv[0], text, run->out, run->err);
+	return run;
+}
+
+#define expect(status, text, ...) ctl_expect(status, text, (const char *const[]){__VA_ARGS__, NULL})
+
+static void contains(const char *haystack, const char *needle)
+{
+	cr_assert_not_null(strstr(haystack, needle), "lacks '%s' in:\n%s", needle, haystack);
+}
+
+static void start(const char *config)
+{
+	server_init(&server, config);
+	server_start(&server);
+	snprintf(server_address, sizeof(server_address), "127.0.0.1:%u", server.port);
+}
+
+static void stop(void)
+{
+	server_fini(&server);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *file = fopen(path, "w");
+	cr_assert_not_null(file);
+	fputs(text, file);
+	fclose(file);
+}
+
+static void path_in_dir(char *out, size_t size, const char *name)
+{
+	snprintf(out, size, "%s/%s", server.dir, name);
+}
+
+/* LOOKUP through a raw connection (not through skuldctl): the id, or 0. */
+static uint32_t raw_lookup(uint16_t kind, const char *code)
+{
+	struct client client;
+	cr_assert_eq(client_open(&client, server.port, client_id(77)), 0);
+	struct skuld_lookup lookup;
+	memset(&lookup, 0, sizeof(lookup));
+	lookup.kind = kind;
+	memcpy(lookup.code, code, strlen(code));
+	static struct reply reply;
+	cr_assert_eq(frame_send(client.fd, SKULD_OP_LOOKUP, client.id, 0, client.version, &lookup,
+	                        sizeof(lookup), 1),
+	             0);
+	cr_assert_eq(frame_read(client.fd, &reply), 0);
+	cr_assert_eq(reply_header(&reply)->operation, SKULD_OP_LOOKUP);
+	const struct skuld_lookup_match *match = reply_body(&reply);
+	uint32_t id = match->status == SKULD_OK ? match->id : 0;
+	client_close(&client);
+	return id;
+}
+
+static struct skuld_stats raw_stats(void)
+{
+	struct client client;
+	struct skuld_stats stats;
+	cr_assert_eq(client_open(&client, server.port, client_id(78)), 0);
+	cr_assert_eq(client_stats(&client, &stats), 0);
+	client_close(&client);
+	return stats;
+}
+
+/* A failed assertion ends the test function; .fini still stops the server
+ * and removes its directory. */
+TestSuite(skuldctl, .fini = stop);
+
+/* ---- Commands ------------------------------------------------------------------ */
+
+static void define_shop(void)
+{
+	expect(0, "location S1 defined as id 1", "define-location", "S1");
+	expect(0, "location S2 defined as id 2", "define-location", "S2");
+	expect(0, "item TEE defined as id 1", "define-item", "TEE", "--barcode", "4001");
+	expect(0, "\"id\":2,\"already_present\":false", "--json", "define-item", "HAM", "--scale",
+	       "3");
+}
+
+Test(skuldctl, catalog_commands_define_once_and_report_present)
+{
+	start(NULL);
+	define_shop();
+	/* Re-running a definition is harmless and says so. */
+	expect(0, "location S1 already defined as id 1", "define-location", "S1");
+	expect(0, "\"already_present\":true", "--json", "define-item", "TEE", "--barcode", "4001");
+	/* The same SKU with another scale is refused. */
+	expect(1, NULL, "define-item", "HAM", "--scale", "2");
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_SKU, "TEE"), 1);
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_BARCODE, "4001"), 1);
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_LOCATION, "S2"), 2);
+	/* Channels and bundles. */
+	expect(0, "channel web defined as id 1", "define-channel", "web", "--pool", "S1,S2",
+	       "--buffer", "2");
+	expect(0, "\"already_present\":true", "--json", "define-channel", "web", "--pool", "S1");
+	expect(1, NULL, "define-channel", "app", "--pool", "S1,NOPE");
+	expect(0, "item KIT defined as id 3", "define-bundle", "KIT", "TEE:2", "HAM:0.500");
+	expect(1, NULL, "define-bundle", "KIT2", "TEE:1", "NOPE:1");
+	expect(2, NULL, "define-bundle", "KIT3", "HAM:0.0001"); /* more decimals than scale 3 */
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_CHANNEL, "web"), 1);
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_SKU, "KIT"), 3);
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_SKU, "KIT2"), 0);
+	stop();
+}
+
+Test(skuldctl, stock_movements_human_and_json)
+{
+	start(NULL);
+	define_shop();
+	expect(0, "received 10 TEE at S1: available 10", "receive", "TEE@S1", "10");
+	expect(0, "\"quantity\":1.250,\"available\":1.250", "--json", "receive", "HAM@S1", "1.25");
+	expect(0, "sold 0.005 HAM at S1: available 1.245", "sell", "HAM@S1", "0.005");
+	expect(0, "\"quantity\":3,\"available\":7,\"replayed\":false,\"discrepancy\":false",
+	       "--json", "sell", "TEE@S1", "3");
+	/* A sale is a fact even without stock: recorded, flagged. */
+	expect(0, "(discrepancy", "sell", "TEE@S2", "1");
+	expect(0, "returned 1 TEE at S1: available 7", "return", "TEE@S1", "1", "--damaged");
+	expect(0, "adjusted by -2 TEE at S1: available 5", "adjust", "TEE@S1", "-2", "--reason",
+	       "theft");
+	struct run *run = expect(0, NULL, "--json", "level", "TEE@S1");
+	contains(run->out, "\"sku\":\"TEE\",\"item\":1,\"location\":\"S1\",\"location_id\":1,"
+	                   "\"scale\":0,\"on_hand\":6,\"reserved\":0,\"committed\":0,"
+	                   "\"unsellable\":1,\"incoming\":0,\"available\":5}");
+	run = expect(0, NULL, "level", "HAM@S1");
+	contains(run->out, "ON_HAND");
+	contains(run->out, "1.245");
+	/* Count: expected 6 on hand, counted 8. */
+	expect(0, "counted 8 TEE at S1 (expected 6): delta +2, available 7", "count", "TEE@S1",
+	       "8");
+	run = expect(0, "\"expected\":1.245,\"counted\":1.000,\"delta\":-0.245", "--json", "count",
+	             "HAM@S1", "1");
+	/* Two-phase count: open, then close. */
+	run = expect(0, "\"count_id\":", "--json", "count", "TEE@S1", "--open");
+	unsigned long long count_id = 0;
+	cr_assert_eq(sscanf(strstr(run->out, "\"count_id\":"), "\"count_id\":%llu", &count_id), 1);
+	char id_text[32];
+	snprintf(id_text, sizeof(id_text), "%llu", count_id);
+	expect(0, "counted 9 TEE at S1: delta +1", "count", "TEE@S1", "9", "--close", id_text);
+	/* Transfers: immediate, and in transit then arrived. */
+	expect(0, "moved from S1 to S2", "transfer", "TEE", "S1", "S2", "2");
+	run = expect(0, "\"in_transit\":true", "--json", "transfer", "TEE", "S1", "S2", "1",
+	             "--in-transit");
+	unsigned long long transfer = 0;
+	cr_assert_eq(
+	        sscanf(strstr(run->out, "\"transfer_id\":"), "\"transfer_id\":%llu", &transfer), 1);
+	run = expect(0, "\"incoming\":1,", "--json", "level", "TEE@S2");
+	snprintf(id_text, sizeof(id_text), "%llu", transfer);
+	expect(0, "arrived from S1 to S2", "transfer", "TEE", "S1", "S2", "1", "--arrive", id_text);
+	run = expect(0, NULL, "--json", "level", "TEE");
+	contains(run->out, "\"location_id\":1,\"scale\":0,\"on_hand\":6,");
+	contains(run->out, "\"location_id\":2,\"scale\":0,\"on_hand\":2,\"reserved\":0,"
+	                   "\"committed\":0,\"unsellable\":0,\"incoming\":0,\"available\":2}");
+	run = expect(0, NULL, "--json", "levels", "S1");
+	contains(run->out, "{\"sku\":null,\"item\":1,\"location\":\"S1\"");
+	contains(run->out, "\"item\":2,\"location\":\"S1\",\"location_id\":1,\"scale\":3,"
+	                   "\"on_hand\":1.000,");
+	run = expect(0, "#2", "levels", "S1");
+	contains(run->out, "1.000");
+	stop();
+}
+
+Test(skuldctl, holds_channels_and_stats)
+{
+	start(NULL);
+	define_shop();
+	expect(0, NULL, "receive", "TEE@S1", "10");
+	expect(0, NULL, "receive", "TEE@S2", "4");
+	expect(0, "hold 7: holds 4 TEE at location #1, available there 6", "reserve", "TEE@S1", "4",
+	       "--hold", "7", "--ttl", "15m");
+	expect(0, "\"hold\":7,\"sku\":null,\"location_id\":1,\"quantity\":4,", "--json", "extend",
+	       "7", "--ttl", "1h");
+	expect(0, "hold 7: committed 1 at location #1", "commit", "7", "1");
+	expect(0, "hold 7: released 3", "release", "7");
+	expect(1, NULL, "release", "7"); /* closed already */
+	expect(1, NULL, "commit", "999");
+	/* Channel: pool S1+S2 available 9 + 4, buffer 2. */
+	expect(0, NULL, "define-channel", "web", "--pool", "S1,S2", "--buffer", "2");
+	expect(0, "TEE on web: 11", "channel-level", "TEE", "--channel", "web");
+	expect(0, "\"channel\":\"web\",\"channel_id\":1,\"scale\":0,\"available\":11}", "--json",
+	       "channel-level", "TEE", "--channel", "web");
+	/* A channel hold: the ledger picks S1 (largest spare). */
+	expect(0, "\"location_id\":1,\"quantity\":5,", "--json", "reserve", "TEE@channel:web", "5",
+	       "--hold", "8");
+	/* Oversell refused: exit 1, JSON says why. */
+	struct run *run =
+	        expect(1, "\"status\":\"INSUFFICIENT\"", "--json", "reserve", "TEE@S2", "5");
+	contains(run->err, "INSUFFICIENT");
+	expect(0, "\"holds_open\":1,", "--json", "stats");
+	run = expect(0, "holds_open", "stats");
+	contains(run->out, "events");
+	stop();
+}
+
+Test(skuldctl, key_makes_a_movement_apply_once)
+{
+	start(NULL);
+	define_shop();
+	expect(0, "received 5 TEE at S1: available 5", "--key", "PO-1", "receive", "TEE@S1", "5");
+	expect(0, "(already applied)", "--key", "PO-1", "receive", "TEE@S1", "5");
+	expect(0, "\"replayed\":true", "--json", "--key", "PO-1", "receive", "TEE@S1", "5");
+	/* Without a key every run is a new movement. */
+	expect(0, "available 8", "receive", "TEE@S1", "3");
+	expect(0, "\"on_hand\":8,", "--json", "level", "TEE@S1");
+	/* A keyed count is the same count when re-run. */
+	expect(0, "delta +2", "--key", "C-1", "count", "TEE@S1", "10");
+	expect(0, "(already applied)", "--key", "C-1", "count", "TEE@S1", "10");
+	expect(0, "\"on_hand\":10,", "--json", "level", "TEE@S1");
+	stop();
+}
+
+Test(skuldctl, exit_codes_usage_refused_error)
+{
+	start(NULL);
+	define_shop();
+	struct run *run = expect(0, "Exit status", "--help");
+	contains(run->out, "3  connection or server error");
+	expect(2, NULL, "bogus");
+	expect(2, NULL, "sell", "TEE");
+	expect(2, NULL, "sell", "TEE@S1", "abc");
+	expect(2, NULL, "sell", "HAM@S1", "1.0005"); /* scale 3 */
+	expect(2, NULL, "sell", "TEE@S1", "1.5");    /* scale 0 */
+	expect(2, NULL, "sell", "TEE@S1", "0");
+	expect(2, NULL, "sell", "TEE@S1", "-1");
+	expect(2, NULL, "adjust", "TEE@S1", "1"); /* no --reason */
+	expect(2, NULL, "reserve", "TEE@S1", "1", "--ttl", "soon");
+	expect(2, NULL, "define-item", "TEE", "--scale", "12");
+	expect(2, NULL, "define-item", "THIS-SKU-IS-LONGER-THAN-32-CHARACTERS");
+	expect(2, NULL, "level", "TEE@S1", "--frobnicate", "1");
+	expect(1, NULL, "sell", "NOPE@S1", "1");
+	expect(1, NULL, "sell", "TEE@NOWHERE", "1");
+	expect(1, NULL, "reserve", "TEE@S1", "1"); /* nothing there */
+	expect(1, NULL, "transfer", "TEE", "S1", "S2", "1");
+	/* Nothing listens on port 1. */
+	const char *argv[] = {"stats", NULL};
+	snprintf(server_address, sizeof(server_address), "127.0.0.1:1");
+	run = ctl_run_argv(argv);
+	cr_assert_eq(run->status, 3, "exit %d: %s", run->status, run->err);
+	contains(run->err, "cannot connect");
+	stop();
+}
+
+/* ---- Import ------------------------------------------------------------------------ */
+
+/* A catalog of families x 5 colours x 5 sizes; rows = 25 x families. */
+static void write_catalog(const char *path, uint32_t families)
+{
+	static const char *const colors[] = {"red", "blue", "green", "black", "white"};
+	static const char *const sizes[] = {"XS", "S", "M", "L", "XL"};
+	FILE *file = fopen(path, "w");
+	cr_assert_not_null(file);
+	fprintf(file, "sku,barcode,scale,name,family,color,size\r\n");
+	uint64_t n = 0;
+	for (uint32_t f = 0; f < families; f++) {
+		for (int c = 0; c < 5; c++) {
+			for (int s = 0; s < 5; s++, n++)
+				fprintf(file,
+				        "F%05u-%s-%s,%013llu,0,\"Tee %u, %s\",F%05u,%s,%s\r\n", f,
+				        colors[c], sizes[s],
+				        (unsigned long long)(4000000000000ull + n), f, colors[c], f,
+				        colors[c], sizes[s]);
+		}
+	}
+	fclose(file);
+}
+
+Test(skuldctl, import_50000_items_then_again_changes_nothing, .timeout = 300)
+{
+	start(big_config);
+	char path[128];
+	path_in_dir(path, sizeof(path), "items.csv");
+	write_catalog(path, 2000);
+
+	/* --dry-run: checked, nothing sent. */
+	struct run *run =
+	        expect(0, "50000 rows checked, no defects; 0 already present, 50000 would",
+	               "import", "items", path, "--dry-run");
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_SKU, "F00000-red-XS"), 0);
+	cr_assert_eq(raw_stats().events, 0);
+
+	uint64_t started = harness_now_ms();
+	run = expect(0, "import items: 50000 rows, 50000 applied, 0 already present, 0 failed",
+	             "import", "items", path);
+	uint64_t elapsed = harness_now_ms() - started;
+	fprintf(stderr, "skuldctl import of 50,000 items: %llu ms\n", (unsigned long long)elapsed);
+	contains(run->err, "import items: applied 50000/50000");
+	struct skuld_stats after_first = raw_stats();
+	/* sku, barcode, family, color, size per row. */
+	cr_assert_eq(after_first.events, 250000);
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_SKU, "F00000-red-XS"), 1);
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_SKU, "F01999-white-XL"), 50000);
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_BARCODE, "4000000049999"), 50000);
+
+	/* The same file again: everything present, nothing sent. */
+	run = expect(0, "import items: 50000 rows, 0 applied, 50000 already present, 0 failed",
+	             "import", "items", path);
+	cr_assert_eq(raw_stats().events, after_first.events);
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_SKU, "F01999-white-XL"), 50000);
+	run = expect(0, "\"already_present\":50000,\"to_apply\":0,\"applied\":0", "--json",
+	             "import", "items", path, "--dry-run");
+	/* The next define gets the next id. */
+	expect(0, "item NEW-1 defined as id 50001", "define-item", "NEW-1");
+	stop();
+}
+
+Test(skuldctl, import_reports_every_defect_and_applies_nothing)
+{
+	start(NULL);
+	char path[128];
+	path_in_dir(path, sizeof(path), "bad.csv");
+	write_text(path, "sku,barcode,scale,family,color,size\r\n" /* line 1 */
+	                 "TEE-R-S,111,0,TEE,red,S\r\n"             /* 2 */
+	                 "TEE-R-M,222,0,TEE,red,M\r\n"             /* 3 */
+	                 "TEE-B-S,333,0,TEE,blue,S\r\n"            /* 4: blue M missing */
+	                 "TEE-R-S,444,0,,,\r\n"                    /* 5: duplicate SKU */
+	                 "tee-r-m,555,0,,,\r\n"                    /* 6: case look-alike */
+	                 "MUG,111,0,,,\r\n"                        /* 7: shared barcode */
+	                 "\"CAP, WOOL\",666,x,,,\r\n"              /* 8: bad scale */
+	                 "HAT,\"77\"7,0,,,\r\n"                    /* 9: text after quote */
+	                 "SOCK,888,0\r\n"                          /* 10: 3 fields */
+	                 "\"SCARF\nRED\",999,0,,,\r\n"             /* 11-12: newline in SKU */
+	                 "TEE-R -S,1010,0,,,\r\n"                  /* 13: space look-alike */
+	                 "GOOD-1,1111,0,,,\r\n");                  /* 14 */
+	struct run *run = expect(1, "defects in", "import", "items", path);
+	/* Sorted by line; a family's gap is reported on its first line. */
+	contains(run->err, "line 2: family 'TEE' (lines 2..4) has no variant color=blue size=M\n"
+	                   "line 5: duplicate SKU");
+	contains(run->err, "line 5: duplicate SKU 'TEE-R-S' (first on line 2)");
+	contains(run->err, "line 6: SKU 'tee-r-m' differs only in case or spaces from 'TEE-R-M' on "
+	                   "line 3");
+	contains(run->err,
+	         "line 7: barcode '111' of SKU 'MUG' is also the barcode of SKU 'TEE-R-S' "
+	         "on line 2");
+	contains(run->err, "line 8: malformed row: scale 'x'");
+	contains(run->err, "line 9: malformed row: text after a closing quote");
+	contains(run->err, "line 10: malformed row: 3 fields, the header has 6");
+	contains(run->err, "line 11: malformed row: SKU 'SCARF");
+	contains(run->err,
+	         "line 13: SKU 'TEE-R -S' differs only in case or spaces from 'TEE-R-S' on "
+	         "line 2");
+	contains(run->out, "nothing was applied");
+	/* Nothing exists: not even the good rows. */
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_SKU, "GOOD-1"), 0);
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_SKU, "TEE-R-M"), 0);
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_BARCODE, "1111"), 0);
+	cr_assert_eq(raw_stats().events, 0);
+	/* JSON counts them too. */
+	run = expect(1, "\"defects\":9,", "--json", "import", "items", path);
+	contains(run->out, "\"problems\":[{\"line\":2,\"message\":\"family 'TEE' (lines 2..4) has "
+	                   "no variant color=blue size=M\"},{\"line\":5,");
+	/* A file without the required column, and one that is missing. */
+	write_text(path, "code,barcode\r\nX,1\r\n");
+	run = expect(1, NULL, "import", "items", path);
+	contains(run->err, "line 1: the header has no 'sku' column");
+	path_in_dir(path, sizeof(path), "nope.csv");
+	expect(2, NULL, "import", "items", path);
+	expect(2, NULL, "import", "widgets", path);
+	stop();
+}
+
+Test(skuldctl, import_locations_bundles_counts)
+{
+	start(NULL);
+	char path[128];
+	path_in_dir(path, sizeof(path), "locations.csv");
+	write_text(path, "code,name\nS1,Main street\nS2,\"Mall, unit 4\"\nWH,Warehouse\n");
+	expect(0, "import locations: 3 rows, 3 applied, 0 already present", "import", "locations",
+	       path);
+	expect(0, "import locations: 3 rows, 0 applied, 3 already present", "import", "locations",
+	       path);
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_LOCATION, "WH"), 3);
+	write_text(path, "code\nS1\ns1\n");
+	struct run *run = expect(1, NULL, "import", "locations", path);
+	contains(run->err, "line 3: location code 's1' differs only in case or spaces from 'S1'");
+
+	path_in_dir(path, sizeof(path), "items.csv");
+	write_text(path, "sku,scale\nTEE,0\nHAM,3\nMUG,\n");
+	expect(0, "3 applied", "import", "items", path);
+
+	path_in_dir(path, sizeof(path), "bundles.csv");
+	write_text(path, "bundle,component,qty\nGIFT,TEE,1\nGIFT,MUG,2\nPICNIC,HAM,0.250\n"
+	                 "PICNIC,MUG,1\n");
+	expect(0, "import bundles: 4 rows, 2 applied, 0 already present", "import", "bundles",
+	       path);
+	expect(0, "import bundles: 4 rows, 0 applied, 2 already present", "import", "bundles",
+	       path);
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_SKU, "GIFT"), 4);
+	write_text(path,
+	           "bundle,component,qty\nBOX,TEE,1\nBOX,NOPE,1\nBOX,HAM,0.0001\nBOX2,GIFT,1\n"
+	           "BOX2,TEE,1\nBOX2,TEE,2\n");
+	run = expect(1, NULL, "import", "bundles", path);
+	contains(run->err, "line 7: component 'TEE' of bundle 'BOX2' repeats line 6");
+	write_text(path, "bundle,component,qty\nBOX,TEE,1\nBOX,NOPE,1\nBOX,HAM,0.0001\n");
+	run = expect(1, NULL, "import", "bundles", path);
+	contains(run->err, "line 3: component 'NOPE' of bundle 'BOX' is not in the ledger");
+	contains(run->err, "line 4: qty '0.0001' has more decimals than component 'HAM'");
+	cr_assert_eq(raw_lookup(SKULD_LOOKUP_SKU, "BOX"), 0);
+
+	/* Counts: a stocktake file; the same file again changes nothing. */
+	expect(0, NULL, "receive", "TEE@S1", "5");
+	path_in_dir(path, sizeof(path), "counts.csv");
+	write_text(path, "sku,location,qty\r\nTEE,S1,7\r\nHAM,S2,1.5\r\nMUG,WH,0\r\n");
+	expect(0, "\"already_present\":0,\"to_apply\":3,\"applied\":0", "--json", "import",
+	       "counts", path, "--dry-run");
+	expect(0, "\"on_hand\":5,", "--json", "level", "TEE@S1");
+	expect(0, "import counts: 3 rows, 3 applied, 0 already present", "import", "counts", path);
+	expect(0, "\"on_hand\":7,", "--json", "level", "TEE@S1");
+	expect(0, "\"on_hand\":1.500,", "--json", "level", "HAM@S2");
+	expect(0, "import counts: 3 rows, 0 applied, 3 already present", "import", "counts", path);
+	expect(0, "\"on_hand\":7,", "--json", "level", "TEE@S1");
+	write_text(path, "sku,location,qty\nTEE,S1,7\nTEE,S1,8\nHAM,S2,1.2345\nZZZ,S1,1\n");
+	run = expect(1, NULL, "import", "counts", path);
+	contains(run->err, "line 3: TEE@S1 is counted twice (also line 2)");
+	stop();
+}
+
+/* ---- The CSV reader ------------------------------------------------------------------ */
+
+Test(skuldctl_csv, rfc4180_quotes_commas_crlf_and_errors)
+{
+	static const char text[] = "\xef\xbb\xbf"
+	                           "a,b,c\r\n"
+	                           "\"x, y\",\"say \"\"hi\"\"\",\r\n"
+	                           "\r\n"
+	                           "\"multi\r\nline\",2,3\n"
+	                           "bad\"quote,1,2\n"
+	                           "\"open,1,2\n";
+	struct csv_reader reader;
+	struct csv_record record;
+	cr_assert_eq(csv_open_text(&reader, text, sizeof(text) - 1), 0);
+	cr_assert_eq(csv_next(&reader, &record), 1);
+	cr_assert_eq(record.line, 1);
+	cr_assert_eq(record.count, 3);
+	cr_assert_str_eq(record.fields[0], "a");
+	cr_assert_eq(csv_next(&reader, &record), 1);
+	cr_assert_eq(record.line, 2);
+	cr_assert_eq(record.count, 3);
+	cr_assert_str_eq(record.fields[0], "x, y");
+	cr_assert_str_eq(record.fields[1], "say \"hi\"");
+	cr_assert_str_eq(record.fields[2], "");
+	cr_assert_eq(csv_next(&reader, &record), 1); /* the empty line 3 is skipped */
+	cr_assert_eq(record.line, 4);
+	cr_assert_str_eq(record.fields[0], "multi\r\nline");
+	cr_assert_str_eq(record.fields[2], "3");
+	cr_assert_eq(csv_next(&reader, &record), -1);
+	cr_assert_eq(record.line, 6);
+	cr_assert_not_null(strstr(record.error, "quote inside an unquoted field"));
+	cr_assert_eq(csv_next(&reader, &record), -1);
+	cr_assert_eq(record.line, 7);
+	cr_assert_not_null(strstr(record.error, "never closes"));
+	cr_assert_eq(csv_next(&reader, &record), 0);
+	csv_close(&reader);
+}
