@@ -118,6 +118,7 @@ static void server_start(struct server *server, uint16_t port)
 	}
 	close(out[1]);
 	/* Read until "skuld: listening on 127.0.0.1:PORT\n". */
+	int read_error = 0;
 	while (now_ms() < deadline && used + 1 < sizeof(line)) {
 		struct pollfd fd = {.fd = out[0], .events = POLLIN};
 		ssize_t n;
@@ -125,8 +126,12 @@ static void server_start(struct server *server, uint16_t port)
 		if (poll(&fd, 1, 100) <= 0)
 			continue;
 		n = read(out[0], line + used, sizeof(line) - 1 - used);
-		if (n <= 0)
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			read_error = n < 0 ? errno : 0;
 			break;
+		}
 		used += (size_t)n;
 		line[used] = '\0';
 		if (strchr(line, '\n') != NULL)
@@ -144,7 +149,8 @@ static void server_start(struct server *server, uint16_t port)
 			text[length] = '\0';
 			fclose(stderr_file);
 		}
-		cr_assert_fail("server did not start: '%s'; its stderr:\n%s", line, text);
+		cr_assert_fail("server did not start: '%s' (read: %s); its stderr:\n%s", line,
+		               read_error ? strerror(read_error) : "end of file or time-out", text);
 	}
 	server->port = (uint16_t)parsed;
 	snprintf(server->address, sizeof(server->address), "127.0.0.1:%u", server->port);
