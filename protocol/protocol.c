@@ -532,9 +532,11 @@ static uint32_t query_record_check(const struct skuld_level_record *record)
 
 static uint32_t lookup_match_check(const struct skuld_lookup_match *match)
 {
-	if (!bytes_zero(match->reserved, sizeof(match->reserved)))
+	if (!bytes_zero(match->reserved_0, sizeof(match->reserved_0)) || match->reserved_1 != 0)
 		return SKULD_ERR_RESERVED;
 	if (match->kind == 0 || match->kind > SKULD_LOOKUP_KIND_LAST)
+		return SKULD_ERR_QUERY;
+	if (match->scale > SKULD_SCALE_MAX)
 		return SKULD_ERR_QUERY;
 	if ((match->flags & ~(uint32_t)SKULD_LOOKUP_FLAGS_KNOWN) != 0)
 		return SKULD_ERR_FLAGS;

@@ -496,23 +496,28 @@ static_assert(offsetof(struct skuld_lookup, reserved_3) == 48, "lookup");
 enum skuld_lookup_flags {
 	SKULD_LOOKUP_RETIRED = 1u << 0, /* SKU: the code is retired (history only) */
 	SKULD_LOOKUP_MORE = 1u << 1,    /* BARCODE: more matches than the reply holds */
+	SKULD_LOOKUP_BUNDLE = 1u << 2,  /* SKU, BARCODE: the item is a bundle */
 };
-#define SKULD_LOOKUP_FLAGS_KNOWN 0x03u
+#define SKULD_LOOKUP_FLAGS_KNOWN 0x07u
 
 struct skuld_lookup_match {
-	uint32_t id;          /* item, location or channel id; 0 when not found */
-	uint16_t status;      /* SKULD_OK, ITEM_ / LOCATION_ / CHANNEL_UNKNOWN */
-	uint8_t kind;         /* enum skuld_lookup_kind answered */
-	uint8_t flags;        /* enum skuld_lookup_flags */
-	int64_t pack;         /* BARCODE: units of the item per scan; else 0 */
-	uint64_t reserved[2]; /* zero */
+	uint32_t id;           /* item, location or channel id; 0 when not found */
+	uint16_t status;       /* SKULD_OK, ITEM_ / LOCATION_ / CHANNEL_UNKNOWN */
+	uint8_t kind;          /* enum skuld_lookup_kind answered */
+	uint8_t flags;         /* enum skuld_lookup_flags */
+	int64_t pack;          /* BARCODE: units of the item per scan; else 0 */
+	uint8_t scale;         /* SKU, BARCODE: decimal places of the item's unit */
+	uint8_t reserved_0[7]; /* zero */
+	uint64_t reserved_1;   /* zero */
 };
 static_assert(sizeof(struct skuld_lookup_match) == SKULD_LOOKUP_MATCH_SIZE, "lookup match");
 static_assert(offsetof(struct skuld_lookup_match, status) == 4, "lookup match");
 static_assert(offsetof(struct skuld_lookup_match, kind) == 6, "lookup match");
 static_assert(offsetof(struct skuld_lookup_match, flags) == 7, "lookup match");
 static_assert(offsetof(struct skuld_lookup_match, pack) == 8, "lookup match");
-static_assert(offsetof(struct skuld_lookup_match, reserved) == 16, "lookup match");
+static_assert(offsetof(struct skuld_lookup_match, scale) == 16, "lookup match");
+static_assert(offsetof(struct skuld_lookup_match, reserved_0) == 17, "lookup match");
+static_assert(offsetof(struct skuld_lookup_match, reserved_1) == 24, "lookup match");
 
 /* ---- STATS (empty request, 256-byte reply) ------------------------------- */
 

@@ -212,6 +212,17 @@ static void match_fill(struct skuld_lookup_match *match, uint32_t kind, uint32_t
 	match->status = (uint16_t)(id != 0 ? SKULD_OK : status);
 }
 
+/* Adds the item's scale and bundle flag to a SKU or barcode match. */
+static void match_item_describe(const struct ledger *ledger, struct skuld_lookup_match *match)
+{
+	struct ledger_item_info info;
+	if (match->id == 0 || ledger_item(ledger, match->id, &info) != SKULD_OK)
+		return;
+	match->scale = info.scale;
+	if (info.bundle)
+		match->flags |= SKULD_LOOKUP_BUNDLE;
+}
+
 uint32_t lookup_answer(const struct ledger *ledger, const struct directory *directory,
                        const struct skuld_lookup *lookup, struct skuld_lookup_match *out)
 {
@@ -221,8 +232,9 @@ uint32_t lookup_answer(const struct ledger *ledger, const struct directory *dire
 	case SKULD_LOOKUP_SKU:
 		id = ledger_sku_lookup(ledger, lookup->code, &retired);
 		match_fill(out, lookup->kind, id, SKULD_ITEM_UNKNOWN);
+		match_item_describe(ledger, out);
 		if (id != 0 && retired)
-			out->flags = SKULD_LOOKUP_RETIRED;
+			out->flags |= SKULD_LOOKUP_RETIRED;
 		return 1;
 	case SKULD_LOOKUP_LOCATION:
 		id = directory_find(directory, DIRECTORY_LOCATION, lookup->code);
@@ -244,6 +256,7 @@ uint32_t lookup_answer(const struct ledger *ledger, const struct directory *dire
 		        total < SKULD_LOOKUP_MATCHES_MAX ? total : SKULD_LOOKUP_MATCHES_MAX;
 		for (uint32_t i = 0; i < count; i++) {
 			match_fill(&out[i], lookup->kind, matches[i].item, SKULD_OK);
+			match_item_describe(ledger, &out[i]);
 			out[i].pack = matches[i].pack;
 		}
 		if (total > count)

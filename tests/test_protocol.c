@@ -527,11 +527,11 @@ static uint32_t model_lookup_matches_check(const unsigned char *b, uint32_t coun
 	for (uint32_t i = 0; i < count; i++) {
 		const unsigned char *r = b + (size_t)i * 32;
 		uint32_t status = SKULD_OK;
-		if (!model_zero(r + 16, 16))
+		if (!model_zero(r + 17, 15))
 			status = SKULD_ERR_RESERVED;
-		else if (r[6] == 0 || r[6] > 4)
+		else if (r[6] == 0 || r[6] > 4 || r[16] > 9)
 			status = SKULD_ERR_QUERY;
-		else if (r[7] & ~3u)
+		else if (r[7] & ~7u)
 			status = SKULD_ERR_FLAGS;
 		if (status != SKULD_OK) {
 			*index = i;
@@ -2534,11 +2534,24 @@ Test(protocol, reject_bad_lookup_matches_and_stats)
 	};
 	struct frame frame;
 	uint32_t index = 99;
-	matches[1].reserved[1] = 1;
+	matches[1].reserved_1 = 1;
 	frame_make(&frame, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, matches, sizeof(matches), 2);
 	cr_assert_eq(frame_check(&frame, &index), SKULD_ERR_RESERVED);
 	cr_assert_eq(index, 1);
-	matches[1].reserved[1] = 0;
+	matches[1].reserved_1 = 0;
+	matches[1].reserved_0[6] = 1;
+	frame_make(&frame, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, matches, sizeof(matches), 2);
+	cr_assert_eq(frame_check(&frame, &index), SKULD_ERR_RESERVED);
+	matches[1].reserved_0[6] = 0;
+	matches[1].scale = SKULD_SCALE_MAX + 1;
+	frame_make(&frame, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, matches, sizeof(matches), 2);
+	cr_assert_eq(frame_check(&frame, &index), SKULD_ERR_QUERY);
+	matches[1].scale = SKULD_SCALE_MAX;
+	matches[0].flags = SKULD_LOOKUP_BUNDLE | SKULD_LOOKUP_RETIRED;
+	frame_make(&frame, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, matches, sizeof(matches), 2);
+	cr_assert_eq(frame_check(&frame, &index), SKULD_OK,
+	             "scale 9 and the bundle flag are valid");
+	matches[0].flags = 0;
 	matches[1].kind = 5;
 	frame_make(&frame, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, matches, sizeof(matches), 2);
 	cr_assert_eq(frame_check(&frame, &index), SKULD_ERR_QUERY);

@@ -654,6 +654,16 @@ int ledger_attribute(const struct ledger *ledger, uint32_t item, const char *nam
 	return 1;
 }
 
+uint32_t ledger_item(const struct ledger *ledger, uint32_t item, struct ledger_item_info *out)
+{
+	const struct item *record = catalog_item(&ledger->catalog, item);
+	if (record == NULL)
+		return SKULD_ITEM_UNKNOWN;
+	out->scale = record->scale;
+	out->bundle = record->bundle;
+	return SKULD_OK;
+}
+
 int ledger_location_state(const struct ledger *ledger, uint32_t location)
 {
 	const struct location *record = catalog_location(&ledger->catalog, location);

@@ -150,6 +150,15 @@ uint32_t ledger_barcode_lookup(const struct ledger *ledger, const char *code,
  * SKULD_CODE_SIZE). Returns 1 if found, else 0. */
 int ledger_attribute(const struct ledger *ledger, uint32_t item, const char *name, char *value);
 
+struct ledger_item_info {
+	uint8_t scale;  /* decimal places of the item's base unit */
+	uint8_t bundle; /* 1: a bundle (no stock of its own) */
+};
+
+/* What the catalog says of a defined item. Returns SKULD_OK or
+ * SKULD_ITEM_UNKNOWN. */
+uint32_t ledger_item(const struct ledger *ledger, uint32_t item, struct ledger_item_info *out);
+
 /* Location lifecycle (enum skuld_location_state), or -1 if undefined. */
 int ledger_location_state(const struct ledger *ledger, uint32_t location);
 
