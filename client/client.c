@@ -479,24 +479,21 @@ SKULD_EXTERN int skuld_query_hold(skuld_client *client, uint64_t hold,
 	return rc;
 }
 
-SKULD_EXTERN int skuld_lookup(skuld_client *client, uint16_t kind, const char *code,
-                              struct skuld_lookup_match *matches, uint32_t capacity,
-                              uint32_t *count, uint32_t timeout_ms)
+/* Sends one LOOKUP request (borrowed) once it passes the codec's rules.
+ * Returns 0 with *count the matches answered, a SKULD_ERR_* for a malformed
+ * request (nothing sent), or an error as for skuld_submit. */
+static int lookup_run(skuld_client *client, const struct skuld_lookup *request,
+                      struct skuld_lookup_match *matches, uint32_t capacity, uint32_t *count,
+                      uint32_t timeout_ms)
 {
-	struct skuld_lookup request = {.kind = kind};
 	struct skuld__call call = {.operation = SKULD_OP_LOOKUP};
-	uint32_t status;
+	uint32_t status = proto_lookup_check(request);
 	int rc;
 
-	*count = 0;
-	if (capacity == 0 || matches == NULL ||
-	    text_copy(request.code, sizeof(request.code), code, 0) != 0)
-		return -EINVAL;
-	status = proto_lookup_check(&request);
 	if (status != SKULD_OK)
 		return (int)status;
-	call.body = &request;
-	call.body_size = sizeof(request);
+	call.body = request;
+	call.body_size = sizeof(*request);
 	call.reply = matches;
 	call.reply_record_size = sizeof(*matches);
 	call.reply_capacity = capacity;
@@ -504,6 +501,19 @@ SKULD_EXTERN int skuld_lookup(skuld_client *client, uint16_t kind, const char *c
 	if (rc == 0)
 		*count = call.reply_count;
 	return rc;
+}
+
+SKULD_EXTERN int skuld_lookup(skuld_client *client, uint16_t kind, const char *code,
+                              struct skuld_lookup_match *matches, uint32_t capacity,
+                              uint32_t *count, uint32_t timeout_ms)
+{
+	struct skuld_lookup request = {.kind = kind};
+
+	*count = 0;
+	if (capacity == 0 || matches == NULL ||
+	    text_copy(request.code, sizeof(request.code), code, 0) != 0)
+		return -EINVAL;
+	return lookup_run(client, &request, matches, capacity, count, timeout_ms);
 }
 
 SKULD_EXTERN int skuld_lookup_sku(skuld_client *client, const char *sku, uint32_t *item,
@@ -518,6 +528,26 @@ SKULD_EXTERN int skuld_lookup_sku(skuld_client *client, const char *sku, uint32_
 		rc = -EPROTO;
 	if (rc == 0 && match.status == SKULD_OK)
 		*item = match.id;
+	return rc;
+}
+
+SKULD_EXTERN int skuld_lookup_item(skuld_client *client, uint32_t id,
+                                   struct skuld_lookup_match *out, uint32_t timeout_ms)
+{
+	struct skuld_lookup request = {.kind = SKULD_LOOKUP_ITEM, .id = id};
+	struct skuld_lookup_match match;
+	uint32_t count = 0;
+	int rc;
+
+	if (id == 0 || out == NULL)
+		return -EINVAL;
+	rc = lookup_run(client, &request, &match, 1, &count, timeout_ms);
+	/* Exactly one match, of this kind, about this id or none. */
+	if (rc == 0 &&
+	    (count != 1 || match.kind != SKULD_LOOKUP_ITEM || (match.id != id && match.id != 0)))
+		rc = -EPROTO;
+	if (rc == 0)
+		*out = match;
 	return rc;
 }
 

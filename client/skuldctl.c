@@ -1071,7 +1071,7 @@ static int cmd_reserve(struct ctl *ctl, struct args *args)
 	return hold_print(ctl, "reserve", "holds", hold, &result, item.scale, item.sku);
 }
 
-/* The scale of the item a hold is on (QUERY HOLD, then the unit marker). */
+/* The scale of the item a hold is on (QUERY HOLD, then LOOKUP ITEM). */
 static int hold_scale(struct ctl *ctl, uint64_t hold, uint8_t *scale)
 {
 	struct skuld_hold_record record;

@@ -33,7 +33,6 @@ enum ctl_exit {
 
 #define CTL_QUANTITY_MAX   (INT64_C(1) << 53) /* LEDGER.md QMAX */
 #define CTL_TIMEOUT_MS     10000u
-#define CTL_UNIT_PREFIX    "skuld:unit:" /* marker barcode: see ctl_item_scale */
 #define CTL_KEY_SOURCE     "skuldctl"
 #define CTL_QUANTITY_CHARS 32 /* "-9007199254740992" with a point and NUL fits */
 
@@ -62,19 +61,15 @@ int ctl_submit(struct ctl *ctl, const struct skuld_event *events, uint32_t count
 
 /* ---- Codes -> ids ---------------------------------------------------------- */
 
-/* The item with SKU sku: *id (0 if unknown) and its scale. Returns
- * CTL_EXIT_OK or CTL_EXIT_ERROR. */
+/* The item with SKU sku: *id (0 if unknown) and its scale (0 if unknown),
+ * both from the one SKU match. Returns CTL_EXIT_OK or CTL_EXIT_ERROR. */
 int ctl_lookup_item(struct ctl *ctl, const char *sku, uint32_t *id, uint8_t *scale);
-/* The scale of item id: skuldctl records the base unit of an item with
- * scale > 0 as the barcode "skuld:unit:<id>" whose pack is 10^scale (one
- * whole unit), because the protocol has no query for an item's scale. No
- * such barcode: scale 0. Returns CTL_EXIT_OK or CTL_EXIT_ERROR. */
+/* The scale of item id (LOOKUP ITEM); 0 for an unknown item. Returns
+ * CTL_EXIT_OK or CTL_EXIT_ERROR. */
 int ctl_item_scale(struct ctl *ctl, uint32_t id, uint8_t *scale);
 /* Location code / channel name -> id (0 if unknown). */
 int ctl_lookup_location(struct ctl *ctl, const char *code, uint32_t *id);
 int ctl_lookup_channel(struct ctl *ctl, const char *name, uint32_t *id);
-/* The marker barcode text of item id (CTL_UNIT_PREFIX + id). */
-void ctl_unit_code(uint32_t id, char code[SKULD_CODE_SIZE + 1]);
 
 enum ctl_id_kind {
 	CTL_ID_ITEM = 0,
@@ -128,11 +123,11 @@ int ctl_code_valid(const char *code);
 /* ---- Catalog chains (define-* and import build the same events) ------------ */
 
 /* Fills events with the linked chain that defines item id: ITEM_DEFINE
- * (BUNDLE when bundle), the unit marker when scale > 0, BARCODE_DEFINE of
- * barcode (pack one whole unit) when not NULL or empty, ATTRIBUTE_SET of each
- * "name=value". Keys derive from the content and the id (docs/SKULDCTL.md),
- * so the same definition sent again is REPLAYED. events has room for
- * 3 + attribute_count. Returns the event count, or 0 when a text is not a
+ * (BUNDLE when bundle, with its scale), BARCODE_DEFINE of barcode (pack one
+ * whole unit) when not NULL or empty, ATTRIBUTE_SET of each "name=value".
+ * Keys derive from the content and the id (docs/SKULDCTL.md), so the same
+ * definition sent again is REPLAYED. events has room for
+ * 2 + attribute_count. Returns the event count, or 0 when a text is not a
  * valid code. */
 uint32_t ctl_item_chain(struct skuld_event *events, uint32_t id, const char *sku, uint8_t scale,
                         int bundle, const char *barcode, const char *const *attributes,

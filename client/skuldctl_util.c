@@ -77,56 +77,50 @@ int ctl_submit(struct ctl *ctl, const struct skuld_event *events, uint32_t count
 
 /* ---- Codes -> ids ---------------------------------------------------------- */
 
-static int lookup_one(struct ctl *ctl, uint16_t kind, const char *code, uint32_t *id)
+/* The first match of a lookup of code, or a zeroed match with id 0 when
+ * nothing matched. Returns CTL_EXIT_OK or CTL_EXIT_ERROR (printed). */
+static int lookup_first(struct ctl *ctl, uint16_t kind, const char *code,
+                        struct skuld_lookup_match *first)
 {
 	struct skuld_lookup_match matches[SKULD_LOOKUP_MATCHES_MAX];
 	uint32_t count = 0;
-	*id = 0;
+	memset(first, 0, sizeof(*first));
 	int rc = skuld_lookup(ctl->client, kind, code, matches, SKULD_LOOKUP_MATCHES_MAX, &count,
 	                      CTL_TIMEOUT_MS);
 	if (rc != 0)
 		return ctl_fail(rc, "lookup");
 	if (count >= 1 && matches[0].status == SKULD_OK)
-		*id = matches[0].id;
+		*first = matches[0];
 	return CTL_EXIT_OK;
 }
 
-void ctl_unit_code(uint32_t id, char code[SKULD_CODE_SIZE + 1])
+static int lookup_one(struct ctl *ctl, uint16_t kind, const char *code, uint32_t *id)
 {
-	snprintf(code, SKULD_CODE_SIZE + 1, CTL_UNIT_PREFIX "%" PRIu32, id);
+	struct skuld_lookup_match match;
+	int rc = lookup_first(ctl, kind, code, &match);
+	*id = match.id;
+	return rc;
 }
 
 int ctl_item_scale(struct ctl *ctl, uint32_t id, uint8_t *scale)
 {
-	char code[SKULD_CODE_SIZE + 1];
-	struct skuld_lookup_match matches[SKULD_LOOKUP_MATCHES_MAX];
-	uint32_t count = 0;
+	struct skuld_lookup_match match;
 	*scale = 0;
-	ctl_unit_code(id, code);
-	int rc = skuld_lookup(ctl->client, SKULD_LOOKUP_BARCODE, code, matches,
-	                      SKULD_LOOKUP_MATCHES_MAX, &count, CTL_TIMEOUT_MS);
+	int rc = skuld_lookup_item(ctl->client, id, &match, CTL_TIMEOUT_MS);
 	if (rc != 0)
 		return ctl_fail(rc, "lookup");
-	if (count > SKULD_LOOKUP_MATCHES_MAX)
-		count = SKULD_LOOKUP_MATCHES_MAX;
-	for (uint32_t i = 0; i < count; i++) {
-		if (matches[i].status != SKULD_OK || matches[i].id != id)
-			continue;
-		for (uint8_t s = 0; s <= SKULD_SCALE_MAX; s++) {
-			if (ctl_scale_unit(s) == matches[i].pack)
-				*scale = s;
-		}
-	}
+	if (match.status == SKULD_OK)
+		*scale = match.scale;
 	return CTL_EXIT_OK;
 }
 
 int ctl_lookup_item(struct ctl *ctl, const char *sku, uint32_t *id, uint8_t *scale)
 {
-	*scale = 0;
-	int rc = lookup_one(ctl, SKULD_LOOKUP_SKU, sku, id);
-	if (rc != CTL_EXIT_OK || *id == 0)
-		return rc;
-	return ctl_item_scale(ctl, *id, scale);
+	struct skuld_lookup_match match;
+	int rc = lookup_first(ctl, SKULD_LOOKUP_SKU, sku, &match);
+	*id = match.id;
+	*scale = match.scale;
+	return rc;
 }
 
 int ctl_lookup_location(struct ctl *ctl, const char *code, uint32_t *id)
@@ -380,17 +374,6 @@ uint32_t ctl_item_chain(struct skuld_event *events, uint32_t id, const char *sku
 	if (bundle)
 		events[count].flags |= SKULD_EVENT_BUNDLE;
 	count++;
-	if (scale > 0) {
-		struct skuld_event *event = &events[count++];
-		memset(event, 0, sizeof(*event));
-		event->kind = SKULD_BARCODE_DEFINE;
-		event->key = skuld_key(CTL_KEY_SOURCE, document, id, "unit");
-		event->item = id;
-		event->quantity = ctl_scale_unit(scale);
-		char code[SKULD_CODE_SIZE + 1];
-		ctl_unit_code(id, code);
-		memcpy(event->code, code, strlen(code));
-	}
 	if (barcode != NULL && barcode[0] != '\0') {
 		if (!ctl_code_valid(barcode))
 			return 0;

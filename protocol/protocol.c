@@ -499,12 +499,23 @@ uint32_t proto_query_check(const struct skuld_query *query)
 	return SKULD_OK;
 }
 
+/* ITEM asks by id and uses no code; every other kind asks by code and uses
+ * no id (docs/PROTOCOL.md section 13.1). */
 uint32_t proto_lookup_check(const struct skuld_lookup *lookup)
 {
-	if (lookup->reserved_0 != 0 || lookup->reserved_1 != 0 || lookup->reserved_2 != 0 ||
+	if (lookup->reserved_0 != 0 || lookup->reserved_2 != 0 ||
 	    !bytes_zero(lookup->reserved_3, sizeof(lookup->reserved_3)))
 		return SKULD_ERR_RESERVED;
 	if (lookup->kind == 0 || lookup->kind > SKULD_LOOKUP_KIND_LAST)
+		return SKULD_ERR_QUERY;
+	if (lookup->kind == SKULD_LOOKUP_ITEM) {
+		if (!bytes_zero(lookup->code, sizeof(lookup->code)))
+			return SKULD_ERR_QUERY;
+		if (lookup->id == 0)
+			return SKULD_ERR_QUERY;
+		return SKULD_OK;
+	}
+	if (lookup->id != 0)
 		return SKULD_ERR_QUERY;
 	if (!proto_text_valid(lookup->code, sizeof(lookup->code), 0))
 		return SKULD_ERR_QUERY;

@@ -473,22 +473,23 @@ enum skuld_lookup_kind {
 	SKULD_LOOKUP_BARCODE = 2,  /* barcode -> items with pack sizes */
 	SKULD_LOOKUP_LOCATION = 3, /* location code -> location */
 	SKULD_LOOKUP_CHANNEL = 4,  /* channel name -> channel */
+	SKULD_LOOKUP_ITEM = 5,     /* item id -> its scale and bundle flag */
 };
-#define SKULD_LOOKUP_KIND_LAST   SKULD_LOOKUP_CHANNEL
+#define SKULD_LOOKUP_KIND_LAST   SKULD_LOOKUP_ITEM
 #define SKULD_LOOKUP_MATCHES_MAX 64u /* records per LOOKUP reply, at most */
 #define SKULD_LOOKUP_MATCH_SIZE  32u
 
 struct skuld_lookup {
 	uint16_t kind;              /* enum skuld_lookup_kind */
 	uint16_t reserved_0;        /* zero */
-	uint32_t reserved_1;        /* zero */
+	uint32_t id;                /* ITEM: the item id; other kinds: zero */
 	uint64_t reserved_2;        /* zero */
-	char code[SKULD_CODE_SIZE]; /* text, NUL-padded, non-empty */
+	char code[SKULD_CODE_SIZE]; /* ITEM: all zero; else text, NUL-padded, non-empty */
 	uint64_t reserved_3[2];     /* zero */
 };
 static_assert(sizeof(struct skuld_lookup) == 64, "lookup");
 static_assert(offsetof(struct skuld_lookup, reserved_0) == 2, "lookup");
-static_assert(offsetof(struct skuld_lookup, reserved_1) == 4, "lookup");
+static_assert(offsetof(struct skuld_lookup, id) == 4, "lookup");
 static_assert(offsetof(struct skuld_lookup, reserved_2) == 8, "lookup");
 static_assert(offsetof(struct skuld_lookup, code) == 16, "lookup");
 static_assert(offsetof(struct skuld_lookup, reserved_3) == 48, "lookup");
@@ -496,7 +497,7 @@ static_assert(offsetof(struct skuld_lookup, reserved_3) == 48, "lookup");
 enum skuld_lookup_flags {
 	SKULD_LOOKUP_RETIRED = 1u << 0, /* SKU: the code is retired (history only) */
 	SKULD_LOOKUP_MORE = 1u << 1,    /* BARCODE: more matches than the reply holds */
-	SKULD_LOOKUP_BUNDLE = 1u << 2,  /* SKU, BARCODE: the item is a bundle */
+	SKULD_LOOKUP_BUNDLE = 1u << 2,  /* SKU, BARCODE, ITEM: the item is a bundle */
 };
 #define SKULD_LOOKUP_FLAGS_KNOWN 0x07u
 
@@ -506,7 +507,7 @@ struct skuld_lookup_match {
 	uint8_t kind;          /* enum skuld_lookup_kind answered */
 	uint8_t flags;         /* enum skuld_lookup_flags */
 	int64_t pack;          /* BARCODE: units of the item per scan; else 0 */
-	uint8_t scale;         /* SKU, BARCODE: decimal places of the item's unit */
+	uint8_t scale;         /* SKU, BARCODE, ITEM: decimal places of the item's unit */
 	uint8_t reserved_0[7]; /* zero */
 	uint64_t reserved_1;   /* zero */
 };
@@ -604,7 +605,8 @@ uint32_t proto_event_check(const struct skuld_event *event);
 uint32_t proto_query_check(const struct skuld_query *query);
 
 /* Structural rules for a LOOKUP request record: reserved bytes zero
- * (SKULD_ERR_RESERVED); a known kind and non-empty text (SKULD_ERR_QUERY). */
+ * (SKULD_ERR_RESERVED); a known kind; ITEM: code all zero and a non-zero id,
+ * other kinds: a zero id and non-empty text (SKULD_ERR_QUERY). */
 uint32_t proto_lookup_check(const struct skuld_lookup *lookup);
 
 /* The version a server speaking SKULD_PROTOCOL_VERSION_MIN..MAX picks for a

@@ -244,6 +244,18 @@ uint32_t lookup_answer(const struct ledger *ledger, const struct directory *dire
 		id = directory_find(directory, DIRECTORY_CHANNEL, lookup->code);
 		match_fill(out, lookup->kind, id, SKULD_CHANNEL_UNKNOWN);
 		return 1;
+	case SKULD_LOOKUP_ITEM: {
+		/* By id (non-zero: the codec checked). An undefined or out-of-range
+		 * id answers id 0 and ITEM_UNKNOWN, like a code that names nothing. */
+		struct ledger_item_info info;
+		int defined = ledger_item(ledger, lookup->id, &info) == SKULD_OK;
+		match_fill(out, lookup->kind, defined ? lookup->id : 0, SKULD_ITEM_UNKNOWN);
+		if (defined) {
+			out->scale = info.scale;
+			out->flags = info.bundle ? SKULD_LOOKUP_BUNDLE : 0;
+		}
+		return 1;
+	}
 	case SKULD_LOOKUP_BARCODE: {
 		struct ledger_barcode_match matches[SKULD_LOOKUP_MATCHES_MAX];
 		uint32_t total = ledger_barcode_lookup(ledger, lookup->code, matches,
@@ -260,7 +272,7 @@ uint32_t lookup_answer(const struct ledger *ledger, const struct directory *dire
 			out[i].pack = matches[i].pack;
 		}
 		if (total > count)
-			out[count - 1].flags = SKULD_LOOKUP_MORE;
+			out[count - 1].flags |= SKULD_LOOKUP_MORE; /* keeps BUNDLE */
 		return count;
 	}
 	default:

@@ -460,6 +460,7 @@ static uint32_t kind_item_define(struct model *model, const struct skuld_event *
 	struct model_item *item = &model->item[event->item];
 	item->defined = true;
 	item->bundle = (event->flags & SKULD_EVENT_BUNDLE) != 0;
+	item->scale = event->scale;
 	struct model_code *code = &model->code[model->code_count++];
 	memcpy(code->text, event->code, SKULD_CODE_SIZE);
 	code->item = event->item;

@@ -128,6 +128,7 @@ struct model_item {
 	bool defined;
 	bool bundle;
 	bool frozen;
+	uint8_t scale;
 	uint32_t component_count;
 	uint32_t component[CFG_COMPONENTS];
 	int64_t component_k[CFG_COMPONENTS];

@@ -298,6 +298,7 @@ Test(client_server, every_call)
 	struct skuld_event events[4];
 	struct skuld_result results[4];
 	struct skuld_lookup_match matches[4];
+	struct skuld_lookup_match match;
 	struct skuld_hold_record hold;
 	struct skuld_stats stats;
 	union skuld_query_record records[8];
@@ -356,6 +357,28 @@ Test(client_server, every_call)
 	        0);
 	cr_assert_eq(count, 1);
 	cr_assert_eq(matches[0].id, STORE);
+
+	/* An item by id: its scale and bundle flag (LOOKUP ITEM). */
+	cr_assert_eq(skuld_event_item_define(&events[0], skuld_key("setup", "catalog", 3, "item"),
+	                                     2, "KIT-2", 2),
+	             0);
+	events[0].flags |= SKULD_EVENT_BUNDLE;
+	submit_ok(client, events, 1, results);
+	cr_assert_eq(results[0].status, SKULD_OK);
+	cr_assert_eq(skuld_lookup_item(client, 2, &match, 2000), 0);
+	cr_assert(match.status == SKULD_OK && match.id == 2 && match.kind == SKULD_LOOKUP_ITEM);
+	cr_assert(match.scale == 2 && match.flags == SKULD_LOOKUP_BUNDLE);
+	cr_assert_eq(skuld_lookup_item(client, ITEM, &match, 2000), 0);
+	cr_assert(match.status == SKULD_OK && match.id == ITEM && match.scale == 0 &&
+	          match.flags == 0);
+	cr_assert_eq(skuld_lookup_item(client, 99, &match, 2000), 0);
+	cr_assert(match.status == SKULD_ITEM_UNKNOWN && match.id == 0);
+	cr_assert_eq(skuld_lookup_item(client, 0, &match, 2000), -EINVAL);
+	cr_assert_eq(skuld_lookup(client, SKULD_LOOKUP_ITEM, "KIT-2", matches, 4, &count, 2000),
+	             SKULD_ERR_QUERY, "ITEM takes an id, not a code");
+	cr_assert_eq(skuld_lookup(client, SKULD_LOOKUP_SKU, "KIT-2", matches, 4, &count, 2000), 0);
+	cr_assert(count == 1 && matches[0].id == 2 && matches[0].scale == 2 &&
+	          matches[0].flags == SKULD_LOOKUP_BUNDLE);
 
 	cr_assert_eq(skuld_stats(client, &stats, 2000), 0);
 	cr_assert(stats.requests >= 3, "%llu", (unsigned long long)stats.requests);

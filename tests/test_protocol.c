@@ -490,11 +490,17 @@ static uint32_t model_query_check(const unsigned char *q)
 	return SKULD_OK;
 }
 
+/* LOOKUP request (section 13.1): kinds 1..4 name a code (id 4..7 zero),
+ * kind 5 ITEM names an id (code 16..47 zero). */
 static uint32_t model_lookup_check(const unsigned char *l)
 {
-	if (!model_zero(l + 2, 14) || !model_zero(l + 48, 16))
+	if (!model_zero(l + 2, 2) || !model_zero(l + 8, 8) || !model_zero(l + 48, 16))
 		return SKULD_ERR_RESERVED;
-	if (le16(l) == 0 || le16(l) > 4)
+	if (le16(l) == 0 || le16(l) > 5)
+		return SKULD_ERR_QUERY;
+	if (le16(l) == 5)
+		return model_zero(l + 16, 32) && le32(l + 4) != 0 ? SKULD_OK : SKULD_ERR_QUERY;
+	if (le32(l + 4) != 0)
 		return SKULD_ERR_QUERY;
 	return model_text_valid(l + 16, 32, 0) ? SKULD_OK : SKULD_ERR_QUERY;
 }
@@ -529,7 +535,7 @@ static uint32_t model_lookup_matches_check(const unsigned char *b, uint32_t coun
 		uint32_t status = SKULD_OK;
 		if (!model_zero(r + 17, 15))
 			status = SKULD_ERR_RESERVED;
-		else if (r[6] == 0 || r[6] > 4 || r[16] > 9)
+		else if (r[6] == 0 || r[6] > 5 || r[16] > 9)
 			status = SKULD_ERR_QUERY;
 		else if (r[7] & ~7u)
 			status = SKULD_ERR_FLAGS;
@@ -2032,16 +2038,21 @@ static void query_records_valid(unsigned char *records)
 	memcpy(records + 128, &hold, 64);
 }
 
+/* A valid lookup of the kind: a code, or for ITEM an id (one non-zero byte,
+ * so that a byte sweep reaches id 0). */
 static struct skuld_lookup lookup_valid(uint16_t kind)
 {
 	struct skuld_lookup lookup;
 	memset(&lookup, 0, sizeof(lookup));
 	lookup.kind = kind;
-	memcpy(lookup.code, "4006381333931", 13);
+	if (kind == SKULD_LOOKUP_ITEM)
+		lookup.id = 7;
+	else
+		memcpy(lookup.code, "4006381333931", 13);
 	return lookup;
 }
 
-#define TEST_FRAMES 15
+#define TEST_FRAMES 17
 
 static void test_frames_build(struct frame *frames)
 {
@@ -2089,6 +2100,15 @@ static void test_frames_build(struct frame *frames)
 	frame_make(&frames[13], SKULD_OP_STATS, 0, NULL, 0, 0);
 	struct skuld_stats stats = {.uptime_ns = 5, .requests = 3, .log_segment = 1};
 	frame_make(&frames[14], SKULD_OP_STATS, SKULD_FRAME_REPLY, &stats, sizeof(stats), 1);
+	/* LOOKUP ITEM, both ways: a bundle with scale 3. */
+	lookup = lookup_valid(SKULD_LOOKUP_ITEM);
+	frame_make(&frames[15], SKULD_OP_LOOKUP, 0, &lookup, sizeof(lookup), 1);
+	struct skuld_lookup_match item = {.id = 7,
+	                                  .status = SKULD_OK,
+	                                  .kind = SKULD_LOOKUP_ITEM,
+	                                  .flags = SKULD_LOOKUP_BUNDLE,
+	                                  .scale = 3};
+	frame_make(&frames[16], SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, &item, sizeof(item), 1);
 }
 
 static uint32_t test_frame_status(int i)
@@ -2277,8 +2297,11 @@ Test(protocol, query_lookup_stats_values_are_pinned)
 	cr_assert_eq(SKULD_LOOKUP_BARCODE, 2);
 	cr_assert_eq(SKULD_LOOKUP_LOCATION, 3);
 	cr_assert_eq(SKULD_LOOKUP_CHANNEL, 4);
+	cr_assert_eq(SKULD_LOOKUP_ITEM, 5);
+	cr_assert_eq(SKULD_LOOKUP_KIND_LAST, 5);
 	cr_assert_eq(SKULD_LOOKUP_RETIRED, 1);
 	cr_assert_eq(SKULD_LOOKUP_MORE, 2);
+	cr_assert_eq(SKULD_LOOKUP_BUNDLE, 4);
 	cr_assert_eq(SKULD_LOOKUP_MATCHES_MAX, 64);
 	cr_assert_eq(SKULD_HOLD_STATE_OPEN, 0);
 	cr_assert_eq(SKULD_HOLD_STATE_EXPIRED, 3);
@@ -2327,15 +2350,21 @@ Test(protocol, query_lookup_stats_bytes_match_the_tables)
 	const unsigned char *l = (const unsigned char *)&lookup;
 	cr_assert_eq(le16(l), 1);
 	cr_assert_eq(memcmp(l + 16, "4006381333931", 13), 0);
+	lookup = lookup_valid(SKULD_LOOKUP_ITEM);
+	lookup.id = 0x0a0b0c0d;
+	cr_assert_eq(le16(l), 5);
+	cr_assert_eq(le32(l + 4), 0x0a0b0c0d);
+	cr_assert(model_zero(l + 16, 32));
 
 	struct skuld_lookup_match match = {
-	        .id = 9, .status = 12, .kind = 2, .flags = 1, .pack = -3};
+	        .id = 9, .status = 12, .kind = 2, .flags = 1, .pack = -3, .scale = 6};
 	const unsigned char *m = (const unsigned char *)&match;
 	cr_assert_eq(le32(m), 9);
 	cr_assert_eq(le16(m + 4), 12);
 	cr_assert_eq(m[6], 2);
 	cr_assert_eq(m[7], 1);
 	cr_assert_eq((int64_t)le64(m + 8), -3);
+	cr_assert_eq(m[16], 6);
 
 	struct skuld_stats stats = {.requests = 40, .event_durable = 104, .log_segment = 192};
 	const unsigned char *st = (const unsigned char *)&stats;
@@ -2363,7 +2392,28 @@ Test(protocol, round_trip_query_lookup_stats)
 	for (uint16_t kind = 1; kind <= SKULD_LOOKUP_KIND_LAST; kind++) {
 		struct skuld_lookup lookup = lookup_valid(kind);
 		cr_assert_eq(proto_lookup_check(&lookup), SKULD_OK, "kind %u", kind);
+		struct frame frame;
+		frame_make(&frame, SKULD_OP_LOOKUP, 0, &lookup, sizeof(lookup), 1);
+		cr_assert_eq(frame_check(&frame, NULL), SKULD_OK, "kind %u", kind);
 	}
+	/* LOOKUP ITEM: the largest id, and both answers (found, unknown). */
+	struct skuld_lookup lookup = lookup_valid(SKULD_LOOKUP_ITEM);
+	lookup.id = UINT32_MAX;
+	cr_assert_eq(proto_lookup_check(&lookup), SKULD_OK);
+	struct skuld_lookup_match answers[2] = {
+	        {.id = 7,
+	         .status = SKULD_OK,
+	         .kind = SKULD_LOOKUP_ITEM,
+	         .flags = SKULD_LOOKUP_BUNDLE,
+	         .scale = SKULD_SCALE_MAX},
+	        {.id = 0, .status = SKULD_ITEM_UNKNOWN, .kind = SKULD_LOOKUP_ITEM},
+	};
+	struct frame reply;
+	frame_make(&reply, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, answers, sizeof(answers), 2);
+	cr_assert_eq(frame_check(&reply, NULL), SKULD_OK);
+	const struct skuld_lookup_match *back =
+	        (const struct skuld_lookup_match *)frame_body(&reply);
+	cr_assert_eq(memcmp(back, answers, sizeof(answers)), 0);
 	/* An empty QUERY reply (nothing matched) is well-formed. */
 	struct frame frame;
 	frame_make(&frame, SKULD_OP_QUERY, SKULD_FRAME_REPLY, NULL, 0, 0);
@@ -2466,16 +2516,18 @@ Test(protocol, reject_query_limit_over_maximum)
 
 Test(protocol, reject_lookup_bad_records)
 {
-	static const size_t reserved_offsets[] = {2, 4, 8, 15, 48, 63};
+	static const size_t reserved_offsets[] = {2, 3, 8, 15, 48, 63};
 	for (size_t i = 0; i < sizeof(reserved_offsets) / sizeof(reserved_offsets[0]); i++) {
-		struct skuld_lookup lookup = lookup_valid(SKULD_LOOKUP_SKU);
-		((unsigned char *)&lookup)[reserved_offsets[i]] = 1;
-		cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_RESERVED, "byte %zu",
-		             reserved_offsets[i]);
+		for (uint16_t kind = SKULD_LOOKUP_SKU; kind <= SKULD_LOOKUP_ITEM; kind += 4) {
+			struct skuld_lookup lookup = lookup_valid(kind);
+			((unsigned char *)&lookup)[reserved_offsets[i]] = 1;
+			cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_RESERVED,
+			             "kind %u byte %zu", kind, reserved_offsets[i]);
+		}
 	}
 	struct skuld_lookup lookup = lookup_valid(0);
 	cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_QUERY);
-	lookup = lookup_valid(5);
+	lookup = lookup_valid(6);
 	cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_QUERY);
 	lookup = lookup_valid(SKULD_LOOKUP_LOCATION);
 	memset(lookup.code, 0, sizeof(lookup.code));
@@ -2493,6 +2545,60 @@ Test(protocol, reject_lookup_bad_records)
 	lookup = lookup_valid(9);
 	frame_make(&frame, SKULD_OP_LOOKUP, 0, &lookup, sizeof(lookup), 1);
 	cr_assert_eq(frame_check(&frame, NULL), SKULD_ERR_QUERY);
+}
+
+Test(protocol, reject_lookup_id_on_a_code_kind)
+{
+	/* SKU, BARCODE, LOCATION, CHANNEL name a code: an id is a field the
+	 * kind does not use, whichever of its bytes is set. */
+	for (uint16_t kind = SKULD_LOOKUP_SKU; kind <= SKULD_LOOKUP_CHANNEL; kind++) {
+		for (size_t byte = 0; byte < 4; byte++) {
+			struct skuld_lookup lookup = lookup_valid(kind);
+			((unsigned char *)&lookup.id)[byte] = 1;
+			cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_QUERY,
+			             "kind %u byte %zu", kind, byte);
+		}
+	}
+	struct skuld_lookup lookup = lookup_valid(SKULD_LOOKUP_BARCODE);
+	lookup.id = 7;
+	struct frame frame;
+	frame_make(&frame, SKULD_OP_LOOKUP, 0, &lookup, sizeof(lookup), 1);
+	cr_assert_eq(frame_check(&frame, NULL), SKULD_ERR_QUERY);
+	/* Reserved comes before the kind's fields. */
+	lookup.reserved_2 = 1;
+	cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_RESERVED);
+}
+
+Test(protocol, reject_lookup_item_without_an_id)
+{
+	struct skuld_lookup lookup = lookup_valid(SKULD_LOOKUP_ITEM);
+	lookup.id = 0;
+	cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_QUERY);
+	struct frame frame;
+	frame_make(&frame, SKULD_OP_LOOKUP, 0, &lookup, sizeof(lookup), 1);
+	cr_assert_eq(frame_check(&frame, NULL), SKULD_ERR_QUERY);
+	/* Reserved comes before the kind's fields. */
+	lookup.reserved_0 = 1;
+	cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_RESERVED);
+}
+
+Test(protocol, reject_lookup_item_with_a_code)
+{
+	/* ITEM names an id: any non-zero code byte is a field the kind does
+	 * not use, valid text or not. */
+	for (size_t byte = 0; byte < SKULD_CODE_SIZE; byte++) {
+		struct skuld_lookup lookup = lookup_valid(SKULD_LOOKUP_ITEM);
+		lookup.code[byte] = 'A';
+		cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_QUERY, "byte %zu", byte);
+	}
+	struct skuld_lookup lookup = lookup_valid(SKULD_LOOKUP_ITEM);
+	memcpy(lookup.code, "SKU-7", 5);
+	struct frame frame;
+	frame_make(&frame, SKULD_OP_LOOKUP, 0, &lookup, sizeof(lookup), 1);
+	cr_assert_eq(frame_check(&frame, NULL), SKULD_ERR_QUERY);
+	/* Both a code and no id: still ERR_QUERY. */
+	lookup.id = 0;
+	cr_assert_eq(proto_lookup_check(&lookup), SKULD_ERR_QUERY);
 }
 
 Test(protocol, reject_bad_query_reply_records)
@@ -2552,7 +2658,10 @@ Test(protocol, reject_bad_lookup_matches_and_stats)
 	cr_assert_eq(frame_check(&frame, &index), SKULD_OK,
 	             "scale 9 and the bundle flag are valid");
 	matches[0].flags = 0;
-	matches[1].kind = 5;
+	matches[1].kind = SKULD_LOOKUP_ITEM;
+	frame_make(&frame, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, matches, sizeof(matches), 2);
+	cr_assert_eq(frame_check(&frame, &index), SKULD_OK, "an ITEM match is valid");
+	matches[1].kind = 6;
 	frame_make(&frame, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, matches, sizeof(matches), 2);
 	cr_assert_eq(frame_check(&frame, &index), SKULD_ERR_QUERY);
 	matches[1].kind = SKULD_LOOKUP_SKU;
@@ -2582,7 +2691,7 @@ Test(protocol, query_check_agrees_with_the_model)
 			}
 		}
 	}
-	for (uint16_t kind = 1; kind <= 4; kind++) {
+	for (uint16_t kind = 1; kind <= 5; kind++) {
 		for (size_t offset = 0; offset < 64; offset++) {
 			for (unsigned value = 0; value < 256; value += 17) {
 				struct skuld_lookup lookup = lookup_valid(kind);

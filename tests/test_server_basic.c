@@ -1,6 +1,7 @@
 /*
  * test_server_basic.c — the real skuld binary, over TCP: a catalog, stock
- * movements, queries, look-ups and figures; exactly-once across dropped
+ * movements, queries, look-ups (by code and by item id, with the item's
+ * scale and bundle flag) and figures; exactly-once across dropped
  * connections, restarts and new sessions; SIGTERM exits 0 and a restart
  * recovers everything acknowledged; a crash (SIGKILL) too.
  */
@@ -28,6 +29,116 @@ static void catalog_setup(struct client *client, uint32_t items, uint32_t locati
 	for (uint32_t i = 0; i < count; i++)
 		cr_assert_eq(results[i].status, SKULD_OK, "event %u: %s", i,
 		             skuld_status_name(results[i].status));
+}
+
+/* One LOOKUP on client's connection: copies the matches (room for max) and
+ * returns how many the reply carries. */
+static uint32_t lookup_send(struct client *client, const struct skuld_lookup *lookup,
+                            struct skuld_lookup_match *matches, uint32_t max)
+{
+	static struct reply reply;
+	cr_assert_eq(frame_send(client->fd, SKULD_OP_LOOKUP, client->id, 0, client->version, lookup,
+	                        sizeof(*lookup), 1),
+	             0);
+	cr_assert_eq(frame_read(client->fd, &reply), 0);
+	const struct skuld_header *header = reply_header(&reply);
+	cr_assert_eq(header->operation, SKULD_OP_LOOKUP);
+	cr_assert(header->count >= 1 && header->count <= max, "%u matches", header->count);
+	memcpy(matches, reply_body(&reply), header->count * sizeof(matches[0]));
+	return header->count;
+}
+
+static struct skuld_lookup lookup_code(uint16_t kind, const char *code)
+{
+	struct skuld_lookup lookup;
+	memset(&lookup, 0, sizeof(lookup));
+	lookup.kind = kind;
+	snprintf(lookup.code, sizeof(lookup.code), "%s", code);
+	return lookup;
+}
+
+static struct skuld_lookup lookup_id(uint32_t id)
+{
+	struct skuld_lookup lookup;
+	memset(&lookup, 0, sizeof(lookup));
+	lookup.kind = SKULD_LOOKUP_ITEM;
+	lookup.id = id;
+	return lookup;
+}
+
+/* Item 4 "HAM" (scale 3) and bundle 5 "KIT" sharing barcode "4001": LOOKUP
+ * answers the scale and the bundle flag by SKU, by barcode and by id; a
+ * malformed ITEM lookup is refused with ERR_QUERY (the connection ends). */
+static void lookups_answer_scale_and_bundle(struct client *client)
+{
+	struct skuld_event events[4] = {
+	        event_make(SKULD_ITEM_DEFINE, 8001, 1),
+	        event_make(SKULD_ITEM_DEFINE, 8002, 1),
+	        event_make(SKULD_BARCODE_DEFINE, 8003, 1),
+	        event_make(SKULD_BARCODE_DEFINE, 8004, 1),
+	};
+	events[0].item = 4;
+	events[0].scale = 3;
+	snprintf(events[0].code, sizeof(events[0].code), "HAM");
+	events[1].item = 5;
+	events[1].flags = SKULD_EVENT_BUNDLE;
+	snprintf(events[1].code, sizeof(events[1].code), "KIT");
+	events[2].item = 4;
+	events[2].quantity = 1000;
+	snprintf(events[2].code, sizeof(events[2].code), "4001");
+	events[3].item = 5;
+	events[3].quantity = 1;
+	snprintf(events[3].code, sizeof(events[3].code), "4001");
+	struct skuld_result results[4];
+	cr_assert_eq(client_submit(client, events, 4, results, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(results[i].status, SKULD_OK, "%d: %s", i,
+		             skuld_status_name(results[i].status));
+
+	struct skuld_lookup_match m[4];
+	struct skuld_lookup lookup = lookup_code(SKULD_LOOKUP_SKU, "HAM");
+	cr_assert_eq(lookup_send(client, &lookup, m, 4), 1);
+	cr_assert(m[0].id == 4 && m[0].status == SKULD_OK && m[0].scale == 3 && m[0].flags == 0);
+	lookup = lookup_code(SKULD_LOOKUP_SKU, "KIT");
+	cr_assert_eq(lookup_send(client, &lookup, m, 4), 1);
+	cr_assert(m[0].id == 5 && m[0].scale == 0 && m[0].flags == SKULD_LOOKUP_BUNDLE);
+	lookup = lookup_code(SKULD_LOOKUP_BARCODE, "4001");
+	cr_assert_eq(lookup_send(client, &lookup, m, 4), 2);
+	cr_assert(m[0].id == 4 && m[0].pack == 1000 && m[0].scale == 3 && m[0].flags == 0);
+	cr_assert(m[1].id == 5 && m[1].pack == 1 && m[1].scale == 0 &&
+	          m[1].flags == SKULD_LOOKUP_BUNDLE);
+	lookup = lookup_id(4);
+	cr_assert_eq(lookup_send(client, &lookup, m, 4), 1);
+	cr_assert_eq(m[0].kind, SKULD_LOOKUP_ITEM);
+	cr_assert(m[0].id == 4 && m[0].status == SKULD_OK && m[0].scale == 3 && m[0].flags == 0);
+	cr_assert_eq(m[0].pack, 0);
+	lookup = lookup_id(5);
+	cr_assert_eq(lookup_send(client, &lookup, m, 4), 1);
+	cr_assert(m[0].id == 5 && m[0].status == SKULD_OK && m[0].scale == 0 &&
+	          m[0].flags == SKULD_LOOKUP_BUNDLE);
+	lookup = lookup_id(1);
+	cr_assert_eq(lookup_send(client, &lookup, m, 4), 1);
+	cr_assert(m[0].id == 1 && m[0].status == SKULD_OK && m[0].scale == 0 && m[0].flags == 0);
+	/* Undefined, and beyond items_max: unknown, nothing else said. */
+	static const uint32_t unknown[] = {6, 64, 65, UINT32_MAX};
+	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+		lookup = lookup_id(unknown[i]);
+		cr_assert_eq(lookup_send(client, &lookup, m, 4), 1);
+		cr_assert(m[0].id == 0 && m[0].status == SKULD_ITEM_UNKNOWN && m[0].scale == 0 &&
+		                  m[0].flags == 0,
+		          "item %u", unknown[i]);
+	}
+
+	/* An ITEM lookup that also carries a code is malformed. */
+	lookup = lookup_id(4);
+	snprintf(lookup.code, sizeof(lookup.code), "HAM");
+	static struct reply reply;
+	cr_assert_eq(frame_send(client->fd, SKULD_OP_LOOKUP, client->id, 0, client->version,
+	                        &lookup, sizeof(lookup), 1),
+	             0);
+	cr_assert_eq(frame_read(client->fd, &reply), 0);
+	cr_assert_eq(reply_header(&reply)->operation, SKULD_OP_ERROR);
+	cr_assert_eq(reply_header(&reply)->result, SKULD_ERR_QUERY);
 }
 
 Test(server_basic, movements_queries_lookups_stats)
@@ -133,6 +244,7 @@ Test(server_basic, movements_queries_lookups_stats)
 	cr_assert_eq(stats.event_durable, 3 + 2 + 6 + 3);
 	cr_assert_gt(stats.memory_bytes, 0);
 
+	lookups_answer_scale_and_bundle(&client);
 	client_close(&client);
 	cr_assert_eq(server_stop(&server), 0);
 	server_fini(&server);

@@ -694,8 +694,14 @@ static void lookups_expect(struct model *model, const struct snapshot *snapshot)
 		cr_assert_eq(got->id, want != NULL ? want->item : 0, "SKU %s", code);
 		cr_assert_eq(got->status, want != NULL ? SKULD_OK : SKULD_ITEM_UNKNOWN, "SKU %s",
 		             code);
-		cr_assert_eq(got->flags, want != NULL && want->retired ? SKULD_LOOKUP_RETIRED : 0,
-		             "SKU %s: retired flag", code);
+		if (want == NULL)
+			continue;
+		const struct model_item *item = &model->item[want->item];
+		unsigned flags = (want->retired ? SKULD_LOOKUP_RETIRED : 0u) |
+		                 (item->bundle ? SKULD_LOOKUP_BUNDLE : 0u);
+		cr_assert_eq(got->flags, flags, "SKU %s: flags %#x, expected %#x", code, got->flags,
+		             flags);
+		cr_assert_eq(got->scale, item->scale, "SKU %s: scale", code);
 	}
 	for (uint32_t n = 0; n < BARCODE_POOL; n++) {
 		code_text(code, "B", n);
@@ -708,7 +714,11 @@ static void lookups_expect(struct model *model, const struct snapshot *snapshot)
 			             code);
 			const struct skuld_lookup_match *got = &snapshot->barcode[n][matches++];
 			cr_assert(got->status == SKULD_OK && got->id == item &&
-			                  got->pack == barcode->pack,
+			                  got->pack == barcode->pack &&
+			                  got->scale == model->item[item].scale &&
+			                  (got->flags & SKULD_LOOKUP_BUNDLE) ==
+			                          (model->item[item].bundle ? SKULD_LOOKUP_BUNDLE
+			                                                    : 0u),
 			          "BARCODE %s: expected item %u pack %" PRId64 ", got %u %" PRId64,
 			          code, item, barcode->pack, got->id, got->pack);
 		}

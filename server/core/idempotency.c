@@ -11,6 +11,10 @@
 #include "skuld_assert.h"
 #include "table.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 static uint32_t keys_slot_count(uint32_t capacity)
 {
 	uint64_t slots = 16;
@@ -21,7 +25,7 @@ static uint32_t keys_slot_count(uint32_t capacity)
 
 size_t keys_bytes(uint32_t capacity)
 {
-	return (size_t)capacity * sizeof(struct key_entry) +
+	return (size_t)capacity * (sizeof(struct key_entry) + sizeof(uint32_t)) +
 	       (size_t)keys_slot_count(capacity) * sizeof(uint64_t);
 }
 
@@ -30,8 +34,9 @@ int keys_init(struct keys *keys, uint32_t capacity)
 	memset(keys, 0, sizeof(*keys));
 	uint32_t slots = keys_slot_count(capacity);
 	keys->ring = core_calloc(capacity ? capacity : 1, sizeof(struct key_entry));
+	keys->tags = core_calloc(capacity ? capacity : 1, sizeof(uint32_t));
 	keys->slots = core_calloc(slots, sizeof(uint64_t));
-	if (keys->ring == NULL || keys->slots == NULL) {
+	if (keys->ring == NULL || keys->tags == NULL || keys->slots == NULL) {
 		keys_free(keys);
 		return -ENOMEM;
 	}
@@ -43,6 +48,7 @@ int keys_init(struct keys *keys, uint32_t capacity)
 void keys_free(struct keys *keys)
 {
 	free(keys->ring);
+	free(keys->tags);
 	free(keys->slots);
 	memset(keys, 0, sizeof(*keys));
 }
@@ -67,6 +73,50 @@ const struct key_entry *keys_find(const struct keys *keys, skuld_u128 key, uint6
 	return NULL;
 }
 
+/* Stores one 8-byte word of a ring entry: streaming on x86-64, so the eight
+ * words of an entry fill one write-combining line that goes to memory
+ * without the line being read first. */
+static inline void key_word_store(void *at, uint64_t value)
+{
+#if defined(__SSE2__) && defined(__x86_64__)
+	_mm_stream_si64((long long *)at, (long long)value);
+#else
+	memcpy(at, &value, sizeof(value));
+#endif
+}
+
+void keys_publish(void)
+{
+#if defined(__SSE2__)
+	_mm_sfence();
+#endif
+}
+
+/* The result's first 8 bytes (index, status, flags) built from its fields:
+ * the caller has just stored them one by one, and a single 8-byte load of
+ * those narrower stores would stall on store forwarding. */
+static inline uint64_t result_head(const struct skuld_result *result)
+{
+	return (uint64_t)result->index | (uint64_t)result->status << 32 |
+	       (uint64_t)result->flags << 48;
+}
+
+static void key_entry_store(struct key_entry *entry, skuld_u128 key, uint64_t event_hash,
+                            uint64_t now, const struct skuld_result *result)
+{
+	static_assert(offsetof(struct key_entry, result) == 32, "key entry words");
+	static_assert(offsetof(struct skuld_result, location) == 8, "result words");
+	uint64_t *words = (uint64_t *)entry;
+	key_word_store(&words[0], key.lo);
+	key_word_store(&words[1], key.hi);
+	key_word_store(&words[2], event_hash);
+	key_word_store(&words[3], now);
+	key_word_store(&words[4], result_head(result));
+	key_word_store(&words[5], (uint64_t)result->location | (uint64_t)result->reserved << 32);
+	key_word_store(&words[6], (uint64_t)result->quantity);
+	key_word_store(&words[7], (uint64_t)result->available);
+}
+
 void keys_insert(struct keys *keys, struct journal *journal, skuld_u128 key, uint64_t hash,
                  uint32_t slot, uint64_t event_hash, uint64_t now,
                  const struct skuld_result *result)
@@ -76,11 +126,8 @@ void keys_insert(struct keys *keys, struct journal *journal, skuld_u128 key, uin
 	uint32_t position = keys->head + keys->count;
 	if (position >= keys->capacity)
 		position -= keys->capacity;
-	struct key_entry *entry = &keys->ring[position];
-	entry->key = key;
-	entry->event_hash = event_hash;
-	entry->inserted_at = now;
-	entry->result = *result;
+	key_entry_store(&keys->ring[position], key, event_hash, now, result);
+	keys->tags[position] = (uint32_t)hash;
 	keys->count++;
 	keys->slots[slot] = (uint64_t)(uint32_t)hash << 32 | (position + 1);
 	journal_push(journal, JOURNAL_KEY_INSERT, keys, position, 0);
@@ -111,7 +158,7 @@ static void keys_unlink(struct keys *keys, uint32_t position, uint32_t slot)
 
 static uint32_t keys_home(const struct keys *keys, uint32_t position)
 {
-	return (uint32_t)keys_hash(keys->ring[position].key) & keys->slot_mask;
+	return keys->tags[position] & keys->slot_mask;
 }
 
 void keys_undo_insert(struct keys *keys)
@@ -124,27 +171,50 @@ void keys_undo_insert(struct keys *keys)
 	keys->count--;
 }
 
-/* Keys at the head with now - inserted_at >= window_ns, at most max. */
-static uint32_t keys_expired(const struct keys *keys, uint64_t now, uint64_t window_ns,
-                             uint32_t max)
+static int key_due(const struct keys *keys, uint32_t i, uint64_t now, uint64_t window_ns)
 {
-	uint32_t expired = 0;
-	while (expired < max && expired < keys->count &&
-	       now - keys_at(keys, expired)->inserted_at >= window_ns)
-		expired++;
-	return expired;
+	return now - keys_at(keys, i)->inserted_at >= window_ns; /* inserted_at <= now */
+}
+
+/* Keys at the head with now - inserted_at >= window_ns. They are a prefix
+ * (inserted_at is sorted), found by galloping from the head and then
+ * bisecting: O(log expired) ring reads instead of one per key. */
+static uint32_t keys_expired(const struct keys *keys, uint64_t now, uint64_t window_ns)
+{
+	if (keys->count == 0 || !key_due(keys, 0, now, window_ns))
+		return 0;
+	uint32_t due = 0;               /* known due */
+	uint32_t not_due = keys->count; /* known not due, or count */
+	for (uint32_t probe = 1; probe < keys->count; probe *= 2) {
+		if (!key_due(keys, probe, now, window_ns)) {
+			not_due = probe;
+			break;
+		}
+		due = probe;
+	}
+	while (not_due - due > 1) {
+		uint32_t middle = due + (not_due - due) / 2;
+		if (key_due(keys, middle, now, window_ns))
+			due = middle;
+		else
+			not_due = middle;
+	}
+	return not_due;
 }
 
 void keys_expire(struct keys *keys, uint64_t now, uint64_t window_ns)
 {
 	uint32_t home[KEYS_EXPIRE_CHUNK];
-	for (;;) {
-		uint32_t chunk = keys_expired(keys, now, window_ns, KEYS_EXPIRE_CHUNK);
-		if (chunk == 0)
-			return;
+	uint32_t expired = keys_expired(keys, now, window_ns);
+	while (expired > 0) {
+		uint32_t chunk = expired < KEYS_EXPIRE_CHUNK ? expired : KEYS_EXPIRE_CHUNK;
+		expired -= chunk;
+		uint32_t position = keys->head;
 		for (uint32_t i = 0; i < chunk; i++) {
-			home[i] = keys_home(keys, (uint32_t)(keys_at(keys, i) - keys->ring));
+			home[i] = keys_home(keys, position);
 			__builtin_prefetch(&keys->slots[home[i]]);
+			if (++position == keys->capacity)
+				position = 0;
 		}
 		for (uint32_t i = 0; i < chunk; i++) {
 			keys_unlink(keys, keys->head, home[i]);

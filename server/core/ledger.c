@@ -528,6 +528,7 @@ void ledger_apply(struct ledger *ledger, uint64_t timestamp_ns, enum ledger_sour
 	}
 	for (uint32_t j = open_from; j < count; j++)
 		result_fail(&results[j], j, SKULD_LINKED_OPEN);
+	keys_publish();
 }
 
 uint32_t ledger_expire_due(struct ledger *ledger, uint64_t now_ns, uint32_t max, uint64_t *hold_ids)

@@ -1,5 +1,6 @@
 /*
- * memory.h — start-up allocation for the ledger's tables.
+ * memory.h — start-up allocation for the ledger's tables (the log writer
+ * allocates its write buffers the same way, with these constants).
  *
  * Every table is allocated once, in ledger_create, and then never grows.
  * Every table starts on a cache line (64-byte stock and hold records each

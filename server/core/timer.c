@@ -56,16 +56,23 @@ void timer_free(struct timer *timer)
 	memset(timer, 0, sizeof(*timer));
 }
 
+/* Field by field, not as one struct copy: the entry is usually still in
+ * registers or was just written by 8-byte stores, and a 16-byte reload of
+ * those stores would stall on store forwarding. */
 static void timer_place(struct timer *timer, uint32_t index, struct timer_entry entry)
 {
-	timer->heap[index] = entry;
+	struct timer_entry *slot = &timer->heap[index];
+	slot->expires_at = entry.expires_at;
+	slot->id = entry.id;
+	slot->hold = entry.hold;
+	slot->unused = 0;
 	if (entry.hold != TIMER_NONE)
 		timer->position[entry.hold] = index;
 }
 
-static void timer_sift_up(struct timer *timer, uint32_t index)
+/* Places entry, which goes at index (a free leaf), where it belongs above. */
+static void timer_sift_up(struct timer *timer, uint32_t index, struct timer_entry entry)
 {
-	struct timer_entry entry = timer->heap[index];
 	while (index > 0) {
 		uint32_t parent = (index - 1) / 2;
 		if (!entry_less(&entry, &timer->heap[parent]))
@@ -125,8 +132,7 @@ void timer_insert(struct timer *timer, uint32_t hold, uint64_t expires_at, uint6
 	struct timer_entry entry = {.expires_at = expires_at, .id = id, .hold = hold};
 	uint32_t index = timer->count++;
 	timer->live++;
-	timer_place(timer, index, entry);
-	timer_sift_up(timer, index);
+	timer_sift_up(timer, index, entry);
 }
 
 void timer_remove(struct timer *timer, uint32_t hold)

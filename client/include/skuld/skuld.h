@@ -185,10 +185,14 @@ SKULD_EXTERN int skuld_query_hold(skuld_client *client, uint64_t hold,
                                   struct skuld_hold_record *out, uint32_t timeout_ms);
 
 /* Translates a code (SKU, barcode, location code, channel name: kind is an
- * enum skuld_lookup_kind) to ids. Stores at most capacity matches; *count
- * receives how many the server answered (more than capacity means some were
- * left out). A reply has at least one match; a code that names nothing has
- * one match with id 0 and a *_UNKNOWN status. */
+ * enum skuld_lookup_kind other than SKULD_LOOKUP_ITEM) to ids. Stores at most
+ * capacity matches; *count receives how many the server answered (more than
+ * capacity means some were left out). A reply has at least one match; a code
+ * that names nothing has one match with id 0 and a *_UNKNOWN status. SKU and
+ * barcode matches carry the item's scale and SKULD_LOOKUP_BUNDLE. Returns 0,
+ * -EINVAL for a code that is not valid text or capacity 0, SKULD_ERR_QUERY
+ * for an unknown kind or SKULD_LOOKUP_ITEM (nothing sent), or an error as for
+ * skuld_submit. */
 SKULD_EXTERN int skuld_lookup(skuld_client *client, uint16_t kind, const char *code,
                               struct skuld_lookup_match *matches, uint32_t capacity,
                               uint32_t *count, uint32_t timeout_ms);
@@ -196,6 +200,13 @@ SKULD_EXTERN int skuld_lookup(skuld_client *client, uint16_t kind, const char *c
 /* Shorthand for a SKU lookup: *item is 0 when unknown. */
 SKULD_EXTERN int skuld_lookup_sku(skuld_client *client, const char *sku, uint32_t *item,
                                   uint32_t timeout_ms);
+
+/* What the catalog says of item id (LOOKUP ITEM): out->status is SKULD_OK
+ * with out->id == id, out->scale and SKULD_LOOKUP_BUNDLE in out->flags, or
+ * SKULD_ITEM_UNKNOWN with out->id == 0. Returns 0, -EINVAL for id 0 (nothing
+ * sent), or an error as for skuld_submit; out is written only on 0. */
+SKULD_EXTERN int skuld_lookup_item(skuld_client *client, uint32_t id,
+                                   struct skuld_lookup_match *out, uint32_t timeout_ms);
 
 /* The server's figures (PROTOCOL.md section 14). */
 SKULD_EXTERN int skuld_stats(skuld_client *client, struct skuld_stats *out, uint32_t timeout_ms);
