@@ -146,13 +146,9 @@ static int bench_loop(struct bench *bench, uint64_t deadline_ns)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* Sets up, runs and checks one benchmark; returns the exit status. */
+static int bench_run(struct bench *bench)
 {
-	struct bench *bench = calloc(1, sizeof(*bench));
-	if (bench == NULL)
-		return 1;
-	options_parse(&bench->options, argc, argv);
-	histogram_init(&bench->latency_us);
 	if (bench->options.setup && bench_setup(bench) != 0)
 		return 1;
 	struct bench_totals before, after;
@@ -184,4 +180,20 @@ int main(int argc, char **argv)
 	bench->check_failed = bench_check(bench, &before, &after) != 0;
 	bench_report(bench, &cpu_start, &cpu_end);
 	return bench->errors == 0 && !bench->check_failed ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct bench *bench = calloc(1, sizeof(*bench));
+	if (bench == NULL)
+		return 1;
+	options_parse(&bench->options, argc, argv);
+	histogram_init(&bench->latency_us);
+	bench->epoll_fd = -1;
+	int status = bench_run(bench);
+	connections_free(bench);
+	if (bench->epoll_fd >= 0)
+		close(bench->epoll_fd);
+	free(bench);
+	return status;
 }

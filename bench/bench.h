@@ -102,6 +102,8 @@ uint64_t bench_now_ns(void);
 /* bench_net.c: sockets, frames and the request mix. */
 int bench_connect(const char *server);
 int connections_open(struct bench *bench);
+/* Closes what is still open and frees every connection's buffers. */
+void connections_free(struct bench *bench);
 int connection_send_next(struct bench *bench, struct bench_connection *connection);
 int connection_service(struct bench *bench, struct bench_connection *connection,
                        uint32_t epoll_events);

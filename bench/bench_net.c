@@ -181,6 +181,8 @@ int connections_open(struct bench *bench)
 {
 	const struct bench_options *options = &bench->options;
 	bench->seed = (uint64_t)bench_now_ns();
+	for (uint32_t i = 0; i < options->connections; i++)
+		bench->connections[i].fd = -1;
 	for (uint32_t i = 0; i < options->connections; i++) {
 		struct bench_connection *connection = &bench->connections[i];
 		connection->index = i;
@@ -210,6 +212,19 @@ int connections_open(struct bench *bench)
 		bench->connections_open++;
 	}
 	return 0;
+}
+
+void connections_free(struct bench *bench)
+{
+	for (uint32_t i = 0; i < bench->options.connections; i++) {
+		struct bench_connection *connection = &bench->connections[i];
+		if (connection->state != CONNECTION_CLOSED && connection->fd >= 0)
+			close(connection->fd);
+		free(connection->holds);
+		free(connection->hold_units);
+		free(connection->send_buffer);
+		free(connection->receive_buffer);
+	}
 }
 
 static void event_target(struct bench *bench, struct skuld_event *event)
