@@ -1362,6 +1362,8 @@ static int cmd_stats(struct ctl *ctl, struct args *args)
 	        {"holds_open", stats.holds_open},
 	        {"memory_bytes", stats.memory_bytes},
 	        {"log_segment", stats.log_segment},
+	        {"disk_free_bytes", stats.disk_free_bytes},
+	        {"disk_alarm", stats.disk_alarm},
 	};
 	size_t count = sizeof(fields) / sizeof(fields[0]);
 	if (ctl->json)

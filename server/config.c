@@ -38,6 +38,9 @@ void config_defaults(struct server_config *config)
 	config->recv_buffer_bytes = 16384;
 	config->frame_timeout_ms = 10000;
 	config->stall_timeout_ms = 10000;
+	config->disk_alarm_percent = 10;
+	config->disk_alarm_bytes = 0;
+	config->disk_alarm_hours = 24;
 	ledger_config_default(&config->ledger);
 	config->ledger.batch_events_max = config->frame_events_max;
 }
@@ -86,6 +89,9 @@ static const struct key_entry keys[] = {
         SERVER_KEY(recv_buffer_bytes, KEY_U32, 512, 1u << 20),
         SERVER_KEY(frame_timeout_ms, KEY_U32, 1, UINT32_MAX),
         SERVER_KEY(stall_timeout_ms, KEY_U32, 1, UINT32_MAX),
+        SERVER_KEY(disk_alarm_percent, KEY_U32, 0, 99),
+        SERVER_KEY(disk_alarm_bytes, KEY_U64, 0, UINT64_MAX),
+        SERVER_KEY(disk_alarm_hours, KEY_U32, 0, 24u * 365),
         LEDGER_KEY(items_max, KEY_U32, 1, UINT32_MAX - 1),
         LEDGER_KEY(locations_max, KEY_U32, 1, UINT32_MAX - 1),
         LEDGER_KEY(channels_max, KEY_U32, 1, UINT32_MAX - 1),

@@ -45,6 +45,9 @@ struct server_config {
 	uint32_t recv_buffer_bytes;       /* bytes each */
 	uint32_t frame_timeout_ms;        /* a partial frame idle this long: closed */
 	uint32_t stall_timeout_ms;        /* replies unsent this long: closed */
+	uint32_t disk_alarm_percent;      /* alarm below this share of the disk free; 0: off */
+	uint64_t disk_alarm_bytes;        /* alarm below this many bytes free; 0: off */
+	uint32_t disk_alarm_hours;        /* alarm when full within this many hours; 0: off */
 	struct ledger_config ledger;      /* state machine capacities */
 };
 

@@ -65,6 +65,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "disk_watch.h"
 #include "skuld_assert.h"
 
 #define RING_ENTRIES     1024u
@@ -156,6 +157,8 @@ struct loop {
 	uint64_t mono_ns;   /* CLOCK_MONOTONIC */
 	uint64_t tick_ns;   /* next housekeeping */
 	uint64_t expire_ns; /* next look for due holds */
+
+	struct disk_watch disk; /* the low-disk alarm, sampled from housekeeping */
 };
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -780,6 +783,10 @@ static void housekeeping(struct loop *loop)
 {
 	uint64_t frame_timeout = (uint64_t)loop->config->frame_timeout_ms * 1000000ull;
 	uint64_t stall_timeout = (uint64_t)loop->config->stall_timeout_ms * 1000000ull;
+	struct skuld_stats *stats = service_stats(loop->service);
+	disk_watch_poll(&loop->disk, loop->mono_ns, stats->log_bytes);
+	stats->disk_free_bytes = loop->disk.free_bytes;
+	stats->disk_alarm = loop->disk.alarm;
 	for (uint32_t i = 0; i < loop->open_count; i++) {
 		struct connection *connection = &loop->connections[loop->open_list[i]];
 		if (connection->state == CONNECTION_CLOSING)
@@ -938,6 +945,12 @@ enum loop_exit loop_run(const struct server_config *config, struct service *serv
 	loop->writer = writer;
 	loop->listen_fd = listen_fd;
 	loop->signal_fd = -1;
+	struct disk_watch_config disk = {
+	        .free_percent = config->disk_alarm_percent,
+	        .free_bytes = config->disk_alarm_bytes,
+	        .hours_left = config->disk_alarm_hours,
+	};
+	disk_watch_init(&loop->disk, &disk, config->data_dir);
 	int ret = ring_setup(loop);
 	if (ret == 0)
 		ret = buffers_setup(loop);

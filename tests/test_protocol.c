@@ -577,7 +577,7 @@ static uint32_t model_body_check(const unsigned char *h, const unsigned char *b,
 		return reply ? model_lookup_matches_check(b, body_size / 32, index)
 		             : model_lookup_check(b);
 	case 7:
-		return !reply || model_zero(b + 200, 56) ? SKULD_OK : SKULD_ERR_RESERVED;
+		return !reply || model_zero(b + 216, 40) ? SKULD_OK : SKULD_ERR_RESERVED;
 	case 2: {
 		uint32_t record = reply ? 32 : 128;
 		for (uint32_t i = 0; i < body_size / record; i++) {
@@ -2366,11 +2366,17 @@ Test(protocol, query_lookup_stats_bytes_match_the_tables)
 	cr_assert_eq((int64_t)le64(m + 8), -3);
 	cr_assert_eq(m[16], 6);
 
-	struct skuld_stats stats = {.requests = 40, .event_durable = 104, .log_segment = 192};
+	struct skuld_stats stats = {.requests = 40,
+	                            .event_durable = 104,
+	                            .log_segment = 192,
+	                            .disk_free_bytes = 200,
+	                            .disk_alarm = 208};
 	const unsigned char *st = (const unsigned char *)&stats;
 	cr_assert_eq(le64(st + 40), 40);
 	cr_assert_eq(le64(st + 104), 104);
 	cr_assert_eq(le64(st + 192), 192);
+	cr_assert_eq(le64(st + 200), 200);
+	cr_assert_eq(le64(st + 208), 208);
 }
 
 Test(protocol, round_trip_query_lookup_stats)
@@ -2671,7 +2677,7 @@ Test(protocol, reject_bad_lookup_matches_and_stats)
 	cr_assert_eq(index, 0);
 
 	struct skuld_stats stats = {.requests = 1};
-	stats.reserved[6] = 1;
+	stats.reserved[4] = 1;
 	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, &stats, sizeof(stats), 1);
 	cr_assert_eq(frame_check(&frame, NULL), SKULD_ERR_RESERVED);
 }

@@ -243,6 +243,7 @@ Test(server_basic, movements_queries_lookups_stats)
 	cr_assert_geq(stats.log_writes, 1);
 	cr_assert_eq(stats.event_durable, 3 + 2 + 6 + 3);
 	cr_assert_gt(stats.memory_bytes, 0);
+	cr_assert_gt(stats.disk_free_bytes, 0, "sampled at start-up");
 
 	lookups_answer_scale_and_bundle(&client);
 	client_close(&client);
@@ -371,6 +372,24 @@ Test(server_basic, sigterm_exits_zero_and_restart_recovers)
 	cr_assert_geq(level.on_hand, 40 + (int64_t)acknowledged);
 	level = client_level(&client, 4, 2);
 	cr_assert_eq(level.on_hand, 40);
+	client_close(&client);
+	cr_assert_eq(server_stop(&server), 0);
+	server_fini(&server);
+}
+
+/* An alarm level above the disk's free space raises the low-disk alarm in
+ * STATS at start-up (the server logs it once and goes on serving). */
+Test(server_basic, disk_alarm_shows_in_stats, .timeout = 60)
+{
+	struct server server;
+	server_init(&server, "disk_alarm_bytes = 1000000g\ndisk_alarm_hours = 0\n");
+	server_start(&server);
+	struct client client;
+	cr_assert_eq(client_open(&client, server.port, client_id(77)), 0);
+	struct skuld_stats stats;
+	cr_assert_eq(client_stats(&client, &stats), 0);
+	cr_assert_eq(stats.disk_alarm, 1u);
+	cr_assert_gt(stats.disk_free_bytes, 0);
 	client_close(&client);
 	cr_assert_eq(server_stop(&server), 0);
 	server_fini(&server);
