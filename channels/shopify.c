@@ -240,13 +240,17 @@ static enum shopify_outcome user_errors_read(json_t *list, uint32_t count,
 	return answer->error_count == 0 ? SHOPIFY_ACCEPTED : SHOPIFY_USER_ERRORS;
 }
 
-void shopify_set_answer(long http_status, const char *body, size_t size, uint32_t count,
-                        struct shopify_answer *answer)
+/* Parses body, reads the cost, and classifies every answer but a 200 with
+ * a body to read: returns true with *data set when the caller must read
+ * "data", else false with answer->outcome set. json_decref(*root) after. */
+static bool answer_start(long http_status, const char *body, size_t size,
+                         struct shopify_answer *answer, json_t **root, json_t **data)
 {
 	memset(answer, 0, sizeof(*answer));
-	json_t *root = body != NULL ? json_loadb(body, size, JSON_REJECT_DUPLICATES, NULL) : NULL;
-	if (json_is_object(root))
-		cost_read(root, answer);
+	*root = body != NULL ? json_loadb(body, size, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	*data = NULL;
+	if (json_is_object(*root))
+		cost_read(*root, answer);
 	if (http_status == 401 || http_status == 403)
 		answer->outcome = SHOPIFY_AUTH;
 	else if (http_status == 404)
@@ -255,16 +259,104 @@ void shopify_set_answer(long http_status, const char *body, size_t size, uint32_
 		answer->outcome = SHOPIFY_THROTTLED;
 	else if (http_status >= 500 && http_status <= 599)
 		answer->outcome = SHOPIFY_SERVER_ERROR;
-	else if (http_status != 200 || !json_is_object(root))
+	else if (http_status != 200 || !json_is_object(*root))
 		answer->outcome = SHOPIFY_MALFORMED;
-	else if (json_array_size(json_object_get(root, "errors")) > 0)
-		answer->outcome = errors_read(json_object_get(root, "errors"), answer);
+	else if (json_array_size(json_object_get(*root, "errors")) > 0)
+		answer->outcome = errors_read(json_object_get(*root, "errors"), answer);
 	else {
-		json_t *payload =
-		        json_object_get(json_object_get(root, "data"), "inventorySetQuantities");
-		json_t *list = json_object_get(payload, "userErrors");
+		*data = json_object_get(*root, "data");
+		return true;
+	}
+	return false;
+}
+
+void shopify_set_answer(long http_status, const char *body, size_t size, uint32_t count,
+                        struct shopify_answer *answer)
+{
+	json_t *root, *data;
+	if (answer_start(http_status, body, size, answer, &root, &data)) {
+		json_t *list = json_object_get(json_object_get(data, "inventorySetQuantities"),
+		                               "userErrors");
 		answer->outcome = json_is_array(list) ? user_errors_read(list, count, answer)
 		                                      : SHOPIFY_MALFORMED;
 	}
 	json_decref(root);
+}
+
+/* ---- Reconciliation ------------------------------------------------------ */
+
+static const char document_read[] =
+        "query SkuldLevels($ids: [ID!]!, $location: ID!) { nodes(ids: $ids) { ... on "
+        "InventoryItem { id inventoryLevel(locationId: $location) { quantities(names: "
+        "[\"available\"]) { name quantity } } } } }";
+
+char *shopify_read_body(const char *const *items, uint32_t count, const char *location, char *error,
+                        size_t error_size)
+{
+	if (count == 0 || count > SHOPIFY_READ_MAX || location == NULL) {
+		fail(error, error_size, "a read names 1 to 250 items and a location");
+		return NULL;
+	}
+	json_t *ids = json_array();
+	for (uint32_t i = 0; ids != NULL && i < count; i++)
+		if (items[i] == NULL || json_array_append_new(ids, json_string(items[i])) != 0) {
+			json_decref(ids);
+			ids = NULL;
+		}
+	json_t *body = ids == NULL ? NULL
+	                           : json_pack("{s:s, s:{s:o, s:s}}", "query", document_read,
+	                                       "variables", "ids", ids, "location", location);
+	char *text = body == NULL ? NULL : json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (text == NULL)
+		fail(error, error_size, "a gid is missing or not UTF-8");
+	return text;
+}
+
+/* One node: null (unknown item), or {id, inventoryLevel: null | {quantities}}. */
+static int level_read(json_t *node, struct shopify_level *level)
+{
+	memset(level, 0, sizeof(*level));
+	if (json_is_null(node))
+		return 0;
+	if (!json_is_object(node))
+		return -1;
+	level->found = true;
+	json_t *inventory = json_object_get(node, "inventoryLevel");
+	if (inventory == NULL || json_is_null(inventory))
+		return 0;
+	json_t *quantities = json_object_get(inventory, "quantities");
+	if (!json_is_array(quantities))
+		return -1;
+	size_t i;
+	json_t *quantity;
+	json_array_foreach(quantities, i, quantity)
+	{
+		const char *name = json_string_value(json_object_get(quantity, "name"));
+		json_t *value = json_object_get(quantity, "quantity");
+		if (name != NULL && strcmp(name, "available") == 0 && json_is_integer(value)) {
+			level->stocked = true;
+			level->available = json_integer_value(value);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+enum shopify_outcome shopify_read_answer(long http_status, const char *body, size_t size,
+                                         uint32_t count, struct shopify_level *levels,
+                                         struct shopify_answer *answer)
+{
+	json_t *root, *data;
+	if (answer_start(http_status, body, size, answer, &root, &data)) {
+		json_t *nodes = json_object_get(data, "nodes");
+		answer->outcome = json_is_array(nodes) && json_array_size(nodes) == count
+		                          ? SHOPIFY_ACCEPTED
+		                          : SHOPIFY_MALFORMED;
+		for (uint32_t i = 0; answer->outcome == SHOPIFY_ACCEPTED && i < count; i++)
+			if (level_read(json_array_get(nodes, i), &levels[i]) != 0)
+				answer->outcome = SHOPIFY_MALFORMED;
+	}
+	json_decref(root);
+	return answer->outcome;
 }

@@ -114,4 +114,30 @@ void shopify_set_answer(long http_status, const char *body, size_t size, uint32_
 
 enum shopify_error_code shopify_error_code(const char *code);
 
+/* ---- Reconciliation: reading the channel's quantities back --------------- */
+
+#define SHOPIFY_READ_MAX 250 /* ids per nodes() query */
+
+/* The JSON body of a query for the "available" quantity of count inventory
+ * items (gids) at one location (gid):
+ *   query SkuldLevels($ids: [ID!]!, $location: ID!) { nodes(ids: $ids) {
+ *     ... on InventoryItem { id inventoryLevel(locationId: $location) {
+ *       quantities(names: ["available"]) { name quantity } } } } }
+ * malloc'd, or NULL with a reason in error. */
+char *shopify_read_body(const char *const *items, uint32_t count, const char *location, char *error,
+                        size_t error_size);
+
+struct shopify_level {
+	bool found;   /* the item exists (a null node: unknown item) */
+	bool stocked; /* it has an inventory level at the location */
+	int64_t available;
+};
+
+/* Reads the answer to shopify_read_body's query into levels[0..count): the
+ * nodes come back in the order of the ids. Returns the outcome (ACCEPTED,
+ * THROTTLED, AUTH, ...); cost fields as for a set. */
+enum shopify_outcome shopify_read_answer(long http_status, const char *body, size_t size,
+                                         uint32_t count, struct shopify_level *levels,
+                                         struct shopify_answer *answer);
+
 #endif /* SKULD_CHANNELS_SHOPIFY_H */

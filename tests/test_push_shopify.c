@@ -259,3 +259,49 @@ Test(shopify, malformed_answers_are_malformed)
 	shopify_set_answer(200, text, sizeof(text) - 5, 2, &answer);
 	cr_assert_eq(answer.outcome, SHOPIFY_ACCEPTED);
 }
+
+/* ---- Reconciliation ------------------------------------------------------ */
+
+Test(shopify, a_read_names_its_items_and_location)
+{
+	const char *items[] = {"gid://shopify/InventoryItem/1", "gid://shopify/InventoryItem/2"};
+	char error[128];
+	char *text = shopify_read_body(items, 2, "gid://shopify/Location/7", error, sizeof(error));
+	cr_assert_not_null(text, "%s", error);
+	json_t *body = json_loads(text, 0, NULL);
+	free(text);
+	json_t *variables = json_object_get(body, "variables");
+	cr_assert_eq(json_array_size(json_object_get(variables, "ids")), 2);
+	cr_assert_str_eq(json_string_value(json_object_get(variables, "location")),
+	                 "gid://shopify/Location/7");
+	const char *query = json_string_value(json_object_get(body, "query"));
+	cr_assert_not_null(strstr(query, "nodes(ids: $ids)"));
+	cr_assert_not_null(strstr(query, "quantities(names: [\"available\"])"));
+	json_decref(body);
+	cr_assert_null(shopify_read_body(items, 0, "gid://shopify/Location/7", error, 128));
+	cr_assert_null(shopify_read_body(items, 2, NULL, error, 128));
+}
+
+Test(shopify, read_answers_give_found_stocked_and_available)
+{
+	const char *text =
+	        "{\"data\":{\"nodes\":[{\"id\":\"gid://shopify/InventoryItem/"
+	        "1\",\"inventoryLevel\":"
+	        "{\"quantities\":[{\"name\":\"available\",\"quantity\":12}]}},{\"id\":\"gid://"
+	        "shopify/InventoryItem/2\",\"inventoryLevel\":null},null]}}";
+	struct shopify_level levels[3];
+	struct shopify_answer answer;
+	cr_assert_eq(shopify_read_answer(200, text, strlen(text), 3, levels, &answer),
+	             SHOPIFY_ACCEPTED);
+	cr_assert(levels[0].found && levels[0].stocked && levels[0].available == 12);
+	cr_assert(levels[1].found && !levels[1].stocked, "not stocked at the location");
+	cr_assert(!levels[2].found, "unknown item");
+	/* The wrong number of nodes, or a quantity that is not an integer. */
+	cr_assert_eq(shopify_read_answer(200, text, strlen(text), 2, levels, &answer),
+	             SHOPIFY_MALFORMED);
+	const char *bad = "{\"data\":{\"nodes\":[{\"id\":\"x\",\"inventoryLevel\":{\"quantities\":"
+	                  "[{\"name\":\"available\",\"quantity\":\"12\"}]}}]}}";
+	cr_assert_eq(shopify_read_answer(200, bad, strlen(bad), 1, levels, &answer),
+	             SHOPIFY_MALFORMED);
+	cr_assert_eq(shopify_read_answer(503, "", 0, 1, levels, &answer), SHOPIFY_SERVER_ERROR);
+}
