@@ -54,7 +54,7 @@ static json_t *quantity_input(const struct shopify_quantity *q, enum shopify_cas
 		ret = json_object_set_new(input, "compareQuantity", json_integer(q->shown));
 	else if (rule != SHOPIFY_CAS_COMPARE_QUANTITY && q->shown_known)
 		ret = json_object_set_new(input, "changeFromQuantity", json_integer(q->shown));
-	else if (rule == SHOPIFY_CAS_CHANGE_FROM_REQUIRED)
+	else if (rule != SHOPIFY_CAS_COMPARE_QUANTITY)
 		ret = json_object_set_new(input, "changeFromQuantity", json_null());
 	if (ret != 0) {
 		json_decref(input);

@@ -7,10 +7,13 @@
  *   - up to 2025-10: `compareQuantity` per quantity, or the input's
  *     `ignoreCompareQuantity: true` when the worker does not know what the
  *     channel shows;
- *   - 2026-01: `changeFromQuantity` per quantity (omitted when unknown) and
- *     the `@idempotent(key:)` directive;
- *   - 2026-04 and later: `changeFromQuantity` on every quantity, an explicit
- *     null when unknown.
+ *   - 2026-01: `changeFromQuantity` per quantity and the `@idempotent(key:)`
+ *     directive;
+ *   - 2026-04 and later: the same, with `changeFromQuantity` required on
+ *     every quantity.
+ * From 2026-01 an unknown shown value is always sent as an explicit
+ * `changeFromQuantity: null` (the documented opt-out), so one body is valid
+ * under both rules.
  * and the classification of an answer: accepted; throttled (HTTP 200 with
  * a THROTTLED error, or 429); user errors per quantity (by the index in
  * their `field` path); auth failure; server error; malformed; rejected

@@ -1,0 +1,2118 @@
+#!/usr/bin/env python3
+"""Shopify Admin GraphQL stand-in: the inventory API the skuld-push worker talks to in tests.
+
+What this file owns
+  An HTTP server on 127.0.0.1 that answers `POST /admin/api/{YYYY-MM}/graphql.json` the way
+  Shopify does for the inventory mutations and the reads needed to reconcile them, plus a
+  control API under `/_control/` through which a test seeds listings, drives the clock,
+  injects faults and reads the state and the request log.  README.md beside this file is the
+  user's guide; this header is the specification.
+
+What is checked against the official schema, and what is modelled by hand
+  * Every document is parsed and validated, and its variables coerced, with graphql-core
+    against a schema built from Shopify's own 2025-01 introspection extract
+    (schema/shopify-admin-2025-01-inventory.introspection.json, type entries unchanged).
+  * Later versions are that extract plus the input differences in `apply_version_rules`,
+    derived from Shopify's changelog: 2026-01 adds `changeFromQuantity` and `@idempotent`,
+    2026-04 removes `compareQuantity`/`ignoreCompareQuantity` and requires
+    `changeFromQuantity` on every quantity at run time (an explicit null opts out).
+  * The extract omits the read side (QueryRoot, InventoryItem, InventoryLevel, Location, ...).
+    Those types are written by hand in READ_SIDE_SDL with the field names and shapes of the
+    real API; documents are validated against them too, but they are not official.
+  * Business rules (userErrors, all-or-nothing, idempotency, the cost bucket, error bodies)
+    are modelled by hand from the public documentation; the items marked [unverified] in
+    ../../../shared/CHANNELS.md are configurable.
+
+Invariants
+  * State (listings, bucket, idempotency records, faults, log, config) changes only while
+    `Standin.lock` is held; a request's execution holds it from start to end, so every call
+    is atomic.  The one exception is an injected `delay`, which releases it while sleeping so
+    that a second request can observe the first one in flight.
+  * A mutation call applies all of its quantities or none (unless `partial_apply` is set).
+  * A quantity is changed at most once per idempotency key: a replay returns the stored
+    payload and applies nothing; the request log marks it `replayed`.
+  * Every GraphQL answer (HTTP 200 or 429) carries `extensions.cost`.
+  * Every wait is bounded: hangs by `max_hang_seconds`, delays by the same, request bodies by
+    MAX_BODY_BYTES, the in-memory log by MAX_LOG_ENTRIES (oldest dropped first).
+"""
+
+import argparse
+import base64
+import copy
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import re
+import select
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import graphql
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_SCHEMA_PATH = os.path.join(HERE, "schema", "shopify-admin-2025-01-inventory.introspection.json")
+
+GRAPHQL_PATH = re.compile(r"^/admin/api/(\d{4}-\d{2})/graphql\.json$")
+QUARTERLY_VERSION = re.compile(r"^\d{4}-(01|04|07|10)$")
+DEFAULT_VERSIONS = ("2025-01", "2025-04", "2025-07", "2025-10", "2026-01", "2026-04")
+DEFAULT_TOKEN = "shpat_standin"
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_LOG_ENTRIES = 100_000
+MAX_INPUT_ARRAY = 250                    # quantities / changes per mutation call
+QUANTITY_LIMIT = 1_000_000_000           # inventorySetQuantities: |total| at most this
+ADJUST_LIMIT = 2_000_000_000             # inventoryAdjustQuantities: |result| at most this
+INVALID_TOKEN_BODY = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
+THROTTLE_DOCS = "https://shopify.dev/api/usage/rate-limits"
+
+# Reasons accepted by inventorySetQuantities / inventoryAdjustQuantities (shopify.dev,
+# "inventory quantities and states").
+REASONS = frozenset((
+    "correction", "cycle_count_available", "damaged", "movement_created", "movement_updated",
+    "movement_received", "movement_canceled", "other", "promotion", "quality_control",
+    "received", "reservation_created", "reservation_deleted", "reservation_updated",
+    "restock", "safety_stock", "shrinkage",
+))
+# Quantity names an inventory level holds; on_hand is derived from the others.
+STORED_QUANTITY_NAMES = ("available", "committed", "reserved", "damaged", "safety_stock",
+                         "quality_control", "incoming")
+ON_HAND_PARTS = ("available", "committed", "reserved", "damaged", "safety_stock", "quality_control")
+READABLE_QUANTITY_NAMES = frozenset(STORED_QUANTITY_NAMES + ("on_hand",))
+SETTABLE_QUANTITY_NAMES = ("available", "on_hand")
+
+
+# ----------------------------------------------------------------------------------------
+# API versions
+# ----------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class VersionRules:
+    """What one Admin API version accepts for the inventory mutations."""
+    compare_quantity: bool        # compareQuantity and ignoreCompareQuantity exist
+    change_from_quantity: bool    # changeFromQuantity and @idempotent(key:) exist
+    change_from_required: bool    # every quantity must name changeFromQuantity (null opts out)
+    previous_attempt_code: bool   # IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED exists [unverified: from 2026-04]
+
+
+# The userError codes added after 2025-01, with Shopify's descriptions (used as messages).
+CHANGE_FROM_STALE_MESSAGE = "The changeFromQuantity value does not match persisted value."
+IDEMPOTENCY_MESSAGES = {
+    "IDEMPOTENCY_CONCURRENT_REQUEST": "This request is currently in progress, please try again.",
+    "IDEMPOTENCY_KEY_PARAMETER_MISMATCH":
+        "The same idempotency key cannot be used with different operation parameters.",
+    "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED":
+        "A previous request with this idempotency key failed. Retry with a new idempotency key.",
+}
+
+
+def rules_for(version):
+    return VersionRules(
+        compare_quantity=version < "2026-04",
+        change_from_quantity=version >= "2026-01",
+        change_from_required=version >= "2026-04",
+        previous_attempt_code=version >= "2026-04",
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# graphql-core 2 (Debian 12's python3-graphql-core) and 3: the few calls that differ
+# ----------------------------------------------------------------------------------------
+
+GRAPHQL_CORE_MAJOR = int(graphql.__version__.split(".")[0])
+if GRAPHQL_CORE_MAJOR not in (2, 3):
+    raise ImportError("shopify stand-in: graphql-core 2 or 3 is required, found " + graphql.__version__)
+
+
+def ast_kind(node):
+    """The AST node's kind without graphql-core 3's "Node" suffix: "Field", "ObjectValue", ..."""
+    name = type(node).__name__
+    return name[:-4] if name.endswith("Node") else name
+
+
+def operation_kind(operation):
+    return getattr(operation.operation, "value", operation.operation)
+
+
+def introspect(schema):
+    if GRAPHQL_CORE_MAJOR == 2:
+        return graphql.graphql(schema, graphql.introspection_query).data
+    return graphql.introspection_from_schema(schema)
+
+
+def dict_resolver(source, info, **_):
+    return source.get(info.field_name) if isinstance(source, dict) else getattr(source, info.field_name, None)
+
+
+def make_executable(schema):
+    """graphql-core 2 gives a client schema's fields a resolver that refuses to run; read
+    fields from the dicts the stand-in resolves to instead, as graphql-core 3 does."""
+    if GRAPHQL_CORE_MAJOR == 2:
+        for named in schema.get_type_map().values():
+            if isinstance(named, graphql.GraphQLObjectType) and not named.name.startswith("__"):
+                for field in named.fields.values():
+                    field.resolver = dict_resolver
+    return schema
+
+
+def set_resolver(schema, type_name, field_name, resolver):
+    field = schema.get_type(type_name).fields[field_name]
+    if GRAPHQL_CORE_MAJOR == 2:
+        field.resolver = resolver
+    else:
+        field.resolve = resolver
+
+
+def query_root(schema):
+    return schema.get_query_type() if GRAPHQL_CORE_MAJOR == 2 else schema.query_type
+
+
+def field_nodes(info):
+    return info.field_asts if GRAPHQL_CORE_MAJOR == 2 else info.field_nodes
+
+
+def variable_errors(schema, operation, variables):
+    """Coerces the request's variables; returns the list of GraphQLErrors (empty when valid)."""
+    from graphql.execution.values import get_variable_values
+    definitions = operation.variable_definitions or []
+    if GRAPHQL_CORE_MAJOR == 2:
+        try:
+            get_variable_values(schema, definitions, variables)
+        except graphql.GraphQLError as error:
+            return [error]
+        except (ValueError, TypeError) as error:     # graphql-core 2 raises these for bad scalars
+            return [graphql.GraphQLError("Variables are invalid: %s" % error, definitions)]
+        return []
+    coerced = get_variable_values(schema, definitions, variables, max_errors=50)
+    return coerced if isinstance(coerced, list) else []
+
+
+def node_locations(node):
+    """[{line, column}] of an AST node, as in a formatted error."""
+    from graphql.language.location import get_location
+    where = get_location(node.loc.source, node.loc.start)
+    return [{"line": where.line, "column": where.column}]
+
+
+def formatted_error(error):
+    if GRAPHQL_CORE_MAJOR == 2:
+        return graphql.format_error(error)
+    return dict(error.formatted)
+
+
+def original_error(error):
+    return getattr(error, "original_error", None)
+
+
+def parse_document(text):
+    """Parses a request document; returns (document, nulls).
+
+    graphql-core 2 has no null literal.  On it, each `name: null` inside an argument list or
+    input object (and each `= null` default) is blanked out before parsing, keeping every
+    offset, line and column; `nulls` lists (offset, name) so that input_value() can put the
+    explicit nulls back.  A null inside a list literal is left as is and fails to parse."""
+    if GRAPHQL_CORE_MAJOR == 3:
+        return graphql.parse(text), []
+    text, nulls = _blank_null_literals(text)
+    return graphql.parse(text), nulls
+
+
+def _blank_null_literals(text):
+    from graphql.language.lexer import Lexer, TokenKind
+    from graphql.language.source import Source
+    tokens = []
+    lexer = Lexer(Source(text))
+    try:
+        for _ in range(len(text) + 1):
+            token = lexer.next_token()
+            if token.kind == TokenKind.EOF:
+                break
+            tokens.append(token)
+    except graphql.GraphQLError:
+        return text, []          # the parser reports the syntax error
+    chars = list(text)
+    nulls = []
+    frames = []                  # "selection", "args", "vardefs", "object", "list", "typelist"
+
+    def starts_value(i):
+        previous = tokens[i - 1] if i else None
+        top = frames[-1] if frames else None
+        if previous is None:
+            return False
+        if previous.kind == TokenKind.EQUALS or top == "list":
+            return True
+        return previous.kind == TokenKind.COLON and top in ("args", "object")
+
+    def blank(start, end):
+        for offset in range(start, end):
+            if chars[offset] not in "\r\n":
+                chars[offset] = " "
+
+    for i, token in enumerate(tokens):
+        top = frames[-1] if frames else None
+        if token.kind == TokenKind.BRACE_L:
+            frames.append("object" if starts_value(i) else "selection")
+        elif token.kind == TokenKind.BRACKET_L:
+            frames.append("list" if starts_value(i) else "typelist")
+        elif token.kind == TokenKind.PAREN_L:
+            after_directive = i >= 2 and tokens[i - 2].kind == TokenKind.AT
+            frames.append("vardefs" if top is None and not after_directive else "args")
+        elif token.kind in (TokenKind.BRACE_R, TokenKind.BRACKET_R, TokenKind.PAREN_R):
+            if frames:
+                frames.pop()
+        elif token.kind == TokenKind.NAME and token.value == "null" and starts_value(i):
+            previous = tokens[i - 1]
+            if previous.kind == TokenKind.COLON and tokens[i - 2].kind == TokenKind.NAME:
+                nulls.append((tokens[i - 2].start, tokens[i - 2].value))
+                blank(tokens[i - 2].start, token.end)
+            elif previous.kind == TokenKind.EQUALS:
+                blank(previous.start, token.end)
+    return "".join(chars), nulls
+
+
+# ----------------------------------------------------------------------------------------
+# Schemas: the official extract, the version differences, the hand-written read side
+# ----------------------------------------------------------------------------------------
+
+# The read side of the Admin API as far as reconciliation needs it.  Not in the official
+# extract: field names, arguments and types follow shopify.dev's reference for these objects,
+# reduced to the fields listed here.  Types already in the extract are not redefined.
+READ_SIDE_SDL = '''
+schema { query: QueryRoot }
+
+scalar DateTime
+
+interface Node { id: ID! }
+
+type QueryRoot {
+  inventoryItem(id: ID!): InventoryItem
+  inventoryLevel(id: ID!): InventoryLevel
+  location(id: ID): Location
+  node(id: ID!): Node
+  nodes(ids: [ID!]!): [Node]!
+}
+
+type InventoryItem implements Node {
+  id: ID!
+  sku: String
+  tracked: Boolean!
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  inventoryLevel(locationId: ID!): InventoryLevel
+  inventoryLevels(first: Int, after: String, last: Int, before: String, reverse: Boolean = false,
+                  query: String): InventoryLevelConnection!
+}
+
+type Location implements Node {
+  id: ID!
+  name: String!
+  isActive: Boolean!
+  inventoryLevel(inventoryItemId: ID!): InventoryLevel
+  inventoryLevels(first: Int, after: String, last: Int, before: String, reverse: Boolean = false,
+                  query: String): InventoryLevelConnection!
+}
+
+type InventoryLevel implements Node {
+  id: ID!
+  item: InventoryItem!
+  location: Location!
+  quantities(names: [String!]!): [InventoryQuantity!]!
+  canDeactivate: Boolean!
+  createdAt: DateTime!
+  updatedAt: DateTime!
+}
+
+type InventoryQuantity {
+  id: ID!
+  name: String!
+  quantity: Int!
+  updatedAt: DateTime
+}
+
+type InventoryLevelConnection {
+  edges: [InventoryLevelEdge!]!
+  nodes: [InventoryLevel!]!
+  pageInfo: PageInfo!
+}
+
+type InventoryLevelEdge {
+  cursor: String!
+  node: InventoryLevel!
+}
+
+type PageInfo {
+  hasNextPage: Boolean!
+  hasPreviousPage: Boolean!
+  startCursor: String
+  endCursor: String
+}
+
+type App implements Node {
+  id: ID!
+  title: String!
+}
+
+type StaffMember implements Node {
+  id: ID!
+  name: String!
+}
+'''
+
+BUILT_IN_NAMES = frozenset(("String", "Int", "Float", "Boolean", "ID"))
+
+
+def _type_entry(types, name):
+    for entry in types:
+        if entry["name"] == name:
+            return entry
+    raise KeyError("schema extract lacks type " + name)
+
+
+def _nullable_int_input(name, description):
+    return {"name": name, "description": description, "defaultValue": None,
+            "type": {"kind": "SCALAR", "name": "Int", "ofType": None}}
+
+
+def _enum_value(name, description):
+    return {"name": name, "description": description, "isDeprecated": False, "deprecationReason": None}
+
+
+IDEMPOTENT_DIRECTIVE = {
+    "name": "idempotent",
+    "description": "Makes the mutation idempotent: a retry with the same key is executed at most once.",
+    "locations": ["FIELD"],
+    "isRepeatable": False,
+    "args": [{"name": "key", "description": "A unique key, a UUID for example.", "defaultValue": None,
+              "type": {"kind": "NON_NULL", "name": None,
+                       "ofType": {"kind": "SCALAR", "name": "String", "ofType": None}}}],
+}
+
+
+def apply_version_rules(types, directives, rules):
+    """Turns the 2025-01 type entries into those of a later version, in place.
+
+    2026-01 (changelog "New changeFromQuantity field to manage inventory", "Adding idempotency
+    for inventory adjustments"): InventoryQuantityInput and InventoryChangeInput gain
+    `changeFromQuantity: Int`; both user-error enums gain CHANGE_FROM_QUANTITY_STALE,
+    IDEMPOTENCY_CONCURRENT_REQUEST and IDEMPOTENCY_KEY_PARAMETER_MISMATCH; the
+    `@idempotent(key: String!)` directive appears on fields.
+    2026-04 ("New compare and swap syntax for the inventorySetQuantities mutation"):
+    `compareQuantity` and `ignoreCompareQuantity` are removed; IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED
+    appears [unverified which version].  The 2026-04 requirement that every quantity name
+    `changeFromQuantity` is not expressible in the schema (the field stays nullable) and is
+    checked at run time by `input_rule_errors`."""
+    if rules.change_from_quantity:
+        for name in ("InventoryQuantityInput", "InventoryChangeInput"):
+            _type_entry(types, name)["inputFields"].append(_nullable_int_input(
+                "changeFromQuantity",
+                "The quantity currently expected before the change; null skips the check."))
+        for name in ("InventorySetQuantitiesUserErrorCode", "InventoryAdjustQuantitiesUserErrorCode"):
+            _type_entry(types, name)["enumValues"].extend(
+                [_enum_value("CHANGE_FROM_QUANTITY_STALE", CHANGE_FROM_STALE_MESSAGE)]
+                + [_enum_value(code, IDEMPOTENCY_MESSAGES[code])
+                   for code in ("IDEMPOTENCY_CONCURRENT_REQUEST", "IDEMPOTENCY_KEY_PARAMETER_MISMATCH")])
+        directives.append(copy.deepcopy(IDEMPOTENT_DIRECTIVE))
+    if not rules.compare_quantity:
+        quantity_input = _type_entry(types, "InventoryQuantityInput")
+        quantity_input["inputFields"] = [f for f in quantity_input["inputFields"] if f["name"] != "compareQuantity"]
+        set_input = _type_entry(types, "InventorySetQuantitiesInput")
+        set_input["inputFields"] = [f for f in set_input["inputFields"] if f["name"] != "ignoreCompareQuantity"]
+    if rules.previous_attempt_code:
+        for name in ("InventorySetQuantitiesUserErrorCode", "InventoryAdjustQuantitiesUserErrorCode"):
+            _type_entry(types, name)["enumValues"].append(_enum_value(
+                "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED", IDEMPOTENCY_MESSAGES["IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED"]))
+
+
+def build_schema(extract, version):
+    """The executable schema of one API version (resolvers are attached by the caller)."""
+    official = copy.deepcopy(extract["data"]["__schema"])
+    read_side = introspect(graphql.build_ast_schema(graphql.parse(READ_SIDE_SDL)))["__schema"]
+    present = {entry["name"] for entry in official["types"]}
+    for entry in read_side["types"]:
+        name = entry["name"]
+        if name.startswith("__") or name in BUILT_IN_NAMES or name in present:
+            continue
+        official["types"].append(entry)
+        present.add(name)
+    node = _type_entry(official["types"], "Node")
+    node["possibleTypes"] = (node.get("possibleTypes") or []) + [
+        {"kind": "OBJECT", "name": "InventoryAdjustmentGroup", "ofType": None}]
+    directives = [d for d in read_side["directives"] if d["name"] in ("skip", "include", "deprecated")]
+    apply_version_rules(official["types"], directives, rules_for(version))
+    official["queryType"] = {"name": "QueryRoot"}
+    official["subscriptionType"] = None
+    official["directives"] = directives
+    return graphql.build_client_schema({"__schema": official})
+
+
+# ----------------------------------------------------------------------------------------
+# Reading documents: input values as sent, root fields, cost
+# ----------------------------------------------------------------------------------------
+
+ABSENT = object()   # an input field or argument the request did not give
+
+
+class Document:
+    """One parsed request: the operation to run and the values it was sent with."""
+
+    def __init__(self, parsed, nulls, operation, variables):
+        self.parsed = parsed
+        self.nulls = nulls                      # explicit nulls blanked for graphql-core 2
+        self.operation = operation
+        self.kind = operation_kind(operation) if operation is not None else None
+        self.fragments = {d.name.value: d for d in parsed.definitions if ast_kind(d) == "FragmentDefinition"}
+        self.variables = dict(variables)
+        if operation is not None:
+            for definition in operation.variable_definitions or []:
+                name = definition.variable.name.value
+                if name not in self.variables and definition.default_value is not None:
+                    self.variables[name] = self.input_value(definition.default_value)
+
+    def input_value(self, node):
+        """The value a literal or variable stands for, keeping absent and null apart."""
+        kind = ast_kind(node)
+        if kind == "Variable":
+            return self.variables.get(node.name.value, ABSENT)
+        if kind == "IntValue":
+            return int(node.value)
+        if kind == "FloatValue":
+            return float(node.value)
+        if kind in ("StringValue", "BooleanValue", "EnumValue"):
+            return node.value
+        if kind == "NullValue":
+            return None
+        if kind == "ListValue":
+            return [v for v in (self.input_value(item) for item in node.values) if v is not ABSENT]
+        if kind == "ObjectValue":
+            result = {}
+            for field in node.fields:
+                value = self.input_value(field.value)
+                if value is not ABSENT:
+                    result[field.name.value] = value
+            nested = [(f.value.loc.start, f.value.loc.end) for f in node.fields
+                      if ast_kind(f.value) in ("ObjectValue", "ListValue")]
+            for offset, name in self.nulls:
+                inside = node.loc.start < offset < node.loc.end
+                if inside and not any(start <= offset < end for start, end in nested):
+                    result[name] = None
+            return result
+        raise ValueError("unexpected input node " + kind)
+
+    def arguments(self, field):
+        values = {}
+        for argument in field.arguments or []:
+            value = self.input_value(argument.value)
+            if value is not ABSENT:
+                values[argument.name.value] = value
+        return values
+
+    def directive_argument(self, field, directive_name, argument_name):
+        for directive in field.directives or []:
+            if directive.name.value == directive_name:
+                for argument in directive.arguments or []:
+                    if argument.name.value == argument_name:
+                        value = self.input_value(argument.value)
+                        return None if value is ABSENT else value
+        return None
+
+    def fields_of(self, selection_set):
+        """The fields of a selection set with fragments spread in (no type narrowing)."""
+        fields = []
+        pending = list(selection_set.selections) if selection_set else []
+        for _ in range(10_000):
+            if not pending:
+                break
+            selection = pending.pop(0)
+            kind = ast_kind(selection)
+            if kind == "Field":
+                fields.append(selection)
+            elif kind == "InlineFragment":
+                pending.extend(selection.selection_set.selections)
+            elif kind == "FragmentSpread" and selection.name.value in self.fragments:
+                pending.extend(self.fragments[selection.name.value].selection_set.selections)
+        return fields
+
+    def root_fields(self):
+        return self.fields_of(self.operation.selection_set) if self.operation is not None else []
+
+
+@dataclasses.dataclass
+class RootMutation:
+    """One inventory mutation field of the request, as the resolver and the rules see it."""
+    name: str                    # inventorySetQuantities | inventoryAdjustQuantities
+    node: object                 # the Field AST node
+    input: dict                  # the `input` argument as sent
+    idempotency_key: object      # str, or None without @idempotent
+
+    def fingerprint(self):
+        """What a reused idempotency key must match: the mutation and its input."""
+        return json.dumps([self.name, self.input], sort_keys=True)
+
+
+MUTATION_ARRAYS = {"inventorySetQuantities": ("quantities", "InventoryQuantityInput"),
+                   "inventoryAdjustQuantities": ("changes", "InventoryChangeInput")}
+
+
+def root_mutations(document):
+    if document.kind != "mutation":
+        return []
+    found = []
+    for field in document.root_fields():
+        name = field.name.value
+        if name in MUTATION_ARRAYS:
+            arguments = document.arguments(field)
+            found.append(RootMutation(name, field, arguments.get("input") or {},
+                                      document.directive_argument(field, "idempotent", "key")))
+    return found
+
+
+def _named_type(graphql_type):
+    for _ in range(8):
+        inner = getattr(graphql_type, "of_type", None)
+        if inner is None:
+            return graphql_type
+        graphql_type = inner
+    return graphql_type
+
+
+def _is_list(graphql_type):
+    for _ in range(8):
+        if isinstance(graphql_type, graphql.GraphQLList):
+            return True
+        inner = getattr(graphql_type, "of_type", None)
+        if inner is None:
+            return False
+        graphql_type = inner
+    return False
+
+
+def query_cost(schema, document, config):
+    """Requested cost, after Shopify's published method: a scalar or enum field costs 0, an
+    object 1, a connection 2 plus `first`/`last` times its selection, a list of objects its
+    selection times the number of `ids` (1 without), a mutation `mutation_cost` plus
+    `per_quantity_cost` per quantity or change."""
+    if document.operation is None:
+        return 0
+    if document.kind == "mutation":
+        total = 0
+        for field in document.root_fields():
+            total += config.mutation_cost
+            array_name = MUTATION_ARRAYS.get(field.name.value, ("",))[0]
+            entries = (document.arguments(field).get("input") or {}).get(array_name)
+            if isinstance(entries, list):
+                total += config.per_quantity_cost * len(entries)
+        return total
+    return _selection_cost(schema, document, query_root(schema), document.operation.selection_set, 0)
+
+
+def _selection_cost(schema, document, parent_type, selection_set, depth):
+    if selection_set is None or depth > 32:
+        return 0
+    total = 0
+    for field in document.fields_of(selection_set):
+        name = field.name.value
+        definition = _field_definition(schema, parent_type, name)
+        if definition is None:
+            continue
+        named = _named_type(definition.type)
+        if not isinstance(named, (graphql.GraphQLObjectType, graphql.GraphQLInterfaceType)):
+            continue
+        inner = 1 + _selection_cost(schema, document, named, field.selection_set, depth + 1)
+        arguments = document.arguments(field)
+        if named.name.endswith("Connection"):
+            size = arguments.get("first") or arguments.get("last") or 0
+            total += 2 + max(0, int(size)) * (inner - 1)
+        elif _is_list(definition.type):
+            ids = arguments.get("ids")
+            total += inner * (len(ids) if isinstance(ids, list) else 1)
+        else:
+            total += inner
+    return total
+
+
+def _field_definition(schema, parent_type, name):
+    fields = getattr(parent_type, "fields", None) or {}
+    if name in fields:
+        return fields[name]
+    # A field of an inline fragment on Node (`nodes { ... on InventoryItem { sku } }`):
+    # fields_of() does not narrow types, so look the field up on the types that implement Node.
+    if isinstance(parent_type, graphql.GraphQLInterfaceType):
+        for candidate in ("InventoryItem", "Location", "InventoryLevel"):
+            candidate_fields = schema.get_type(candidate).fields
+            if name in candidate_fields:
+                return candidate_fields[name]
+    return None
+
+
+# ----------------------------------------------------------------------------------------
+# Clock and cost bucket
+# ----------------------------------------------------------------------------------------
+
+class Clock:
+    """Seconds since the epoch; runs with real time unless frozen, and can be moved by hand."""
+
+    def __init__(self):
+        self._base = time.time()
+        self._started = time.monotonic()
+        self.frozen = False
+
+    def now(self):
+        return self._base if self.frozen else self._base + (time.monotonic() - self._started)
+
+    def freeze(self):
+        self._base, self.frozen = self.now(), True
+
+    def run(self):
+        self._base, self._started, self.frozen = self.now(), time.monotonic(), False
+
+    def advance(self, seconds):
+        self._base += seconds
+
+    def set(self, seconds):
+        self._base, self._started = seconds, time.monotonic()
+
+
+class CostBucket:
+    """Shopify's leaky bucket: `available` points, refilled at `restore_rate` per clock second
+    up to `capacity`; a query is admitted when its requested cost fits."""
+
+    def __init__(self, clock, capacity, restore_rate):
+        self.clock = clock
+        self.capacity = float(capacity)
+        self.restore_rate = float(restore_rate)
+        self.available = float(capacity)
+        self.updated = clock.now()
+
+    def _refill(self):
+        now = self.clock.now()
+        elapsed = max(0.0, now - self.updated)
+        self.available = min(self.capacity, self.available + elapsed * self.restore_rate)
+        self.updated = now
+
+    def try_take(self, cost):
+        self._refill()
+        if cost > self.available:
+            return False
+        self.available -= cost
+        return True
+
+    def refund(self, points):
+        self.available = min(self.capacity, self.available + points)
+
+    def seconds_until(self, cost):
+        self._refill()
+        missing = cost - self.available
+        return 0.0 if missing <= 0 or self.restore_rate <= 0 else missing / self.restore_rate
+
+    def status(self):
+        self._refill()
+        return {"maximumAvailable": self.capacity, "currentlyAvailable": int(self.available),
+                "restoreRate": self.restore_rate}
+
+
+# ----------------------------------------------------------------------------------------
+# Listings and the inventory mutations
+# ----------------------------------------------------------------------------------------
+
+GID = re.compile(r"^gid://shopify/([A-Za-z]+)/(\d+)(\?.*)?$")
+
+
+def parse_gid(value, expected_type):
+    """The numeric id of `gid://shopify/<expected_type>/<n>`, or of a plain integer; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    match = GID.match(str(value))
+    if match is None or match.group(1) != expected_type:
+        return None
+    return int(match.group(2))
+
+
+def gid(type_name, number):
+    return "gid://shopify/%s/%d" % (type_name, number)
+
+
+def iso_time(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def user_error(path, code, message):
+    return {"field": path, "code": code, "message": message}
+
+
+@dataclasses.dataclass
+class Item:
+    id: int
+    sku: str
+    exists: bool = True          # false: deleted, answered as INVALID_INVENTORY_ITEM
+    mutable: bool = True         # false: NON_MUTABLE_INVENTORY_ITEM (a bundle parent, say)
+    tracked: bool = True
+
+
+@dataclasses.dataclass
+class Location:
+    id: int
+    name: str
+    active: bool = True          # false: answered as INVALID_LOCATION
+
+
+@dataclasses.dataclass
+class Level:
+    id: int
+    item_id: int
+    location_id: int
+    stocked: bool
+    quantities: dict             # STORED_QUANTITY_NAMES -> int
+    created_at: float
+    updated_at: float
+
+    def quantity(self, name):
+        if name == "on_hand":
+            return sum(self.quantities[part] for part in ON_HAND_PARTS)
+        return self.quantities[name]
+
+
+@dataclasses.dataclass
+class IdempotencyRecord:
+    fingerprint: str
+    state: str                   # "in_progress" | "done" | "failed"
+    payload: object
+    at: float
+
+
+class Listings:
+    """Inventory items, locations and levels, and the rules of the two inventory mutations."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.items = {}
+        self.locations = {}
+        self.levels = {}         # (item_id, location_id) -> Level
+        self.next_level_id = 1
+        self.next_group_id = 1
+
+    # -- seeding and control ------------------------------------------------------------
+
+    def seed(self, spec):
+        """Replaces every listing with `spec` (see README.md, "Seed format")."""
+        self.items, self.locations, self.levels = {}, {}, {}
+        for entry in spec.get("locations", []):
+            number = self._required_id(entry.get("id"), "Location")
+            self.locations[number] = Location(number, str(entry.get("name", "Location %d" % number)),
+                                              bool(entry.get("active", True)))
+        for entry in spec.get("items", []):
+            number = self._required_id(entry.get("id"), "InventoryItem")
+            self.items[number] = Item(number, str(entry.get("sku", "SKU-%d" % number)),
+                                      bool(entry.get("exists", True)), bool(entry.get("mutable", True)),
+                                      bool(entry.get("tracked", True)))
+        for entry in spec.get("levels", []):
+            self.set_level(entry)
+
+    def set_level(self, entry):
+        item_id = self._required_id(entry.get("inventoryItemId", entry.get("item")), "InventoryItem")
+        location_id = self._required_id(entry.get("locationId", entry.get("location")), "Location")
+        if item_id not in self.items:
+            self.items[item_id] = Item(item_id, "SKU-%d" % item_id)
+        if location_id not in self.locations:
+            self.locations[location_id] = Location(location_id, "Location %d" % location_id)
+        level = self.levels.get((item_id, location_id))
+        now = self.clock.now()
+        if level is None:
+            level = Level(self.next_level_id, item_id, location_id, True,
+                          {name: 0 for name in STORED_QUANTITY_NAMES}, now, now)
+            self.next_level_id += 1
+            self.levels[(item_id, location_id)] = level
+        if "stocked" in entry:
+            level.stocked = bool(entry["stocked"])
+        for name in STORED_QUANTITY_NAMES:
+            if name in entry:
+                level.quantities[name] = self._required_int(entry[name], name)
+        level.updated_at = now
+        return level
+
+    def external_sale(self, entry):
+        """A Shopify order for `quantity` units: available falls; committed rises until the
+        order is fulfilled (fulfilled=true takes the units off on_hand at once)."""
+        level = self._existing_level(entry)
+        quantity = self._required_int(entry.get("quantity", 1), "quantity")
+        level.quantities["available"] -= quantity
+        if not entry.get("fulfilled", False):
+            level.quantities["committed"] += quantity
+        level.updated_at = self.clock.now()
+        return level
+
+    def update_item(self, entry):
+        number = self._required_id(entry.get("inventoryItemId", entry.get("id")), "InventoryItem")
+        item = self.items.get(number)
+        if item is None:
+            raise ValueError("unknown inventory item %r" % number)
+        for key in ("exists", "mutable", "tracked"):
+            if key in entry:
+                setattr(item, key, bool(entry[key]))
+        if "sku" in entry:
+            item.sku = str(entry["sku"])
+        return item
+
+    def update_location(self, entry):
+        number = self._required_id(entry.get("locationId", entry.get("id")), "Location")
+        location = self.locations.get(number)
+        if location is None:
+            raise ValueError("unknown location %r" % number)
+        if "active" in entry:
+            location.active = bool(entry["active"])
+        if "name" in entry:
+            location.name = str(entry["name"])
+        return location
+
+    def _existing_level(self, entry):
+        item_id = self._required_id(entry.get("inventoryItemId", entry.get("item")), "InventoryItem")
+        location_id = self._required_id(entry.get("locationId", entry.get("location")), "Location")
+        level = self.levels.get((item_id, location_id))
+        if level is None:
+            raise ValueError("no inventory level for item %d at location %d" % (item_id, location_id))
+        return level
+
+    @staticmethod
+    def _required_id(value, type_name):
+        number = parse_gid(value, type_name)
+        if number is None:
+            raise ValueError("expected a %s id or gid, got %r" % (type_name, value))
+        return number
+
+    @staticmethod
+    def _required_int(value, name):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("%s must be an integer" % name)
+        return value
+
+    def snapshot(self):
+        return {
+            "items": [dataclasses.asdict(item) | {"gid": gid("InventoryItem", item.id)}
+                      for item in sorted(self.items.values(), key=lambda i: i.id)],
+            "locations": [dataclasses.asdict(loc) | {"gid": gid("Location", loc.id)}
+                          for loc in sorted(self.locations.values(), key=lambda l: l.id)],
+            "levels": [self.level_snapshot(level) for level in sorted(self.levels.values(), key=lambda l: l.id)],
+        }
+
+    @staticmethod
+    def level_snapshot(level):
+        return dict(level.quantities, id=level.id, inventoryItemId=gid("InventoryItem", level.item_id),
+                    locationId=gid("Location", level.location_id), stocked=level.stocked,
+                    on_hand=level.quantity("on_hand"))
+
+    # -- lookups shared by the mutations and the reads -----------------------------------
+
+    def item_by_gid(self, value):
+        item = self.items.get(parse_gid(value, "InventoryItem") if isinstance(value, str) else None)
+        return item if item is not None and item.exists else None
+
+    def location_by_gid(self, value):
+        location = self.locations.get(parse_gid(value, "Location") if isinstance(value, str) else None)
+        return location if location is not None and location.active else None
+
+    def stocked_level(self, item, location):
+        level = self.levels.get((item.id, location.id))
+        return level if level is not None and level.stocked else None
+
+    # -- inventorySetQuantities ------------------------------------------------------------
+
+    def set_quantities(self, given, rules, partial_apply):
+        """Runs one inventorySetQuantities input; returns (payload, applied changes)."""
+        name = given.get("name")
+        errors = self._common_input_errors(given, SETTABLE_QUANTITY_NAMES, "INVALID_NAME",
+                                           "The quantity name must be either 'available' or 'on_hand'.")
+        ignore_compare = rules.compare_quantity and given.get("ignoreCompareQuantity") is True
+        planned, seen = [], set()
+        for index, quantity in enumerate(given.get("quantities") or []):
+            path = ["input", "quantities", str(index)]
+            level, error = self._target(quantity, path, "The specified inventory item is not stocked at the location.")
+            if error is None and (level.item_id, level.location_id) in seen:
+                error = user_error(path, "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR",
+                                   "The combination of inventoryItemId and locationId must be unique.")
+            if error is None:
+                seen.add((level.item_id, level.location_id))
+                error = self._set_quantity_error(level, quantity, path, name, rules, ignore_compare)
+            if error is not None:
+                errors.append(error)
+            elif name in SETTABLE_QUANTITY_NAMES:
+                planned.append((level, quantity["quantity"] - level.quantity(name)))
+        if errors and not partial_apply:
+            return {"inventoryAdjustmentGroup": None, "userErrors": errors}, []
+        changes = []
+        for level, delta in planned:
+            changes.extend(self._apply(level, name, delta))
+        group = self._group(given, changes) if changes else None
+        return {"inventoryAdjustmentGroup": group, "userErrors": errors}, changes
+
+    def _set_quantity_error(self, level, quantity, path, name, rules, ignore_compare):
+        wanted = quantity["quantity"]
+        if wanted < 0:
+            return user_error(path + ["quantity"], "INVALID_QUANTITY_NEGATIVE", "The quantity can't be negative.")
+        if name not in SETTABLE_QUANTITY_NAMES:
+            return None
+        current = level.quantity(name)
+        stale = self._compare_error(quantity, path, current, rules, ignore_compare)
+        if stale is not None:
+            return stale
+        delta = wanted - current
+        for total in (level.quantity("available") + delta, level.quantity("on_hand") + delta):
+            if total > QUANTITY_LIMIT:
+                return user_error(path + ["quantity"], "INVALID_QUANTITY_TOO_HIGH",
+                                  "The total quantity can't be higher than 1,000,000,000.")
+            if total < -QUANTITY_LIMIT:
+                return user_error(path + ["quantity"], "INVALID_QUANTITY_TOO_LOW",
+                                  "The total quantity can't be lower than -1,000,000,000.")
+        return None
+
+    @staticmethod
+    def _compare_error(quantity, path, current, rules, ignore_compare):
+        """Compare-and-set: changeFromQuantity when the request names it (2026-01 on; an
+        explicit null skips the check), else compareQuantity up to 2026-01, where a quantity
+        without one needs ignoreCompareQuantity."""
+        if rules.change_from_quantity and "changeFromQuantity" in quantity:
+            expected = quantity["changeFromQuantity"]
+            if expected is not None and expected != current:
+                return user_error(path + ["changeFromQuantity"], "CHANGE_FROM_QUANTITY_STALE",
+                                  CHANGE_FROM_STALE_MESSAGE)
+            return None
+        if not rules.compare_quantity or ignore_compare:
+            return None
+        expected = quantity.get("compareQuantity")
+        if expected is None:
+            return user_error(path + ["compareQuantity"], "COMPARE_QUANTITY_REQUIRED",
+                              "The compareQuantity argument must be given to each quantity or ignored "
+                              "using ignoreCompareQuantity.")
+        if expected != current:
+            return user_error(path + ["compareQuantity"], "COMPARE_QUANTITY_STALE",
+                              "The compareQuantity value does not match persisted value.")
+        return None
+
+    # -- inventoryAdjustQuantities ---------------------------------------------------------
+
+    def adjust_quantities(self, given, rules, partial_apply):
+        """Runs one inventoryAdjustQuantities input (names available and on_hand only)."""
+        name = given.get("name")
+        errors = self._common_input_errors(given, SETTABLE_QUANTITY_NAMES, "INVALID_QUANTITY_NAME",
+                                           "The specified quantity name is invalid.")
+        planned = []
+        for index, change in enumerate(given.get("changes") or []):
+            path = ["input", "changes", str(index)]
+            level, error = self._target(change, path, "The inventory item is not stocked at the location.")
+            if error is None:
+                error = self._adjust_error(level, change, path, name, rules)
+            if error is not None:
+                errors.append(error)
+            elif name in SETTABLE_QUANTITY_NAMES:
+                planned.append((level, change["delta"]))
+        if errors and not partial_apply:
+            return {"inventoryAdjustmentGroup": None, "userErrors": errors}, []
+        changes = []
+        for level, delta in planned:
+            changes.extend(self._apply(level, name, delta))
+        group = self._group(given, changes) if changes else None
+        return {"inventoryAdjustmentGroup": group, "userErrors": errors}, changes
+
+    def _adjust_error(self, level, change, path, name, rules):
+        if name not in SETTABLE_QUANTITY_NAMES:
+            return None
+        ledger = change.get("ledgerDocumentUri")
+        if name == "available" and ledger is not None:
+            return user_error(path + ["ledgerDocumentUri"], "INVALID_AVAILABLE_DOCUMENT",
+                              "A ledger document URI is not allowed when adjusting available.")
+        if name != "available" and ledger is None:
+            return user_error(path + ["ledgerDocumentUri"], "INVALID_QUANTITY_DOCUMENT",
+                              "A ledger document URI is required except when adjusting available.")
+        current = level.quantity(name)
+        if rules.change_from_quantity and change.get("changeFromQuantity") is not None \
+                and change["changeFromQuantity"] != current:
+            return user_error(path + ["changeFromQuantity"], "CHANGE_FROM_QUANTITY_STALE",
+                              CHANGE_FROM_STALE_MESSAGE)
+        result = current + change["delta"]
+        if result > ADJUST_LIMIT:
+            return user_error(path + ["delta"], "INVALID_QUANTITY_TOO_HIGH",
+                              "The quantity can't be higher than 2,000,000,000.")
+        if result < -ADJUST_LIMIT:
+            return user_error(path + ["delta"], "INVALID_QUANTITY_TOO_LOW",
+                              "The quantity can't be lower than -2,000,000,000.")
+        return None
+
+    # -- shared by both mutations ----------------------------------------------------------
+
+    @staticmethod
+    def _common_input_errors(given, names, name_code, name_message):
+        errors = []
+        if given.get("name") not in names:
+            errors.append(user_error(["input", "name"], name_code, name_message))
+        if given.get("reason") not in REASONS:
+            errors.append(user_error(["input", "reason"], "INVALID_REASON", "The specified reason is invalid."))
+        reference = given.get("referenceDocumentUri")
+        if reference is not None and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://?\S+$", reference):
+            errors.append(user_error(["input", "referenceDocumentUri"], "INVALID_REFERENCE_DOCUMENT",
+                                     "The specified reference document is invalid."))
+        return errors
+
+    def _target(self, entry, path, not_stocked_message):
+        """The stocked level an entry names, or (None, userError)."""
+        item = self.item_by_gid(entry.get("inventoryItemId"))
+        if item is None:
+            return None, user_error(path + ["inventoryItemId"], "INVALID_INVENTORY_ITEM",
+                                    "The specified inventory item could not be found.")
+        location = self.location_by_gid(entry.get("locationId"))
+        if location is None:
+            return None, user_error(path + ["locationId"], "INVALID_LOCATION",
+                                    "The specified location could not be found.")
+        if not item.mutable:
+            return None, user_error(path + ["inventoryItemId"], "NON_MUTABLE_INVENTORY_ITEM",
+                                    "The specified inventory item is not allowed to be adjusted via API.")
+        level = self.stocked_level(item, location)
+        if level is None:
+            return None, user_error(path + ["locationId"], "ITEM_NOT_STOCKED_AT_LOCATION", not_stocked_message)
+        return level, None
+
+    def _apply(self, level, name, delta):
+        """Moves `name` by `delta`; available and on_hand move together.  Returns the changes."""
+        if delta == 0:
+            return []
+        level.quantities["available"] += delta
+        level.updated_at = self.clock.now()
+        names = ("available", "on_hand") if name == "available" else ("on_hand", "available")
+        return [{"item": level.item_id, "location": level.location_id, "name": n, "delta": delta,
+                 "quantityAfterChange": level.quantity(n)} for n in names]
+
+    def _group(self, given, changes):
+        number = self.next_group_id
+        self.next_group_id += 1
+        return {
+            "__typename": "InventoryAdjustmentGroup",
+            "id": gid("InventoryAdjustmentGroup", number),
+            "createdAt": iso_time(self.clock.now()),
+            "reason": given.get("reason"),
+            "referenceDocumentUri": given.get("referenceDocumentUri"),
+            "app": None,
+            "staffMember": None,
+            "changes": [{"__typename": "InventoryChange", "name": c["name"], "delta": c["delta"],
+                         "quantityAfterChange": c["quantityAfterChange"], "ledgerDocumentUri": None,
+                         "item": self.item_view(self.items[c["item"]]),
+                         "location": self.location_view(self.locations[c["location"]])} for c in changes],
+        }
+
+    # -- read-side views (resolved lazily, always from the current state) -----------------
+
+    @staticmethod
+    def item_view(item):
+        return {"__typename": "InventoryItem", "id": gid("InventoryItem", item.id), "sku": item.sku,
+                "tracked": item.tracked, "_item": item.id}
+
+    @staticmethod
+    def location_view(location):
+        return {"__typename": "Location", "id": gid("Location", location.id), "name": location.name,
+                "isActive": location.active, "_location": location.id}
+
+    @staticmethod
+    def level_view(level):
+        return {"__typename": "InventoryLevel",
+                "id": "gid://shopify/InventoryLevel/%d?inventory_item_id=%d" % (level.id, level.item_id),
+                "canDeactivate": True, "createdAt": iso_time(level.created_at),
+                "updatedAt": iso_time(level.updated_at), "_level": (level.item_id, level.location_id)}
+
+
+# ----------------------------------------------------------------------------------------
+# Resolvers
+# ----------------------------------------------------------------------------------------
+
+class Resolvers:
+    """Binds the schema's fields to the listings.  `info.context` is the RequestContext."""
+
+    @staticmethod
+    def attach(schema):
+        r = Resolvers
+        make_executable(schema)
+        for type_name, field_name, resolver in (
+            ("Mutation", "inventorySetQuantities", r.mutation),
+            ("Mutation", "inventoryAdjustQuantities", r.mutation),
+            ("InventoryAdjustmentGroup", "changes", r.group_changes),
+            ("QueryRoot", "inventoryItem", r.inventory_item),
+            ("QueryRoot", "inventoryLevel", r.inventory_level),
+            ("QueryRoot", "location", r.location),
+            ("QueryRoot", "node", r.node),
+            ("QueryRoot", "nodes", r.nodes),
+            ("InventoryItem", "inventoryLevel", r.item_level),
+            ("InventoryItem", "inventoryLevels", r.item_levels),
+            ("InventoryItem", "createdAt", r.item_time),
+            ("InventoryItem", "updatedAt", r.item_time),
+            ("Location", "inventoryLevel", r.location_level),
+            ("Location", "inventoryLevels", r.location_levels),
+            ("InventoryLevel", "item", r.level_item),
+            ("InventoryLevel", "location", r.level_location),
+            ("InventoryLevel", "quantities", r.level_quantities),
+        ):
+            set_resolver(schema, type_name, field_name, resolver)
+        schema.get_type("Node").resolve_type = r.resolve_type
+        return schema
+
+    @staticmethod
+    def resolve_type(value, info, *_):
+        return value["__typename"]
+
+    @staticmethod
+    def mutation(root, info, **_):
+        return info.context.run_mutation(field_nodes(info)[0])
+
+    @staticmethod
+    def group_changes(group, info, inventoryItemIds=None, locationIds=None, quantityNames=None):
+        changes = group["changes"]
+        if inventoryItemIds is not None:
+            changes = [c for c in changes if c["item"]["id"] in inventoryItemIds]
+        if locationIds is not None:
+            changes = [c for c in changes if c["location"]["id"] in locationIds]
+        if quantityNames is not None:
+            changes = [c for c in changes if c["name"] in quantityNames]
+        return changes
+
+    @staticmethod
+    def inventory_item(root, info, id):
+        listings = info.context.listings
+        item = listings.item_by_gid(id)
+        return listings.item_view(item) if item is not None else None
+
+    @staticmethod
+    def location(root, info, id=None):
+        listings = info.context.listings
+        location = listings.locations.get(parse_gid(id, "Location") if isinstance(id, str) else None)
+        return listings.location_view(location) if location is not None else None
+
+    @staticmethod
+    def inventory_level(root, info, id):
+        match = re.match(r"^gid://shopify/InventoryLevel/(\d+)(\?.*)?$", id or "")
+        if match is None:
+            return None
+        listings = info.context.listings
+        for level in listings.levels.values():
+            if level.id == int(match.group(1)) and level.stocked and listings.items[level.item_id].exists:
+                return listings.level_view(level)
+        return None
+
+    @staticmethod
+    def node(root, info, id):
+        kind = GID.match(id or "")
+        if kind is None:
+            return None
+        if kind.group(1) == "InventoryItem":
+            return Resolvers.inventory_item(root, info, id)
+        if kind.group(1) == "Location":
+            return Resolvers.location(root, info, id)
+        if kind.group(1) == "InventoryLevel":
+            return Resolvers.inventory_level(root, info, id)
+        return None
+
+    @staticmethod
+    def nodes(root, info, ids):
+        return [Resolvers.node(root, info, one) for one in ids]
+
+    @staticmethod
+    def item_time(item, info):
+        level_times = [l.updated_at for l in info.context.listings.levels.values() if l.item_id == item["_item"]]
+        return iso_time(min(level_times) if level_times else info.context.clock.now())
+
+    @staticmethod
+    def item_level(item, info, locationId):
+        listings = info.context.listings
+        location = listings.location_by_gid(locationId)
+        level = listings.stocked_level(listings.items[item["_item"]], location) if location else None
+        return listings.level_view(level) if level is not None else None
+
+    @staticmethod
+    def location_level(location, info, inventoryItemId):
+        listings = info.context.listings
+        item = listings.item_by_gid(inventoryItemId)
+        level = listings.stocked_level(item, listings.locations[location["_location"]]) if item else None
+        return listings.level_view(level) if level is not None else None
+
+    @staticmethod
+    def item_levels(item, info, **arguments):
+        listings = info.context.listings
+        levels = [l for l in listings.levels.values() if l.item_id == item["_item"] and l.stocked
+                  and listings.locations[l.location_id].active]
+        return Resolvers._connection(listings, levels, arguments)
+
+    @staticmethod
+    def location_levels(location, info, **arguments):
+        listings = info.context.listings
+        levels = [l for l in listings.levels.values() if l.location_id == location["_location"] and l.stocked
+                  and listings.items[l.item_id].exists]
+        return Resolvers._connection(listings, levels, arguments)
+
+    @staticmethod
+    def _connection(listings, levels, arguments):
+        """A Relay connection over levels ordered by id; cursors are base64 level ids."""
+        first, last = arguments.get("first"), arguments.get("last")
+        if first is None and last is None:
+            raise graphql.GraphQLError("you must provide one of first or last")
+        levels = sorted(levels, key=lambda l: l.id, reverse=bool(arguments.get("reverse")))
+        cursor = lambda level: base64.b64encode(b"level:%d" % level.id).decode()
+        after, before = arguments.get("after"), arguments.get("before")
+        if after is not None:
+            index = next((i for i, l in enumerate(levels) if cursor(l) == after), None)
+            levels = levels[index + 1:] if index is not None else levels
+        if before is not None:
+            index = next((i for i, l in enumerate(levels) if cursor(l) == before), None)
+            levels = levels[:index] if index is not None else levels
+        more_after = more_before = False
+        if first is not None:
+            more_after = len(levels) > first
+            levels = levels[:max(0, first)]
+        if last is not None:
+            more_before = len(levels) > last
+            levels = levels[max(0, len(levels) - last):]
+        edges = [{"cursor": cursor(l), "node": listings.level_view(l)} for l in levels]
+        return {"edges": edges, "nodes": [e["node"] for e in edges],
+                "pageInfo": {"hasNextPage": more_after, "hasPreviousPage": more_before or after is not None,
+                             "startCursor": edges[0]["cursor"] if edges else None,
+                             "endCursor": edges[-1]["cursor"] if edges else None}}
+
+    @staticmethod
+    def level_item(level, info):
+        listings = info.context.listings
+        return listings.item_view(listings.items[level["_level"][0]])
+
+    @staticmethod
+    def level_location(level, info):
+        listings = info.context.listings
+        return listings.location_view(listings.locations[level["_level"][1]])
+
+    @staticmethod
+    def level_quantities(level_view, info, names):
+        unknown = [name for name in names if name not in READABLE_QUANTITY_NAMES]
+        if unknown:
+            raise graphql.GraphQLError("Invalid quantity name: %s" % ", ".join(unknown),
+                                       extensions={"code": "INVALID_QUANTITY_NAME"})
+        level = info.context.listings.levels[level_view["_level"]]
+        return [{"id": "gid://shopify/InventoryQuantity/%d?inventory_item_id=%d&name=%s"
+                       % (level.id, level.item_id, name),
+                 "name": name, "quantity": level.quantity(name), "updatedAt": iso_time(level.updated_at)}
+                for name in names]
+
+
+# ----------------------------------------------------------------------------------------
+# Configuration, faults and the request log
+# ----------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Config:
+    tokens: list = dataclasses.field(default_factory=lambda: [DEFAULT_TOKEN])
+    versions: list = dataclasses.field(default_factory=lambda: list(DEFAULT_VERSIONS))
+    bucket_capacity: float = 2000.0           # Standard plan; Plus is larger
+    restore_rate: float = 100.0               # points per second (Plus: 1000)
+    mutation_cost: int = 10                   # [unverified]
+    per_quantity_cost: int = 0                # extra points per quantity or change
+    max_query_cost: int = 1000                # single-query limit: MAX_COST_EXCEEDED above
+    throttle_status: int = 200                # 200 or 429 [unverified which Shopify sends]
+    retry_after_on_429: bool = True           # Retry-After header on a 429 THROTTLED answer
+    idempotent_required_from: object = "2026-04"   # version; None never requires @idempotent
+    idempotency_ttl_seconds: float = 86400.0  # how long a key is remembered [unverified]
+    partial_apply: bool = False               # apply the valid quantities of a failing call
+    max_hang_seconds: float = 30.0            # bound of `timeout` and `delay` faults
+
+    def update(self, changes):
+        """Applies a JSON object of settings; raises ValueError naming a bad one."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        for key, value in changes.items():
+            if key not in fields:
+                raise ValueError("unknown setting %r" % key)
+            current = getattr(self, key)
+            if key == "idempotent_required_from":
+                if value is not None and not QUARTERLY_VERSION.match(str(value)):
+                    raise ValueError("idempotent_required_from must be a quarterly version or null")
+            elif key in ("tokens", "versions"):
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ValueError("%s must be a list of strings" % key)
+                if key == "versions" and not all(QUARTERLY_VERSION.match(v) for v in value):
+                    raise ValueError("versions must be quarterly: YYYY-01|04|07|10")
+            elif isinstance(current, bool):
+                if not isinstance(value, bool):
+                    raise ValueError("%s must be true or false" % key)
+            elif isinstance(current, (int, float)):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise ValueError("%s must be a non-negative number" % key)
+                value = type(current)(value)
+            if key == "throttle_status" and value not in (200, 429):
+                raise ValueError("throttle_status must be 200 or 429")
+            setattr(self, key, value)
+
+
+FAULT_KINDS = ("http_error", "reset", "throttle", "malformed", "timeout", "delay")
+
+
+@dataclasses.dataclass
+class Fault:
+    """One injected misbehaviour, used by the next `count` GraphQL requests that match."""
+    kind: str
+    count: int = 1
+    match: str = "any"           # any | mutation | query
+    apply: bool = False          # run the request (and apply its change) before misbehaving
+    status: int = 503            # http_error: the status; throttle: 200 or 429 (0: config)
+    body: object = None          # http_error / malformed: the body to send instead
+    seconds: float = 5.0         # timeout: how long to hold the connection; delay: the delay
+    fail_idempotency_key: bool = False   # http_error: the attempt counts as failed for its key
+
+    @staticmethod
+    def from_json(spec):
+        if not isinstance(spec, dict) or spec.get("kind") not in FAULT_KINDS:
+            raise ValueError("a fault needs kind: one of " + ", ".join(FAULT_KINDS))
+        fields = {f.name for f in dataclasses.fields(Fault)}
+        unknown = set(spec) - fields
+        if unknown:
+            raise ValueError("unknown fault fields: " + ", ".join(sorted(unknown)))
+        values = dict(spec)
+        values.setdefault("apply", spec["kind"] == "timeout")
+        if spec["kind"] == "throttle":
+            values.setdefault("status", 0)
+        fault = Fault(**values)
+        if not isinstance(fault.count, int) or fault.count < 1 or fault.count > 1_000_000:
+            raise ValueError("count must be an integer from 1 to 1000000")
+        if fault.match not in ("any", "mutation", "query"):
+            raise ValueError("match must be any, mutation or query")
+        if fault.kind == "http_error" and not 500 <= fault.status <= 599:
+            raise ValueError("http_error status must be 5xx")
+        if fault.kind == "throttle" and fault.status not in (0, 200, 429):
+            raise ValueError("throttle status must be 200 or 429")
+        return fault
+
+
+class RequestLog:
+    """Every GraphQL request, in order, as JSON objects; mirrored to a file as JSON lines."""
+
+    def __init__(self, path=None):
+        self.entries = []
+        self.sequence = 0
+        self.path = path
+
+    def append(self, entry):
+        self.sequence += 1
+        entry = dict(entry, seq=self.sequence)
+        self.entries.append(entry)
+        if len(self.entries) > MAX_LOG_ENTRIES:
+            del self.entries[: len(self.entries) - MAX_LOG_ENTRIES]
+        if self.path:
+            with open(self.path, "a", encoding="utf-8") as file:
+                file.write(json.dumps(entry, sort_keys=True) + "\n")
+        return entry
+
+    def lines(self, since=0):
+        return "".join(json.dumps(e, sort_keys=True) + "\n" for e in self.entries if e["seq"] > since)
+
+
+# ----------------------------------------------------------------------------------------
+# The GraphQL endpoint
+# ----------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Reply:
+    """What the HTTP layer does with a request."""
+    status: int = 200
+    body: bytes = b""
+    headers: dict = dataclasses.field(default_factory=dict)
+    action: str = "send"         # send | reset | hang
+    hang_seconds: float = 0.0
+
+
+def json_reply(status, value, headers=None):
+    return Reply(status, json.dumps(value).encode(), dict(headers or {}, **{"Content-Type": "application/json"}))
+
+
+# graphql-ruby's static validation codes for the graphql-core rules they correspond to.
+VALIDATION_CODES = {
+    "FieldsOnCorrectType": "undefinedField",
+    "KnownArgumentNames": "argumentNotAccepted",
+    "ProvidedNonNullArguments": "missingRequiredArguments",
+    "ProvidedRequiredArguments": "missingRequiredArguments",
+    "ArgumentsOfCorrectType": "argumentLiteralsIncompatible",
+    "ValuesOfCorrectType": "argumentLiteralsIncompatible",
+    "KnownTypeNames": "undefinedType",
+    "KnownDirectives": "undefinedDirective",
+    "VariablesInAllowedPosition": "variableMismatch",
+    "NoUndefinedVariables": "variableNotDefined",
+    "NoUnusedVariables": "variableNotUsed",
+    "ScalarLeafs": "selectionMismatch",
+}
+
+
+class RequestContext:
+    """One request's execution: the resolvers' view of the stand-in (`info.context`)."""
+
+    def __init__(self, standin, version, mutations):
+        self.standin = standin
+        self.listings = standin.listings
+        self.clock = standin.clock
+        self.rules = rules_for(version)
+        self.version = version
+        self.mutations = {m.node.loc.start: m for m in mutations}
+        self.delay_seconds = 0.0
+        self.user_errors = []
+        self.applied = []
+        self.replayed = False
+
+    def run_mutation(self, node):
+        """Executes one mutation field under the idempotency rules; returns its payload."""
+        mutation = self.mutations[node.loc.start]
+        standin = self.standin
+        key = mutation.idempotency_key
+        if key is not None:
+            refusal = standin.claim_idempotency_key(key, mutation.fingerprint(), self.rules)
+            if refusal == "replay":
+                self.replayed = True
+                payload = standin.idempotency[key].payload
+                self.user_errors.extend(e["code"] for e in payload["userErrors"])
+                return payload
+            if refusal is not None:
+                self.user_errors.append(refusal)
+                return {"inventoryAdjustmentGroup": None,
+                        "userErrors": [user_error(None, refusal, IDEMPOTENCY_MESSAGES[refusal])]}
+        if self.delay_seconds > 0:
+            standin.sleep_unlocked(self.delay_seconds)
+            self.delay_seconds = 0.0
+        listings = self.listings
+        run = listings.set_quantities if mutation.name == "inventorySetQuantities" else listings.adjust_quantities
+        try:
+            payload, applied = run(mutation.input, self.rules, standin.config.partial_apply)
+        except Exception:
+            if key is not None:
+                standin.idempotency[key].state = "failed"
+            raise
+        self.applied.extend(applied)
+        self.user_errors.extend(e["code"] for e in payload["userErrors"])
+        if key is not None:
+            record = standin.idempotency[key]
+            record.state, record.payload, record.at = "done", payload, self.clock.now()
+        return payload
+
+
+
+class Standin:
+    """The whole stand-in: schemas, state, and the answer to each GraphQL request."""
+
+    def __init__(self, extract, config, request_log_path=None):
+        self.extract = extract
+        self.config = config
+        self.initial_config = copy.deepcopy(config)
+        self.lock = threading.Lock()
+        self.clock = Clock()
+        self.listings = Listings(self.clock)
+        self.bucket = CostBucket(self.clock, config.bucket_capacity, config.restore_rate)
+        self.idempotency = {}            # key -> IdempotencyRecord
+        self.faults = []
+        self.log = RequestLog(request_log_path)
+        self.schemas = {}                # version -> executable schema
+        for version in config.versions:
+            self.schema(version)
+
+    def schema(self, version):
+        if version not in self.schemas:
+            self.schemas[version] = Resolvers.attach(build_schema(self.extract, version))
+        return self.schemas[version]
+
+    def reset(self):
+        """Back to the settings it started with: forgets requests, faults and idempotency keys,
+        fills the bucket and lets the clock run; keeps the listings and the clock's time."""
+        self.config = copy.deepcopy(self.initial_config)
+        self.idempotency.clear()
+        self.faults.clear()
+        self.log.entries.clear()
+        self.clock.run()
+        self.bucket = CostBucket(self.clock, self.config.bucket_capacity, self.config.restore_rate)
+
+    def sleep_unlocked(self, seconds):
+        self.lock.release()
+        try:
+            time.sleep(min(seconds, self.config.max_hang_seconds))
+        finally:
+            self.lock.acquire()
+
+    def claim_idempotency_key(self, key, fingerprint, rules):
+        """None when the caller may run (the key is now in progress), "replay" when the stored
+        payload answers, else the userError code that refuses the request."""
+        record = self.idempotency.get(key)
+        now = self.clock.now()
+        expired = record is not None and now - record.at > self.config.idempotency_ttl_seconds
+        if expired and record.state != "in_progress":
+            record = None
+        if record is not None:
+            if record.fingerprint != fingerprint:
+                return "IDEMPOTENCY_KEY_PARAMETER_MISMATCH"
+            if record.state == "in_progress":
+                return "IDEMPOTENCY_CONCURRENT_REQUEST"
+            if record.state == "done":
+                return "replay"
+            if rules.previous_attempt_code:
+                return "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED"
+        self.idempotency[key] = IdempotencyRecord(fingerprint, "in_progress", None, now)
+        return None
+
+    def take_fault(self, kind):
+        for fault in self.faults:
+            if fault.match in ("any", kind):
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    # -- the request ---------------------------------------------------------------------
+
+    def handle_graphql(self, version, token, content_type, body):
+        """Answers one POST to the GraphQL endpoint."""
+        entry = {"version": version, "operationName": None, "query": None, "variables": None, "operation": None,
+                 "fields": [], "userErrors": [], "errors": [], "idempotencyKeys": [], "applied": [],
+                 "replayed": False, "fault": None}
+        refusal = None
+        if not QUARTERLY_VERSION.match(version) or version not in self.config.versions:
+            refusal = json_reply(404, {"errors": "Not Found"})
+        elif token not in self.config.tokens:
+            refusal = json_reply(401, INVALID_TOKEN_BODY)
+        else:
+            request, problem = self._decode_body(content_type, body)
+            if problem is not None:
+                refusal = json_reply(400, {"errors": {"query": problem}})
+        if refusal is not None:
+            with self.lock:
+                entry["time"] = self.clock.now()
+                return self._finish(entry, refusal)
+        entry.update(operationName=request["operationName"], query=request["query"], variables=request["variables"])
+        schema = self.schema(version)
+        document, errors = self._prepare(schema, request)
+        if document is not None:
+            entry["operation"] = document.kind
+            if document.operation.name is not None:
+                entry["operationName"] = document.operation.name.value
+            entry["fields"] = [f.name.value for f in document.root_fields()]
+        with self.lock:
+            entry["time"] = self.clock.now()
+            fault = self.take_fault(document.kind if document is not None else None)
+            if fault is not None:
+                entry["fault"] = fault.kind
+                if fault.kind == "throttle":
+                    entry["errors"] = ["THROTTLED"]
+            if fault is not None and not fault.apply and fault.kind not in ("delay",):
+                return self._finish(entry, self._fault_reply(fault, schema, document, None))
+            reply = self._answer(schema, version, document, errors, entry, fault)
+            if fault is not None and fault.apply:
+                reply = self._fault_reply(fault, schema, document, reply)
+            return self._finish(entry, reply)
+
+    def _finish(self, entry, reply):
+        entry["status"] = reply.status if reply.action == "send" else None
+        if reply.action != "send":
+            entry["outcome"] = reply.action
+        self.log.append(entry)
+        return reply
+
+    @staticmethod
+    def _decode_body(content_type, body):
+        """Returns ({query, variables, operationName}, None) or (None, problem)."""
+        media = (content_type or "").split(";")[0].strip().lower()
+        if media == "application/graphql":
+            return {"query": body.decode("utf-8", "replace"), "variables": {}, "operationName": None}, None
+        try:
+            request = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return None, "Required parameter missing or invalid"
+        if not isinstance(request, dict) or not isinstance(request.get("query"), str):
+            return None, "Required parameter missing or invalid"
+        variables = request.get("variables")
+        if isinstance(variables, str):
+            try:
+                variables = json.loads(variables) if variables.strip() else {}
+            except ValueError:
+                return None, "Required parameter missing or invalid"
+        if variables is None:
+            variables = {}
+        if not isinstance(variables, dict):
+            return None, "Required parameter missing or invalid"
+        name = request.get("operationName")
+        return {"query": request["query"], "variables": variables,
+                "operationName": name if isinstance(name, str) else None}, None
+
+    def _prepare(self, schema, request):
+        """Parses, validates and coerces; returns (Document or None, formatted errors)."""
+        try:
+            parsed, nulls = parse_document(request["query"])
+        except graphql.GraphQLError as error:
+            return None, [self._error(error, "parseError")]
+        errors = []
+        for rule in graphql.specified_rules:
+            name = rule.__name__[:-4] if rule.__name__.endswith("Rule") else rule.__name__
+            for error in graphql.validate(schema, parsed, [rule]):
+                errors.append(self._error(error, VALIDATION_CODES.get(name, "validationFailed")))
+        if errors:
+            return None, errors
+        operation = graphql.get_operation_ast(parsed, request["operationName"])
+        if operation is None:
+            message = ("Must provide operation name if query contains multiple operations."
+                       if request["operationName"] is None else
+                       "Unknown operation named \"%s\"." % request["operationName"])
+            return None, [{"message": message, "extensions": {"code": "OPERATION_NOT_FOUND"}}]
+        for error in variable_errors(schema, operation, request["variables"]):
+            errors.append(self._error(error, "INVALID_VARIABLE", {"value": request["variables"]}))
+        document = Document(parsed, nulls, operation, request["variables"])
+        return document, errors
+
+    @staticmethod
+    def _error(error, code, extra=None):
+        formatted = formatted_error(error)
+        extensions = dict(formatted.get("extensions") or {})
+        extensions.setdefault("code", code)
+        extensions.update(extra or {})
+        formatted["extensions"] = extensions
+        return formatted
+
+    def _answer(self, schema, version, document, errors, entry, fault):
+        """The answer of the GraphQL layer, with the bucket charged.  Runs under the lock."""
+        if document is None or errors:
+            entry["errors"] = [e["extensions"]["code"] for e in errors]
+            return self._graphql_reply({"errors": errors}, 0, 0)
+        mutations = root_mutations(document)
+        entry["idempotencyKeys"] = [m.idempotency_key for m in mutations]
+        cost = query_cost(schema, document, self.config)
+        input_errors = self.input_rule_errors(version, mutations)
+        if input_errors:
+            entry["errors"] = [e["extensions"]["code"] for e in input_errors]
+            return self._graphql_reply({"errors": input_errors}, cost, 0)
+        if cost > self.config.max_query_cost:
+            entry["errors"] = ["MAX_COST_EXCEEDED"]
+            return self._graphql_reply({"errors": [{
+                "message": "Query cost is %d, which exceeds the single query max cost limit (%d)."
+                           % (cost, self.config.max_query_cost),
+                "extensions": {"code": "MAX_COST_EXCEEDED", "cost": cost, "maxCost": self.config.max_query_cost}}]},
+                cost, 0)
+        if not self.bucket.try_take(cost):
+            entry["errors"] = ["THROTTLED"]
+            return self._throttled_reply(cost, self.config.throttle_status)
+        context = RequestContext(self, version, mutations)
+        if fault is not None and fault.kind == "delay":
+            if mutations:
+                context.delay_seconds = fault.seconds
+            else:
+                self.sleep_unlocked(fault.seconds)
+        result = graphql.execute(schema, document.parsed, context_value=context,
+                                 variable_values=document.variables, operation_name=document.operation.name.value
+                                 if document.operation.name else None)
+        body = {"data": result.data}
+        if result.errors:
+            body["errors"] = [self._execution_error(error) for error in result.errors]
+            entry["errors"] = [e.get("extensions", {}).get("code") for e in body["errors"]]
+        entry.update(userErrors=context.user_errors, replayed=context.replayed,
+                     applied=[dict(c, item=gid("InventoryItem", c["item"]), location=gid("Location", c["location"]))
+                              for c in context.applied])
+        return self._graphql_reply(body, cost, cost)
+
+    def input_rule_errors(self, version, mutations):
+        """Checks the schema cannot express: array sizes, the 2026-04 changeFromQuantity rule,
+        the @idempotent requirement.  Returns formatted top-level errors."""
+        rules = rules_for(version)
+        required_from = self.config.idempotent_required_from
+        errors = []
+        for mutation in mutations:
+            array_name, input_type = MUTATION_ARRAYS[mutation.name]
+            entries = mutation.input.get(array_name) or []
+            location = node_locations(mutation.node)
+            if len(entries) > MAX_INPUT_ARRAY:
+                errors.append(self._top_error(
+                    "The input array size of %d is greater than the maximum allowed of %d."
+                    % (len(entries), MAX_INPUT_ARRAY),
+                    "MAX_INPUT_SIZE_EXCEEDED", [mutation.name, "input", array_name], location))
+            if rules.change_from_required and any("changeFromQuantity" not in e for e in entries):
+                errors.append(self._top_error(
+                    "%s must include the following argument: changeFromQuantity." % input_type,
+                    "INVALID_FIELD_ARGUMENTS", [mutation.name, "input", array_name], location))
+            if required_from is not None and version >= required_from and mutation.idempotency_key is None:
+                errors.append(self._top_error(
+                    "The @idempotent directive is required for this mutation but was not provided.",
+                    "BAD_REQUEST", [mutation.name], location))
+        return errors
+
+    @staticmethod
+    def _top_error(message, code, path, locations):
+        error = {"message": message, "path": path, "extensions": {"code": code}}
+        if locations:
+            error["locations"] = locations
+        return error
+
+    @staticmethod
+    def _execution_error(error):
+        cause = original_error(error)
+        if cause is not None and not isinstance(cause, graphql.GraphQLError):
+            traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
+            formatted = formatted_error(error)
+            formatted["message"] = "Internal error. Looks like something went wrong on our end."
+            formatted["extensions"] = {"code": "INTERNAL_SERVER_ERROR"}
+            return formatted
+        formatted = formatted_error(error)
+        formatted.setdefault("extensions", {}).setdefault("code", "FIELD_ERROR")
+        return formatted
+
+    def _cost_extension(self, requested, actual):
+        return {"cost": {"requestedQueryCost": requested, "actualQueryCost": actual,
+                         "throttleStatus": self.bucket.status()}}
+
+    def _graphql_reply(self, body, requested, actual):
+        body["extensions"] = self._cost_extension(requested, actual)
+        return json_reply(200, body)
+
+    def _throttled_reply(self, cost, status):
+        status = status or self.config.throttle_status
+        throttled = {"message": "Throttled", "extensions": {"code": "THROTTLED", "documentation": THROTTLE_DOCS}}
+        body = {"errors": [throttled],
+                "extensions": self._cost_extension(cost, None)}
+        headers = {}
+        if status == 429 and self.config.retry_after_on_429:
+            headers["Retry-After"] = str(max(1, int(self.bucket.seconds_until(cost) + 0.999)))
+        return json_reply(status, body, headers)
+
+    def _fault_reply(self, fault, schema, document, answered):
+        """The reply a fault puts in place of `answered` (None when nothing ran)."""
+        if fault.kind == "http_error":
+            if fault.fail_idempotency_key and document is not None and answered is None:
+                for mutation in root_mutations(document):
+                    if mutation.idempotency_key is not None:
+                        self.idempotency[mutation.idempotency_key] = IdempotencyRecord(
+                            mutation.fingerprint(), "failed", None, self.clock.now())
+            body = fault.body if fault.body is not None else {"errors": HTTP_REASONS.get(fault.status, "Server Error")}
+            return Reply(fault.status, (body if isinstance(body, str) else json.dumps(body)).encode(),
+                         {"Content-Type": "application/json"})
+        if fault.kind == "reset":
+            return Reply(action="reset")
+        if fault.kind == "throttle":
+            cost = query_cost(schema, document, self.config) if document is not None else 0
+            return self._throttled_reply(cost, fault.status)
+        if fault.kind == "malformed":
+            if fault.body is not None:
+                text = fault.body if isinstance(fault.body, str) else json.dumps(fault.body)
+            else:
+                whole = answered.body if answered is not None else b'{"data":{"inventorySetQuantities":null}}'
+                text = whole[: max(1, len(whole) // 2)].decode("utf-8", "replace")
+            return Reply(200, text.encode(), {"Content-Type": "application/json"})
+        if fault.kind == "timeout":
+            return Reply(action="hang", hang_seconds=min(fault.seconds, self.config.max_hang_seconds))
+        return answered if answered is not None else json_reply(500, {"errors": "unhandled fault"})
+
+
+HTTP_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+                504: "Gateway Timeout"}
+
+
+# ----------------------------------------------------------------------------------------
+# The control API
+# ----------------------------------------------------------------------------------------
+
+class Control:
+    """`/_control/...`: JSON in, JSON out; 400 with {"error": ...} on a bad request."""
+
+    def __init__(self, standin, server):
+        self.standin = standin
+        self.server = server
+
+    def handle(self, method, path, query, body):
+        route = path[len("/_control/"):]
+        try:
+            spec = json.loads(body.decode("utf-8")) if body.strip() else {}
+        except (UnicodeDecodeError, ValueError):
+            return json_reply(400, {"error": "body is not JSON"})
+        standin = self.standin
+        with standin.lock:
+            try:
+                if method == "GET" and route == "state":
+                    return json_reply(200, self.state())
+                if method == "GET" and route == "log":
+                    since = int((query.get("since") or ["0"])[0])
+                    return Reply(200, standin.log.lines(since).encode(), {"Content-Type": "application/x-ndjson"})
+                if method != "POST":
+                    return json_reply(404, {"error": "unknown control route"})
+                handler = getattr(self, "post_" + route.replace("/", "_"), None)
+                if handler is None:
+                    return json_reply(404, {"error": "unknown control route %r" % route})
+                if not isinstance(spec, dict):
+                    return json_reply(400, {"error": "body must be a JSON object"})
+                return json_reply(200, handler(spec) or {"ok": True})
+            except (ValueError, TypeError) as error:
+                return json_reply(400, {"error": str(error)})
+
+    def state(self):
+        standin = self.standin
+        return dict(standin.listings.snapshot(),
+                    clock={"now": standin.clock.now(), "frozen": standin.clock.frozen},
+                    bucket=standin.bucket.status(),
+                    config=dataclasses.asdict(standin.config),
+                    faults=[dataclasses.asdict(f) for f in standin.faults],
+                    idempotencyKeys={k: r.state for k, r in standin.idempotency.items()},
+                    requests=standin.log.sequence)
+
+    def post_seed(self, spec):
+        self.standin.listings.seed(spec)
+        return self.standin.listings.snapshot()
+
+    def post_reset(self, spec):
+        self.standin.reset()
+        if "seed" in spec:
+            self.standin.listings.seed(spec["seed"])
+
+    def post_config(self, spec):
+        standin = self.standin
+        standin.config.update(spec)
+        for version in standin.config.versions:
+            standin.schema(version)
+        if "bucket_capacity" in spec or "restore_rate" in spec:
+            standin.bucket._refill()
+            standin.bucket.capacity = float(standin.config.bucket_capacity)
+            standin.bucket.restore_rate = float(standin.config.restore_rate)
+            standin.bucket.available = min(standin.bucket.available, standin.bucket.capacity)
+        return dataclasses.asdict(standin.config)
+
+    def post_clock(self, spec):
+        clock = self.standin.clock
+        if "now" in spec:
+            clock.set(float(spec["now"]))
+        if spec.get("freeze") is True:
+            clock.freeze()
+        if spec.get("freeze") is False:
+            clock.run()
+        if "advance" in spec:
+            seconds = float(spec["advance"])
+            if seconds < 0:
+                raise ValueError("advance must not be negative")
+            clock.advance(seconds)
+        return {"now": clock.now(), "frozen": clock.frozen}
+
+    def post_bucket(self, spec):
+        bucket = self.standin.bucket
+        if "currentlyAvailable" in spec:
+            bucket._refill()
+            bucket.available = max(0.0, min(bucket.capacity, float(spec["currentlyAvailable"])))
+        return bucket.status()
+
+    def post_faults(self, spec):
+        parsed = [Fault.from_json(f) for f in (spec["faults"] if "faults" in spec else [spec])]
+        self.standin.faults.extend(parsed)
+        return {"faults": [dataclasses.asdict(f) for f in self.standin.faults]}
+
+    def post_faults_clear(self, spec):
+        self.standin.faults.clear()
+
+    def post_level(self, spec):
+        return Listings.level_snapshot(self.standin.listings.set_level(spec))
+
+    def post_sale(self, spec):
+        return Listings.level_snapshot(self.standin.listings.external_sale(spec))
+
+    def post_item(self, spec):
+        return dataclasses.asdict(self.standin.listings.update_item(spec))
+
+    def post_location(self, spec):
+        return dataclasses.asdict(self.standin.listings.update_location(spec))
+
+    def post_tokens(self, spec):
+        self.standin.config.update({"tokens": spec.get("tokens")})
+
+    def post_shutdown(self, spec):
+        threading.Thread(target=self.server.shutdown, daemon=True).start()
+
+
+# ----------------------------------------------------------------------------------------
+# HTTP
+# ----------------------------------------------------------------------------------------
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "shopify-standin"
+    timeout = 60                 # an idle keep-alive connection is closed after this
+
+    def log_message(self, format, *args):
+        if self.server.verbose:
+            sys.stderr.write("shopify-standin: " + (format % args) + "\n")
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def _dispatch(self, method):
+        self._was_reset = False
+        url = urllib.parse.urlsplit(self.path)
+        body = self._read_body()
+        if body is None:
+            return self._send(json_reply(413, {"errors": "Request body too large"}))
+        if url.path.startswith("/_control/"):
+            return self._send(self.server.control.handle(method, url.path, urllib.parse.parse_qs(url.query), body))
+        match = GRAPHQL_PATH.match(url.path)
+        if match is None:
+            return self._send(json_reply(404, {"errors": "Not Found"}))
+        if method != "POST":
+            return self._send(json_reply(405, {"errors": "Method Not Allowed"}, {"Allow": "POST"}))
+        reply = self.server.standin.handle_graphql(match.group(1), self.headers.get("X-Shopify-Access-Token"),
+                                                   self.headers.get("Content-Type"), body)
+        self._send(reply)
+
+    def _read_body(self):
+        """The request body (Content-Length or chunked), or None when over MAX_BODY_BYTES."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks, total = [], 0
+            for _ in range(MAX_BODY_BYTES):
+                try:
+                    size = int(self.rfile.readline(64).split(b";")[0].strip() or b"0", 16)
+                except ValueError:            # not chunked encoding: answered as an empty body
+                    self.close_connection = True
+                    return b""
+                if size == 0:
+                    self.rfile.readline(64)
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_BODY_BYTES:
+                    self.close_connection = True
+                    return None
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(64)
+            return None
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            return None
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(self, reply):
+        if reply.action == "reset":
+            return self._reset()
+        if reply.action == "hang":
+            return self._hang(reply.hang_seconds)
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    def _reset(self):
+        """Closes the connection with a TCP reset and no reply."""
+        self._was_reset = True
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+
+    def _hang(self, seconds):
+        """Holds the connection without replying until the client gives up or `seconds` pass,
+        then closes it."""
+        deadline = time.monotonic() + seconds
+        for _ in range(int(seconds * 20) + 2):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                readable, _, _ = select.select([self.connection], [], [], min(0.05, remaining))
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    break
+            except OSError:
+                break
+        self._was_reset = True
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def finish(self):
+        if getattr(self, "_was_reset", False):
+            return
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port, standin, verbose=False):
+        super().__init__(("127.0.0.1", port), Handler)
+        self.standin = standin
+        self.control = Control(standin, self)
+        self.verbose = verbose
+
+    def handle_error(self, request, client_address):
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, socket.timeout)):
+            return
+        super().handle_error(request, client_address)
+
+
+def load_extract(path):
+    with open(path, encoding="utf-8") as file:
+        extract = json.load(file)
+    if "data" not in extract or "__schema" not in extract["data"]:
+        raise SystemExit("%s: not an introspection result" % path)
+    return extract
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Shopify Admin GraphQL stand-in (inventory).")
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: any free one)")
+    parser.add_argument("--port-file", help="write the chosen port here once listening")
+    parser.add_argument("--schema", default=DEFAULT_SCHEMA_PATH, help="the 2025-01 introspection extract")
+    parser.add_argument("--seed", help="JSON file of listings (README.md, 'Seed format')")
+    parser.add_argument("--config", help="JSON file of settings (README.md, 'Settings')")
+    parser.add_argument("--request-log", help="append each request to this file as a JSON line")
+    parser.add_argument("--token", action="append", help="accepted access token (repeatable)")
+    parser.add_argument("--throttle-status", type=int, choices=(200, 429))
+    parser.add_argument("--bucket-capacity", type=float)
+    parser.add_argument("--restore-rate", type=float)
+    parser.add_argument("--freeze-clock", action="store_true", help="start with the clock stopped")
+    parser.add_argument("--verbose", action="store_true")
+    arguments = parser.parse_args(argv)
+
+    logging.getLogger("graphql").setLevel(logging.CRITICAL)
+    config = Config()
+    settings = {}
+    if arguments.config:
+        with open(arguments.config, encoding="utf-8") as file:
+            settings.update(json.load(file))
+    for name in ("throttle_status", "bucket_capacity", "restore_rate"):
+        if getattr(arguments, name) is not None:
+            settings[name] = getattr(arguments, name)
+    if arguments.token:
+        settings["tokens"] = arguments.token
+    config.update(settings)
+    standin = Standin(load_extract(arguments.schema), config, arguments.request_log)
+    if arguments.seed:
+        with open(arguments.seed, encoding="utf-8") as file:
+            standin.listings.seed(json.load(file))
+    if arguments.freeze_clock:
+        standin.clock.freeze()
+    server = Server(arguments.port, standin, arguments.verbose)
+    port = server.server_address[1]
+    if arguments.port_file:
+        temporary = arguments.port_file + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as file:
+            file.write("%d\n" % port)
+        os.replace(temporary, arguments.port_file)
+    print("shopify-standin listening on http://127.0.0.1:%d" % port, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
