@@ -1,0 +1,47 @@
+/*
+ * push.c — shared helpers of the push drivers (push.h).
+ */
+#include "push.h"
+
+static const char *const exception_names[] = {
+        [PUSH_EXCEPTION_NONE] = "none",
+        [PUSH_EXCEPTION_UNMAPPED] = "unmapped",
+        [PUSH_EXCEPTION_UNKNOWN] = "unknown-listing",
+        [PUSH_EXCEPTION_INACTIVE] = "inactive",
+        [PUSH_EXCEPTION_NOT_STOCKED] = "not-stocked",
+        [PUSH_EXCEPTION_AUTH] = "auth",
+        [PUSH_EXCEPTION_VALIDATION] = "validation",
+        [PUSH_EXCEPTION_THROTTLING] = "throttling",
+};
+
+const char *push_exception_name(enum push_exception exception)
+{
+	if ((unsigned)exception >= sizeof(exception_names) / sizeof(exception_names[0]))
+		return "unknown";
+	return exception_names[exception];
+}
+
+static int64_t power_of_ten(uint8_t scale)
+{
+	int64_t power = 1;
+	for (uint8_t i = 0; i < scale && i < 18; i++)
+		power *= 10;
+	return power;
+}
+
+int64_t push_whole_units(int64_t quantity, uint8_t scale)
+{
+	if (quantity <= 0)
+		return 0;
+	return quantity / power_of_ten(scale);
+}
+
+int64_t push_base_units(int64_t whole, uint8_t scale)
+{
+	int64_t power = power_of_ten(scale);
+	if (whole > INT64_MAX / power)
+		return INT64_MAX;
+	if (whole < INT64_MIN / power)
+		return INT64_MIN;
+	return whole * power;
+}
