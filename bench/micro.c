@@ -1,7 +1,7 @@
 /*
  * micro.c — skuld-microbench: single-core throughput of the building blocks.
  *
- *   skuld-microbench [codec|log|ledger|memory|all] [--rounds N]
+ *   skuld-microbench [codec|log|ledger|memory|snapshot|restart|chain|all] [--rounds N]
  *
  * Each scenario runs N rounds (default 7) of a fixed amount of work and
  * prints the median, minimum and maximum events per second, so a noisy
@@ -47,7 +47,9 @@ void micro_report(const char *name, double *rates, int rounds, const char *unit)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: skuld-microbench [codec|log|ledger|memory|all] [--rounds N]\n");
+	fprintf(stderr,
+	        "usage: skuld-microbench [codec|log|ledger|memory|snapshot|restart|chain|all] "
+	        "[--rounds N]\n");
 	exit(2);
 }
 
@@ -76,6 +78,12 @@ int main(int argc, char **argv)
 		ran += micro_ledger(rounds) == 0;
 	if (all || strcmp(scenario, "memory") == 0)
 		ran += micro_memory() == 0;
+	if (all || strcmp(scenario, "snapshot") == 0)
+		ran += micro_snapshot(rounds) == 0;
+	if (strcmp(scenario, "restart") == 0) /* minutes and gigabytes of disk: on demand */
+		ran += micro_restart(rounds) == 0;
+	if (all || strcmp(scenario, "chain") == 0)
+		ran += micro_chain(rounds) == 0;
 	if (ran == 0)
 		usage();
 	return 0;

@@ -22,5 +22,8 @@ int micro_codec(int rounds);
 int micro_log(int rounds);
 int micro_ledger(int rounds);
 int micro_memory(void);
+int micro_snapshot(int rounds);
+int micro_restart(int rounds);
+int micro_chain(int rounds);
 
 #endif

@@ -321,7 +321,7 @@ void shopify_driver_push(struct shopify_driver *driver, const struct push_item *
 		};
 	}
 	key_choose(driver, call_fingerprint(items, sent, used));
-	char reference[96];
+	char reference[160]; /* "skuld://push/" + channel (32) + key (64) */
 	snprintf(reference, sizeof(reference), "skuld://push/%s/%s", driver->config.channel,
 	         driver->key);
 	struct shopify_set set = {driver->config.version, driver->key, reference, quantities, used};

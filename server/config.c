@@ -41,6 +41,9 @@ void config_defaults(struct server_config *config)
 	config->disk_alarm_percent = 10;
 	config->disk_alarm_bytes = 0;
 	config->disk_alarm_hours = 24;
+	config->snapshot_events = 10ull << 20;
+	config->snapshot_interval_s = 300;
+	config->snapshot_keep = 2;
 	ledger_config_default(&config->ledger);
 	config->ledger.batch_events_max = config->frame_events_max;
 }
@@ -90,8 +93,13 @@ static const struct key_entry keys[] = {
         SERVER_KEY(frame_timeout_ms, KEY_U32, 1, UINT32_MAX),
         SERVER_KEY(stall_timeout_ms, KEY_U32, 1, UINT32_MAX),
         SERVER_KEY(disk_alarm_percent, KEY_U32, 0, 99),
+        SERVER_KEY(retain_bytes, KEY_U64, 0, UINT64_MAX),
+        SERVER_KEY(retain_days, KEY_U32, 0, 100u * 366),
         SERVER_KEY(disk_alarm_bytes, KEY_U64, 0, UINT64_MAX),
         SERVER_KEY(disk_alarm_hours, KEY_U32, 0, 24u * 365),
+        SERVER_KEY(snapshot_events, KEY_U64, 0, 1ull << 50),
+        SERVER_KEY(snapshot_interval_s, KEY_U32, 0, 7u * 24 * 3600),
+        SERVER_KEY(snapshot_keep, KEY_U32, 1, 1000),
         LEDGER_KEY(items_max, KEY_U32, 1, UINT32_MAX - 1),
         LEDGER_KEY(locations_max, KEY_U32, 1, UINT32_MAX - 1),
         LEDGER_KEY(channels_max, KEY_U32, 1, UINT32_MAX - 1),
@@ -177,6 +185,14 @@ int config_set(struct server_config *config, const char *key, const char *value,
 			return -EINVAL;
 		}
 		snprintf(config->data_dir, sizeof(config->data_dir), "%s", value);
+		return 0;
+	}
+	if (strcmp(key, "archive_dir") == 0) {
+		if (strlen(value) + 1 > sizeof(config->archive_dir)) {
+			snprintf(error, error_size, "archive_dir: too long");
+			return -EINVAL;
+		}
+		snprintf(config->archive_dir, sizeof(config->archive_dir), "%s", value);
 		return 0;
 	}
 	if (strcmp(key, "token") == 0) {

@@ -25,30 +25,36 @@
 #define CONFIG_ERROR_SIZE 256u
 
 struct server_config {
-	char listen_host[64];             /* dotted IPv4 address */
-	uint16_t listen_port;             /* 0: an ephemeral port */
-	char data_dir[CONFIG_PATH_SIZE];  /* log in data_dir/log, port file, lock */
-	char token[SKULD_TOKEN_SIZE + 1]; /* REGISTER token; empty: any token */
-	uint32_t connections_max;         /* open connections at once */
-	uint32_t frame_events_max;        /* events per SUBMIT */
-	uint32_t frame_small_bytes;       /* bodies up to this use the connection's buffer */
-	uint32_t frame_pool;              /* large-frame buffers shared by all connections */
-	uint32_t replies_max;             /* replies queued per connection */
-	uint32_t reply_bytes;             /* reply buffer per connection (0: derived) */
-	uint32_t sessions_max;            /* session table size */
-	uint32_t expire_batch;            /* EXPIRE events per loop turn (K) */
-	uint64_t segment_bytes;           /* log segment size */
-	uint32_t write_bytes;             /* one group-commit write, at most */
-	uint32_t query_limit;             /* records per QUERY page, at most */
-	uint32_t query_scan;              /* ids a list QUERY looks at, at most */
-	uint32_t recv_buffers;            /* provided receive buffers (power of two) */
-	uint32_t recv_buffer_bytes;       /* bytes each */
-	uint32_t frame_timeout_ms;        /* a partial frame idle this long: closed */
-	uint32_t stall_timeout_ms;        /* replies unsent this long: closed */
-	uint32_t disk_alarm_percent;      /* alarm below this share of the disk free; 0: off */
-	uint64_t disk_alarm_bytes;        /* alarm below this many bytes free; 0: off */
-	uint32_t disk_alarm_hours;        /* alarm when full within this many hours; 0: off */
-	struct ledger_config ledger;      /* state machine capacities */
+	char listen_host[64];               /* dotted IPv4 address */
+	uint16_t listen_port;               /* 0: an ephemeral port */
+	char data_dir[CONFIG_PATH_SIZE];    /* log in data_dir/log, port file, lock */
+	char token[SKULD_TOKEN_SIZE + 1];   /* REGISTER token; empty: any token */
+	char archive_dir[CONFIG_PATH_SIZE]; /* retention moves segments here; empty: deletes */
+	uint64_t retain_bytes;              /* live log segments' size at most; 0: no limit */
+	uint32_t retain_days;               /* segments older than this leave; 0: no limit */
+	uint32_t connections_max;           /* open connections at once */
+	uint32_t frame_events_max;          /* events per SUBMIT */
+	uint32_t frame_small_bytes;         /* bodies up to this use the connection's buffer */
+	uint32_t frame_pool;                /* large-frame buffers shared by all connections */
+	uint32_t replies_max;               /* replies queued per connection */
+	uint32_t reply_bytes;               /* reply buffer per connection (0: derived) */
+	uint32_t sessions_max;              /* session table size */
+	uint32_t expire_batch;              /* EXPIRE events per loop turn (K) */
+	uint64_t segment_bytes;             /* log segment size */
+	uint32_t write_bytes;               /* one group-commit write, at most */
+	uint32_t query_limit;               /* records per QUERY page, at most */
+	uint32_t query_scan;                /* ids a list QUERY looks at, at most */
+	uint32_t recv_buffers;              /* provided receive buffers (power of two) */
+	uint32_t recv_buffer_bytes;         /* bytes each */
+	uint32_t frame_timeout_ms;          /* a partial frame idle this long: closed */
+	uint32_t stall_timeout_ms;          /* replies unsent this long: closed */
+	uint32_t disk_alarm_percent;        /* alarm below this share of the disk free; 0: off */
+	uint64_t disk_alarm_bytes;          /* alarm below this many bytes free; 0: off */
+	uint32_t disk_alarm_hours;          /* alarm when full within this many hours; 0: off */
+	uint64_t snapshot_events;           /* a snapshot after this many events; 0: not by count */
+	uint32_t snapshot_interval_s; /* ... or this long after the last one; 0: not by time */
+	uint32_t snapshot_keep;       /* newest snapshots kept in data_dir/snapshots */
+	struct ledger_config ledger;  /* state machine capacities */
 };
 
 /* Fills every field with its documented default. */

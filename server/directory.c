@@ -90,6 +90,18 @@ static void directory_add(struct directory *directory, enum directory_kind kind,
 	directory->slots[slot] = (uint32_t)kind << 31 | id;
 }
 
+int directory_define(struct directory *directory, enum directory_kind kind, uint32_t id,
+                     const char *code)
+{
+	if (id == 0 || id > directory->max[kind] || directory->codes[kind][id][0] != '\0' ||
+	    code[0] == '\0')
+		return -EINVAL;
+	if (directory_find(directory, kind, code) != 0)
+		return -EEXIST;
+	directory_add(directory, kind, id, code);
+	return 0;
+}
+
 void directory_note(struct directory *directory, const struct skuld_event *events,
                     const struct skuld_result *results, uint32_t count)
 {

@@ -41,6 +41,12 @@ void directory_destroy(struct directory *directory);
 void directory_note(struct directory *directory, const struct skuld_event *events,
                     const struct skuld_result *results, uint32_t count);
 
+/* Adds id with code (a snapshot's catalog being loaded). Returns 0, or
+ * -EINVAL for an id out of range or already named, -EEXIST for a code that
+ * names another id already. */
+int directory_define(struct directory *directory, enum directory_kind kind, uint32_t id,
+                     const char *code);
+
 /* The id with this code (SKULD_CODE_SIZE bytes, NUL-padded), or 0. */
 uint32_t directory_find(const struct directory *directory, enum directory_kind kind,
                         const char *code);

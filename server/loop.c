@@ -17,13 +17,24 @@
  *     contiguous in its ring, so replies are batched; a short send just
  *     advances and the rest goes next turn;
  *   - at most one log write: a write SQE linked (IOSQE_IO_LINK) to an
- *     fdatasync SQE; a short write breaks the link and is a disk error;
+ *     fdatasync SQE, both in one submission (a link ends with its
+ *     submission); a short write breaks the link and is a disk error. The
+ *     storage seam (storage.h) hears of the write before it is submitted
+ *     and of both completions before anything of the write is released,
+ *     and the loop acts on what the seam returns (test faults, the
+ *     power-loss model);
  *   - a read on a signalfd for SIGINT / SIGTERM.
  * Timers: none in the ring. The wait itself has a timeout: while holds
  * are open, the next look for due holds (every EXPIRE_PERIOD_NS, so a hold
  * is expired at most that late; until then the ledger already treats a
  * past-due hold as expired for EXTEND and COMMIT), else the housekeeping
  * tick.
+ *
+ * Snapshots: every turn, right after the log write was started (when the
+ * open write is empty), snapshotter_tick may fork the snapshot writer
+ * (snapshot.h); the child closes the ring's descriptor with every other one
+ * and never touches the ring. The same call reaps it (waitpid WNOHANG) on
+ * later turns, which come at least every housekeeping tick.
  *
  * Provided buffers with liburing 2.3: it has io_uring_register_buf_ring and
  * the io_uring_buf_ring_* helpers but not io_uring_setup_buf_ring (2.4), so
@@ -44,9 +55,12 @@
  *     IDLE --(records pending: service_seal, [create segment], write+fsync)--> IN FLIGHT
  *     IN FLIGHT --(fsync CQE ok: service_durable, release replies)--> IDLE
  *     IN FLIGHT --(write short/error or fsync error)--> stop, exit non-zero
- * Frames keep being applied into the other buffer while a write is in
- * flight; a write starts as soon as the previous one is durable and anything
- * is pending, never after a timer.
+ * (errors as the storage seam returns them). Frames keep being applied into
+ * the other buffer while a write is in flight; a write starts as soon as
+ * the previous one is durable and anything is pending, never after a timer.
+ * The CMake option SKULD_BROKEN_SKIP_FDATASYNC (test-only, deliberately
+ * broken) submits the write alone and treats its completion as durable: it
+ * exists only to prove that tests/test_server_crash.c catches that.
  */
 #include "loop.h"
 
@@ -67,6 +81,7 @@
 #include "conn.h"
 #include "disk_watch.h"
 #include "skuld_assert.h"
+#include "storage.h"
 
 #define RING_ENTRIES     1024u
 #define RING_CQ_ENTRIES  16384u
@@ -158,7 +173,8 @@ struct loop {
 	uint64_t tick_ns;   /* next housekeeping */
 	uint64_t expire_ns; /* next look for due holds */
 
-	struct disk_watch disk; /* the low-disk alarm, sampled from housekeeping */
+	struct disk_watch disk;        /* the low-disk alarm, sampled from housekeeping */
+	struct snapshotter *snapshots; /* background snapshots (snapshot.h), or NULL */
 };
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -642,7 +658,7 @@ static void on_recv(struct loop *loop, const struct io_uring_cqe *cqe)
 		return;
 	}
 	SKULD_ASSERT(has_buffer);
-	if (connection->state != CONNECTION_OPEN || loop->stopping) {
+	if (connection->state != CONNECTION_OPEN || loop->stopping || loop->done) {
 		buffer_recycle(loop, bid);
 		return;
 	}
@@ -685,27 +701,47 @@ static void write_fail(struct loop *loop, const char *what, int error)
 	        (unsigned long long)loop->write.segment, (unsigned long long)loop->write.offset,
 	        loop->write.size, strerror(-error));
 	log_writer_fail(loop->writer, error);
+	/* Stop now: the rest of this batch of completions must not hand
+	 * frames to a failed writer (on_recv checks done). */
+	loop->exit = LOOP_EXIT_DISK_ERROR;
+	loop->done = true;
 }
 
-static void on_write(struct loop *loop, const struct io_uring_cqe *cqe)
-{
-	if (cqe->res < 0)
-		write_fail(loop, "write", cqe->res);
-	else if ((uint32_t)cqe->res != loop->write.size)
-		write_fail(loop, "write (short)", -EIO);
-}
-
-static void on_fsync(struct loop *loop, const struct io_uring_cqe *cqe)
+/* The write in flight ended: result is 0 once its fdatasync completed, or
+ * the -errno of the fdatasync. Releases its replies, or stops the loop. */
+static void write_finish(struct loop *loop, int result)
 {
 	loop->write_in_flight = false;
-	if (cqe->res < 0)
-		write_fail(loop, "fdatasync", cqe->res == -ECANCELED ? -EIO : cqe->res);
+	if (result < 0)
+		write_fail(loop, "fdatasync", result == -ECANCELED ? -EIO : result);
 	if (loop->write_failed) {
 		loop->exit = LOOP_EXIT_DISK_ERROR;
 		loop->done = true;
 		return;
 	}
 	service_durable(loop->service, &loop->write, loop->mono_ns - loop->write_start_ns);
+}
+
+static void on_write(struct loop *loop, const struct io_uring_cqe *cqe)
+{
+	const struct log_write *write = &loop->write;
+	int result = storage_get()->write_end(write->fd, write->offset, write->size, cqe->res);
+	if (result < 0)
+		write_fail(loop, "write", result);
+	else if ((uint32_t)result != write->size)
+		write_fail(loop, "write (short)", -EIO);
+#if SKULD_BROKEN_SKIP_FDATASYNC
+	/* TEST-ONLY, deliberately broken: no fdatasync was made (none is
+	 * reported to the seam), yet the write counts as durable. */
+	write_finish(loop, 0);
+#endif
+}
+
+static void on_fsync(struct loop *loop, const struct io_uring_cqe *cqe)
+{
+	/* The seam hears of the fdatasync before any reply of the write can
+	 * leave (service_durable releases them). */
+	write_finish(loop, storage_get()->sync_end(loop->write.fd, cqe->res));
 }
 
 static void on_signal(struct loop *loop, const struct io_uring_cqe *cqe)
@@ -757,26 +793,36 @@ static void write_start(struct loop *loop)
 	SKULD_ASSERT(ret == 0);
 	loop->write_in_flight = true;
 	loop->write_start_ns = loop->mono_ns;
+	const char *failed = NULL;
 	if (loop->write.create_segment) {
 		/* Blocking, once per segment: pre-allocate, header, fsync, rename,
-		 * fsync the directory (log.h). */
+		 * fsync the directory (log.h), all through the storage seam. */
 		ret = log_writer_create_segment(loop->writer, &loop->write);
-		if (ret != 0) {
-			write_fail(loop, "segment creation", ret);
-			loop->write_in_flight = false;
-			loop->exit = LOOP_EXIT_DISK_ERROR;
-			loop->done = true;
-			return;
-		}
+		failed = "segment creation";
 	}
+	if (ret == 0) {
+		ret = storage_get()->write_begin(loop->write.fd, loop->write.offset,
+		                                 loop->write.size);
+		failed = "write (storage seam)";
+	}
+	if (ret != 0) {
+		write_fail(loop, failed, ret); /* stops the loop */
+		loop->write_in_flight = false;
+		return;
+	}
+	/* Room for both SQEs now: the link must not be split by a submit. */
+	if (io_uring_sq_space_left(&loop->ring) < 2)
+		io_uring_submit(&loop->ring);
 	struct io_uring_sqe *sqe = sqe_get(loop);
 	io_uring_prep_write(sqe, loop->write.fd, loop->write.data, loop->write.size,
 	                    loop->write.offset);
-	sqe->flags |= IOSQE_IO_LINK;
 	io_uring_sqe_set_data64(sqe, user_data_pack(OP_WRITE, NULL));
+#if !SKULD_BROKEN_SKIP_FDATASYNC
+	sqe->flags |= IOSQE_IO_LINK;
 	sqe = sqe_get(loop);
 	io_uring_prep_fsync(sqe, loop->write.fd, IORING_FSYNC_DATASYNC);
 	io_uring_sqe_set_data64(sqe, user_data_pack(OP_FSYNC, NULL));
+#endif
 }
 
 static void housekeeping(struct loop *loop)
@@ -822,6 +868,10 @@ static void turn(struct loop *loop)
 		loop->expire_ns = more ? loop->mono_ns : loop->mono_ns + EXPIRE_PERIOD_NS;
 	}
 	write_start(loop);
+	/* Right after a write was sealed the open write is empty: the moment
+	 * a snapshot can be forked (snapshot.h). Never blocks. */
+	snapshotter_tick(loop->snapshots, loop->service, loop->mono_ns,
+	                 loop->stopping || loop->write_failed);
 	durable = service_durable_write(loop->service);
 	for (uint32_t i = 0; i < loop->open_count;) {
 		struct connection *connection = &loop->connections[loop->open_list[i]];
@@ -935,7 +985,7 @@ static void loop_serve(struct loop *loop)
 }
 
 enum loop_exit loop_run(const struct server_config *config, struct service *service,
-                        struct log_writer *writer, int listen_fd)
+                        struct log_writer *writer, struct snapshotter *snapshots, int listen_fd)
 {
 	struct loop *loop = calloc(1, sizeof(*loop));
 	if (loop == NULL)
@@ -943,6 +993,7 @@ enum loop_exit loop_run(const struct server_config *config, struct service *serv
 	loop->config = config;
 	loop->service = service;
 	loop->writer = writer;
+	loop->snapshots = snapshots;
 	loop->listen_fd = listen_fd;
 	loop->signal_fd = -1;
 	struct disk_watch_config disk = {

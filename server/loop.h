@@ -12,6 +12,7 @@
 #include "config.h"
 #include "log.h"
 #include "service.h"
+#include "snapshot.h"
 
 /* Exit reasons of loop_run. */
 enum loop_exit {
@@ -23,8 +24,9 @@ enum loop_exit {
 /* Serves listen_fd (bound, listening, non-blocking) until a signal or a disk
  * error. service has been recovered and started with writer. SIGINT and
  * SIGTERM must be blocked in the calling thread (loop_run reads them from a
- * signalfd). */
+ * signalfd). snapshots (may be NULL) gets snapshotter_tick every turn,
+ * after the turn's log write was started. */
 enum loop_exit loop_run(const struct server_config *config, struct service *service,
-                        struct log_writer *writer, int listen_fd);
+                        struct log_writer *writer, struct snapshotter *snapshots, int listen_fd);
 
 #endif /* SKULD_SERVER_LOOP_H */

@@ -5,10 +5,15 @@
  *   skuld [--listen 127.0.0.1:7878] [--data-dir ./skuld-data] [--config FILE]
  *
  * Settings come from the defaults, then the config file, then the command
- * line. On start-up the whole log in DATA_DIR/log is replayed (recovery.c);
- * then one line "skuld: listening on HOST:PORT" goes to stdout (also for
- * port 0, with the port the kernel chose) and the port is written to
- * DATA_DIR/port. Everything else goes to stderr.
+ * line. On start-up the newest usable snapshot in DATA_DIR/snapshots is
+ * loaded and the log in DATA_DIR/log replayed after it (recovery.c; the
+ * whole log when there is none); snapshots are then taken in the background
+ * and at a clean stop (snapshot.c). Then one line "skuld: listening on
+ * HOST:PORT" goes to stdout (also for port 0, with the port the kernel
+ * chose) and the port is written to DATA_DIR/port. Everything else goes to
+ * stderr. Before recovery the storage seam is chosen (storage.h: the
+ * kernel, or in test builds the test table when a TEST-ONLY switch is set);
+ * every disk call of the log goes through it.
  *
  * Exit status (docs/OPERATIONS.md): 0 after SIGINT / SIGTERM with every
  * applied request durable; 1 bad arguments or configuration; 2 the log is
@@ -36,6 +41,8 @@
 #include "loop.h"
 #include "recovery.h"
 #include "service.h"
+#include "snapshot.h"
+#include "storage.h"
 
 enum exit_status {
 	EXIT_CLEAN = 0,
@@ -180,9 +187,12 @@ static uint64_t realtime_ns(void)
 	return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 }
 
-/* Replays the log and opens the writer. Returns 0 or an exit status. */
+/* Loads the newest usable snapshot of snapshot_dir, replays the log after
+ * it and opens the writer; *event_next is what the snapshot covered (1 for
+ * none). Returns 0 or an exit status. */
 static int state_recover(const struct server_config *config, const char *log_dir,
-                         struct service **service, struct log_writer **writer)
+                         const char *snapshot_dir, struct service **service,
+                         struct log_writer **writer, uint64_t *event_next)
 {
 	struct service_config service_config = {
 	        .ledger = config->ledger,
@@ -193,6 +203,7 @@ static int state_recover(const struct server_config *config, const char *log_dir
 	        .query_scan = config->query_scan,
 	        .write_size_max = config->write_bytes,
 	        .log_dir = log_dir,
+	        .archive_dir = config->archive_dir[0] != '\0' ? config->archive_dir : NULL,
 	        .token = config->token,
 	        .memory_bytes = config_memory_bytes(config),
 	};
@@ -204,19 +215,30 @@ static int state_recover(const struct server_config *config, const char *log_dir
 	struct recovery_summary summary;
 	char message[1024];
 	uint64_t started = realtime_ns();
-	ret = recovery_run(*service, log_dir, &summary, message, sizeof(message));
+	ret = recovery_run_snapshots(*service, log_dir, snapshot_dir, &summary, message,
+	                             sizeof(message));
 	if (ret != 0) {
 		fprintf(stderr, "skuld: recovery failed: %s\n", message);
 		return ret == -EBADMSG ? EXIT_RECOVERY : EXIT_STARTUP;
 	}
-	fprintf(stderr, "skuld: recovered %llu records, %llu events from %s in %.3f s\n",
-	        (unsigned long long)summary.records, (unsigned long long)summary.events, log_dir,
-	        (double)(realtime_ns() - started) / 1e9);
+	if (summary.snapshot != 0)
+		fprintf(stderr,
+		        "skuld: recovered from snapshot of events 1..%llu in %s, then %llu "
+		        "records, %llu events from %s in %.3f s\n",
+		        (unsigned long long)summary.snapshot, snapshot_dir,
+		        (unsigned long long)summary.records, (unsigned long long)summary.events,
+		        log_dir, (double)(realtime_ns() - started) / 1e9);
+	else
+		fprintf(stderr, "skuld: recovered %llu records, %llu events from %s in %.3f s\n",
+		        (unsigned long long)summary.records, (unsigned long long)summary.events,
+		        log_dir, (double)(realtime_ns() - started) / 1e9);
+	*event_next = summary.snapshot_event_next;
 	struct log_writer_config writer_config = {
 	        .dir = log_dir,
 	        .segment_size = config->segment_bytes,
 	        .write_size_max = config->write_bytes,
 	        .log_id = summary.position.log_id,
+	        .os = storage_os(),
 	};
 	if (summary.position.segment == 0 &&
 	    getrandom(&writer_config.log_id, sizeof(writer_config.log_id), 0) !=
@@ -254,11 +276,64 @@ int main(int argc, char **argv)
 	int lock_fd = data_dir_prepare(&config, log_dir, sizeof(log_dir));
 	if (lock_fd < 0)
 		return EXIT_STARTUP;
+	/* Every disk call from here on goes through the storage seam. */
+	char storage_message[512];
+	if (storage_setup(config.data_dir, storage_message, sizeof(storage_message)) != 0) {
+		fprintf(stderr, "skuld: %s\n", storage_message);
+		close(lock_fd);
+		return EXIT_USAGE;
+	}
+#if SKULD_BROKEN_SKIP_FDATASYNC
+	fprintf(stderr, "skuld: TEST-ONLY BROKEN BUILD (SKULD_BROKEN_SKIP_FDATASYNC): "
+	                "replies are sent without fdatasync; never run a ledger like this\n");
+#endif
 	struct service *service = NULL;
 	struct log_writer *writer = NULL;
+	struct snapshotter *snapshots = NULL;
 	int listen_fd = -1;
 	uint16_t port = 0;
-	status = state_recover(&config, log_dir, &service, &writer);
+	char snapshot_dir[CONFIG_PATH_SIZE + 16];
+	char snapshot_archive[CONFIG_PATH_SIZE + 24];
+	uint64_t event_next = 1;
+	snprintf(snapshot_dir, sizeof(snapshot_dir), "%s/snapshots", config.data_dir);
+	status = directory_make(snapshot_dir) == 0 ? 0 : EXIT_STARTUP;
+	if (status != 0)
+		fprintf(stderr, "skuld: cannot create %s: %s\n", snapshot_dir, strerror(errno));
+	/* Retention keeps a snapshot at each archive boundary: in the archive,
+	 * or, when segments are deleted, in DATA_DIR/archive-snapshots. */
+	if (config.archive_dir[0] != '\0')
+		snprintf(snapshot_archive, sizeof(snapshot_archive), "%s", config.archive_dir);
+	else
+		snprintf(snapshot_archive, sizeof(snapshot_archive), "%s/archive-snapshots",
+		         config.data_dir);
+	if (status == 0 && (config.retain_bytes != 0 || config.retain_days != 0) &&
+	    directory_make(snapshot_archive) != 0) {
+		fprintf(stderr, "skuld: cannot create %s: %s\n", snapshot_archive, strerror(errno));
+		status = EXIT_STARTUP;
+	}
+	if (status == 0)
+		status = state_recover(&config, log_dir, snapshot_dir, &service, &writer,
+		                       &event_next);
+	if (status == 0) {
+		struct snapshot_config snapshot_config = {
+		        .dir = snapshot_dir,
+		        .events = config.snapshot_events,
+		        .interval_ns = (uint64_t)config.snapshot_interval_s * 1000000000ull,
+		        .keep = config.snapshot_keep,
+		        .log_dir = log_dir,
+		        .snapshot_archive = snapshot_archive,
+		        .retain = {.keep_bytes = config.retain_bytes,
+		                   .keep_age_ns =
+		                           (uint64_t)config.retain_days * 86400ull * 1000000000ull,
+		                   .archive_dir = config.archive_dir},
+		};
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (snapshotter_create(&snapshots, &snapshot_config, event_next,
+		                       (uint64_t)now.tv_sec * 1000000000ull +
+		                               (uint64_t)now.tv_nsec) != 0)
+			status = EXIT_STARTUP;
+	}
 	if (status == 0) {
 		listen_fd = listen_open(&config, &port);
 		if (listen_fd < 0)
@@ -275,13 +350,18 @@ int main(int argc, char **argv)
 		        config.connections_max, config.frame_events_max, config.listen_host, port);
 		printf("skuld: listening on %s:%u\n", config.listen_host, port);
 		fflush(stdout);
-		enum loop_exit reason = loop_run(&config, service, writer, listen_fd);
+		enum loop_exit reason = loop_run(&config, service, writer, snapshots, listen_fd);
 		status = reason == LOOP_EXIT_SIGNAL       ? EXIT_CLEAN
 		         : reason == LOOP_EXIT_DISK_ERROR ? EXIT_DISK
 		                                          : EXIT_STARTUP;
+		/* Everything applied is durable: a snapshot of it makes the next
+		 * start-up short (a failure is said and changes nothing else). */
+		if (status == EXIT_CLEAN)
+			snapshotter_finish(snapshots, service);
 		if (status == EXIT_CLEAN)
 			fprintf(stderr, "skuld: stopped; every acknowledged request is on disk\n");
 	}
+	snapshotter_destroy(snapshots);
 	if (listen_fd >= 0)
 		close(listen_fd);
 	if (writer != NULL)

@@ -31,18 +31,20 @@
 struct service {
 	struct service_config config;
 	char log_dir[LOG_PATH_SIZE];
-	char token[SKULD_TOKEN_SIZE]; /* NUL-padded, as on the wire */
+	char archive_dir[LOG_PATH_SIZE]; /* "": none */
+	char token[SKULD_TOKEN_SIZE];    /* NUL-padded, as on the wire */
 	bool token_any;
 	struct ledger *ledger;
 	struct session_table sessions;
 	struct directory directory;
 	struct query_limits query_limits;
 	struct log_writer *writer;
-	uint64_t write_open;    /* sequence the write being built will get */
-	uint64_t open_payload;  /* bytes of records in it */
-	uint64_t applied_write; /* last write holding anything applied */
-	uint64_t durable_write; /* last write on disk */
-	uint64_t batch_ns;      /* timestamp of the last batch */
+	uint64_t write_open;        /* sequence the write being built will get */
+	uint64_t open_payload;      /* bytes of records in it */
+	uint64_t applied_write;     /* last write holding anything applied */
+	uint64_t durable_write;     /* last write on disk */
+	uint64_t batch_ns;          /* timestamp of the last batch */
+	struct log_position sealed; /* end of the last sealed write (segment_size: 0) */
 	uint64_t start_ns;
 	uint8_t *scratch; /* one reply frame */
 	uint32_t scratch_size;
@@ -71,7 +73,8 @@ int service_create(const struct service_config *config, struct service **out)
 	if (config->events_max == 0 || config->events_max > config->ledger.batch_events_max ||
 	    config->expire_batch == 0 || config->expire_batch > config->ledger.batch_events_max ||
 	    config->query_limit == 0 || config->query_limit > SKULD_QUERY_LIMIT_MAX ||
-	    config->log_dir == NULL || strlen(config->log_dir) >= LOG_PATH_SIZE - 32)
+	    config->log_dir == NULL || strlen(config->log_dir) >= LOG_PATH_SIZE - 32 ||
+	    (config->archive_dir != NULL && strlen(config->archive_dir) >= LOG_PATH_SIZE - 32))
 		return -EINVAL;
 	if (config->token != NULL && strlen(config->token) > SKULD_TOKEN_SIZE)
 		return -EINVAL;
@@ -84,6 +87,10 @@ int service_create(const struct service_config *config, struct service **out)
 	if (!service->token_any)
 		memcpy(service->token, config->token, strlen(config->token));
 	service->config.log_dir = service->log_dir;
+	if (config->archive_dir != NULL)
+		snprintf(service->archive_dir, sizeof(service->archive_dir), "%s",
+		         config->archive_dir);
+	service->config.archive_dir = service->archive_dir;
 	service->config.token = NULL;
 	service->query_limits = (struct query_limits){
 	        .limit_max = config->query_limit,
@@ -203,6 +210,7 @@ void service_start(struct service *service, struct log_writer *writer,
 	service->stats.write_durable = service->durable_write;
 	service->stats.event_durable = position->event_next - 1;
 	service->stats.log_segment = position->segment;
+	service->sealed = *position;
 }
 
 int service_seal(struct service *service, struct log_write *write)
@@ -212,6 +220,12 @@ int service_seal(struct service *service, struct log_write *write)
 		return ret;
 	SKULD_ASSERT(write->sequence == service->write_open);
 	session_seal(&service->sessions, write->sequence, write->segment, write->offset);
+	if (write->segment != service->sealed.segment)
+		service->sealed.segment_size = 0;
+	service->sealed.segment = write->segment;
+	service->sealed.offset = write->offset + write->size;
+	service->sealed.write_next = write->sequence + 1;
+	service->sealed.event_next = write->event_next;
 	service->write_open++;
 	service->open_payload = 0;
 	return 0;
@@ -430,6 +444,11 @@ static int saved_results_read(struct service *service, const struct session *ses
 	if (size > service->record_size)
 		return -EBADMSG;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && service->archive_dir[0] != '\0') {
+		/* Retention moved the segment to the archive (retention.h). */
+		snprintf(path, sizeof(path), "%s/%s", service->archive_dir, name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return -errno;
 	int ret = 0;
@@ -703,4 +722,221 @@ int service_replay(struct service *service, const struct log_record *record, cha
 	if (server)
 		return 0;
 	return replay_session(service, record);
+}
+
+/* ---- Snapshots ----------------------------------------------------------------
+ *
+ * The service section, version 1 (docs/FORMAT.md): a 32-byte header and one
+ * 64-byte record per session that has applied a request, detached sessions
+ * first from least to most recently used, then the attached ones. A session
+ * that never applied a request has nothing in the log either (replay would
+ * not know it) and is left out. */
+
+#define SERVICE_SNAPSHOT_MAGIC   0x4356524553444c53ull /* "SLDSERVC" as bytes */
+#define SERVICE_SNAPSHOT_VERSION 1u
+
+struct service_snapshot_header {
+	uint64_t magic;           /* SERVICE_SNAPSHOT_MAGIC */
+	uint32_t version;         /* SERVICE_SNAPSHOT_VERSION */
+	uint32_t session_count;   /* records that follow */
+	uint64_t batch_ns;        /* timestamp of the last batch */
+	uint64_t session_id_next; /* the id the next new session gets */
+};
+static_assert(sizeof(struct service_snapshot_header) == 32, "service section header");
+
+struct service_snapshot_session {
+	skuld_u128 client;       /* non-zero, unique */
+	uint64_t id;             /* 1 .. session_id_next - 1 */
+	uint64_t request_last;   /* >= 1 */
+	uint64_t record_write;   /* write holding that request's record */
+	uint64_t record_segment; /* its segment */
+	uint64_t record_offset;  /* its byte offset in the segment */
+	uint32_t record_count;   /* its events */
+	uint32_t reserved;       /* zero */
+};
+static_assert(sizeof(struct service_snapshot_session) == 64, "service section session");
+static_assert(offsetof(struct service_snapshot_session, record_count) == 56, "session record");
+
+int service_snapshot_position(const struct service *service, struct log_position *position)
+{
+	if (service->open_payload > 0)
+		return -EAGAIN;
+	struct log_position durable;
+	log_writer_position(service->writer, &durable);
+	*position = service->sealed;
+	position->checksum_prev = log_writer_checksum_last(service->writer);
+	position->log_id = durable.log_id;
+	SKULD_ASSERT(position->event_next == log_writer_event_next(service->writer));
+	return 0;
+}
+
+static bool session_saved(const struct session *session)
+{
+	return session->used && session->request_last != 0;
+}
+
+uint64_t service_reply_segment_min(const struct service *service)
+{
+	uint64_t min = 0;
+	for (uint32_t i = 0; i < service->sessions.capacity; i++) {
+		const struct session *session = &service->sessions.sessions[i];
+		if (session_saved(session) && session->record_segment != 0 &&
+		    (min == 0 || session->record_segment < min))
+			min = session->record_segment;
+	}
+	return min;
+}
+
+uint64_t service_snapshot_size(const struct service *service)
+{
+	uint64_t count = 0;
+	for (uint32_t i = 0; i < service->sessions.capacity; i++)
+		count += session_saved(&service->sessions.sessions[i]);
+	return sizeof(struct service_snapshot_header) +
+	       count * sizeof(struct service_snapshot_session);
+}
+
+static int session_save(const struct session *session, const struct snapshot_sink *sink)
+{
+	SKULD_ASSERT(!session->on_open); /* only between writes */
+	struct service_snapshot_session record = {
+	        .client = session->client,
+	        .id = session->id,
+	        .request_last = session->request_last,
+	        .record_write = session->record_write,
+	        .record_segment = session->record_segment,
+	        .record_offset = session->record_offset,
+	        .record_count = session->record_count,
+	};
+	return sink->write(sink->context, &record, sizeof(record));
+}
+
+int service_snapshot_save(const struct service *service, const struct snapshot_sink *sink)
+{
+	const struct session_table *table = &service->sessions;
+	struct service_snapshot_header header = {
+	        .magic = SERVICE_SNAPSHOT_MAGIC,
+	        .version = SERVICE_SNAPSHOT_VERSION,
+	        .session_count = (uint32_t)((service_snapshot_size(service) - sizeof(header)) /
+	                                    sizeof(struct service_snapshot_session)),
+	        .batch_ns = service->batch_ns,
+	        .session_id_next = table->id_next,
+	};
+	int ret = sink->write(sink->context, &header, sizeof(header));
+	for (uint32_t at = table->lru_head; ret == 0 && at != SESSION_NONE;) {
+		const struct session *session = &table->sessions[at - 1];
+		if (session_saved(session))
+			ret = session_save(session, sink);
+		at = session->lru_next;
+	}
+	for (uint32_t i = 0; ret == 0 && i < table->capacity; i++) {
+		const struct session *session = &table->sessions[i];
+		if (session_saved(session) && !session->on_lru)
+			ret = session_save(session, sink);
+	}
+	return ret;
+}
+
+static int snapshot_refused(char *reason, size_t reason_size, const char *text, uint64_t value)
+{
+	snprintf(reason, reason_size, "service section: %s (%llu)", text,
+	         (unsigned long long)value);
+	return -EBADMSG;
+}
+
+/* Checks a session record against the snapshot's log position. */
+static const char *session_record_wrong(const struct service *service,
+                                        const struct service_snapshot_session *record,
+                                        const struct service_snapshot_header *header,
+                                        const struct log_position *position)
+{
+	if (skuld_u128_is_zero(record->client) || record->reserved != 0)
+		return "a session without a client id";
+	if (record->id == 0 || record->id >= header->session_id_next)
+		return "a session id out of range";
+	if (record->request_last == 0)
+		return "a session without an applied request";
+	if (record->record_write == 0 || record->record_write >= position->write_next ||
+	    record->record_segment == 0 || record->record_segment > position->segment ||
+	    record->record_offset < LOG_BLOCK_SIZE + LOG_WRITE_HEADER_SIZE ||
+	    record->record_offset >= LOG_SEGMENT_SIZE_MAX ||
+	    record->record_count > service->config.ledger.batch_events_max)
+		return "a saved reply outside the log the snapshot covers";
+	if (session_find((struct session_table *)&service->sessions, record->client) != NULL)
+		return "a client with two sessions";
+	return NULL;
+}
+
+int service_snapshot_load(struct service *service, const struct snapshot_source *source,
+                          const struct log_position *position, char *reason, size_t reason_size)
+{
+	struct service_snapshot_header header;
+	int ret = source->read(source->context, &header, sizeof(header));
+	if (ret != 0) {
+		snprintf(reason, reason_size, "service section: ends early (%s)", strerror(-ret));
+		return ret;
+	}
+	if (header.magic != SERVICE_SNAPSHOT_MAGIC)
+		return snapshot_refused(reason, reason_size, "bad magic", header.magic);
+	if (header.version != SERVICE_SNAPSHOT_VERSION)
+		return snapshot_refused(reason, reason_size, "unsupported version", header.version);
+	if (header.session_count > service->sessions.capacity || header.session_id_next == 0)
+		return snapshot_refused(reason, reason_size, "more sessions than sessions_max",
+		                        header.session_count);
+	for (uint32_t i = 0; i < header.session_count; i++) {
+		struct service_snapshot_session record;
+		ret = source->read(source->context, &record, sizeof(record));
+		if (ret != 0) {
+			snprintf(reason, reason_size,
+			         "service section: ends early at session %u (%s)", i,
+			         strerror(-ret));
+			return ret;
+		}
+		const char *wrong = session_record_wrong(service, &record, &header, position);
+		if (wrong != NULL)
+			return snapshot_refused(reason, reason_size, wrong, i);
+		struct session *session = session_create(&service->sessions, record.client);
+		SKULD_ASSERT(session != NULL); /* count <= capacity */
+		session->id = record.id;
+		session_recovered(&service->sessions, session, record.request_last,
+		                  record.record_write, record.record_segment, record.record_offset,
+		                  record.record_count);
+	}
+	service->sessions.id_next = header.session_id_next;
+	service->batch_ns = header.batch_ns;
+	/* The directory is the catalog's codes (directory.h), rebuilt. */
+	char code[SKULD_CODE_SIZE];
+	for (uint32_t id = 1; id <= service->config.ledger.locations_max; id++) {
+		if (ledger_location_code(service->ledger, id, code) &&
+		    directory_define(&service->directory, DIRECTORY_LOCATION, id, code) != 0)
+			return snapshot_refused(reason, reason_size, "a location code used twice",
+			                        id);
+	}
+	for (uint32_t id = 1; id <= service->config.ledger.channels_max; id++) {
+		if (ledger_channel_code(service->ledger, id, code) &&
+		    directory_define(&service->directory, DIRECTORY_CHANNEL, id, code) != 0)
+			return snapshot_refused(reason, reason_size, "a channel name used twice",
+			                        id);
+	}
+	return 0;
+}
+
+int service_reset(struct service *service)
+{
+	SKULD_ASSERT(service->writer == NULL);
+	ledger_destroy(service->ledger);
+	service->ledger = NULL;
+	session_table_destroy(&service->sessions);
+	directory_destroy(&service->directory);
+	int ret = ledger_create(&service->config.ledger, &service->ledger);
+	if (ret == 0)
+		ret = session_table_init(&service->sessions, service->config.sessions_max);
+	if (ret == 0)
+		ret = directory_init(&service->directory, service->config.ledger.locations_max,
+		                     service->config.ledger.channels_max);
+	service->batch_ns = 0;
+	uint64_t memory_bytes = service->stats.memory_bytes;
+	memset(&service->stats, 0, sizeof(service->stats));
+	service->stats.memory_bytes = memory_bytes;
+	return ret;
 }

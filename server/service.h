@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "ledger.h"
+#include "ledger_snapshot.h"
 #include "log.h"
 #include "protocol.h"
 
@@ -49,6 +50,7 @@ struct service_config {
 	uint32_t query_scan;     /* ids a list QUERY looks at */
 	uint32_t write_size_max; /* the log writer's write_size_max */
 	const char *log_dir;     /* segment directory, for saved replies */
+	const char *archive_dir; /* where retention moved older segments; NULL: none */
 	const char *token;       /* REGISTER token; NULL or "": any */
 	uint64_t memory_bytes;   /* reported in STATS */
 };
@@ -140,5 +142,44 @@ struct skuld_stats *service_stats(struct service *service);
 
 /* The ledger (for tests and tools). */
 struct ledger *service_ledger(struct service *service);
+
+/* ---- Snapshots (server/snapshot.c writes and reads the files) ---------------
+ *
+ * A snapshot is taken between log writes: when the open write holds nothing,
+ * every applied batch is in a sealed write (durable, or the one in flight),
+ * so the state is exactly "the log up to the end of the last sealed write".
+ * The service section (docs/FORMAT.md) holds what the service keeps besides
+ * the ledger: the sessions with their saved-reply references (LRU order
+ * first, then the attached ones) and the last batch time. The directory is
+ * rebuilt from the ledger's catalog. */
+
+/* Where a snapshot of the state now resumes the log: the end of the last
+ * sealed write, the next write and event sequences and the chain value of
+ * the last record. Returns 0, or -EAGAIN while the open write holds
+ * records. */
+/* The oldest segment a session's saved reply lives in (0: none): what
+ * retention must keep when it deletes segments instead of archiving them. */
+uint64_t service_reply_segment_min(const struct service *service);
+
+int service_snapshot_position(const struct service *service, struct log_position *position);
+
+/* Bytes service_snapshot_save writes now. */
+uint64_t service_snapshot_size(const struct service *service);
+
+/* Writes the service section. Returns 0 or the sink's error. */
+int service_snapshot_save(const struct service *service, const struct snapshot_sink *sink);
+
+/* Recovery, after the ledger section was loaded into service_ledger():
+ * reads the service section (every session checked against position, the
+ * snapshot's log position), then rebuilds the directory from the ledger.
+ * The service must otherwise be fresh. Returns 0, or -EBADMSG / -ENODATA /
+ * the source's error with one line in reason; then call service_reset. */
+int service_snapshot_load(struct service *service, const struct snapshot_source *source,
+                          const struct log_position *position, char *reason, size_t reason_size);
+
+/* Back to the state of service_create (a new ledger, no sessions, an empty
+ * directory), e.g. after a snapshot that failed to load. Returns 0 or
+ * -ENOMEM. Only before service_start. */
+int service_reset(struct service *service);
 
 #endif /* SKULD_SERVER_SERVICE_H */

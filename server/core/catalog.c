@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "skuld_assert.h"
+#include "snapshot_stream.h"
 
 static uint64_t code_hash(const char *code)
 {
@@ -639,4 +640,504 @@ uint64_t catalog_hash(const struct catalog *catalog)
 	parts[6] = table_sum(&catalog->attributes, 3);
 	parts[7] = table_sum(&catalog->buffers, 4) + catalog->bundles_used;
 	return skuld_checksum(parts, sizeof(parts));
+}
+
+/* ---- Snapshot (snapshot_stream.h, docs/FORMAT.md) ------------------------ */
+
+static uint32_t catalog_defined_items(const struct catalog *catalog)
+{
+	uint32_t count = 0;
+	for (uint32_t id = 1; id <= catalog->items_max; id++)
+		count += catalog->items[id].defined;
+	return count;
+}
+
+static uint32_t catalog_defined_locations(const struct catalog *catalog)
+{
+	uint32_t count = 0;
+	for (uint32_t id = 1; id <= catalog->locations_max; id++)
+		count += catalog->locations[id].defined;
+	return count;
+}
+
+/* Defined channels, and the pool entries they use (through *pools). */
+static uint32_t catalog_defined_channels(const struct catalog *catalog, uint64_t *pools)
+{
+	uint32_t count = 0;
+	*pools = 0;
+	for (uint32_t id = 1; id <= catalog->channels_max; id++) {
+		if (!catalog->channels[id].defined)
+			continue;
+		count++;
+		*pools += catalog->channels[id].pool_count;
+	}
+	return count;
+}
+
+static uint64_t catalog_component_count(const struct catalog *catalog)
+{
+	uint64_t count = 0;
+	for (uint32_t id = 1; id <= catalog->items_max; id++)
+		count += catalog->items[id].components;
+	return count;
+}
+
+uint64_t catalog_snapshot_bytes(const struct catalog *catalog)
+{
+	uint64_t pools = 0;
+	uint64_t bytes = 9 * sizeof(struct snapshot_part_header);
+	bytes += (uint64_t)catalog_defined_items(catalog) * sizeof(struct snapshot_item);
+	bytes += (uint64_t)catalog_defined_locations(catalog) * sizeof(struct snapshot_location);
+	bytes += (uint64_t)catalog_defined_channels(catalog, &pools) *
+	         sizeof(struct snapshot_channel);
+	bytes += pools * sizeof(struct snapshot_pool);
+	bytes += catalog_component_count(catalog) * sizeof(struct snapshot_component);
+	bytes += (uint64_t)catalog->skus.used * sizeof(struct snapshot_sku);
+	bytes += (uint64_t)catalog->barcodes.used * sizeof(struct snapshot_barcode);
+	bytes += (uint64_t)catalog->attributes.used * sizeof(struct snapshot_attribute);
+	bytes += (uint64_t)catalog->buffers.used * sizeof(struct snapshot_buffer);
+	return bytes;
+}
+
+static void catalog_save_definitions(const struct catalog *catalog, struct snapshot_writer *writer)
+{
+	snapshot_part_put(writer, SNAPSHOT_PART_ITEMS, sizeof(struct snapshot_item),
+	                  catalog_defined_items(catalog));
+	for (uint32_t id = 1; id <= catalog->items_max; id++) {
+		const struct item *item = &catalog->items[id];
+		if (!item->defined)
+			continue;
+		struct snapshot_item record = {
+		        .id = id,
+		        .bundle = item->bundle,
+		        .frozen = item->frozen,
+		        .scale = item->scale,
+		        .bundle_slot = item->bundle_slot,
+		        .components = item->components,
+		};
+		snapshot_put(writer, &record, sizeof(record));
+	}
+	snapshot_part_put(writer, SNAPSHOT_PART_LOCATIONS, sizeof(struct snapshot_location),
+	                  catalog_defined_locations(catalog));
+	for (uint32_t id = 1; id <= catalog->locations_max; id++) {
+		const struct location *location = &catalog->locations[id];
+		if (!location->defined)
+			continue;
+		struct snapshot_location record = {.id = id, .state = location->state};
+		memcpy(record.code, location->code, SKULD_CODE_SIZE);
+		snapshot_put(writer, &record, sizeof(record));
+	}
+	uint64_t pools = 0;
+	snapshot_part_put(writer, SNAPSHOT_PART_CHANNELS, sizeof(struct snapshot_channel),
+	                  catalog_defined_channels(catalog, &pools));
+	for (uint32_t id = 1; id <= catalog->channels_max; id++) {
+		const struct channel *channel = &catalog->channels[id];
+		if (!channel->defined)
+			continue;
+		struct snapshot_channel record = {
+		        .id = id,
+		        .pool_count = channel->pool_count,
+		        .buffer = channel->buffer,
+		        .cap = channel->cap,
+		        .minimum = channel->minimum,
+		};
+		memcpy(record.code, channel->code, SKULD_CODE_SIZE);
+		snapshot_put(writer, &record, sizeof(record));
+	}
+	snapshot_part_put(writer, SNAPSHOT_PART_POOLS, sizeof(struct snapshot_pool),
+	                  (uint32_t)pools);
+	for (uint32_t id = 1; id <= catalog->channels_max; id++) {
+		const struct channel *channel = &catalog->channels[id];
+		const struct pool_entry *pool = catalog_pool(catalog, id);
+		for (uint32_t i = 0; channel->defined && i < channel->pool_count; i++) {
+			struct snapshot_pool record = {
+			        .channel = id,
+			        .location = pool[i].location,
+			        .active = pool[i].active,
+			        .floor = pool[i].floor,
+			};
+			snapshot_put(writer, &record, sizeof(record));
+		}
+	}
+	snapshot_part_put(writer, SNAPSHOT_PART_COMPONENTS, sizeof(struct snapshot_component),
+	                  (uint32_t)catalog_component_count(catalog));
+	for (uint32_t id = 1; id <= catalog->items_max; id++) {
+		const struct item *item = &catalog->items[id];
+		const struct component *block = catalog_components(catalog, item);
+		for (uint32_t i = 0; i < item->components; i++) {
+			struct snapshot_component record = {
+			        .bundle = id, .item = block[i].item, .quantity = block[i].quantity};
+			snapshot_put(writer, &record, sizeof(record));
+		}
+	}
+}
+
+void catalog_snapshot_save(const struct catalog *catalog, struct snapshot_writer *writer)
+{
+	catalog_save_definitions(catalog, writer);
+	/* Code tables are append-only: records 0..used-1 are live, in the order
+	 * they were made, which load repeats (same record indexes). */
+	snapshot_part_put(writer, SNAPSHOT_PART_SKUS, sizeof(struct snapshot_sku),
+	                  catalog->skus.used);
+	for (uint32_t i = 0; i < catalog->skus.used; i++) {
+		const struct sku *sku = table_record(&catalog->skus, i);
+		struct snapshot_sku record = {.item = sku->item, .retired = sku->retired};
+		memcpy(record.code, sku->code, SKULD_CODE_SIZE);
+		snapshot_put(writer, &record, sizeof(record));
+	}
+	snapshot_part_put(writer, SNAPSHOT_PART_BARCODES, sizeof(struct snapshot_barcode),
+	                  catalog->barcodes.used);
+	for (uint32_t i = 0; i < catalog->barcodes.used; i++) {
+		const struct barcode *barcode = table_record(&catalog->barcodes, i);
+		struct snapshot_barcode record = {
+		        .item = barcode->item, .retired = barcode->retired, .pack = barcode->pack};
+		memcpy(record.code, barcode->code, SKULD_CODE_SIZE);
+		snapshot_put(writer, &record, sizeof(record));
+	}
+	snapshot_part_put(writer, SNAPSHOT_PART_ATTRIBUTES, sizeof(struct snapshot_attribute),
+	                  catalog->attributes.used);
+	for (uint32_t i = 0; i < catalog->attributes.used; i++) {
+		const struct attribute *attribute = table_record(&catalog->attributes, i);
+		struct snapshot_attribute record = {.item = attribute->item};
+		memcpy(record.text, attribute->text, SKULD_CODE_SIZE);
+		snapshot_put(writer, &record, sizeof(record));
+	}
+	snapshot_part_put(writer, SNAPSHOT_PART_BUFFERS, sizeof(struct snapshot_buffer),
+	                  catalog->buffers.used);
+	for (uint32_t i = 0; i < catalog->buffers.used; i++) {
+		const struct channel_buffer *buffer = table_record(&catalog->buffers, i);
+		struct snapshot_buffer record = {
+		        .channel = buffer->channel, .item = buffer->item, .buffer = buffer->buffer};
+		snapshot_put(writer, &record, sizeof(record));
+	}
+}
+
+/* Appends a record to an append-only table during load (no journal). */
+static void catalog_load_insert(struct table *table, uint64_t hash, const void *record)
+{
+	uint32_t index = table_alloc(table);
+	SKULD_ASSERT(index != TABLE_NONE); /* the part's count was bounded by the capacity */
+	memcpy(table_record(table, index), record, table->record_size);
+	table_link(table, index, hash);
+}
+
+static int catalog_load_item(struct catalog *catalog, struct snapshot_reader *reader,
+                             const struct snapshot_item *record, uint32_t previous)
+{
+	if (record->id <= previous || record->id > catalog->items_max)
+		return snapshot_refuse(reader, "item %u: id out of order or above items_max",
+		                       record->id);
+	if (record->bundle > 1 || record->frozen > 1 || (record->frozen && !record->bundle) ||
+	    record->scale > SKULD_SCALE_MAX || record->reserved != 0)
+		return snapshot_refuse(reader, "item %u: bad flags or scale", record->id);
+	if (record->components > catalog->components_max ||
+	    (record->bundle_slot == 0) != (record->components == 0) ||
+	    (!record->bundle && record->bundle_slot != 0) ||
+	    record->bundle_slot > catalog->bundles_used)
+		return snapshot_refuse(reader, "item %u: bad component block %u of %u components",
+		                       record->id, record->bundle_slot, record->components);
+	if (record->bundle_slot != 0) {
+		/* Each block has one owner. A claimed block is marked in its first
+		 * entry's unused word until the COMPONENTS part fills it. */
+		struct component *first = &catalog->components[(size_t)(record->bundle_slot - 1) *
+		                                               catalog->components_max];
+		if (first->unused != 0)
+			return snapshot_refuse(reader, "item %u: component block %u has two owners",
+			                       record->id, record->bundle_slot);
+		first->unused = 1;
+	}
+	struct item *item = &catalog->items[record->id];
+	item->defined = 1;
+	item->bundle = record->bundle;
+	item->frozen = record->frozen;
+	item->scale = record->scale;
+	item->bundle_slot = record->bundle_slot;
+	item->components = record->components;
+	return 0;
+}
+
+static int catalog_load_items(struct catalog *catalog, struct snapshot_reader *reader,
+                              uint64_t *components)
+{
+	uint32_t count = 0;
+	int ret = snapshot_part_get(reader, SNAPSHOT_PART_ITEMS, sizeof(struct snapshot_item),
+	                            catalog->items_max, &count);
+	uint32_t previous = 0;
+	uint32_t blocks = 0;
+	*components = 0;
+	for (uint32_t i = 0; ret == 0 && i < count; i++) {
+		struct snapshot_item record;
+		ret = snapshot_get(reader, &record, sizeof(record));
+		if (ret == 0)
+			ret = catalog_load_item(catalog, reader, &record, previous);
+		previous = record.id;
+		blocks += record.bundle_slot != 0;
+		*components += record.components;
+	}
+	if (ret == 0 && blocks != catalog->bundles_used)
+		ret = snapshot_refuse(reader, "%u component blocks used, but %u owned",
+		                      catalog->bundles_used, blocks);
+	return ret;
+}
+
+static int catalog_load_locations(struct catalog *catalog, struct snapshot_reader *reader)
+{
+	uint32_t count = 0;
+	int ret =
+	        snapshot_part_get(reader, SNAPSHOT_PART_LOCATIONS, sizeof(struct snapshot_location),
+	                          catalog->locations_max, &count);
+	uint32_t previous = 0;
+	for (uint32_t i = 0; ret == 0 && i < count; i++) {
+		struct snapshot_location record;
+		ret = snapshot_get(reader, &record, sizeof(record));
+		if (ret != 0)
+			break;
+		if (record.id <= previous || record.id > catalog->locations_max ||
+		    record.state > SKULD_LIFECYCLE_CLOSED ||
+		    !snapshot_zero(record.reserved, sizeof(record.reserved)) ||
+		    !snapshot_code_valid(record.code))
+			return snapshot_refuse(reader, "location %u: bad id, state or code",
+			                       record.id);
+		previous = record.id;
+		struct location *location = &catalog->locations[record.id];
+		location->defined = 1;
+		location->state = record.state;
+		memcpy(location->code, record.code, SKULD_CODE_SIZE);
+	}
+	return ret;
+}
+
+static int catalog_load_channels(struct catalog *catalog, struct snapshot_reader *reader,
+                                 uint64_t *pools)
+{
+	uint32_t count = 0;
+	int ret = snapshot_part_get(reader, SNAPSHOT_PART_CHANNELS, sizeof(struct snapshot_channel),
+	                            catalog->channels_max, &count);
+	uint32_t previous = 0;
+	*pools = 0;
+	for (uint32_t i = 0; ret == 0 && i < count; i++) {
+		struct snapshot_channel record;
+		ret = snapshot_get(reader, &record, sizeof(record));
+		if (ret != 0)
+			break;
+		if (record.id <= previous || record.id > catalog->channels_max ||
+		    record.pool_count > catalog->pool_max ||
+		    !quantity_valid_or_zero(record.buffer) || !quantity_valid_or_zero(record.cap) ||
+		    !quantity_valid_or_zero(record.minimum) || !snapshot_code_valid(record.code))
+			return snapshot_refuse(reader, "channel %u: bad id, pool, quantity or code",
+			                       record.id);
+		previous = record.id;
+		struct channel *channel = &catalog->channels[record.id];
+		channel->defined = 1;
+		channel->pool_count = record.pool_count;
+		channel->buffer = record.buffer;
+		channel->cap = record.cap;
+		channel->minimum = record.minimum;
+		memcpy(channel->code, record.code, SKULD_CODE_SIZE);
+		*pools += record.pool_count;
+	}
+	return ret;
+}
+
+static int catalog_load_pools(struct catalog *catalog, struct snapshot_reader *reader,
+                              uint64_t expected)
+{
+	uint32_t count = 0;
+	int ret = snapshot_part_get(reader, SNAPSHOT_PART_POOLS, sizeof(struct snapshot_pool),
+	                            UINT32_MAX, &count);
+	if (ret == 0 && count != expected)
+		return snapshot_refuse(reader, "%u pool entries, channels use %llu", count,
+		                       (unsigned long long)expected);
+	for (uint32_t id = 1; ret == 0 && id <= catalog->channels_max; id++) {
+		const struct channel *channel = &catalog->channels[id];
+		struct pool_entry *pool = catalog_pool(catalog, id);
+		for (uint32_t i = 0; ret == 0 && channel->defined && i < channel->pool_count; i++) {
+			struct snapshot_pool record;
+			ret = snapshot_get(reader, &record, sizeof(record));
+			if (ret != 0)
+				break;
+			if (record.channel != id ||
+			    catalog_location(catalog, record.location) == NULL ||
+			    record.active > 1 || record.reserved != 0 ||
+			    !quantity_valid_or_zero(record.floor) ||
+			    pool_find_any(catalog, id, record.location) != NULL)
+				return snapshot_refuse(reader,
+				                       "channel %u pool entry %u: bad location %u, "
+				                       "flag or floor",
+				                       id, i, record.location);
+			/* pool_find_any scans pool_count entries (set by the channel
+			 * record); those not read yet are zero, location 0, never
+			 * defined: the duplicate check above sees earlier ones only. */
+			pool[i].location = record.location;
+			pool[i].active = record.active;
+			pool[i].floor = record.floor;
+		}
+	}
+	return ret;
+}
+
+static int catalog_load_components(struct catalog *catalog, struct snapshot_reader *reader,
+                                   uint64_t expected)
+{
+	uint32_t count = 0;
+	int ret = snapshot_part_get(reader, SNAPSHOT_PART_COMPONENTS,
+	                            sizeof(struct snapshot_component), UINT32_MAX, &count);
+	if (ret == 0 && count != expected)
+		return snapshot_refuse(reader, "%u bundle components, bundles have %llu", count,
+		                       (unsigned long long)expected);
+	for (uint32_t id = 1; ret == 0 && id <= catalog->items_max; id++) {
+		const struct item *bundle = &catalog->items[id];
+		struct component *block = (struct component *)catalog_components(catalog, bundle);
+		for (uint32_t i = 0; ret == 0 && i < bundle->components; i++) {
+			struct snapshot_component record;
+			ret = snapshot_get(reader, &record, sizeof(record));
+			if (ret != 0)
+				break;
+			const struct item *part = catalog_item(catalog, record.item);
+			if (record.bundle != id || part == NULL || part->bundle ||
+			    record.item == id || !quantity_valid(record.quantity))
+				return snapshot_refuse(reader,
+				                       "bundle %u component %u: bad item %u or "
+				                       "quantity",
+				                       id, i, record.item);
+			for (uint32_t j = 0; j < i; j++) {
+				if (block[j].item == record.item)
+					return snapshot_refuse(reader,
+					                       "bundle %u: component %u twice", id,
+					                       record.item);
+			}
+			block[i].item = record.item;
+			block[i].unused = 0;
+			block[i].quantity = record.quantity;
+		}
+	}
+	return ret;
+}
+
+static int catalog_load_skus(struct catalog *catalog, struct snapshot_reader *reader)
+{
+	uint32_t count = 0;
+	int ret = snapshot_part_get(reader, SNAPSHOT_PART_SKUS, sizeof(struct snapshot_sku),
+	                            catalog->skus.capacity, &count);
+	for (uint32_t i = 0; ret == 0 && i < count; i++) {
+		struct snapshot_sku record;
+		ret = snapshot_get(reader, &record, sizeof(record));
+		if (ret != 0)
+			break;
+		if (!snapshot_code_valid(record.code) ||
+		    catalog_item(catalog, record.item) == NULL || record.retired > 1 ||
+		    catalog_sku_find(catalog, record.code) != NULL)
+			return snapshot_refuse(reader,
+			                       "SKU code %u: empty, of an unknown item %u, or "
+			                       "twice",
+			                       i, record.item);
+		struct sku sku = {.item = record.item, .retired = record.retired};
+		memcpy(sku.code, record.code, SKULD_CODE_SIZE);
+		catalog_load_insert(&catalog->skus, code_hash(sku.code), &sku);
+	}
+	return ret;
+}
+
+static int catalog_load_barcodes(struct catalog *catalog, struct snapshot_reader *reader)
+{
+	uint32_t count = 0;
+	int ret = snapshot_part_get(reader, SNAPSHOT_PART_BARCODES, sizeof(struct snapshot_barcode),
+	                            catalog->barcodes.capacity, &count);
+	for (uint32_t i = 0; ret == 0 && i < count; i++) {
+		struct snapshot_barcode record;
+		ret = snapshot_get(reader, &record, sizeof(record));
+		if (ret != 0)
+			break;
+		if (!snapshot_code_valid(record.code) ||
+		    catalog_item(catalog, record.item) == NULL || record.retired > 1 ||
+		    !quantity_valid(record.pack) ||
+		    barcode_find(catalog, record.code, record.item) != NULL)
+			return snapshot_refuse(reader,
+			                       "barcode %u: empty, of an unknown item %u, bad "
+			                       "pack, or twice",
+			                       i, record.item);
+		struct barcode barcode = {
+		        .item = record.item, .retired = record.retired, .pack = record.pack};
+		memcpy(barcode.code, record.code, SKULD_CODE_SIZE);
+		catalog_load_insert(&catalog->barcodes, code_hash(barcode.code), &barcode);
+	}
+	return ret;
+}
+
+static int catalog_load_attributes(struct catalog *catalog, struct snapshot_reader *reader)
+{
+	uint32_t count = 0;
+	int ret = snapshot_part_get(reader, SNAPSHOT_PART_ATTRIBUTES,
+	                            sizeof(struct snapshot_attribute), catalog->attributes.capacity,
+	                            &count);
+	for (uint32_t i = 0; ret == 0 && i < count; i++) {
+		struct snapshot_attribute record;
+		ret = snapshot_get(reader, &record, sizeof(record));
+		if (ret != 0)
+			break;
+		size_t name_size = attribute_name_size(record.text);
+		if (catalog_item(catalog, record.item) == NULL || record.reserved != 0 ||
+		    name_size == 0 ||
+		    catalog_attribute_find(catalog, record.item, record.text, name_size) != NULL)
+			return snapshot_refuse(reader,
+			                       "attribute %u: of an unknown item %u, no name, "
+			                       "or twice",
+			                       i, record.item);
+		struct attribute attribute = {.item = record.item};
+		memcpy(attribute.text, record.text, SKULD_CODE_SIZE);
+		catalog_load_insert(&catalog->attributes,
+		                    attribute_key_hash(record.item, record.text, name_size),
+		                    &attribute);
+	}
+	return ret;
+}
+
+static int catalog_load_buffers(struct catalog *catalog, struct snapshot_reader *reader)
+{
+	uint32_t count = 0;
+	int ret = snapshot_part_get(reader, SNAPSHOT_PART_BUFFERS, sizeof(struct snapshot_buffer),
+	                            catalog->buffers.capacity, &count);
+	for (uint32_t i = 0; ret == 0 && i < count; i++) {
+		struct snapshot_buffer record;
+		ret = snapshot_get(reader, &record, sizeof(record));
+		if (ret != 0)
+			break;
+		if (catalog_channel(catalog, record.channel) == NULL ||
+		    catalog_item(catalog, record.item) == NULL ||
+		    !quantity_valid_or_zero(record.buffer) ||
+		    buffer_find(catalog, record.channel, record.item) != NULL)
+			return snapshot_refuse(reader,
+			                       "buffer %u: unknown channel %u or item %u, bad "
+			                       "quantity, or twice",
+			                       i, record.channel, record.item);
+		struct channel_buffer buffer = {
+		        .channel = record.channel, .item = record.item, .buffer = record.buffer};
+		catalog_load_insert(&catalog->buffers, buffer_key_hash(record.channel, record.item),
+		                    &buffer);
+	}
+	return ret;
+}
+
+int catalog_snapshot_load(struct catalog *catalog, struct snapshot_reader *reader)
+{
+	uint64_t components = 0;
+	uint64_t pools = 0;
+	int ret = catalog_load_items(catalog, reader, &components);
+	if (ret == 0)
+		ret = catalog_load_locations(catalog, reader);
+	if (ret == 0)
+		ret = catalog_load_channels(catalog, reader, &pools);
+	if (ret == 0)
+		ret = catalog_load_pools(catalog, reader, pools);
+	if (ret == 0)
+		ret = catalog_load_components(catalog, reader, components);
+	if (ret == 0)
+		ret = catalog_load_skus(catalog, reader);
+	if (ret == 0)
+		ret = catalog_load_barcodes(catalog, reader);
+	if (ret == 0)
+		ret = catalog_load_attributes(catalog, reader);
+	if (ret == 0)
+		ret = catalog_load_buffers(catalog, reader);
+	return ret;
 }

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "skuld_assert.h"
 
@@ -74,6 +75,28 @@ void holds_close(struct holds *holds, struct journal *journal, struct hold *hold
 	holds->closed[tail] = holds_index(holds, hold);
 	holds->closed_count++;
 	journal_push(journal, JOURNAL_CLOSED_PUSH, holds, 0, 0);
+}
+
+struct hold *holds_restore(struct holds *holds, const struct hold *saved)
+{
+	uint32_t index = table_alloc(&holds->table);
+	SKULD_ASSERT(index != TABLE_NONE);
+	struct hold *hold = table_record(&holds->table, index);
+	memcpy(hold, saved, HOLD_HASHED_BYTES);
+	hold->stock = TABLE_NONE;
+	table_link(&holds->table, index, table_mix(hold->id));
+	if (hold->state == LEDGER_HOLD_OPEN) {
+		SKULD_ASSERT(holds->open < holds->open_max);
+		holds->open++;
+		return hold;
+	}
+	SKULD_ASSERT(holds->closed_count < holds->closed_capacity);
+	uint32_t tail = holds->closed_head + holds->closed_count;
+	if (tail >= holds->closed_capacity)
+		tail -= holds->closed_capacity;
+	holds->closed[tail] = index;
+	holds->closed_count++;
+	return hold;
 }
 
 void holds_undo_close_push(struct holds *holds)

@@ -91,6 +91,13 @@ struct hold *holds_insert(struct holds *holds, struct journal *journal, uint64_t
 void holds_close(struct holds *holds, struct journal *journal, struct hold *hold, uint32_t state,
                  uint64_t now);
 
+/* Snapshot load: a new record with the HOLD_HASHED_BYTES of saved; an open
+ * hold counts as open, a closed one goes to the tail of the closed ring.
+ * Its stock cache is TABLE_NONE (the caller sets it). The caller checked
+ * the fields, that the id is new and that there is room: open < open_max,
+ * closed ring not full. Not journaled. */
+struct hold *holds_restore(struct holds *holds, const struct hold *saved);
+
 /* Undo of the ring push in holds_close. */
 void holds_undo_close_push(struct holds *holds);
 

@@ -162,6 +162,11 @@ int ledger_create(const struct ledger_config *config, struct ledger **out)
 	return 0;
 }
 
+const struct ledger_config *ledger_configuration(const struct ledger *ledger)
+{
+	return &ledger->config;
+}
+
 void ledger_destroy(struct ledger *ledger)
 {
 	if (ledger == NULL)
@@ -665,6 +670,24 @@ uint32_t ledger_item(const struct ledger *ledger, uint32_t item, struct ledger_i
 	return SKULD_OK;
 }
 
+int ledger_location_code(const struct ledger *ledger, uint32_t location, char *code)
+{
+	const struct location *record = catalog_location(&ledger->catalog, location);
+	if (record == NULL)
+		return 0;
+	memcpy(code, record->code, SKULD_CODE_SIZE);
+	return 1;
+}
+
+int ledger_channel_code(const struct ledger *ledger, uint32_t channel, char *code)
+{
+	const struct channel *record = catalog_channel(&ledger->catalog, channel);
+	if (record == NULL)
+		return 0;
+	memcpy(code, record->code, SKULD_CODE_SIZE);
+	return 1;
+}
+
 int ledger_location_state(const struct ledger *ledger, uint32_t location)
 {
 	const struct location *record = catalog_location(&ledger->catalog, location);
@@ -674,6 +697,29 @@ int ledger_location_state(const struct ledger *ledger, uint32_t location)
 uint32_t ledger_holds_open(const struct ledger *ledger)
 {
 	return ledger->holds.open;
+}
+
+uint32_t ledger_stock_count(const struct ledger *ledger)
+{
+	SKULD_ASSERT(!ledger->journal.active);
+	return ledger->stocks.table.top;
+}
+
+void ledger_stock_entry(const struct ledger *ledger, uint32_t index, uint32_t *item,
+                        uint32_t *location, struct ledger_level *out)
+{
+	SKULD_ASSERT(index < ledger->stocks.table.top);
+	const struct stock *stock = table_record(&ledger->stocks.table, index);
+	*item = stock->item;
+	*location = stock->location;
+	out->on_hand = stock->on_hand;
+	out->reserved = stock->reserved;
+	out->committed = stock->committed;
+	out->damaged = stock->damaged;
+	out->quarantine = stock->quarantine;
+	out->incoming = stock->incoming;
+	out->available = stock_available(stock);
+	out->counted_at = stock->counted_at;
 }
 
 /* ---- State hash ----------------------------------------------------------- */

@@ -99,6 +99,9 @@ void ledger_config_default(struct ledger_config *config);
 /* Bytes ledger_create would allocate for config (0 if config is invalid). */
 size_t ledger_memory_bytes(const struct ledger_config *config);
 
+/* The configuration the ledger was created with. */
+const struct ledger_config *ledger_configuration(const struct ledger *ledger);
+
 /* Allocates a ledger. Returns 0 and sets *out, -EINVAL for a config with a
  * zero or out-of-range field, -ENOMEM. The caller owns *out and frees it with
  * ledger_destroy. */
@@ -159,11 +162,26 @@ struct ledger_item_info {
  * SKULD_ITEM_UNKNOWN. */
 uint32_t ledger_item(const struct ledger *ledger, uint32_t item, struct ledger_item_info *out);
 
+/* Code of a defined location / name of a defined channel (SKULD_CODE_SIZE
+ * bytes, NUL-padded) into code. Returns 1, or 0 (code untouched) when the
+ * id is not defined. */
+int ledger_location_code(const struct ledger *ledger, uint32_t location, char *code);
+int ledger_channel_code(const struct ledger *ledger, uint32_t channel, char *code);
+
 /* Location lifecycle (enum skuld_location_state), or -1 if undefined. */
 int ledger_location_state(const struct ledger *ledger, uint32_t location);
 
 /* Number of open holds. */
 uint32_t ledger_holds_open(const struct ledger *ledger);
+
+/* Stock entries: the (item, location) pairs a movement has touched, in the
+ * order they were created (an entry is never removed). For tools that list
+ * every counter (skuld-replay state): ledger_stock_count says how many;
+ * ledger_stock_entry fills the ids and counters of entry index < count.
+ * Between batches only. */
+uint32_t ledger_stock_count(const struct ledger *ledger);
+void ledger_stock_entry(const struct ledger *ledger, uint32_t index, uint32_t *item,
+                        uint32_t *location, struct ledger_level *out);
 
 /* XXH3-64 over all state in a canonical order (docs/LEDGER.md section 7). */
 uint64_t ledger_hash(const struct ledger *ledger);

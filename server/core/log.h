@@ -7,7 +7,8 @@
  * of segments and tells a clean end from a torn last write from corruption.
  *
  * The pieces, in the order the server uses them:
- *   1. log_reader_open() + log_reader_next() until it returns something other
+ *   1. log_reader_open() (+ log_reader_seek() to start at a snapshot's
+ *      position) + log_reader_next() until it returns something other
  *      than LOG_RECORD: replay the records, then read the outcome. LOG_CORRUPT
  *      stops startup; LOG_END_TORN is logged as a warning and the torn bytes
  *      are re-zeroed with log_discard_torn(); LOG_END_CLEAN needs nothing.
@@ -222,6 +223,21 @@ struct log_reader;
  * 0, -ENOMEM, -ENAMETOOLONG, or -errno from opendir. A directory with no
  * segments is an empty log. Format problems surface in log_reader_next. */
 int log_reader_open(struct log_reader **reader, const char *dir, const struct log_os *os);
+
+/* Before the first log_reader_next: starts the walk at start instead of at
+ * the first segment, as recovery from a snapshot does. start gives the
+ * segment and the byte offset of the first write to read (a block boundary;
+ * it may be the segment's end, or the end of its writes, and the walk then
+ * goes on in the next segment) with the write sequence, event sequence and
+ * chain value that write must continue, and the log id. Segments before
+ * start->segment are never read. The start segment's header must be valid
+ * and of this log, and must not start after the position; the first write
+ * read must carry start->write_next and its first record must link to
+ * start->checksum_prev (else LOG_CORRUPT "chain broken"); a missing start
+ * segment is LOG_CORRUPT. Returns 0, or -EINVAL for a position that cannot
+ * be one (segment 0, offset not a block boundary past the header block,
+ * sequences 0, log id 0) or a walk already begun. */
+int log_reader_seek(struct log_reader *reader, const struct log_position *start);
 
 /* Produces the next record (LOG_RECORD) or ends the walk with LOG_END_CLEAN,
  * LOG_END_TORN, LOG_CORRUPT or LOG_ERROR; once ended it keeps returning the

@@ -5,7 +5,10 @@
  *
  * Owns: the sorted list of segment indices found at open, and one buffer as
  * large as the largest segment, into which each segment is read whole with
- * pread. Records handed out point into that buffer.
+ * pread. Records handed out point into that buffer. A walk starts at the
+ * first segment, or (log_reader_seek, recovery from a snapshot) at a
+ * position inside a later one, with the sequences and chain value the log
+ * has there; nothing before that position is read.
  *
  * Invariants:
  *   - Nothing read from disk is trusted before it is checked: every size and
@@ -56,6 +59,11 @@ struct log_reader {
 	uint64_t event_next;
 	uint64_t checksum_prev;
 	skuld_u128 log_id;
+
+	/* log_reader_seek: the next segment loaded is seek.segment, its walk
+	 * starts at seek.offset. */
+	bool seeking;
+	struct log_position seek;
 
 	bool ended;
 	struct log_outcome outcome;
@@ -194,6 +202,30 @@ void log_reader_close(struct log_reader *reader)
 	free(reader);
 }
 
+int log_reader_seek(struct log_reader *reader, const struct log_position *start)
+{
+	if (reader->started || reader->loaded || reader->ended || start->segment == 0 ||
+	    start->offset < LOG_BLOCK_SIZE || start->offset % LOG_BLOCK_SIZE != 0 ||
+	    start->write_next == 0 || start->event_next == 0 || skuld_u128_is_zero(start->log_id)) {
+		return -EINVAL;
+	}
+	uint32_t cursor = 0;
+	while (cursor < reader->segment_count && reader->segments[cursor] < start->segment) {
+		cursor++;
+	}
+	reader->segment_cursor = cursor;
+	reader->seeking = true;
+	reader->seek = *start;
+	/* What the walk expects from here, as if it had read up to start. */
+	reader->started = true;
+	reader->log_id = start->log_id;
+	reader->segment = start->segment - 1;
+	reader->write_next = start->write_next;
+	reader->event_next = start->event_next;
+	reader->checksum_prev = start->checksum_prev;
+	return 0;
+}
+
 /* ---- Endings ------------------------------------------------------------ */
 
 __attribute__((format(printf, 5, 6))) static enum log_status
@@ -301,6 +333,22 @@ static enum log_status log_reader_check_segment(struct log_reader *reader, uint6
 			reader->checksum_prev = log_chain_seed(header.log_id);
 		}
 	}
+	if (reader->seeking) {
+		/* The walk starts inside this segment: its header starts at or
+		 * before the position. */
+		if (header.write_first > reader->write_next ||
+		    header.event_first > reader->event_next ||
+		    reader->seek.offset > header.segment_size) {
+			return log_reader_corrupt(
+			        reader, 0,
+			        "segment header: starts at write %" PRIu64 " event %" PRIu64
+			        ", after the position to resume "
+			        "(write %" PRIu64 " event %" PRIu64 " offset %" PRIu64 ")",
+			        header.write_first, header.event_first, reader->write_next,
+			        reader->event_next, reader->seek.offset);
+		}
+		return LOG_RECORD;
+	}
 	if (header.write_first != reader->write_next || header.event_first != reader->event_next ||
 	    header.checksum_prev != reader->checksum_prev) {
 		return log_reader_corrupt(reader, 0,
@@ -345,7 +393,18 @@ static enum log_status log_reader_load(struct log_reader *reader)
 		return log_reader_corrupt(reader, 0, "segment file size %" PRIu64 " is invalid",
 		                          size);
 	}
-	ret = log_pread_all(reader->os, fd, reader->buffer, size, 0);
+	/* A walk that resumes inside this segment never looks at the bytes
+	 * between the header block and its position: they are not read. */
+	uint64_t skip_to = LOG_BLOCK_SIZE;
+	if (reader->seeking && reader->seek.offset > LOG_BLOCK_SIZE &&
+	    reader->seek.offset <= size) {
+		skip_to = reader->seek.offset;
+	}
+	ret = log_pread_all(reader->os, fd, reader->buffer, LOG_BLOCK_SIZE, 0);
+	if (ret == 0) {
+		ret = log_pread_all(reader->os, fd, reader->buffer + skip_to, size - skip_to,
+		                    skip_to);
+	}
 	reader->os->close(fd);
 	if (ret != 0) {
 		return log_reader_error(reader, ret, "pread");
@@ -355,7 +414,8 @@ static enum log_status log_reader_load(struct log_reader *reader)
 		return reader->outcome.status;
 	}
 	reader->loaded = true;
-	reader->offset = LOG_BLOCK_SIZE;
+	reader->offset = reader->seeking ? reader->seek.offset : LOG_BLOCK_SIZE;
+	reader->seeking = false;
 	return LOG_RECORD;
 }
 
@@ -532,6 +592,13 @@ enum log_status log_reader_next(struct log_reader *reader, struct log_record *re
 			continue;
 		}
 		if (!reader->loaded) {
+			if (reader->seeking && reader->segment_cursor == reader->segment_count) {
+				reader->segment = reader->seek.segment;
+				return log_reader_corrupt(reader, 0,
+				                          "segment %" PRIu64
+				                          ", where the walk resumes, is missing",
+				                          reader->seek.segment);
+			}
 			if (reader->segment_count == 0) {
 				return log_reader_end(reader, LOG_END_CLEAN, 0, 0, "empty log");
 			}
