@@ -362,3 +362,20 @@ uint64_t config_memory_bytes(const struct server_config *config)
 	bytes += log_record_size(config->ledger.batch_events_max);
 	return bytes;
 }
+
+struct service_config config_service(const struct server_config *config, const char *log_dir)
+{
+	return (struct service_config){
+	        .ledger = config->ledger,
+	        .sessions_max = config->sessions_max,
+	        .events_max = config->frame_events_max,
+	        .expire_batch = config->expire_batch,
+	        .query_limit = config->query_limit,
+	        .query_scan = config->query_scan,
+	        .write_size_max = config->write_bytes,
+	        .log_dir = log_dir,
+	        .archive_dir = config->archive_dir[0] != '\0' ? config->archive_dir : NULL,
+	        .token = config->token,
+	        .memory_bytes = config_memory_bytes(config),
+	};
+}

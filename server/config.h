@@ -20,6 +20,7 @@
 
 #include "ledger.h"
 #include "protocol.h"
+#include "service.h"
 
 #define CONFIG_PATH_SIZE  400u /* data directory, with the NUL */
 #define CONFIG_ERROR_SIZE 256u
@@ -81,6 +82,11 @@ uint32_t config_reply_frame_max(const struct server_config *config);
 
 /* Largest request body the server reads. */
 uint32_t config_body_max(const struct server_config *config);
+
+/* The service settings these give, with log_dir as the segment directory
+ * (what the server, skuld-replay and the tests create a service from). The
+ * strings point into config and log_dir. */
+struct service_config config_service(const struct server_config *config, const char *log_dir);
 
 /* The memory bound of docs/OPERATIONS.md for these settings, in bytes. */
 uint64_t config_memory_bytes(const struct server_config *config);

@@ -194,19 +194,7 @@ static int state_recover(const struct server_config *config, const char *log_dir
                          const char *snapshot_dir, struct service **service,
                          struct log_writer **writer, uint64_t *event_next)
 {
-	struct service_config service_config = {
-	        .ledger = config->ledger,
-	        .sessions_max = config->sessions_max,
-	        .events_max = config->frame_events_max,
-	        .expire_batch = config->expire_batch,
-	        .query_limit = config->query_limit,
-	        .query_scan = config->query_scan,
-	        .write_size_max = config->write_bytes,
-	        .log_dir = log_dir,
-	        .archive_dir = config->archive_dir[0] != '\0' ? config->archive_dir : NULL,
-	        .token = config->token,
-	        .memory_bytes = config_memory_bytes(config),
-	};
+	struct service_config service_config = config_service(config, log_dir);
 	int ret = service_create(&service_config, service);
 	if (ret != 0) {
 		fprintf(stderr, "skuld: cannot allocate the ledger: %s\n", strerror(-ret));

@@ -619,17 +619,7 @@ static bool key_first(skuld_u128 key)
 static struct service *service_fresh(const char *log_dir)
 {
 	const struct server_config *config = &crash.config;
-	struct service_config service_config = {
-	        .ledger = config->ledger,
-	        .sessions_max = config->sessions_max,
-	        .events_max = config->frame_events_max,
-	        .expire_batch = config->expire_batch,
-	        .query_limit = config->query_limit,
-	        .query_scan = config->query_scan,
-	        .write_size_max = config->write_bytes,
-	        .log_dir = log_dir,
-	        .token = config->token,
-	};
+	struct service_config service_config = config_service(config, log_dir);
 	struct service *service = NULL;
 	cr_assert_eq(service_create(&service_config, &service), 0);
 	return service;

@@ -365,17 +365,7 @@ static struct service *service_like_server(char *log_path, size_t log_size)
 	cr_assert_eq(config_load(&config, bed.server.config, error, sizeof(error)), 0, "%s", error);
 	cr_assert_eq(config_finish(&config, error, sizeof(error)), 0, "%s", error);
 	log_dir(log_path, log_size);
-	struct service_config service_config = {
-	        .ledger = config.ledger,
-	        .sessions_max = config.sessions_max,
-	        .events_max = config.frame_events_max,
-	        .expire_batch = config.expire_batch,
-	        .query_limit = config.query_limit,
-	        .query_scan = config.query_scan,
-	        .write_size_max = config.write_bytes,
-	        .log_dir = log_path,
-	        .memory_bytes = 1,
-	};
+	struct service_config service_config = config_service(&config, log_path);
 	struct service *service = NULL;
 	cr_assert_eq(service_create(&service_config, &service), 0);
 	return service;

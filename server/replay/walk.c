@@ -135,18 +135,8 @@ static int config_read(struct walk *walk, const char *config_path)
 int walk_service_create(const struct walk *walk, struct service **out)
 {
 	const struct server_config *config = &walk->config;
-	struct service_config service_config = {
-	        .ledger = config->ledger,
-	        .sessions_max = config->sessions_max,
-	        .events_max = config->frame_events_max,
-	        .expire_batch = config->expire_batch,
-	        .query_limit = config->query_limit,
-	        .query_scan = config->query_scan,
-	        .write_size_max = config->write_bytes,
-	        .log_dir = walk->log_dir,
-	        .token = NULL,
-	        .memory_bytes = config_memory_bytes(config),
-	};
+	struct service_config service_config = config_service(config, walk->log_dir);
+	service_config.token = NULL;
 	return service_create(&service_config, out);
 }
 
