@@ -50,6 +50,7 @@ static const char usage_text[] =
         "  levels LOC\n"
         "  channel-level SKU --channel NAME\n"
         "  stats\n"
+        "  chain-head\n"
         "\n"
         "Server: --server, else $SKULD_SERVER, else 127.0.0.1:7878. Token: --token or "
         "$SKULD_TOKEN.\n"
@@ -1320,6 +1321,37 @@ static int cmd_channel_level(struct ctl *ctl, struct args *args)
 	return CTL_EXIT_OK;
 }
 
+/* The newest SHA-256 chain head the server exported (at its last
+ * snapshot), as "SEQ:HEX" for skuld-replay verify --head. */
+static int cmd_chain_head(struct ctl *ctl, struct args *args)
+{
+	struct skuld_stats stats;
+	int rc = options_all_used(args, "chain-head");
+	if (rc != 0)
+		return rc;
+	if (args->positional_count != 1)
+		return usage_error("usage: chain-head%s", "");
+	if ((rc = ctl_connect(ctl)) != CTL_EXIT_OK)
+		return rc;
+	rc = skuld_stats(ctl->client, &stats, CTL_TIMEOUT_MS);
+	if (rc != 0)
+		return ctl_fail(rc, "chain-head");
+	char hex[2 * sizeof(stats.chain_head) + 1];
+	for (size_t i = 0; i < sizeof(stats.chain_head); i++)
+		snprintf(hex + 2 * i, 3, "%02x", stats.chain_head[i]);
+	int none = stats.chain_head_event == 0;
+	for (size_t i = 0; none && i < sizeof(stats.chain_head); i++)
+		none = stats.chain_head[i] == 0;
+	if (ctl->json)
+		printf(none ? "{\"chain_head\":null}\n" : "{\"chain_head\":\"%" PRIu64 ":%s\"}\n",
+		       stats.chain_head_event, hex);
+	else if (none)
+		printf("no chain head yet: the server exports one with each snapshot\n");
+	else
+		printf("%" PRIu64 ":%s\n", stats.chain_head_event, hex);
+	return CTL_EXIT_OK;
+}
+
 static int cmd_stats(struct ctl *ctl, struct args *args)
 {
 	struct skuld_stats stats;
@@ -1433,6 +1465,8 @@ static int run(struct ctl *ctl, struct args *args)
 		return cmd_channel_level(ctl, args);
 	if (strcmp(command, "stats") == 0)
 		return cmd_stats(ctl, args);
+	if (strcmp(command, "chain-head") == 0)
+		return cmd_chain_head(ctl, args);
 	if (strcmp(command, "import") == 0)
 		return cmd_import(ctl, args);
 	return usage_error("unknown command '%s'", command);

@@ -556,7 +556,8 @@ static uint32_t lookup_match_check(const struct skuld_lookup_match *match)
 
 static uint32_t stats_check(const struct skuld_stats *stats)
 {
-	return bytes_zero(stats->reserved, sizeof(stats->reserved)) ? SKULD_OK : SKULD_ERR_RESERVED;
+	(void)stats; /* every byte is a figure: nothing is reserved */
+	return SKULD_OK;
 }
 
 /* Checks count records of record_size bytes with check; stores the failing

@@ -550,8 +550,9 @@ struct skuld_stats {
 	uint64_t memory_bytes;         /* the configured memory bound (OPERATIONS.md) */
 	uint64_t log_segment;          /* segment the log ends in */
 	uint64_t disk_free_bytes;      /* free on the data directory's file system (10 s old) */
-	uint64_t disk_alarm;  /* bit 0: free space low; bit 1: full within the alarm hours */
-	uint64_t reserved[5]; /* zero */
+	uint64_t disk_alarm;       /* bit 0: free space low; bit 1: full within the alarm hours */
+	uint64_t chain_head_event; /* last event the exported SHA-256 chain head covers; 0: none */
+	uint8_t chain_head[32];    /* that head (OPERATIONS.md, "Chain head") */
 };
 static_assert(sizeof(struct skuld_stats) == 256, "stats");
 static_assert(offsetof(struct skuld_stats, connections_open) == 8, "stats");
@@ -567,7 +568,8 @@ static_assert(offsetof(struct skuld_stats, memory_bytes) == 184, "stats");
 static_assert(offsetof(struct skuld_stats, log_segment) == 192, "stats");
 static_assert(offsetof(struct skuld_stats, disk_free_bytes) == 200, "stats");
 static_assert(offsetof(struct skuld_stats, disk_alarm) == 208, "stats");
-static_assert(offsetof(struct skuld_stats, reserved) == 216, "stats");
+static_assert(offsetof(struct skuld_stats, chain_head_event) == 216, "stats");
+static_assert(offsetof(struct skuld_stats, chain_head) == 224, "stats");
 
 /* ---- Codec --------------------------------------------------------------- */
 

@@ -282,11 +282,13 @@ int main(int argc, char **argv)
 	uint16_t port = 0;
 	char snapshot_dir[CONFIG_PATH_SIZE + 16];
 	char snapshot_archive[CONFIG_PATH_SIZE + 24];
+	char chain_heads[CONFIG_PATH_SIZE + 16];
 	uint64_t event_next = 1;
 	snprintf(snapshot_dir, sizeof(snapshot_dir), "%s/snapshots", config.data_dir);
 	status = directory_make(snapshot_dir) == 0 ? 0 : EXIT_STARTUP;
 	if (status != 0)
 		fprintf(stderr, "skuld: cannot create %s: %s\n", snapshot_dir, strerror(errno));
+	snprintf(chain_heads, sizeof(chain_heads), "%s/chain-heads", config.data_dir);
 	/* Retention keeps a snapshot at each archive boundary: in the archive,
 	 * or, when segments are deleted, in DATA_DIR/archive-snapshots. */
 	if (config.archive_dir[0] != '\0')
@@ -310,6 +312,7 @@ int main(int argc, char **argv)
 		        .keep = config.snapshot_keep,
 		        .log_dir = log_dir,
 		        .snapshot_archive = snapshot_archive,
+		        .chain_heads = chain_heads,
 		        .retain = {.keep_bytes = config.retain_bytes,
 		                   .keep_age_ns =
 		                           (uint64_t)config.retain_days * 86400ull * 1000000000ull,

@@ -551,7 +551,6 @@ static void stats_fill(struct service *service, uint64_t now_ns, struct skuld_st
 	stats->sessions = service->sessions.count;
 	stats->holds_open = ledger_holds_open(service->ledger);
 	*out = *stats;
-	memset(out->reserved, 0, sizeof(out->reserved));
 }
 
 static enum service_outcome frame_read(struct service *service, struct service_peer *peer,

@@ -65,6 +65,7 @@
 #include <xxhash.h>
 
 #include "skuld_assert.h"
+#include "chain_export.h"
 #include "storage.h"
 
 #define SNAPSHOT_PATH_SIZE   (LOG_PATH_SIZE + SNAPSHOT_NAME_SIZE)
@@ -626,6 +627,8 @@ struct snapshotter {
 	struct log_position position; /* its position */
 	uint64_t started_ns;          /* monotonic, at fork */
 	uint64_t fork_ns;             /* how long fork() took */
+	struct chain_head head;       /* the newest exported chain head */
+	bool head_new;                /* head changed: publish it in STATS */
 };
 
 static uint64_t clock_ns(clockid_t clock)
@@ -667,9 +670,13 @@ static void retention(const struct snapshotter *snapshotter)
 		if (ret != 0 && ret != -ENOENT)
 			fprintf(stderr, "skuld: warning: removing old snapshot %s: %s\n", path,
 			        strerror(-ret));
+		if (snapshot_path(path, sizeof(path), snapshotter->dir, numbers[i], ".head") == 0)
+			disk_unlink(path); /* its chain head, if it has one */
 	}
 	free(numbers);
 }
+
+static void head_load(struct snapshotter *snapshotter);
 
 int snapshotter_create(struct snapshotter **out, const struct snapshot_config *config,
                        uint64_t event_next, uint64_t mono_ns)
@@ -688,6 +695,7 @@ int snapshotter_create(struct snapshotter **out, const struct snapshot_config *c
 	snapshotter->last_ns = mono_ns;
 	snapshotter->durable_fd = -1;
 	temporaries_remove(snapshotter->dir);
+	head_load(snapshotter);
 	*out = snapshotter;
 	return 0;
 }
@@ -725,6 +733,9 @@ static void child_finished(struct snapshotter *snapshotter, int status, uint64_t
 		                "in the background");
 		snapshotter->event_next = snapshotter->position.event_next;
 		snapshotter->last_ns = mono_ns;
+		if (chain_head_read(snapshotter->dir, snapshotter->position.event_next - 1,
+		                    &snapshotter->head) == 0)
+			snapshotter->head_new = true;
 		retention(snapshotter);
 		return;
 	}
@@ -737,6 +748,23 @@ static void child_finished(struct snapshotter *snapshotter, int status, uint64_t
 		        snapshotter->position.event_next - 1, (int)pid,
 		        strsignal(WIFSIGNALED(status) ? WTERMSIG(status) : 0));
 	snapshotter->retry_ns = mono_ns + SNAPSHOT_RETRY_NS;
+}
+
+/* Reads and checks (magic, header checksum) the header of the snapshot at
+ * path. Returns 0 or -errno / -EBADMSG. */
+static int header_read(const char *path, struct snapshot_header *header)
+{
+	int fd = disk_open(path, O_RDONLY);
+	if (fd < 0)
+		return fd;
+	int ret = disk_pread_all(fd, header, sizeof(*header), 0);
+	disk_close(fd);
+	if (ret == 0 &&
+	    (header->magic != SNAPSHOT_FILE_MAGIC ||
+	     header->checksum_header !=
+	             skuld_checksum(header, offsetof(struct snapshot_header, checksum_header))))
+		ret = -EBADMSG;
+	return ret;
 }
 
 /* The segment recovery starts in from the oldest snapshot that stays (the
@@ -754,18 +782,9 @@ static uint64_t retention_boundary(const struct snapshotter *snapshotter, char *
 	        count < snapshotter->config.keep ? count - 1 : snapshotter->config.keep - 1;
 	uint64_t boundary = 0;
 	struct snapshot_header header;
-	if (snapshot_path(path, path_size, snapshotter->dir, numbers[oldest], ".sks") == 0) {
-		int fd = disk_open(path, O_RDONLY);
-		if (fd >= 0) {
-			if (disk_pread_all(fd, &header, sizeof(header), 0) == 0 &&
-			    header.magic == SNAPSHOT_FILE_MAGIC &&
-			    header.checksum_header ==
-			            skuld_checksum(&header, offsetof(struct snapshot_header,
-			                                             checksum_header)))
-				boundary = header.segment;
-			disk_close(fd);
-		}
-	}
+	if (snapshot_path(path, path_size, snapshotter->dir, numbers[oldest], ".sks") == 0 &&
+	    header_read(path, &header) == 0)
+		boundary = header.segment;
 	free(numbers);
 	return boundary;
 }
@@ -800,6 +819,76 @@ static void retention_apply(const struct service *service, const struct snapshot
 		        config->snapshot_archive);
 }
 
+/* Extends the SHA-256 chain to the snapshot just written (chain_export.h):
+ * from the newest older snapshot with a head, or from the start of the log. */
+static void chain_apply(const struct snapshotter *snapshotter, const struct log_position *position)
+{
+	const struct snapshot_config *config = &snapshotter->config;
+	if (config->chain_heads == NULL || config->log_dir == NULL)
+		return;
+	uint64_t *numbers = NULL;
+	uint32_t count = 0;
+	if (snapshot_list(snapshotter->dir, &numbers, &count) != 0)
+		return;
+	uint64_t number = position->event_next - 1;
+	struct chain_head start_head;
+	struct log_position start;
+	bool found = false;
+	for (uint32_t i = 0; i < count && !found; i++) {
+		char path[SNAPSHOT_PATH_SIZE];
+		struct snapshot_header header;
+		if (numbers[i] >= number ||
+		    chain_head_read(snapshotter->dir, numbers[i], &start_head) != 0 ||
+		    snapshot_path(path, sizeof(path), snapshotter->dir, numbers[i], ".sks") != 0 ||
+		    header_read(path, &header) != 0)
+			continue;
+		start = (struct log_position){
+		        .segment = header.segment,
+		        .offset = header.offset,
+		        .write_next = header.write_next,
+		        .event_next = header.event_next,
+		        .checksum_prev = header.checksum_prev,
+		        .log_id = header.log_id,
+		};
+		found = true;
+	}
+	free(numbers);
+	char first[LOG_PATH_SIZE + 64], name[64];
+	struct stat status;
+	log_segment_name(name, sizeof(name), 1);
+	snprintf(first, sizeof(first), "%s/%s", config->log_dir, name);
+	if (!found && stat(first, &status) != 0) {
+		fprintf(stderr,
+		        "skuld: warning: no chain head for snapshot %" PRIu64
+		        ": no earlier head, and the log no longer starts at segment 1\n",
+		        number);
+		return;
+	}
+	char message[LOG_PATH_SIZE + 256];
+	struct chain_head head;
+	if (chain_export(config->log_dir, snapshotter->dir, number, found ? &start : NULL,
+	                 &start_head, position, config->chain_heads, &head, message,
+	                 sizeof(message)) != 0)
+		fprintf(stderr, "skuld: warning: chain head at event %" PRIu64 ": %s\n", number,
+		        message);
+}
+
+/* The newest head of dir into snapshotter (at start-up). */
+static void head_load(struct snapshotter *snapshotter)
+{
+	uint64_t *numbers = NULL;
+	uint32_t count = 0;
+	if (snapshot_list(snapshotter->dir, &numbers, &count) != 0)
+		return;
+	for (uint32_t i = 0; i < count; i++) {
+		if (chain_head_read(snapshotter->dir, numbers[i], &snapshotter->head) == 0) {
+			snapshotter->head_new = true;
+			break;
+		}
+	}
+	free(numbers);
+}
+
 /* The forked child: never returns. */
 static void child_main(const struct service *service, const struct snapshotter *snapshotter,
                        pid_t parent, int durable_fd)
@@ -824,6 +913,7 @@ static void child_main(const struct service *service, const struct snapshotter *
 		fprintf(stderr, "skuld: snapshot writer: %s\n", message);
 		_exit(SNAPSHOT_CHILD_ERROR);
 	}
+	chain_apply(snapshotter, &snapshotter->position);
 	retention_apply(service, snapshotter);
 	_exit(SNAPSHOT_CHILD_OK);
 }
@@ -890,6 +980,12 @@ void snapshotter_tick(struct snapshotter *snapshotter, struct service *service, 
 {
 	if (snapshotter == NULL)
 		return;
+	if (snapshotter->head_new) {
+		struct skuld_stats *stats = service_stats(service);
+		stats->chain_head_event = snapshotter->head.sequence;
+		memcpy(stats->chain_head, snapshotter->head.hash, sizeof(stats->chain_head));
+		snapshotter->head_new = false;
+	}
 	if (snapshotter->child != 0) {
 		child_tell(snapshotter, service);
 		int status = 0;
@@ -934,6 +1030,7 @@ int snapshotter_finish(struct snapshotter *snapshotter, struct service *service)
 	}
 	snapshot_report(snapshotter, &position, clock_ns(CLOCK_MONOTONIC) - started, 0,
 	                "at shutdown");
+	chain_apply(snapshotter, &position);
 	snapshotter->event_next = position.event_next;
 	retention(snapshotter);
 	return 0;

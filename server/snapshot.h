@@ -122,6 +122,7 @@ struct snapshot_config {
 	const char *log_dir;            /* DATA_DIR/log */
 	const char *snapshot_archive;   /* where the boundary snapshot is kept */
 	struct retention_config retain; /* limits and the archive directory */
+	const char *chain_heads;        /* DATA_DIR/chain-heads (chain_export.h); NULL: no heads */
 };
 
 struct snapshotter;

@@ -743,3 +743,79 @@ Test(server_snapshot, retention_moves_old_segments_to_the_archive, .timeout = 18
 	          "the saved reply differs from the original");
 	client_close(&till);
 }
+
+/* Runs command; returns its exit status and the first line of its stdout. */
+static int command_line(const char *command, char *line, size_t size)
+{
+	FILE *pipe = popen(command, "r");
+	cr_assert_not_null(pipe);
+	line[0] = '\0';
+	if (fgets(line, (int)size, pipe) != NULL)
+		line[strcspn(line, "\n")] = '\0';
+	char rest[256];
+	while (fgets(rest, sizeof(rest), pipe) != NULL)
+		;
+	int status = pclose(pipe);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The server exports the SHA-256 chain head at each snapshot: STATS and
+ * `skuldctl chain-head` show it, DATA_DIR/chain-heads keeps every one, and
+ * `skuld-replay verify --head` proves the log up to it. */
+Test(server_snapshot, chain_heads_are_exported_and_verify, .timeout = 180, .fini = bed_cleanup)
+{
+	server_init(&bed.server, NULL);
+	config_write("snapshot_events = 3000\n");
+	start();
+	catalog_setup(bed.server.port);
+	workload_until_snapshots(bed.server.port, 2);
+	struct client reader;
+	cr_assert_eq(client_open(&reader, bed.server.port, client_id(91)), 0);
+	struct skuld_stats stats;
+	uint64_t deadline = harness_now_ms() + WAIT_MS;
+	do {
+		cr_assert_lt(harness_now_ms(), deadline, "no chain head in STATS: %s",
+		             stderr_text());
+		usleep(50000);
+		workload(bed.server.port, 1);
+		cr_assert_eq(client_stats(&reader, &stats), 0);
+	} while (stats.chain_head_event == 0);
+	client_close(&reader);
+
+	char command[512], head[128], line[256];
+	snprintf(command, sizeof(command), "%s/client/skuldctl --server 127.0.0.1:%u chain-head",
+	         SKULD_BINARY_DIR, bed.server.port);
+	cr_assert_eq(command_line(command, head, sizeof(head)), 0);
+	char want[32];
+	snprintf(want, sizeof(want), "%" PRIu64 ":", stats.chain_head_event);
+	cr_assert(strncmp(head, want, strlen(want)) == 0 && strlen(head) == strlen(want) + 64,
+	          "skuldctl chain-head: '%s', STATS event %" PRIu64, head, stats.chain_head_event);
+	cr_assert_eq(server_stop(&bed.server), 0);
+
+	/* Every head exported so far is in chain-heads, the newest last. */
+	char path[160];
+	snprintf(path, sizeof(path), "%s/data/chain-heads", bed.server.dir);
+	FILE *heads = fopen(path, "r");
+	cr_assert_not_null(heads);
+	uint32_t lines = 0;
+	bool listed = false;
+	while (fgets(line, sizeof(line), heads) != NULL) {
+		lines++;
+		listed |= strncmp(line, head, strlen(head)) == 0;
+	}
+	fclose(heads);
+	cr_assert_geq(lines, 2);
+	cr_assert(listed, "%s is not in %s", head, path);
+
+	snprintf(command, sizeof(command),
+	         "%s/server/skuld-replay verify %s/data --config %s --head %s 2>&1",
+	         SKULD_BINARY_DIR, bed.server.dir, bed.server.config, head);
+	int status = command_line(command, line, sizeof(line));
+	cr_assert_eq(status, 0, "skuld-replay verify --head %s: exit %d (%s)", head, status, line);
+	/* A head the log never had fails. */
+	head[strlen(head) - 1] = head[strlen(head) - 1] == '0' ? '1' : '0';
+	snprintf(command, sizeof(command),
+	         "%s/server/skuld-replay verify %s/data --config %s --head %s >/dev/null 2>&1",
+	         SKULD_BINARY_DIR, bed.server.dir, bed.server.config, head);
+	cr_assert_eq(command_line(command, line, sizeof(line)), 1);
+}
