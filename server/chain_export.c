@@ -73,9 +73,13 @@ static int chain_walk(const char *log_dir, const struct log_position *start,
 		if (ret != 0)
 			break;
 	}
-	if (ret == 0 && status != LOG_RECORD) {
-		/* The log ended before the snapshot's position: it cannot, the
-		 * position is durable; report what the reader saw. */
+	/* The walk stops at the first record of a later write, or where the
+	 * log ends: exactly at the snapshot's position (a snapshot at shutdown,
+	 * or before anything else was written), never short of it. */
+	struct log_position end;
+	if (ret == 0 && status != LOG_RECORD &&
+	    !((status == LOG_END_CLEAN || status == LOG_END_TORN) &&
+	      log_reader_position(reader, &end) == 0 && end.write_next == position->write_next)) {
 		const struct log_outcome *outcome = log_reader_outcome(reader);
 		snprintf(message, message_size,
 		         "the log ends before the snapshot's position (%s at "

@@ -33,6 +33,7 @@ struct server_config {
 	char archive_dir[CONFIG_PATH_SIZE]; /* retention moves segments here; empty: deletes */
 	uint64_t retain_bytes;              /* live log segments' size at most; 0: no limit */
 	uint32_t retain_days;               /* segments older than this leave; 0: no limit */
+	int recover_to_damage;              /* --recover-to-damage (command line only) */
 	uint32_t connections_max;           /* open connections at once */
 	uint32_t frame_events_max;          /* events per SUBMIT */
 	uint32_t frame_small_bytes;         /* bodies up to this use the connection's buffer */

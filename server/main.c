@@ -57,7 +57,11 @@ static void usage(FILE *out)
 	fprintf(out, "usage: skuld [--listen HOST:PORT] [--data-dir DIR] [--config FILE]\n"
 	             "  --listen    address to serve (default 127.0.0.1:7878; port 0: any)\n"
 	             "  --data-dir  where the log lives (default ./skuld-data)\n"
-	             "  --config    a 'key = value' file (docs/OPERATIONS.md)\n");
+	             "  --config    a 'key = value' file (docs/OPERATIONS.md)\n"
+	             "  --recover-to-damage\n"
+	             "              when the log is corrupt, move the damaged write and\n"
+	             "              everything after it aside and start from what is\n"
+	             "              intact (OPERATIONS.md, \"Recovering up to damage\")\n");
 }
 
 /* Defaults, then --config, then the other options. Returns 0 or an exit
@@ -71,6 +75,10 @@ static int arguments_parse(int argc, char **argv, struct server_config *config)
 			usage(stdout);
 			exit(EXIT_CLEAN);
 		}
+		if (strcmp(argv[i], "--recover-to-damage") == 0) {
+			config->recover_to_damage = 1;
+			continue;
+		}
 		if (i + 1 >= argc || strncmp(argv[i], "--", 2) != 0) {
 			usage(stderr);
 			return EXIT_USAGE;
@@ -83,6 +91,10 @@ static int arguments_parse(int argc, char **argv, struct server_config *config)
 		i++;
 	}
 	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--recover-to-damage") == 0) {
+			i--; /* a flag: no value follows it */
+			continue;
+		}
 		const char *key = NULL;
 		if (strcmp(argv[i], "--listen") == 0)
 			key = "listen";
@@ -187,6 +199,35 @@ static uint64_t realtime_ns(void)
 	return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 }
 
+/* --recover-to-damage: the operator chose to start from the intact part of
+ * a corrupt log. Moves the damage aside (recovery_salvage) and recovers
+ * again into a fresh service. Returns what that recovery returns. */
+static int recover_to_damage(const struct server_config *config, const char *log_dir,
+                             const char *snapshot_dir, struct service *service,
+                             struct recovery_summary *summary, char *message, size_t message_size)
+{
+	fprintf(stderr, "skuld: recovery found damage: %s\n", message);
+	char aside[CONFIG_PATH_SIZE + 48];
+	snprintf(aside, sizeof(aside), "%s/damaged-%llu", config->data_dir,
+	         (unsigned long long)(realtime_ns() / 1000000000ull));
+	struct log_outcome damage = summary->damage;
+	message[0] = '\0';
+	int ret = recovery_salvage(log_dir, aside, &damage, message, message_size);
+	if (ret != 0)
+		return ret;
+	fprintf(stderr,
+	        "skuld: --recover-to-damage: segment %llu from offset %llu on, and every later "
+	        "segment, moved aside to %s; events there are lost to the ledger\n",
+	        (unsigned long long)damage.segment, (unsigned long long)damage.offset, aside);
+	ret = service_reset(service);
+	if (ret != 0) {
+		snprintf(message, message_size, "resetting the service: %s", strerror(-ret));
+		return ret;
+	}
+	return recovery_run_snapshots(service, log_dir, snapshot_dir, summary, message,
+	                              message_size);
+}
+
 /* Loads the newest usable snapshot of snapshot_dir, replays the log after
  * it and opens the writer; *event_next is what the snapshot covered (1 for
  * none). Returns 0 or an exit status. */
@@ -205,6 +246,9 @@ static int state_recover(const struct server_config *config, const char *log_dir
 	uint64_t started = realtime_ns();
 	ret = recovery_run_snapshots(*service, log_dir, snapshot_dir, &summary, message,
 	                             sizeof(message));
+	if (ret == -EBADMSG && summary.damaged && config->recover_to_damage)
+		ret = recover_to_damage(config, log_dir, snapshot_dir, *service, &summary, message,
+		                        sizeof(message));
 	if (ret != 0) {
 		fprintf(stderr, "skuld: recovery failed: %s\n", message);
 		return ret == -EBADMSG ? EXIT_RECOVERY : EXIT_STARTUP;

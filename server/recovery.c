@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "retention.h"
 #include "skuld_assert.h"
 #include "snapshot.h"
 #include "storage.h"
@@ -59,6 +61,8 @@ static int recovery_walk(struct service *service, const char *dir, struct log_re
 		summary->torn = 1;
 		break;
 	case LOG_CORRUPT:
+		summary->damaged = 1;
+		summary->damage = *outcome;
 		snprintf(message, message_size, "log corrupt in %s at offset %llu: %s",
 		         outcome->file, (unsigned long long)outcome->offset, outcome->reason);
 		return -EBADMSG;
@@ -208,4 +212,71 @@ int recovery_run(struct service *service, const char *dir, struct recovery_summa
                  char *message, size_t message_size)
 {
 	return recovery_run_snapshots(service, dir, NULL, summary, message, message_size);
+}
+
+/* ---- Recovering up to damage --------------------------------------------- */
+
+static int directory_sync(const char *dir)
+{
+	const struct log_os *os = storage_os();
+	int fd = os->open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int ret = os->fsync(fd) == 0 ? 0 : -errno;
+	os->close(fd);
+	return ret;
+}
+
+/* Segment index of log_dir into path and aside. */
+static void segment_paths(const char *log_dir, const char *aside_dir, uint64_t index, char *path,
+                          char *aside, size_t size)
+{
+	char name[64];
+	log_segment_name(name, sizeof(name), index);
+	snprintf(path, size, "%s/%s", log_dir, name);
+	snprintf(aside, size, "%s/%s", aside_dir, name);
+}
+
+int recovery_salvage(const char *log_dir, const char *aside_dir, const struct log_outcome *damage,
+                     char *message, size_t message_size)
+{
+	if (mkdir(aside_dir, 0755) != 0 && errno != EEXIST) {
+		snprintf(message, message_size, "creating %s: %s", aside_dir, strerror(errno));
+		return -errno;
+	}
+	struct retention_segment *segments = NULL;
+	uint32_t count = 0;
+	int ret = retention_segments(log_dir, &segments, &count);
+	char path[LOG_PATH_SIZE + 64], aside[LOG_PATH_SIZE + 64];
+	/* The damaged segment: kept up to the damaged write (whose offset is
+	 * rounded down to its block), or moved whole when the damage is its
+	 * header, its size, or a gap before it. */
+	uint64_t keep_to = damage->offset & ~(uint64_t)(LOG_BLOCK_SIZE - 1);
+	for (uint32_t i = 0; ret == 0 && i < count; i++) {
+		if (segments[i].index < damage->segment)
+			continue;
+		segment_paths(log_dir, aside_dir, segments[i].index, path, aside, sizeof(path));
+		if (segments[i].index == damage->segment && keep_to >= LOG_BLOCK_SIZE) {
+			ret = retention_copy(path, aside);
+			if (ret == 0) {
+				struct log_position position = {
+				        .segment = damage->segment,
+				        .segment_size = segments[i].bytes,
+				        .offset = keep_to,
+				};
+				ret = log_discard_torn(log_dir, &position, storage_os());
+			}
+		} else if (storage_os()->rename(path, aside) != 0) {
+			ret = -errno;
+		}
+		if (ret != 0)
+			snprintf(message, message_size, "moving %s aside to %s: %s", path,
+			         aside_dir, strerror(-ret));
+	}
+	free(segments);
+	if (ret == 0 && (ret = directory_sync(aside_dir)) == 0)
+		ret = directory_sync(log_dir);
+	if (ret != 0 && message[0] == '\0')
+		snprintf(message, message_size, "syncing %s: %s", log_dir, strerror(-ret));
+	return ret;
 }

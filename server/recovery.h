@@ -38,6 +38,8 @@ struct recovery_summary {
 	uint64_t snapshot;            /* last event of the snapshot started from; 0: none */
 	uint64_t snapshot_event_next; /* its position's event_next (1 without one) */
 	uint32_t snapshots_skipped;   /* newer snapshots that were not usable */
+	int damaged;                  /* the walk ended LOG_CORRUPT: see damage */
+	struct log_outcome damage;    /* where and why */
 };
 
 /* Replays the log in dir into service. Returns 0, or -EBADMSG (corrupt log
@@ -52,5 +54,16 @@ int recovery_run(struct service *service, const char *dir, struct recovery_summa
  * line in message. */
 int recovery_run_snapshots(struct service *service, const char *dir, const char *snapshot_dir,
                            struct recovery_summary *summary, char *message, size_t message_size);
+
+/* The operator's choice after a corrupt log (skuld --recover-to-damage,
+ * OPERATIONS.md "Recovering up to damage"): everything from the damage on
+ * is moved into aside_dir (created) — the damaged segment copied there and
+ * then zeroed from the damaged write on, every later segment moved — so
+ * that recovery, run again on a fresh service, ends at the last intact
+ * write. Events in what was moved aside are lost to the ledger, even if
+ * they were acknowledged: that is the choice the option makes. Returns 0
+ * or -errno with one line in message. */
+int recovery_salvage(const char *log_dir, const char *aside_dir, const struct log_outcome *damage,
+                     char *message, size_t message_size);
 
 #endif /* SKULD_SERVER_RECOVERY_H */

@@ -67,7 +67,7 @@ static uint64_t segment_created(const char *path)
 }
 
 /* The segments of log_dir, sorted; *segments malloc'd. */
-static int segments_list(const char *log_dir, struct retention_segment **segments, uint32_t *count)
+int retention_segments(const char *log_dir, struct retention_segment **segments, uint32_t *count)
 {
 	*segments = NULL;
 	*count = 0;
@@ -120,8 +120,8 @@ static int fsync_dir(const char *path)
 	return ret;
 }
 
-/* Copies from to to (a new file), fsynced. */
-static int file_copy(const char *from, const char *to)
+/* Copies from to to (a new file), fsynced (retention.h). */
+int retention_copy(const char *from, const char *to)
 {
 	const struct log_os *os = storage_os();
 	int in = os->open(from, O_RDONLY | O_CLOEXEC, 0);
@@ -166,7 +166,7 @@ static int file_place(const char *from, const char *to)
 		return 0;
 	if (errno != EXDEV)
 		return -errno;
-	int ret = file_copy(from, to);
+	int ret = retention_copy(from, to);
 	return ret < 0 ? ret : 1;
 }
 
@@ -182,7 +182,7 @@ static int snapshot_keep(const char *snapshot_path, const char *snapshot_archive
 	if (stat(to, &status) == 0)
 		return 0; /* kept by an earlier run */
 	if (link(snapshot_path, to) != 0) {
-		int ret = file_copy(snapshot_path, to);
+		int ret = retention_copy(snapshot_path, to);
 		if (ret != 0)
 			return ret;
 	}
@@ -195,7 +195,7 @@ int retention_run(const char *log_dir, const char *snapshot_path, const char *sn
 {
 	struct retention_segment *segments = NULL;
 	uint32_t count = 0;
-	int ret = segments_list(log_dir, &segments, &count);
+	int ret = retention_segments(log_dir, &segments, &count);
 	if (ret != 0) {
 		snprintf(message, message_size, "listing %s: %s", log_dir, strerror(-ret));
 		return ret;

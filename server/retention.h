@@ -43,6 +43,14 @@ struct retention_segment {
 	uint64_t created_ns; /* from its header (wall clock) */
 };
 
+/* The segments of log_dir, sorted by index; *segments malloc'd (free it).
+ * Returns 0 or -errno. */
+int retention_segments(const char *log_dir, struct retention_segment **segments, uint32_t *count);
+
+/* Copies the file from to a new file to, fsynced (through the storage
+ * seam). Returns 0 or -errno; a partial copy is removed. */
+int retention_copy(const char *from, const char *to);
+
 /* How many of the oldest segments (sorted by index) leave: pure. */
 uint32_t retention_plan(const struct retention_segment *segments, uint32_t count, uint64_t boundary,
                         uint64_t now_ns, const struct retention_config *config);

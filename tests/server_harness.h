@@ -49,6 +49,7 @@ struct server {
 	uint16_t port;
 	char dir[64];
 	char config[128];
+	const char *flag; /* one more argument for skuld (a flag), or NULL */
 };
 
 HARNESS uint64_t harness_now_ms(void)
@@ -93,7 +94,8 @@ HARNESS void server_start(struct server *server)
 		char data_dir[80];
 		snprintf(data_dir, sizeof(data_dir), "%s/data", server->dir);
 		execl(SKULD_BINARY_DIR "/server/skuld", "skuld", "--listen", "127.0.0.1:0",
-		      "--data-dir", data_dir, "--config", server->config, (char *)NULL);
+		      "--data-dir", data_dir, "--config", server->config, server->flag,
+		      (char *)NULL);
 		_exit(98);
 	}
 	close(out[1]);

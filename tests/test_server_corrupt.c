@@ -340,3 +340,60 @@ Test(server_corrupt, bit_flip_in_the_last_write_reads_as_torn)
 	         "the last log write in %s at offset %" PRIu64 " is torn", file_name, target);
 	cr_assert_not_null(strstr(text, expected), "expected '%s', stderr:\n%s", expected, text);
 }
+
+/* The operator's option: with --recover-to-damage the server moves the
+ * damaged write and everything after it aside (DATA_DIR/damaged-*), starts
+ * from the intact part, serves, and restarts cleanly without the option. */
+Test(server_corrupt, recover_to_damage_starts_from_the_intact_part)
+{
+	fixture_make();
+	uint64_t writes[64], end;
+	uint32_t first = segment_writes(1, writes, 64, &end);
+	uint32_t count = segment_writes(2, writes, 64, &end);
+	cr_assert_geq(count, 3);
+	uint64_t segments = segment_count();
+	bit_flip(2, writes[count / 2] + LOG_WRITE_HEADER_SIZE + LOG_RECORD_HEADER_SIZE + 300, 0x10);
+	/* One request per write; the first write of segment 1 is the setup. */
+	int64_t intact = (int64_t)EVENTS * ((first - 1) + count / 2);
+
+	fixture.flag = "--recover-to-damage";
+	server_start(&fixture);
+	struct client client;
+	cr_assert_eq(client_open(&client, fixture.port, client_id(CORRUPT_CLIENT + 1)), 0);
+	struct skuld_level_record level = client_level(&client, 1, 1);
+	cr_assert_eq(level.on_hand, intact, "on hand %" PRId64 ", the intact writes hold %" PRId64,
+	             level.on_hand, intact);
+	struct skuld_event event = event_stock(SKULD_RECEIVE, 1, 1, 5, 99999);
+	struct skuld_result result;
+	cr_assert_eq(client_submit(&client, &event, 1, &result, NULL), 0);
+	cr_assert_eq(result.status, SKULD_OK);
+	client_close(&client);
+	cr_assert_eq(server_stop(&fixture), 0);
+
+	/* What was moved aside: a copy of segment 2 and every later segment. */
+	char data[96];
+	snprintf(data, sizeof(data), "%s/data", fixture.dir);
+	DIR *dir = opendir(data);
+	cr_assert_not_null(dir);
+	char aside[256] = "";
+	struct dirent *entry;
+	while ((entry = readdir(dir)) != NULL)
+		if (strncmp(entry->d_name, "damaged-", 8) == 0)
+			snprintf(aside, sizeof(aside), "%s/%s", data, entry->d_name);
+	closedir(dir);
+	cr_assert_neq(aside[0], '\0', "no damaged-* directory in %s", data);
+	for (uint64_t segment = 2; segment <= segments; segment++) {
+		char name[64], path[512];
+		log_segment_name(name, sizeof(name), segment);
+		snprintf(path, sizeof(path), "%s/%s", aside, name);
+		cr_assert_eq(access(path, F_OK), 0, "%s was not moved aside", path);
+	}
+
+	fixture.flag = NULL;
+	server_start(&fixture);
+	cr_assert_eq(client_open(&client, fixture.port, client_id(CORRUPT_CLIENT + 2)), 0);
+	level = client_level(&client, 1, 1);
+	cr_assert_eq(level.on_hand, intact + 5);
+	client_close(&client);
+	cr_assert_eq(server_stop(&fixture), 0);
+}
