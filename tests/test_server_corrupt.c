@@ -375,7 +375,7 @@ Test(server_corrupt, recover_to_damage_starts_from_the_intact_part)
 	snprintf(data, sizeof(data), "%s/data", fixture.dir);
 	DIR *dir = opendir(data);
 	cr_assert_not_null(dir);
-	char aside[256] = "";
+	char aside[96 + 1 + 256] = "";
 	struct dirent *entry;
 	while ((entry = readdir(dir)) != NULL)
 		if (strncmp(entry->d_name, "damaged-", 8) == 0)
@@ -383,7 +383,7 @@ Test(server_corrupt, recover_to_damage_starts_from_the_intact_part)
 	closedir(dir);
 	cr_assert_neq(aside[0], '\0', "no damaged-* directory in %s", data);
 	for (uint64_t segment = 2; segment <= segments; segment++) {
-		char name[64], path[512];
+		char name[64], path[sizeof(aside) + 64];
 		log_segment_name(name, sizeof(name), segment);
 		snprintf(path, sizeof(path), "%s/%s", aside, name);
 		cr_assert_eq(access(path, F_OK), 0, "%s was not moved aside", path);

@@ -25,6 +25,7 @@
 
 #include <inttypes.h>
 
+#include "chain.h"
 #include "config.h"
 #include "ledger.h"
 #include "recovery.h"
@@ -782,7 +783,7 @@ Test(server_snapshot, chain_heads_are_exported_and_verify, .timeout = 180, .fini
 	} while (stats.chain_head_event == 0);
 	client_close(&reader);
 
-	char command[512], head[128], line[256];
+	char command[1024], head[128], line[256];
 	snprintf(command, sizeof(command), "%s/client/skuldctl --server 127.0.0.1:%u chain-head",
 	         SKULD_BINARY_DIR, bed.server.port);
 	cr_assert_eq(command_line(command, head, sizeof(head)), 0);
@@ -799,7 +800,7 @@ Test(server_snapshot, chain_heads_are_exported_and_verify, .timeout = 180, .fini
 	cr_assert_not_null(heads);
 	uint32_t lines = 0;
 	bool listed = false;
-	char last[256] = "";
+	char last[CHAIN_TEXT_SIZE] = "";
 	while (fgets(line, sizeof(line), heads) != NULL) {
 		lines++;
 		listed |= strncmp(line, head, strlen(head)) == 0;
