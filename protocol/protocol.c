@@ -97,6 +97,9 @@ static const struct name_entry status_names[] = {
         NAME(SKULD_, CATALOG_FULL),
         NAME(SKULD_, HOLD_NOT_DUE),
         NAME(SKULD_, CHAIN_TOO_LONG),
+        NAME(SKULD_, LISTING_UNKNOWN),
+        NAME(SKULD_, VERSION_INVALID),
+        NAME(SKULD_, LISTINGS_FULL),
         NAME(SKULD_, ERR_MAGIC),
         NAME(SKULD_, ERR_VERSION),
         NAME(SKULD_, ERR_OPERATION),
@@ -147,6 +150,7 @@ enum field {
 	F_BUCKETS = 1u << 8,
 	F_SCALE = 1u << 9,
 	F_CODE = 1u << 10,
+	F_LISTING = 1u << 11, /* code and reserved_1 as one 40-byte text */
 };
 
 /* How the reason byte is read, for range checks. */
@@ -155,6 +159,7 @@ enum reason_kind {
 	REASON_ADJUST,
 	REASON_DISPOSITION,
 	REASON_LIFECYCLE,
+	REASON_PUSH_EXCEPTION,
 };
 
 struct kind_rule {
@@ -181,6 +186,8 @@ static const struct kind_rule kind_rules[KIND_SLOTS] = {
         [SKULD_CHANNEL_BUFFER] = {"CHANNEL_BUFFER", F_CHANNEL | F_ITEM | F_QUANTITY, 0, 0},
         [SKULD_CHANNEL_CAP] = {"CHANNEL_CAP", F_CHANNEL | F_QUANTITY, 0, 0},
         [SKULD_CHANNEL_MIN] = {"CHANNEL_MIN", F_CHANNEL | F_QUANTITY, 0, 0},
+        [SKULD_CHANNEL_LISTING] = {"CHANNEL_LISTING", F_CHANNEL | F_ITEM | F_LISTING,
+                                   SKULD_EVENT_RETIRE, 0},
         [SKULD_RECEIVE] = {"RECEIVE", F_ITEM | F_LOCATION | F_QUANTITY, SKULD_EVENT_FROM_INCOMING,
                            0},
         [SKULD_ADJUST] = {"ADJUST", F_ITEM | F_LOCATION | F_QUANTITY | F_REASON, 0, REASON_ADJUST},
@@ -202,6 +209,9 @@ static const struct kind_rule kind_rules[KIND_SLOTS] = {
         [SKULD_TRANSFER_IN] = {"TRANSFER_IN", F_ITEM | F_LOCATION | F_ID | F_QUANTITY, 0, 0},
         [SKULD_MOVE] = {"MOVE", F_ITEM | F_LOCATION | F_QUANTITY | F_BUCKETS, 0, 0},
         [SKULD_INCOMING] = {"INCOMING", F_ITEM | F_LOCATION | F_QUANTITY, 0, 0},
+        [SKULD_PUSH_ACK] = {"PUSH_ACK", F_CHANNEL | F_ITEM | F_ID | F_QUANTITY, 0, 0},
+        [SKULD_PUSH_EXCEPTION] = {"PUSH_EXCEPTION", F_CHANNEL | F_ITEM | F_ID | F_REASON | F_CODE,
+                                  0, REASON_PUSH_EXCEPTION},
 };
 
 static const struct kind_rule *kind_rule_find(uint32_t kind)
@@ -277,6 +287,8 @@ static int reason_in_range(uint8_t reason_kind, uint8_t reason)
 		return reason <= SKULD_DISPOSITION_QUARANTINE;
 	case REASON_LIFECYCLE:
 		return reason <= SKULD_LIFECYCLE_CLOSED;
+	case REASON_PUSH_EXCEPTION:
+		return reason >= 1 && reason <= SKULD_PUSH_EXCEPTION_LAST;
 	default:
 		return reason == 0;
 	}
@@ -284,12 +296,17 @@ static int reason_in_range(uint8_t reason_kind, uint8_t reason)
 
 uint32_t proto_event_check(const struct skuld_event *event)
 {
-	if (event->reserved_0 != 0 || event->reserved_1 != 0)
-		return SKULD_ERR_RESERVED;
 	const struct kind_rule *rule = kind_rule_find(event->kind);
+	/* CHANNEL_LISTING's text runs on into reserved_1 (PROTOCOL.md). */
+	int listing = rule != NULL && (rule->fields & F_LISTING);
+	if (event->reserved_0 != 0 || (!listing && event->reserved_1 != 0))
+		return SKULD_ERR_RESERVED;
 	if (rule == NULL)
 		return SKULD_ERR_EVENT_KIND;
-	if ((event_fields_set(event) & ~(uint32_t)rule->fields) != 0)
+	uint32_t set = event_fields_set(event);
+	if (listing)
+		set = (set & ~(uint32_t)F_CODE) | F_LISTING;
+	if ((set & ~(uint32_t)rule->fields) != 0)
 		return SKULD_ERR_EVENT_FIELD;
 	if ((event->flags & ~(uint32_t)(rule->flags | SKULD_EVENT_LINKED)) != 0)
 		return SKULD_ERR_EVENT_VALUE;
@@ -301,7 +318,13 @@ uint32_t proto_event_check(const struct skuld_event *event)
 		return SKULD_ERR_EVENT_VALUE;
 	if (event->scale > SKULD_SCALE_MAX)
 		return SKULD_ERR_EVENT_VALUE;
-	if ((rule->fields & F_CODE) && !proto_text_valid(event->code, sizeof(event->code), 0))
+	/* Text is required where a kind names something; PUSH_EXCEPTION's
+	 * detail may be empty. */
+	int text_optional = event->kind == SKULD_PUSH_EXCEPTION;
+	if ((rule->fields & F_CODE) &&
+	    !proto_text_valid(event->code, sizeof(event->code), text_optional))
+		return SKULD_ERR_EVENT_VALUE;
+	if (listing && !proto_text_valid(event->listing, sizeof(event->listing), 0))
 		return SKULD_ERR_EVENT_VALUE;
 	return SKULD_OK;
 }
@@ -475,6 +498,11 @@ static const uint8_t query_fields[SKULD_QUERY_KIND_LAST + 1] = {
         [SKULD_QUERY_LOCATION_LEVELS] = Q_LOCATION | Q_LIMIT | Q_AFTER_ITEM,
         [SKULD_QUERY_CHANNEL] = Q_CHANNEL | Q_ITEM | Q_LIMIT | Q_AFTER_ITEM,
         [SKULD_QUERY_HOLD] = Q_HOLD,
+        [SKULD_QUERY_PUSH] = Q_CHANNEL | Q_LIMIT | Q_AFTER_ITEM,
+        [SKULD_QUERY_PUSH_ALL] = Q_CHANNEL | Q_LIMIT | Q_AFTER_ITEM,
+        [SKULD_QUERY_LISTING] = Q_CHANNEL | Q_ITEM | Q_LIMIT | Q_AFTER_ITEM,
+        [SKULD_QUERY_EXCEPTIONS] = Q_CHANNEL | Q_LIMIT | Q_AFTER_ITEM,
+        [SKULD_QUERY_CHANNEL_PUSH] = Q_CHANNEL,
 };
 
 uint32_t proto_query_check(const struct skuld_query *query)
@@ -529,8 +557,52 @@ static uint32_t query_record_check(const struct skuld_level_record *record)
 		return SKULD_ERR_QUERY;
 	if ((record->flags & ~(uint32_t)SKULD_QUERY_FLAGS_KNOWN) != 0)
 		return SKULD_ERR_FLAGS;
-	if (record->kind != SKULD_QUERY_HOLD)
+	switch (record->kind) {
+	case SKULD_QUERY_PUSH:
+	case SKULD_QUERY_PUSH_ALL: {
+		const struct skuld_push_record *push = (const struct skuld_push_record *)record;
+		if (push->reserved_0 != 0)
+			return SKULD_ERR_RESERVED;
+		if (push->scale > SKULD_SCALE_MAX || push->exception > SKULD_PUSH_EXCEPTION_LAST ||
+		    (push->state & ~7u) != 0)
+			return SKULD_ERR_QUERY;
 		return SKULD_OK;
+	}
+	case SKULD_QUERY_LISTING: {
+		const struct skuld_listing_record *listing =
+		        (const struct skuld_listing_record *)record;
+		if (listing->reserved != 0)
+			return SKULD_ERR_RESERVED;
+		if (!proto_text_valid(listing->listing, sizeof(listing->listing), 1))
+			return SKULD_ERR_QUERY;
+		return SKULD_OK;
+	}
+	case SKULD_QUERY_EXCEPTIONS: {
+		const struct skuld_exception_record *exception =
+		        (const struct skuld_exception_record *)record;
+		if (exception->reserved_0 != 0 || exception->reserved_1 != 0)
+			return SKULD_ERR_RESERVED;
+		if (exception->exception > SKULD_PUSH_EXCEPTION_LAST ||
+		    !proto_text_valid(exception->detail, sizeof(exception->detail), 1))
+			return SKULD_ERR_QUERY;
+		return SKULD_OK;
+	}
+	case SKULD_QUERY_CHANNEL_PUSH: {
+		const struct skuld_channel_push_record *channel =
+		        (const struct skuld_channel_push_record *)record;
+		if (channel->flags != 0)
+			return SKULD_ERR_FLAGS;
+		if (channel->reserved_0 != 0 || channel->reserved_1 != 0)
+			return SKULD_ERR_RESERVED;
+		if (channel->exception > SKULD_PUSH_EXCEPTION_LAST)
+			return SKULD_ERR_QUERY;
+		return SKULD_OK;
+	}
+	case SKULD_QUERY_HOLD:
+		break;
+	default:
+		return SKULD_OK;
+	}
 	const struct skuld_hold_record *hold = (const struct skuld_hold_record *)record;
 	if (hold->flags != 0)
 		return SKULD_ERR_FLAGS;

@@ -124,6 +124,8 @@ enum skuld_event_kind {
 	SKULD_CHANNEL_BUFFER = 10,  /* channel, item, quantity = per-item buffer */
 	SKULD_CHANNEL_CAP = 11,     /* channel, quantity = cap (0: none) */
 	SKULD_CHANNEL_MIN = 12,     /* channel, quantity = minimum to publish */
+	SKULD_CHANNEL_LISTING = 13, /* channel, item, listing = the channel's identifier;
+	                               flag RETIRE unmaps */
 	/* Movements. */
 	SKULD_RECEIVE = 32,      /* item, location, quantity > 0; flag FROM_INCOMING */
 	SKULD_ADJUST = 33,       /* item, location, quantity != 0, reason */
@@ -142,12 +144,16 @@ enum skuld_event_kind {
 	SKULD_TRANSFER_IN = 46,  /* item, location, id = transfer, quantity */
 	SKULD_MOVE = 47,         /* item, location, quantity, bucket_from, bucket_to */
 	SKULD_INCOMING = 48,     /* item, location, quantity != 0: on order / in transit */
+	/* Channel push (docs/LEDGER.md section 12): written by push workers. */
+	SKULD_PUSH_ACK = 49,       /* channel, item, id = version, quantity = shown */
+	SKULD_PUSH_EXCEPTION = 50, /* channel, item (0: the whole channel), id = version,
+	                              reason = enum skuld_push_exception, code = detail */
 };
 
 enum skuld_event_flags {
 	SKULD_EVENT_LINKED = 1u << 0,        /* all-or-nothing with the next event */
 	SKULD_EVENT_BUNDLE = 1u << 1,        /* ITEM_DEFINE: the item is a bundle */
-	SKULD_EVENT_RETIRE = 1u << 2,        /* SKU_ALIAS, CHANNEL_POOL: remove */
+	SKULD_EVENT_RETIRE = 1u << 2,        /* SKU_ALIAS, CHANNEL_POOL, CHANNEL_LISTING: remove */
 	SKULD_EVENT_AFTER_EXPIRY = 1u << 3,  /* COMMIT: sell even if the hold expired */
 	SKULD_EVENT_FROM_INCOMING = 1u << 4, /* RECEIVE: also lowers incoming */
 	SKULD_EVENT_EXPECTED = 1u << 5,      /* RETURN: refunded, not yet back */
@@ -188,26 +194,45 @@ enum skuld_bucket {
 
 #define SKULD_SCALE_MAX 9 /* decimal places in an item's base unit */
 
+/* Why a channel would not take an item's quantity (PUSH_EXCEPTION reason). */
+enum skuld_push_exception {
+	SKULD_PUSH_UNMAPPED = 1,    /* no listing identifiers for this channel */
+	SKULD_PUSH_UNKNOWN = 2,     /* the channel does not know the listing */
+	SKULD_PUSH_INACTIVE = 3,    /* listing inactive, or its location inactive */
+	SKULD_PUSH_NOT_STOCKED = 4, /* the item is not stocked at the channel's location */
+	SKULD_PUSH_AUTH = 5,        /* the channel refused the credentials */
+	SKULD_PUSH_VALIDATION = 6,  /* the channel refused the value or the request */
+	SKULD_PUSH_THROTTLING = 7,  /* throttled again and again: reported, not parked */
+};
+#define SKULD_PUSH_EXCEPTION_LAST SKULD_PUSH_THROTTLING
+
+#define SKULD_LISTING_SIZE 40u /* CHANNEL_LISTING: code and reserved_1 as one text */
+
 struct skuld_event {
-	skuld_u128 key;             /* idempotency key, non-zero */
-	skuld_u128 reference;       /* client's reference (order, receipt, sale key) */
-	uint64_t occurred_at;       /* ns since the Unix epoch, UTC, at the source */
-	int64_t quantity;           /* base units of the item (see the kind) */
-	uint64_t id;                /* hold, count or transfer id */
-	uint32_t item;              /* item id */
-	uint32_t location;          /* location id */
-	uint32_t target;            /* destination location, or bundle component */
-	uint32_t channel;           /* channel id */
-	uint32_t ttl_s;             /* hold time to live, seconds */
-	uint16_t kind;              /* enum skuld_event_kind */
-	uint16_t flags;             /* enum skuld_event_flags */
-	uint8_t reason;             /* adjust reason, disposition or lifecycle */
-	uint8_t bucket_from;        /* MOVE */
-	uint8_t bucket_to;          /* MOVE */
-	uint8_t scale;              /* ITEM_DEFINE: decimal places */
-	uint32_t reserved_0;        /* zero */
-	char code[SKULD_CODE_SIZE]; /* text, NUL-padded; catalog kinds only */
-	uint64_t reserved_1;        /* zero */
+	skuld_u128 key;       /* idempotency key, non-zero */
+	skuld_u128 reference; /* client's reference (order, receipt, sale key) */
+	uint64_t occurred_at; /* ns since the Unix epoch, UTC, at the source */
+	int64_t quantity;     /* base units of the item (see the kind) */
+	uint64_t id;          /* hold, count or transfer id */
+	uint32_t item;        /* item id */
+	uint32_t location;    /* location id */
+	uint32_t target;      /* destination location, or bundle component */
+	uint32_t channel;     /* channel id */
+	uint32_t ttl_s;       /* hold time to live, seconds */
+	uint16_t kind;        /* enum skuld_event_kind */
+	uint16_t flags;       /* enum skuld_event_flags */
+	uint8_t reason;       /* adjust reason, disposition or lifecycle */
+	uint8_t bucket_from;  /* MOVE */
+	uint8_t bucket_to;    /* MOVE */
+	uint8_t scale;        /* ITEM_DEFINE: decimal places */
+	uint32_t reserved_0;  /* zero */
+	union {
+		struct {
+			char code[SKULD_CODE_SIZE]; /* text, NUL-padded; catalog kinds only */
+			uint64_t reserved_1;        /* zero */
+		};
+		char listing[SKULD_LISTING_SIZE]; /* CHANNEL_LISTING only: text, NUL-padded */
+	};
 };
 static_assert(sizeof(struct skuld_event) == SKULD_EVENT_SIZE, "event");
 static_assert(offsetof(struct skuld_event, reference) == 16, "event");
@@ -228,6 +253,7 @@ static_assert(offsetof(struct skuld_event, scale) == 83, "event");
 static_assert(offsetof(struct skuld_event, reserved_0) == 84, "event");
 static_assert(offsetof(struct skuld_event, code) == 88, "event");
 static_assert(offsetof(struct skuld_event, reserved_1) == 120, "event");
+static_assert(offsetof(struct skuld_event, listing) == 88, "event");
 
 /* ---- Result record (32 bytes) ------------------------------------------- */
 
@@ -271,6 +297,9 @@ enum skuld_status {
 	SKULD_CATALOG_FULL = 35,       /* a configured table is full */
 	SKULD_HOLD_NOT_DUE = 36,       /* EXPIRE of a hold not yet past due */
 	SKULD_CHAIN_TOO_LONG = 37,     /* linked chain over the configured length */
+	SKULD_LISTING_UNKNOWN = 38,    /* (channel, item) has no listing (not mapped) */
+	SKULD_VERSION_INVALID = 39,    /* PUSH_ACK / _EXCEPTION of a version not offered */
+	SKULD_LISTINGS_FULL = 40,      /* the listing table is full */
 	/* Frame-level errors (codec and server), sent in SKULD_OP_ERROR. */
 	SKULD_ERR_MAGIC = 100,
 	SKULD_ERR_VERSION = 101,
@@ -364,8 +393,13 @@ enum skuld_query_kind {
 	SKULD_QUERY_LOCATION_LEVELS = 3, /* every item at location; after_item, limit */
 	SKULD_QUERY_CHANNEL = 4,         /* channel; item, or every item: after_item, limit */
 	SKULD_QUERY_HOLD = 5,            /* hold: one hold record */
+	SKULD_QUERY_PUSH = 6,          /* channel: dirty items (push records); after_item, limit */
+	SKULD_QUERY_PUSH_ALL = 7,      /* channel: every mapped item (push records); paged */
+	SKULD_QUERY_LISTING = 8,       /* channel; item, or every mapped item: listing records */
+	SKULD_QUERY_EXCEPTIONS = 9,    /* channel: open exceptions; after_item, limit */
+	SKULD_QUERY_CHANNEL_PUSH = 10, /* channel: one channel push record */
 };
-#define SKULD_QUERY_KIND_LAST SKULD_QUERY_HOLD
+#define SKULD_QUERY_KIND_LAST SKULD_QUERY_CHANNEL_PUSH
 #define SKULD_QUERY_LIMIT_MAX 1024u /* records per QUERY reply, at most */
 
 struct skuld_query {
@@ -465,6 +499,106 @@ static_assert(offsetof(struct skuld_hold_record, status) == 56, "hold record");
 static_assert(offsetof(struct skuld_hold_record, kind) == 58, "hold record");
 static_assert(offsetof(struct skuld_hold_record, flags) == 59, "hold record");
 static_assert(offsetof(struct skuld_hold_record, channel) == 60, "hold record");
+
+/* Push state of a (channel, item) (docs/LEDGER.md section 12). */
+enum skuld_push_state {
+	SKULD_PUSH_SHOWN_KNOWN = 1u << 0, /* shown is what the channel last accepted */
+	SKULD_PUSH_DIRTY = 1u << 1,       /* version not yet accepted */
+	SKULD_PUSH_PARKED = 1u << 2,      /* an exception holds it until the listing changes */
+};
+
+/* Reply record for PUSH and PUSH_ALL: what a push worker is to push. */
+struct skuld_push_record {
+	uint32_t item;           /* item id */
+	uint32_t listing_serial; /* changes whenever the listing text changes */
+	uint64_t version;        /* of quantity: acknowledge this */
+	int64_t quantity;        /* to show, base units of the item */
+	int64_t shown;           /* what the channel last accepted (if SHOWN_KNOWN) */
+	uint64_t dirty_since;    /* ledger time the item first differed, 0 when clean */
+	uint8_t scale;           /* the item's decimal places */
+	uint8_t state;           /* enum skuld_push_state */
+	uint16_t exception;      /* enum skuld_push_exception while parked, else 0 */
+	uint32_t reserved_0;     /* zero */
+	uint64_t accepted;       /* the version the channel last accepted, 0: none */
+	uint16_t status;         /* SKULD_OK or CHANNEL_UNKNOWN */
+	uint8_t kind;            /* SKULD_QUERY_PUSH or _PUSH_ALL */
+	uint8_t flags;           /* enum skuld_query_flags */
+	uint32_t channel;        /* the channel */
+};
+static_assert(sizeof(struct skuld_push_record) == 64, "push record");
+static_assert(offsetof(struct skuld_push_record, version) == 8, "push record");
+static_assert(offsetof(struct skuld_push_record, quantity) == 16, "push record");
+static_assert(offsetof(struct skuld_push_record, shown) == 24, "push record");
+static_assert(offsetof(struct skuld_push_record, dirty_since) == 32, "push record");
+static_assert(offsetof(struct skuld_push_record, scale) == 40, "push record");
+static_assert(offsetof(struct skuld_push_record, state) == 41, "push record");
+static_assert(offsetof(struct skuld_push_record, exception) == 42, "push record");
+static_assert(offsetof(struct skuld_push_record, reserved_0) == 44, "push record");
+static_assert(offsetof(struct skuld_push_record, accepted) == 48, "push record");
+static_assert(offsetof(struct skuld_push_record, status) == 56, "push record");
+
+/* Reply record for LISTING. */
+struct skuld_listing_record {
+	uint32_t item;                    /* item id */
+	uint32_t listing_serial;          /* as in the push record */
+	char listing[SKULD_LISTING_SIZE]; /* NUL-padded */
+	uint64_t reserved;                /* zero */
+	uint16_t status;                  /* SKULD_OK, CHANNEL_UNKNOWN or LISTING_UNKNOWN */
+	uint8_t kind;                     /* SKULD_QUERY_LISTING */
+	uint8_t flags;                    /* enum skuld_query_flags */
+	uint32_t channel;                 /* the channel */
+};
+static_assert(sizeof(struct skuld_listing_record) == 64, "listing record");
+static_assert(offsetof(struct skuld_listing_record, listing) == 8, "listing record");
+static_assert(offsetof(struct skuld_listing_record, reserved) == 48, "listing record");
+static_assert(offsetof(struct skuld_listing_record, status) == 56, "listing record");
+
+#define SKULD_EXCEPTION_DETAIL_SIZE 24u /* the first bytes of the worker's detail */
+
+/* Reply record for EXCEPTIONS: one open exception. Item 0 is the channel's. */
+struct skuld_exception_record {
+	uint32_t item;                            /* item id, 0 for the channel as a whole */
+	uint16_t exception;                       /* enum skuld_push_exception */
+	uint16_t reserved_0;                      /* zero */
+	uint64_t first_seen;                      /* ledger time of the first report */
+	uint64_t last_seen;                       /* ledger time of the latest */
+	uint32_t reports;                         /* how many reports */
+	uint32_t reserved_1;                      /* zero */
+	char detail[SKULD_EXCEPTION_DETAIL_SIZE]; /* NUL-padded */
+	uint16_t status;                          /* SKULD_OK or CHANNEL_UNKNOWN */
+	uint8_t kind;                             /* SKULD_QUERY_EXCEPTIONS */
+	uint8_t flags;                            /* enum skuld_query_flags */
+	uint32_t channel;                         /* the channel */
+};
+static_assert(sizeof(struct skuld_exception_record) == 64, "exception record");
+static_assert(offsetof(struct skuld_exception_record, first_seen) == 8, "exception record");
+static_assert(offsetof(struct skuld_exception_record, reports) == 24, "exception record");
+static_assert(offsetof(struct skuld_exception_record, detail) == 32, "exception record");
+static_assert(offsetof(struct skuld_exception_record, status) == 56, "exception record");
+
+/* Reply record for CHANNEL_PUSH: a channel's push figures. */
+struct skuld_channel_push_record {
+	uint32_t mapped;         /* items with a listing */
+	uint32_t dirty;          /* of those, not yet accepted at their version */
+	uint64_t oldest_dirty;   /* ledger time the longest-dirty item first differed */
+	uint64_t last_ack;       /* ledger time of the latest PUSH_ACK, 0: none */
+	uint64_t acks;           /* PUSH_ACK events applied */
+	uint32_t parked;         /* items parked by an exception */
+	uint16_t exception;      /* the channel's own open exception, 0: none */
+	uint16_t reserved_0;     /* zero */
+	uint64_t exception_last; /* ledger time of its latest report */
+	uint64_t reserved_1;     /* zero */
+	uint16_t status;         /* SKULD_OK or CHANNEL_UNKNOWN */
+	uint8_t kind;            /* SKULD_QUERY_CHANNEL_PUSH */
+	uint8_t flags;           /* zero */
+	uint32_t channel;        /* the channel */
+};
+static_assert(sizeof(struct skuld_channel_push_record) == 64, "channel push record");
+static_assert(offsetof(struct skuld_channel_push_record, oldest_dirty) == 8, "channel push");
+static_assert(offsetof(struct skuld_channel_push_record, acks) == 24, "channel push");
+static_assert(offsetof(struct skuld_channel_push_record, parked) == 32, "channel push");
+static_assert(offsetof(struct skuld_channel_push_record, exception_last) == 40, "channel push");
+static_assert(offsetof(struct skuld_channel_push_record, status) == 56, "channel push");
 
 /* ---- LOOKUP (64-byte request, 32-byte reply records) --------------------- */
 

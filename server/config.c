@@ -111,6 +111,7 @@ static const struct key_entry keys[] = {
         LEDGER_KEY(bundle_components_max, KEY_U32, 1, 64),
         LEDGER_KEY(pool_locations_max, KEY_U32, 1, 1u << 20),
         LEDGER_KEY(channel_buffers_max, KEY_U32, 1, 1u << 30),
+        LEDGER_KEY(listings_max, KEY_U32, 1, 1u << 30),
         LEDGER_KEY(holds_max, KEY_U32, 1, 1u << 28),
         LEDGER_KEY(closed_holds_max, KEY_U32, 1, 1u << 28),
         LEDGER_KEY(closed_hold_grace_ns, KEY_SECONDS_NS, 1, 100ull * 365 * 24 * 3600),

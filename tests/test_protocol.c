@@ -63,6 +63,14 @@ enum want_reason {
 	WR_ADJUST = 7,      /* NONE..INTERNAL_USE */
 	WR_DISPOSITION = 2, /* RESTOCK..QUARANTINE */
 	WR_LIFECYCLE = 2,   /* ACTIVE..CLOSED */
+	WR_PUSH = 7,        /* UNMAPPED..THROTTLING, and 0 is not valid */
+};
+
+/* How a kind's code bytes read. */
+enum want_text {
+	WT_REQUIRED = 0, /* code: non-empty text */
+	WT_OPTIONAL = 1, /* code: text, may be empty */
+	WT_LISTING = 2,  /* code and reserved_1 (88..127): one non-empty text */
 };
 
 /* Event flag bits as documented. */
@@ -79,6 +87,8 @@ struct want_kind {
 	uint32_t fields;    /* enum want_field */
 	uint16_t flags;     /* allowed besides LINKED */
 	uint8_t reason_max; /* enum want_reason */
+	uint8_t reason_min;
+	uint8_t text; /* enum want_text, for kinds with W_CODE */
 };
 
 static const struct want_kind want_kinds[] = {
@@ -94,6 +104,7 @@ static const struct want_kind want_kinds[] = {
         {10, "CHANNEL_BUFFER", W_CHANNEL | W_ITEM | W_QUANTITY, 0, WR_NONE},
         {11, "CHANNEL_CAP", W_CHANNEL | W_QUANTITY, 0, WR_NONE},
         {12, "CHANNEL_MIN", W_CHANNEL | W_QUANTITY, 0, WR_NONE},
+        {13, "CHANNEL_LISTING", W_CHANNEL | W_ITEM | W_CODE, WF_RETIRE, WR_NONE, 0, WT_LISTING},
         {32, "RECEIVE", W_ITEM | W_LOCATION | W_QUANTITY, WF_FROM_INCOMING, WR_NONE},
         {33, "ADJUST", W_ITEM | W_LOCATION | W_QUANTITY | W_REASON, 0, WR_ADJUST},
         {34, "COUNT_OPEN", W_ITEM | W_LOCATION | W_ID, 0, WR_NONE},
@@ -111,6 +122,9 @@ static const struct want_kind want_kinds[] = {
         {46, "TRANSFER_IN", W_ITEM | W_LOCATION | W_ID | W_QUANTITY, 0, WR_NONE},
         {47, "MOVE", W_ITEM | W_LOCATION | W_QUANTITY | W_BUCKETS, 0, WR_NONE},
         {48, "INCOMING", W_ITEM | W_LOCATION | W_QUANTITY, 0, WR_NONE},
+        {49, "PUSH_ACK", W_CHANNEL | W_ITEM | W_ID | W_QUANTITY, 0, WR_NONE},
+        {50, "PUSH_EXCEPTION", W_CHANNEL | W_ITEM | W_ID | W_REASON | W_CODE, 0, WR_PUSH, 1,
+         WT_OPTIONAL},
 };
 #define WANT_KIND_COUNT (sizeof(want_kinds) / sizeof(want_kinds[0]))
 
@@ -343,9 +357,10 @@ static int model_zero(const unsigned char *bytes, size_t size)
 
 static uint32_t model_event_check(const unsigned char *e)
 {
-	if (le32(e + 84) != 0 || le64(e + 120) != 0)
-		return SKULD_ERR_RESERVED;
 	const struct want_kind *kind = want_kind_find(le16(e + 76));
+	int listing = kind != NULL && kind->text == WT_LISTING;
+	if (le32(e + 84) != 0 || (!listing && le64(e + 120) != 0))
+		return SKULD_ERR_RESERVED;
 	if (kind == NULL)
 		return SKULD_ERR_EVENT_KIND;
 	uint32_t set = 0;
@@ -360,7 +375,7 @@ static uint32_t model_event_check(const unsigned char *e)
 	set |= e[81] != 0 ? W_BUCKET_FROM : 0;
 	set |= e[82] != 0 ? W_BUCKET_TO : 0;
 	set |= e[83] != 0 ? W_SCALE : 0;
-	set |= !model_zero(e + 88, 32) ? W_CODE : 0;
+	set |= !model_zero(e + 88, listing ? 40 : 32) ? W_CODE : 0;
 	/* MOVE uses both buckets as one field pair. */
 	if (set & ~kind->fields)
 		return SKULD_ERR_EVENT_FIELD;
@@ -368,13 +383,14 @@ static uint32_t model_event_check(const unsigned char *e)
 		return SKULD_ERR_EVENT_VALUE;
 	if (model_zero(e, 16))
 		return SKULD_ERR_EVENT_VALUE;
-	if (e[80] > kind->reason_max)
+	if (e[80] > kind->reason_max || e[80] < kind->reason_min)
 		return SKULD_ERR_EVENT_VALUE;
 	if (e[81] > 2 || e[82] > 2)
 		return SKULD_ERR_EVENT_VALUE;
 	if (e[83] > 9)
 		return SKULD_ERR_EVENT_VALUE;
-	if ((kind->fields & W_CODE) && !model_text_valid(e + 88, 32, 0))
+	if ((kind->fields & W_CODE) &&
+	    !model_text_valid(e + 88, listing ? 40 : 32, kind->text == WT_OPTIONAL))
 		return SKULD_ERR_EVENT_VALUE;
 	return SKULD_OK;
 }
@@ -459,13 +475,18 @@ enum want_query_field {
 	WQ_HOLD = 1u << 6,
 };
 
-static const uint32_t want_query_fields[6] = {
+static const uint32_t want_query_fields[11] = {
         0,
         WQ_ITEM | WQ_LOCATION,
         WQ_ITEM | WQ_LIMIT | WQ_AFTER_LOCATION,
         WQ_LOCATION | WQ_LIMIT | WQ_AFTER_ITEM,
         WQ_CHANNEL | WQ_ITEM | WQ_LIMIT | WQ_AFTER_ITEM,
         WQ_HOLD,
+        WQ_CHANNEL | WQ_LIMIT | WQ_AFTER_ITEM,
+        WQ_CHANNEL | WQ_LIMIT | WQ_AFTER_ITEM,
+        WQ_CHANNEL | WQ_ITEM | WQ_LIMIT | WQ_AFTER_ITEM,
+        WQ_CHANNEL | WQ_LIMIT | WQ_AFTER_ITEM,
+        WQ_CHANNEL,
 };
 
 static uint32_t model_query_check(const unsigned char *q)
@@ -473,7 +494,7 @@ static uint32_t model_query_check(const unsigned char *q)
 	if (le16(q + 2) != 0 || le32(q + 28) != 0 || !model_zero(q + 40, 24))
 		return SKULD_ERR_RESERVED;
 	uint16_t kind = le16(q);
-	if (kind == 0 || kind > 5)
+	if (kind == 0 || kind > 10)
 		return SKULD_ERR_QUERY;
 	uint32_t set = 0;
 	set |= le32(q + 4) != 0 ? WQ_LIMIT : 0;
@@ -510,10 +531,34 @@ static uint32_t model_query_records_check(const unsigned char *b, uint32_t count
 	for (uint32_t i = 0; i < count; i++) {
 		const unsigned char *r = b + (size_t)i * 64;
 		uint32_t status = SKULD_OK;
-		if (r[58] == 0 || r[58] > 5)
+		uint8_t kind = r[58];
+		if (kind == 0 || kind > 10)
 			status = SKULD_ERR_QUERY;
 		else if (r[59] & ~3u)
 			status = SKULD_ERR_FLAGS;
+		/* PUSH, PUSH_ALL: reserved 44..47; scale <= 9, exception <= 7,
+		 * state bits 0..2. */
+		else if ((kind == 6 || kind == 7) && !model_zero(r + 44, 4))
+			status = SKULD_ERR_RESERVED;
+		else if ((kind == 6 || kind == 7) && (r[40] > 9 || le16(r + 42) > 7 || r[41] > 7))
+			status = SKULD_ERR_QUERY;
+		/* LISTING: reserved 48..55, text 8..47. */
+		else if (kind == 8 && !model_zero(r + 48, 8))
+			status = SKULD_ERR_RESERVED;
+		else if (kind == 8 && !model_text_valid(r + 8, 40, 1))
+			status = SKULD_ERR_QUERY;
+		/* EXCEPTIONS: reserved 6..7 and 28..31; exception <= 7, detail text. */
+		else if (kind == 9 && (!model_zero(r + 6, 2) || !model_zero(r + 28, 4)))
+			status = SKULD_ERR_RESERVED;
+		else if (kind == 9 && (le16(r + 4) > 7 || !model_text_valid(r + 32, 24, 1)))
+			status = SKULD_ERR_QUERY;
+		/* CHANNEL_PUSH: no flags; reserved 38..39 and 48..55. */
+		else if (kind == 10 && r[59] != 0)
+			status = SKULD_ERR_FLAGS;
+		else if (kind == 10 && (!model_zero(r + 38, 2) || !model_zero(r + 48, 8)))
+			status = SKULD_ERR_RESERVED;
+		else if (kind == 10 && le16(r + 36) > 7)
+			status = SKULD_ERR_QUERY;
 		else if (r[58] == 5 && r[59] != 0)
 			status = SKULD_ERR_FLAGS;
 		else if (r[58] == 5 && !model_zero(r + 44, 12))
@@ -675,6 +720,9 @@ static const struct want_status want_statuses[] = {
         {35, "CATALOG_FULL"},
         {36, "HOLD_NOT_DUE"},
         {37, "CHAIN_TOO_LONG"},
+        {38, "LISTING_UNKNOWN"},
+        {39, "VERSION_INVALID"},
+        {40, "LISTINGS_FULL"},
         {100, "ERR_MAGIC"},
         {101, "ERR_VERSION"},
         {102, "ERR_OPERATION"},
@@ -1463,7 +1511,7 @@ Test(protocol, reject_nonzero_event_reserved_1)
 
 Test(protocol, reject_unknown_event_kind)
 {
-	static const uint16_t kinds[] = {0, 13, 31, 49, 63, 64, 65535};
+	static const uint16_t kinds[] = {0, 14, 31, 51, 63, 64, 65535};
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		struct skuld_event event = event_named("SALE");
 		event.kind = kinds[i];
@@ -1498,8 +1546,8 @@ Test(protocol, reject_field_the_kind_does_not_use)
 			rejected += want == SKULD_ERR_EVENT_FIELD;
 		}
 	}
-	/* 29 kinds x 12 fields, minus the 86 uses in the table (MOVE counts both buckets). */
-	cr_assert_eq(rejected, 29 * 12 - 86);
+	/* 32 kinds x 12 fields, minus the 98 uses in the table (MOVE counts both buckets). */
+	cr_assert_eq(rejected, 32 * 12 - 98);
 	/* The examples in the brief, spelled out. */
 	struct skuld_event sale = event_named("SALE");
 	sale.ttl_s = 60;
@@ -1645,7 +1693,7 @@ Test(protocol, reject_code_with_leading_or_trailing_space)
 Test(protocol, reject_empty_code_where_required)
 {
 	for (size_t k = 0; k < WANT_KIND_COUNT; k++) {
-		if (!(want_kinds[k].fields & W_CODE))
+		if (!(want_kinds[k].fields & W_CODE) || want_kinds[k].text == WT_OPTIONAL)
 			continue;
 		struct skuld_event event = event_full(&want_kinds[k]);
 		memset(event.code, 0, sizeof(event.code));
@@ -1658,11 +1706,11 @@ Test(protocol, event_rules_apply_in_documented_order)
 {
 	struct skuld_event event = event_named("SALE");
 	event.reserved_0 = 1;
-	event.kind = 13;
+	event.kind = 14;
 	cr_assert_eq(proto_event_check(&event), SKULD_ERR_RESERVED);
 
 	event = event_named("SALE");
-	event.kind = 13;
+	event.kind = 14;
 	event.ttl_s = 5;
 	cr_assert_eq(proto_event_check(&event), SKULD_ERR_EVENT_KIND);
 
@@ -2078,7 +2126,7 @@ static void test_frames_build(struct frame *frames)
 	frame_header(&frames[7])->result = SKULD_ERR_EVENT_FIELD;
 	proto_header_seal(frame_header(&frames[7]), frame_body(&frames[7]));
 	/* A SUBMIT whose last event is bad: the rejection path reads to the end. */
-	events[WANT_KIND_COUNT - 1].code[0] = 'x';
+	events[WANT_KIND_COUNT - 1].ttl_s = 7;
 	frame_make(&frames[8], SKULD_OP_SUBMIT, 0, events, sizeof(events), WANT_KIND_COUNT);
 	/* QUERY, LOOKUP and STATS, both ways. */
 	struct skuld_query query = query_valid(SKULD_QUERY_LOCATION_LEVELS);
@@ -2482,7 +2530,7 @@ Test(protocol, reject_query_reserved)
 
 Test(protocol, reject_query_unknown_kind)
 {
-	static const uint16_t kinds[] = {0, 6, 7, 255, 65535};
+	static const uint16_t kinds[] = {0, 11, 12, 255, 65535};
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		struct skuld_query query;
 		memset(&query, 0, sizeof(query));
@@ -2616,7 +2664,7 @@ Test(protocol, reject_bad_query_reply_records)
 		uint32_t want;
 	} cases[] = {
 	        {0, 58, 0, SKULD_ERR_QUERY},    /* kind 0 */
-	        {1, 58, 6, SKULD_ERR_QUERY},    /* unknown kind */
+	        {1, 58, 11, SKULD_ERR_QUERY},   /* unknown kind */
 	        {1, 59, 4, SKULD_ERR_FLAGS},    /* unknown flag */
 	        {2, 59, 1, SKULD_ERR_FLAGS},    /* a hold record has no flags */
 	        {2, 44, 1, SKULD_ERR_RESERVED}, /* hold reserved_0 */

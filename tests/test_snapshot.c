@@ -467,7 +467,7 @@ Test(snapshot, another_version_is_refused)
 {
 	struct stream stream;
 	busy_stream(&stream, 0x7e55);
-	uint32_t version = 2;
+	uint32_t version = 3;
 	memcpy(stream.bytes + 8, &version, sizeof(version));
 	struct ledger_config config;
 	model_config(&config);
@@ -475,7 +475,7 @@ Test(snapshot, another_version_is_refused)
 	char reason[256] = "";
 	cr_assert_eq(load(&config, stream.bytes, stream.size, &ledger, reason, sizeof(reason)),
 	             -EBADMSG);
-	cr_assert_not_null(strstr(reason, "version 2"), "%s", reason);
+	cr_assert_not_null(strstr(reason, "version 3"), "%s", reason);
 	stream_free(&stream);
 }
 
@@ -567,7 +567,7 @@ Test(snapshot, fingerprint_covers_every_field)
 		uint32_t *changed_words = (uint32_t *)&changed;
 		/* Skip padding: a word no field uses changes nothing. */
 		changed_words[i] ^= 1;
-		if (i == 13) /* padding after closed_holds_max */
+		if (i == 13 || i == 25) /* padding after closed_holds_max, at the end */
 			continue;
 		cr_assert_neq(ledger_config_fingerprint(&changed), fingerprint, "word %zu", i);
 	}

@@ -55,6 +55,7 @@ void ledger_config_default(struct ledger_config *config)
 	config->key_window_ns = 30ull * 24 * 3600 * 1000000000ull;
 	config->batch_events_max = SKULD_EVENTS_PER_FRAME_MAX;
 	config->chain_events_max = 256;
+	config->listings_max = 16384;
 }
 
 static int config_valid(const struct ledger_config *config)
@@ -79,6 +80,7 @@ static int config_valid(const struct ledger_config *config)
 	        config->keys_max,
 	        config->batch_events_max,
 	        config->chain_events_max,
+	        config->listings_max,
 	};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		if (fields[i] == 0)
@@ -90,7 +92,7 @@ static int config_valid(const struct ledger_config *config)
 		return 0;
 	/* Index slots are uint32 and tables hold at most 2^30 records. */
 	const uint32_t limit = 1u << 30;
-	if (config->stock_max > limit || config->keys_max > limit ||
+	if (config->stock_max > limit || config->keys_max > limit || config->listings_max > limit ||
 	    (uint64_t)config->holds_max + config->closed_holds_max + config->batch_events_max >
 	            limit ||
 	    config->items_max >= UINT32_MAX || config->locations_max >= UINT32_MAX ||
@@ -118,6 +120,7 @@ size_t ledger_memory_bytes(const struct ledger_config *config)
 	bytes += (size_t)config->chain_events_max * journal_per_event(config) *
 	         sizeof(struct journal_entry);
 	bytes += (size_t)config->holds_max * sizeof(uint32_t);
+	bytes += push_bytes(config);
 	return bytes;
 }
 
@@ -149,6 +152,8 @@ int ledger_create(const struct ledger_config *config, struct ledger **out)
 	if (rc == 0)
 		rc = journal_init(&ledger->journal,
 		                  config->chain_events_max * journal_per_event(config));
+	if (rc == 0)
+		rc = push_init(&ledger->push, config);
 	if (rc == 0) {
 		ledger->due = core_calloc(config->holds_max, sizeof(uint32_t));
 		if (ledger->due == NULL)
@@ -183,6 +188,7 @@ void ledger_destroy(struct ledger *ledger)
 		transfers_free(&ledger->transfers);
 	keys_free(&ledger->keys);
 	journal_free(&ledger->journal);
+	push_free(&ledger->push);
 	free(ledger->due);
 	free(ledger);
 }
@@ -243,6 +249,8 @@ static uint32_t dispatch(struct ledger *ledger, const struct skuld_event *event,
 		return movement_apply(ledger, event, result);
 	if (reservation_kind(event->kind))
 		return reservation_apply(ledger, event, source, result);
+	if (push_kind(event->kind))
+		return push_apply(ledger, event);
 	return SKULD_ERR_EVENT_KIND;
 }
 
@@ -413,12 +421,23 @@ static void apply_one(struct ledger *ledger, struct pipeline *pipeline, uint32_t
 	}
 	memset(result, 0, sizeof(*result));
 	result->index = index;
+	/* A hold event changes the stock where the hold was before it. */
+	uint32_t hold_item = 0;
+	uint32_t hold_location = 0;
+	if (acts_on_hold(event->kind)) {
+		const struct hold *hold = holds_find(&ledger->holds, event->id);
+		if (hold != NULL) {
+			hold_item = hold->item;
+			hold_location = hold->location;
+		}
+	}
 	uint32_t status = dispatch(ledger, event, source, result);
 	if (status != SKULD_OK) {
 		result_fail(result, index, status);
 		return;
 	}
 	result->status = SKULD_OK;
+	push_record(ledger, event, result, hold_item, hold_location);
 	if (source == LEDGER_SOURCE_CLIENT)
 		keys_insert(&ledger->keys, &ledger->journal, event->key, key_hash, slot, event_hash,
 		            ledger->now, result);
@@ -490,6 +509,7 @@ static void apply_chain(struct ledger *ledger, struct pipeline *pipeline, uint32
 	}
 	if (failed != UINT32_MAX) {
 		undo(ledger);
+		push_discard(&ledger->push);
 		for (uint32_t i = first; i <= last; i++) {
 			if (i != failed)
 				result_fail(&results[i], i, SKULD_LINKED_FAILED);
@@ -497,6 +517,7 @@ static void apply_chain(struct ledger *ledger, struct pipeline *pipeline, uint32
 	}
 	ledger->journal.active = 0;
 	ledger->journal.count = 0;
+	push_flush(ledger);
 }
 
 void ledger_apply(struct ledger *ledger, uint64_t timestamp_ns, enum ledger_source source,
@@ -525,10 +546,12 @@ void ledger_apply(struct ledger *ledger, uint64_t timestamp_ns, enum ledger_sour
 		while (events[last].flags & SKULD_EVENT_LINKED)
 			last++;
 		SKULD_ASSERT(last < open_from);
-		if (last == i)
+		if (last == i) {
 			apply_one(ledger, &pipeline, i, &results[i]);
-		else
+			push_flush(ledger);
+		} else {
 			apply_chain(ledger, &pipeline, i, last, results);
+		}
 		i = last + 1;
 	}
 	for (uint32_t j = open_from; j < count; j++)
@@ -747,7 +770,7 @@ static uint64_t live_sum(const struct table *table, uint32_t size, int skip_zero
 
 uint64_t ledger_hash(const struct ledger *ledger)
 {
-	uint64_t parts[8];
+	uint64_t parts[9];
 	parts[0] = ledger->now;
 	parts[1] = catalog_hash(&ledger->catalog);
 	parts[2] = live_sum(&ledger->stocks.table, sizeof(struct stock), 1);
@@ -770,5 +793,6 @@ uint64_t ledger_hash(const struct ledger *ledger)
 		closed = closed * 0x100000001b3ull + hold->id;
 	}
 	parts[7] = closed;
+	parts[8] = push_hash(&ledger->push);
 	return skuld_checksum(parts, sizeof(parts));
 }

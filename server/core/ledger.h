@@ -52,6 +52,7 @@ struct ledger_config {
 	uint64_t key_window_ns;         /* how long a key is remembered */
 	uint32_t batch_events_max;      /* most events per ledger_apply */
 	uint32_t chain_events_max;      /* longest linked chain */
+	uint32_t listings_max;          /* (channel, item) listings ever mapped */
 };
 
 enum ledger_source {
@@ -182,6 +183,53 @@ uint32_t ledger_holds_open(const struct ledger *ledger);
 uint32_t ledger_stock_count(const struct ledger *ledger);
 void ledger_stock_entry(const struct ledger *ledger, uint32_t index, uint32_t *item,
                         uint32_t *location, struct ledger_level *out);
+
+/* What a channel has been told of an item (docs/LEDGER.md section 12). */
+struct ledger_push_info {
+	uint32_t item;
+	uint32_t listing_serial; /* changes whenever the listing text changes */
+	uint64_t version;        /* of quantity */
+	uint64_t accepted;       /* version the channel last accepted, 0: none */
+	int64_t quantity;        /* what the channel should show now */
+	int64_t shown;           /* what it accepted with `accepted` */
+	uint64_t dirty_since;    /* ledger time it first differed, 0 when clean */
+	uint64_t first_seen;     /* open exception, else 0 */
+	uint64_t last_seen;
+	uint32_t reports;
+	uint16_t exception; /* enum skuld_push_exception, 0: none */
+	uint8_t state;      /* enum skuld_push_state */
+	uint8_t scale;
+	char detail[SKULD_EXCEPTION_DETAIL_SIZE];
+	char listing[SKULD_LISTING_SIZE];
+};
+
+/* The push state of a mapped (channel, item). Returns SKULD_OK,
+ * SKULD_CHANNEL_UNKNOWN or SKULD_LISTING_UNKNOWN (not mapped now). */
+uint32_t ledger_push_item(const struct ledger *ledger, uint32_t channel, uint32_t item,
+                          struct ledger_push_info *out);
+
+/* The first item after `after` that is mapped on channel (dirty_only 0) or
+ * dirty there (1), or 0 when there is none (or no such channel). */
+uint32_t ledger_push_next(const struct ledger *ledger, uint32_t channel, uint32_t after,
+                          int dirty_only);
+
+struct ledger_channel_push_info {
+	uint32_t mapped;
+	uint32_t dirty;
+	uint32_t parked;
+	uint32_t reports;      /* the channel's own exception */
+	uint64_t oldest_dirty; /* ledger time, 0 when nothing is dirty */
+	uint64_t last_ack;
+	uint64_t acks;
+	uint64_t first_seen;
+	uint64_t last_seen;
+	uint16_t exception;
+	char detail[SKULD_EXCEPTION_DETAIL_SIZE];
+};
+
+/* A channel's push figures. Returns SKULD_OK or SKULD_CHANNEL_UNKNOWN. */
+uint32_t ledger_channel_push(const struct ledger *ledger, uint32_t channel,
+                             struct ledger_channel_push_info *out);
 
 /* XXH3-64 over all state in a canonical order (docs/LEDGER.md section 7). */
 uint64_t ledger_hash(const struct ledger *ledger);

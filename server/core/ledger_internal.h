@@ -23,6 +23,7 @@
 #include "idempotency.h"
 #include "journal.h"
 #include "ledger.h"
+#include "push_state.h"
 #include "stock.h"
 #include "timer.h"
 #include "transfers.h"
@@ -38,6 +39,7 @@ struct ledger {
 	struct transfers transfers;
 	struct keys keys;
 	struct journal journal;
+	struct push_state push;
 	uint32_t *due; /* scratch for ledger_expire_due: hold record indexes */
 };
 

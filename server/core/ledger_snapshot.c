@@ -2,7 +2,7 @@
  * ledger_snapshot.c — the ledger as a stream of records (ledger_snapshot.h)
  * and the stream's framing (snapshot_stream.h).
  *
- * LEDGER SNAPSHOT STREAM, version 1 (docs/FORMAT.md has the byte tables of
+ * LEDGER SNAPSHOT STREAM, version 2 (docs/FORMAT.md has the byte tables of
  * every record). Little-endian; reserved bytes zero.
  *
  *   stream header (64 B): magic "SLDEDGER", version 1, header size 64, the
@@ -24,7 +24,10 @@
  *    13 COUNTS       32 B  open counts
  *    14 TRANSFERS    32 B  open transfer lines
  *    15 KEYS         64 B  the idempotency window, oldest first
- *    16 END           0 B  no records
+ *    16 PUSH         16 B  one record: the push version and listing clocks
+ *    17 CHANNEL_PUSH 72 B  channels with acknowledgements or an exception
+ *    18 LISTINGS    136 B  every (channel, item) listing, in the order made
+ *    19 END           0 B  no records
  *
  * Load rules (every one refuses the stream with a reason): magic, version,
  * header size and fingerprint equal; reserved bytes zero; each part's tag
@@ -190,9 +193,10 @@ uint64_t ledger_config_fingerprint(const struct ledger_config *config)
 	        config->key_window_ns,
 	        config->batch_events_max,
 	        config->chain_events_max,
+	        config->listings_max,
 	};
 	/* A field added to struct ledger_config must be added above. */
-	static_assert(sizeof(struct ledger_config) == 96, "every field is in the fingerprint");
+	static_assert(sizeof(struct ledger_config) == 104, "every field is in the fingerprint");
 	return skuld_checksum(fields, sizeof(fields));
 }
 
@@ -206,17 +210,62 @@ static const struct hold *closed_hold_at(const struct holds *holds, uint32_t i)
 	return table_record(&holds->table, holds->closed[position]);
 }
 
+static int channel_push_saved(const struct channel_push *record)
+{
+	return record->acks != 0 || record->exception != 0;
+}
+
+static void save_push(const struct ledger *ledger, struct snapshot_writer *writer)
+{
+	const struct push_state *push = &ledger->push;
+	struct snapshot_push clocks = {
+	        .serial = push->serial,
+	        .listing_serial = push->listing_serial,
+	};
+	snapshot_part_put(writer, SNAPSHOT_PART_PUSH, sizeof(clocks), 1);
+	snapshot_put(writer, &clocks, sizeof(clocks));
+	uint32_t saved = 0;
+	for (uint32_t channel = 1; channel <= push->channels_max; channel++)
+		saved += (uint32_t)channel_push_saved(&push->channels[channel]);
+	snapshot_part_put(writer, SNAPSHOT_PART_CHANNEL_PUSH, sizeof(struct snapshot_channel_push),
+	                  saved);
+	for (uint32_t channel = 1; channel <= push->channels_max; channel++) {
+		const struct channel_push *from = &push->channels[channel];
+		if (!channel_push_saved(from))
+			continue;
+		struct snapshot_channel_push record = {
+		        .channel = channel,
+		        .exception = from->exception,
+		        .reports = from->reports,
+		        .acks = from->acks,
+		        .last_ack = from->last_ack,
+		        .first_seen = from->first_seen,
+		        .last_seen = from->last_seen,
+		};
+		memcpy(record.detail, from->detail, sizeof(record.detail));
+		snapshot_put(writer, &record, sizeof(record));
+	}
+	const struct table *table = &push->listings;
+	snapshot_part_put(writer, SNAPSHOT_PART_LISTINGS, sizeof(struct listing), table->top);
+	snapshot_put(writer, table->records, (size_t)table->top * sizeof(struct listing));
+}
+
 uint64_t ledger_snapshot_size(const struct ledger *ledger)
 {
 	uint64_t bytes = sizeof(struct snapshot_stream_header);
 	bytes += catalog_snapshot_bytes(&ledger->catalog);
-	bytes += 7 * sizeof(struct snapshot_part_header); /* STOCK .. END */
+	bytes += 10 * sizeof(struct snapshot_part_header); /* STOCK .. END */
 	bytes += (uint64_t)ledger->stocks.table.used * sizeof(struct snapshot_stock);
 	bytes += (uint64_t)ledger->holds.closed_count * sizeof(struct snapshot_hold);
 	bytes += (uint64_t)ledger->holds.open * sizeof(struct snapshot_hold);
 	bytes += (uint64_t)ledger->counts.table.used * sizeof(struct snapshot_count);
 	bytes += (uint64_t)ledger->transfers.table.used * sizeof(struct snapshot_transfer);
 	bytes += (uint64_t)ledger->keys.count * sizeof(struct snapshot_key);
+	bytes += sizeof(struct snapshot_push);
+	for (uint32_t channel = 1; channel <= ledger->config.channels_max; channel++)
+		bytes += channel_push_saved(&ledger->push.channels[channel]) *
+		         sizeof(struct snapshot_channel_push);
+	bytes += (uint64_t)ledger->push.listings.top * sizeof(struct listing);
 	return bytes;
 }
 
@@ -336,6 +385,7 @@ int ledger_snapshot_save(const struct ledger *ledger, const struct snapshot_sink
 		};
 		snapshot_put(writer, &record, sizeof(record));
 	}
+	save_push(ledger, writer);
 	snapshot_part_put(writer, SNAPSHOT_PART_END, 0, 0);
 	int ret = snapshot_flush(writer);
 	SKULD_ASSERT(ret != 0 || writer->written == ledger_snapshot_size(ledger));
@@ -351,7 +401,8 @@ static int ledger_fresh(const struct ledger *ledger)
 	    ledger->counts.table.used != 0 || ledger->transfers.table.used != 0 ||
 	    ledger->keys.count != 0 || ledger->catalog.skus.used != 0 ||
 	    ledger->catalog.barcodes.used != 0 || ledger->catalog.attributes.used != 0 ||
-	    ledger->catalog.buffers.used != 0 || ledger->catalog.bundles_used != 0)
+	    ledger->catalog.buffers.used != 0 || ledger->catalog.bundles_used != 0 ||
+	    ledger->push.listings.used != 0 || ledger->push.serial != 0)
 		return 0;
 	/* Items come with an SKU code; locations and channels do not. */
 	for (uint32_t id = 1; id <= ledger->config.locations_max; id++) {
@@ -618,6 +669,120 @@ static int load_keys(struct ledger *ledger, struct snapshot_reader *reader)
 	return ret;
 }
 
+static int detail_valid(const char *detail)
+{
+	return proto_text_valid(detail, SKULD_EXCEPTION_DETAIL_SIZE, 1);
+}
+
+static int load_channel_push(struct ledger *ledger, struct snapshot_reader *reader)
+{
+	struct push_state *push = &ledger->push;
+	uint32_t count = 0;
+	int ret =
+	        snapshot_part_get(reader, SNAPSHOT_PART_CHANNEL_PUSH,
+	                          sizeof(struct snapshot_channel_push), push->channels_max, &count);
+	uint32_t before = 0;
+	for (uint32_t i = 0; ret == 0 && i < count; i++) {
+		struct snapshot_channel_push record;
+		ret = snapshot_get(reader, &record, sizeof(record));
+		if (ret != 0)
+			break;
+		if (record.channel <= before ||
+		    catalog_channel(&ledger->catalog, record.channel) == NULL ||
+		    record.reserved_0 != 0 || record.reserved_1 != 0 ||
+		    record.exception > SKULD_PUSH_EXCEPTION_LAST ||
+		    (record.exception == 0) != (record.reports == 0) ||
+		    record.last_ack > ledger->now || record.last_seen > ledger->now ||
+		    record.first_seen > record.last_seen || !detail_valid(record.detail) ||
+		    (record.acks == 0 && record.exception == 0))
+			return snapshot_refuse(reader,
+			                       "channel push record %u (channel %u): out of order, "
+			                       "unknown channel, bad exception or times",
+			                       i, record.channel);
+		before = record.channel;
+		struct channel_push *to = &push->channels[record.channel];
+		to->exception = record.exception;
+		to->reports = record.reports;
+		to->acks = record.acks;
+		to->last_ack = record.last_ack;
+		to->first_seen = record.first_seen;
+		to->last_seen = record.last_seen;
+		memcpy(to->detail, record.detail, sizeof(to->detail));
+	}
+	return ret;
+}
+
+static int listing_record_valid(const struct ledger *ledger, const struct listing *record)
+{
+	const struct push_state *push = &ledger->push;
+	const uint8_t known =
+	        SKULD_PUSH_SHOWN_KNOWN | SKULD_PUSH_DIRTY | SKULD_PUSH_PARKED | LISTING_MAPPED;
+	if (catalog_channel(&ledger->catalog, record->channel) == NULL ||
+	    catalog_item(&ledger->catalog, record->item) == NULL)
+		return 0;
+	if ((record->state & ~known) != 0 || !snapshot_zero(record->unused, sizeof(record->unused)))
+		return 0;
+	if (record->version > push->serial || record->accepted > record->version ||
+	    record->serial == 0 || record->serial > push->listing_serial)
+		return 0;
+	if (record->shown < 0 || record->shown > LEDGER_QUANTITY_MAX ||
+	    ((record->state & SKULD_PUSH_SHOWN_KNOWN) == 0 &&
+	     (record->shown != 0 || record->accepted != 0)))
+		return 0;
+	if ((!(record->state & SKULD_PUSH_DIRTY) && record->dirty_since != 0) ||
+	    record->dirty_since > ledger->now)
+		return 0;
+	if (record->exception > SKULD_PUSH_EXCEPTION_LAST ||
+	    (record->exception == 0) != (record->reports == 0) ||
+	    record->first_seen > record->last_seen || record->last_seen > ledger->now ||
+	    !detail_valid(record->detail))
+		return 0;
+	if ((record->state & SKULD_PUSH_PARKED) &&
+	    (record->exception == 0 || record->exception == SKULD_PUSH_THROTTLING))
+		return 0;
+	return proto_text_valid(record->text, sizeof(record->text), 0);
+}
+
+static int load_push(struct ledger *ledger, struct snapshot_reader *reader)
+{
+	struct push_state *push = &ledger->push;
+	uint32_t count = 0;
+	struct snapshot_push clocks;
+	int ret = snapshot_part_get(reader, SNAPSHOT_PART_PUSH, sizeof(clocks), 1, &count);
+	if (ret == 0 && count != 1)
+		return snapshot_refuse(reader, "the push part has %u records, not 1", count);
+	ret = snapshot_get(reader, &clocks, sizeof(clocks));
+	if (ret != 0)
+		return ret;
+	if (clocks.reserved != 0)
+		return snapshot_refuse(reader, "push clocks: reserved bytes set");
+	push->serial = clocks.serial;
+	push->listing_serial = clocks.listing_serial;
+	ret = load_channel_push(ledger, reader);
+	if (ret == 0)
+		ret = snapshot_part_get(reader, SNAPSHOT_PART_LISTINGS, sizeof(struct listing),
+		                        push->listings.capacity, &count);
+	for (uint32_t i = 0; ret == 0 && i < count; i++) {
+		struct listing record;
+		ret = snapshot_get(reader, &record, sizeof(record));
+		if (ret != 0)
+			break;
+		if (!listing_record_valid(ledger, &record) ||
+		    push_listing(push, record.channel, record.item) != NULL)
+			return snapshot_refuse(reader,
+			                       "listing %u (channel %u, item %u): unknown ids, "
+			                       "bad state, versions, quantity or text, or twice",
+			                       i, record.channel, record.item);
+		uint32_t index = table_alloc(&push->listings);
+		SKULD_ASSERT(index != TABLE_NONE); /* count <= capacity */
+		memcpy(table_record(&push->listings, index), &record, sizeof(record));
+		table_link(&push->listings, index, push->listings.hash(&record));
+	}
+	if (ret == 0)
+		push_rebuild(push);
+	return ret;
+}
+
 int ledger_snapshot_load(struct ledger *ledger, const struct snapshot_source *source, char *reason,
                          size_t reason_size)
 {
@@ -647,6 +812,8 @@ int ledger_snapshot_load(struct ledger *ledger, const struct snapshot_source *so
 		ret = load_transfers(ledger, &reader);
 	if (ret == 0)
 		ret = load_keys(ledger, &reader);
+	if (ret == 0)
+		ret = load_push(ledger, &reader);
 	uint32_t count = 0;
 	if (ret == 0)
 		ret = snapshot_part_get(&reader, SNAPSHOT_PART_END, 0, 0, &count);

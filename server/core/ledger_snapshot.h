@@ -31,7 +31,7 @@
 
 #include "ledger.h"
 
-#define LEDGER_SNAPSHOT_VERSION 1u
+#define LEDGER_SNAPSHOT_VERSION 2u
 
 /* Where save puts bytes: write(context, bytes, size) takes all size bytes
  * and returns 0, or a negative errno that ends the save. */

@@ -52,7 +52,10 @@ enum snapshot_part {
 	SNAPSHOT_PART_COUNTS = 13,
 	SNAPSHOT_PART_TRANSFERS = 14,
 	SNAPSHOT_PART_KEYS = 15,
-	SNAPSHOT_PART_END = 16,
+	SNAPSHOT_PART_PUSH = 16,
+	SNAPSHOT_PART_CHANNEL_PUSH = 17,
+	SNAPSHOT_PART_LISTINGS = 18,
+	SNAPSHOT_PART_END = 19,
 };
 
 struct snapshot_stream_header {
@@ -195,6 +198,32 @@ struct snapshot_transfer {
 	int64_t remaining;
 };
 static_assert(sizeof(struct snapshot_transfer) == 32, "transfer record");
+
+/* The push clocks (one record). */
+struct snapshot_push {
+	uint64_t serial;         /* the push version clock */
+	uint32_t listing_serial; /* the listing text clock */
+	uint32_t reserved;
+};
+static_assert(sizeof(struct snapshot_push) == 16, "push record");
+
+/* A channel's push figures that are not derived from its listings: only
+ * channels with an acknowledgement or an open exception, ascending. */
+struct snapshot_channel_push {
+	uint32_t channel;
+	uint16_t exception; /* enum skuld_push_exception, 0: none */
+	uint16_t reserved_0;
+	uint32_t reports;
+	uint32_t reserved_1;
+	uint64_t acks;
+	uint64_t last_ack;
+	uint64_t first_seen;
+	uint64_t last_seen;
+	char detail[SKULD_EXCEPTION_DETAIL_SIZE];
+};
+static_assert(sizeof(struct snapshot_channel_push) == 72, "channel push record");
+
+/* A listing record is struct listing (push_state.h), 136 bytes. */
 
 struct snapshot_key {
 	skuld_u128 key;
