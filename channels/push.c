@@ -12,6 +12,7 @@ static const char *const exception_names[] = {
         [PUSH_EXCEPTION_AUTH] = "auth",
         [PUSH_EXCEPTION_VALIDATION] = "validation",
         [PUSH_EXCEPTION_THROTTLING] = "throttling",
+        [PUSH_EXCEPTION_MISMATCH] = "mismatch",
 };
 
 const char *push_exception_name(enum push_exception exception)

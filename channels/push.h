@@ -32,6 +32,7 @@ enum push_exception {
 	PUSH_EXCEPTION_AUTH = 5,        /* the channel refused the credentials */
 	PUSH_EXCEPTION_VALIDATION = 6,  /* the channel refused the value or the request */
 	PUSH_EXCEPTION_THROTTLING = 7,  /* throttled again and again (reported, still retried) */
+	PUSH_EXCEPTION_MISMATCH = 8,    /* read back, the channel shows another quantity */
 };
 
 const char *push_exception_name(enum push_exception exception);
@@ -65,6 +66,12 @@ struct push_result {
 	bool stale;       /* RETRY after a stale answer: copy into the item's stale */
 	enum push_exception exception;
 	char detail[PUSH_DETAIL_SIZE]; /* the channel's words, for the exception list */
+};
+
+/* What a read-back found for one item. */
+struct push_level {
+	bool known;    /* the listing exists and is stocked at the location */
+	int64_t shown; /* what the channel shows, in base units */
 };
 
 /* quantity (base units at scale) in whole units, rounded down; negative

@@ -346,3 +346,38 @@ void shopify_driver_push(struct shopify_driver *driver, const struct push_item *
 	cost_learn(driver, &answer, now_ns);
 	answer_apply(driver, items, sent, used, &answer, &response, results, now_ns);
 }
+
+int shopify_driver_read(struct shopify_driver *driver, const struct push_item *items,
+                        uint32_t count, struct push_level *levels, uint64_t now_ns)
+{
+	if (count == 0 || count > SHOPIFY_READ_MAX)
+		return -1;
+	const char *ids[SHOPIFY_READ_MAX];
+	for (uint32_t i = 0; i < count; i++)
+		ids[i] = items[i].listing[0];
+	char error[128];
+	/* One location per call: the worker's channel has one. */
+	char *body = shopify_read_body(ids, count, items[0].listing[1], error, sizeof(error));
+	if (body == NULL)
+		return -1;
+	struct http_response response;
+	int ret = graphql_call(driver, body, now_ns, &response);
+	free(body);
+	if (ret != 0)
+		return -1;
+	struct shopify_level found[SHOPIFY_READ_MAX];
+	struct shopify_answer answer;
+	enum shopify_outcome outcome = shopify_read_answer(
+	        response.status, response.body, response.body_size, count, found, &answer);
+	cost_learn(driver, &answer, now_ns);
+	if (outcome == SHOPIFY_THROTTLED)
+		driver->calls_throttled++;
+	if (outcome != SHOPIFY_ACCEPTED)
+		return -1;
+	for (uint32_t i = 0; i < count; i++) {
+		levels[i].known = found[i].found && found[i].stocked;
+		levels[i].shown =
+		        levels[i].known ? push_base_units(found[i].available, items[i].scale) : 0;
+	}
+	return 0;
+}

@@ -71,4 +71,10 @@ uint64_t shopify_driver_wait_ns(const struct shopify_driver *driver, uint64_t no
 void shopify_driver_push(struct shopify_driver *driver, const struct push_item *items,
                          uint32_t count, struct push_result *results, uint64_t now_ns);
 
+/* Reads what the channel shows for items[0..count) (count 1..
+ * SHOPIFY_READ_MAX, one location) into levels[i]. Returns 0, or -1 when no
+ * usable answer came (nothing in levels is meaningful then). */
+int shopify_driver_read(struct shopify_driver *driver, const struct push_item *items,
+                        uint32_t count, struct push_level *levels, uint64_t now_ns);
+
 #endif /* SKULD_CHANNELS_PUSH_SHOPIFY_H */

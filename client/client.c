@@ -429,8 +429,12 @@ SKULD_EXTERN int skuld_query(skuld_client *client, const struct skuld_query *que
 	*count = 0;
 	if (capacity == 0 || records == NULL)
 		return -EINVAL;
-	if (request.kind == SKULD_QUERY_ITEM_LEVELS ||
-	    request.kind == SKULD_QUERY_LOCATION_LEVELS || request.kind == SKULD_QUERY_CHANNEL) {
+	int list = request.kind == SKULD_QUERY_ITEM_LEVELS ||
+	           request.kind == SKULD_QUERY_LOCATION_LEVELS ||
+	           request.kind == SKULD_QUERY_CHANNEL || request.kind == SKULD_QUERY_PUSH ||
+	           request.kind == SKULD_QUERY_PUSH_ALL || request.kind == SKULD_QUERY_EXCEPTIONS ||
+	           (request.kind == SKULD_QUERY_LISTING && request.item == 0);
+	if (list) {
 		if (request.limit == 0 || request.limit > capacity)
 			request.limit =
 			        capacity < SKULD_QUERY_LIMIT_MAX ? capacity : SKULD_QUERY_LIMIT_MAX;

@@ -203,8 +203,11 @@ enum skuld_push_exception {
 	SKULD_PUSH_AUTH = 5,        /* the channel refused the credentials */
 	SKULD_PUSH_VALIDATION = 6,  /* the channel refused the value or the request */
 	SKULD_PUSH_THROTTLING = 7,  /* throttled again and again: reported, not parked */
+	SKULD_PUSH_MISMATCH = 8,    /* read back, the channel shows another quantity than it
+	                               accepted (a sale the ledger has not seen, an edit in the
+	                               channel's admin): reported, not parked */
 };
-#define SKULD_PUSH_EXCEPTION_LAST SKULD_PUSH_THROTTLING
+#define SKULD_PUSH_EXCEPTION_LAST SKULD_PUSH_MISMATCH
 
 #define SKULD_LISTING_SIZE 40u /* CHANNEL_LISTING: code and reserved_1 as one text */
 

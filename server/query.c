@@ -3,6 +3,7 @@
  */
 #include "query.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "skuld_assert.h"
@@ -144,6 +145,137 @@ static uint32_t hold_answer(const struct ledger *ledger, const struct skuld_quer
 	return 1;
 }
 
+/* ---- Channel push (PUSH, PUSH_ALL, LISTING, EXCEPTIONS, CHANNEL_PUSH) ------- */
+
+static void push_fill(struct skuld_push_record *record, uint32_t kind, uint32_t channel,
+                      uint32_t status, const struct ledger_push_info *info)
+{
+	memset(record, 0, sizeof(*record));
+	record->kind = (uint8_t)kind;
+	record->channel = channel;
+	record->status = (uint16_t)status;
+	if (info == NULL)
+		return;
+	record->item = info->item;
+	record->listing_serial = info->listing_serial;
+	record->version = info->version;
+	record->quantity = info->quantity;
+	record->shown = info->shown;
+	record->dirty_since = info->dirty_since;
+	record->scale = info->scale;
+	record->state = info->state;
+	record->exception = (uint16_t)((info->state & SKULD_PUSH_PARKED) ? info->exception : 0);
+	record->accepted = info->accepted;
+}
+
+static void listing_fill(struct skuld_listing_record *record, uint32_t channel, uint32_t status,
+                         const struct ledger_push_info *info)
+{
+	memset(record, 0, sizeof(*record));
+	record->kind = SKULD_QUERY_LISTING;
+	record->channel = channel;
+	record->status = (uint16_t)status;
+	if (info == NULL)
+		return;
+	record->item = info->item;
+	if (status == SKULD_OK) {
+		record->listing_serial = info->listing_serial;
+		memcpy(record->listing, info->listing, sizeof(record->listing));
+	}
+}
+
+static void exception_fill(struct skuld_exception_record *record, uint32_t channel, uint32_t item,
+                           uint16_t exception, uint64_t first_seen, uint64_t last_seen,
+                           uint32_t reports, const char *detail)
+{
+	memset(record, 0, sizeof(*record));
+	record->kind = SKULD_QUERY_EXCEPTIONS;
+	record->channel = channel;
+	record->item = item;
+	record->exception = exception;
+	record->first_seen = first_seen;
+	record->last_seen = last_seen;
+	record->reports = reports;
+	memcpy(record->detail, detail, sizeof(record->detail));
+}
+
+/* PUSH, PUSH_ALL, LISTING (every item) and EXCEPTIONS: a page of the
+ * channel's mapped (or dirty) items after the cursor, ascending. The
+ * bitmaps skip unmapped items 64 at a time, so a page costs its records,
+ * not the catalog. */
+static uint32_t push_page(const struct ledger *ledger, const struct skuld_query *query,
+                          uint32_t limit, void *records_memory)
+{
+	struct ledger_channel_push_info channel;
+	uint32_t status = ledger_channel_push(ledger, query->channel, &channel);
+	uint8_t *records = records_memory;
+	const size_t size = 64;
+	if (status != SKULD_OK) {
+		/* The common tail (status, kind, channel) is at the same place in
+		 * every layout. */
+		push_fill(records_memory, query->kind, query->channel, status, NULL);
+		return 1;
+	}
+	uint32_t count = 0;
+	int dirty_only = query->kind == SKULD_QUERY_PUSH;
+	if (query->kind == SKULD_QUERY_EXCEPTIONS && query->after_item == 0 &&
+	    channel.exception != 0) {
+		exception_fill(records_memory, query->channel, 0, channel.exception,
+		               channel.first_seen, channel.last_seen, channel.reports,
+		               channel.detail);
+		count++;
+	}
+	for (uint32_t item =
+	             ledger_push_next(ledger, query->channel, query->after_item, dirty_only);
+	     item != 0; item = ledger_push_next(ledger, query->channel, item, dirty_only)) {
+		if (count == limit) {
+			records[(count - 1) * size + offsetof(struct skuld_level_record, flags)] |=
+			        SKULD_QUERY_MORE;
+			break;
+		}
+		struct ledger_push_info info;
+		uint32_t found = ledger_push_item(ledger, query->channel, item, &info);
+		SKULD_ASSERT(found == SKULD_OK);
+		void *record = records + count * size;
+		switch (query->kind) {
+		case SKULD_QUERY_LISTING:
+			listing_fill(record, query->channel, found, &info);
+			break;
+		case SKULD_QUERY_EXCEPTIONS:
+			if (info.exception == 0)
+				continue;
+			exception_fill(record, query->channel, item, info.exception,
+			               info.first_seen, info.last_seen, info.reports, info.detail);
+			break;
+		default:
+			push_fill(record, query->kind, query->channel, found, &info);
+			break;
+		}
+		count++;
+	}
+	return count;
+}
+
+static uint32_t channel_push_answer(const struct ledger *ledger, uint32_t channel,
+                                    struct skuld_channel_push_record *record)
+{
+	struct ledger_channel_push_info info;
+	uint32_t status = ledger_channel_push(ledger, channel, &info);
+	memset(record, 0, sizeof(*record));
+	record->kind = SKULD_QUERY_CHANNEL_PUSH;
+	record->channel = channel;
+	record->status = (uint16_t)status;
+	record->mapped = info.mapped;
+	record->dirty = info.dirty;
+	record->oldest_dirty = info.oldest_dirty;
+	record->last_ack = info.last_ack;
+	record->acks = info.acks;
+	record->parked = info.parked;
+	record->exception = info.exception;
+	record->exception_last = info.last_seen;
+	return 1;
+}
+
 uint32_t query_answer(const struct ledger *ledger, const struct query_limits *limits,
                       const struct skuld_query *query, void *records_memory)
 {
@@ -197,6 +329,20 @@ uint32_t query_answer(const struct ledger *ledger, const struct query_limits *li
 		                1);
 	case SKULD_QUERY_HOLD:
 		return hold_answer(ledger, query, records_memory);
+	case SKULD_QUERY_LISTING:
+		if (query->item != 0) {
+			struct ledger_push_info info;
+			status = ledger_push_item(ledger, query->channel, query->item, &info);
+			listing_fill(records_memory, query->channel, status, &info);
+			return 1;
+		}
+		return push_page(ledger, query, walk.limit, records_memory);
+	case SKULD_QUERY_PUSH:
+	case SKULD_QUERY_PUSH_ALL:
+	case SKULD_QUERY_EXCEPTIONS:
+		return push_page(ledger, query, walk.limit, records_memory);
+	case SKULD_QUERY_CHANNEL_PUSH:
+		return channel_push_answer(ledger, query->channel, records_memory);
 	default:
 		SKULD_ASSERT(!"query kind checked by the codec");
 		return 0;

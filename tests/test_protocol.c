@@ -63,7 +63,7 @@ enum want_reason {
 	WR_ADJUST = 7,      /* NONE..INTERNAL_USE */
 	WR_DISPOSITION = 2, /* RESTOCK..QUARANTINE */
 	WR_LIFECYCLE = 2,   /* ACTIVE..CLOSED */
-	WR_PUSH = 7,        /* UNMAPPED..THROTTLING, and 0 is not valid */
+	WR_PUSH = 8,        /* UNMAPPED..MISMATCH, and 0 is not valid */
 };
 
 /* How a kind's code bytes read. */
@@ -536,28 +536,28 @@ static uint32_t model_query_records_check(const unsigned char *b, uint32_t count
 			status = SKULD_ERR_QUERY;
 		else if (r[59] & ~3u)
 			status = SKULD_ERR_FLAGS;
-		/* PUSH, PUSH_ALL: reserved 44..47; scale <= 9, exception <= 7,
+		/* PUSH, PUSH_ALL: reserved 44..47; scale <= 9, exception <= 8,
 		 * state bits 0..2. */
 		else if ((kind == 6 || kind == 7) && !model_zero(r + 44, 4))
 			status = SKULD_ERR_RESERVED;
-		else if ((kind == 6 || kind == 7) && (r[40] > 9 || le16(r + 42) > 7 || r[41] > 7))
+		else if ((kind == 6 || kind == 7) && (r[40] > 9 || le16(r + 42) > 8 || r[41] > 7))
 			status = SKULD_ERR_QUERY;
 		/* LISTING: reserved 48..55, text 8..47. */
 		else if (kind == 8 && !model_zero(r + 48, 8))
 			status = SKULD_ERR_RESERVED;
 		else if (kind == 8 && !model_text_valid(r + 8, 40, 1))
 			status = SKULD_ERR_QUERY;
-		/* EXCEPTIONS: reserved 6..7 and 28..31; exception <= 7, detail text. */
+		/* EXCEPTIONS: reserved 6..7 and 28..31; exception <= 8, detail text. */
 		else if (kind == 9 && (!model_zero(r + 6, 2) || !model_zero(r + 28, 4)))
 			status = SKULD_ERR_RESERVED;
-		else if (kind == 9 && (le16(r + 4) > 7 || !model_text_valid(r + 32, 24, 1)))
+		else if (kind == 9 && (le16(r + 4) > 8 || !model_text_valid(r + 32, 24, 1)))
 			status = SKULD_ERR_QUERY;
 		/* CHANNEL_PUSH: no flags; reserved 38..39 and 48..55. */
 		else if (kind == 10 && r[59] != 0)
 			status = SKULD_ERR_FLAGS;
 		else if (kind == 10 && (!model_zero(r + 38, 2) || !model_zero(r + 48, 8)))
 			status = SKULD_ERR_RESERVED;
-		else if (kind == 10 && le16(r + 36) > 7)
+		else if (kind == 10 && le16(r + 36) > 8)
 			status = SKULD_ERR_QUERY;
 		else if (r[58] == 5 && r[59] != 0)
 			status = SKULD_ERR_FLAGS;

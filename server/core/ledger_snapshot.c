@@ -738,7 +738,8 @@ static int listing_record_valid(const struct ledger *ledger, const struct listin
 	    !detail_valid(record->detail))
 		return 0;
 	if ((record->state & SKULD_PUSH_PARKED) &&
-	    (record->exception == 0 || record->exception == SKULD_PUSH_THROTTLING))
+	    (record->exception == 0 || record->exception == SKULD_PUSH_THROTTLING ||
+	     record->exception == SKULD_PUSH_MISMATCH))
 		return 0;
 	return proto_text_valid(record->text, sizeof(record->text), 0);
 }

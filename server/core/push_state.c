@@ -301,9 +301,9 @@ static uint32_t report(struct ledger *ledger, const struct skuld_event *event)
 		return SKULD_VERSION_INVALID;
 	exception_report(journal, &listing->exception, &listing->first_seen, &listing->last_seen,
 	                 &listing->reports, listing->detail, event, ledger->now);
-	/* Throttling is reported and retried; every other kind parks the item
-	 * until its listing changes. */
-	if (event->reason != SKULD_PUSH_THROTTLING)
+	/* Throttling and a mismatch are reported and the item goes on; every
+	 * other kind parks the item until its listing changes. */
+	if (event->reason != SKULD_PUSH_THROTTLING && event->reason != SKULD_PUSH_MISMATCH)
 		listing_set_state(push, journal, listing, listing->state | SKULD_PUSH_PARKED);
 	return SKULD_OK;
 }

@@ -160,10 +160,16 @@ SKULD_EXTERN int skuld_submit(skuld_client *client, const struct skuld_event *ev
 /* One PING round trip. 0, or an error as for skuld_submit. */
 SKULD_EXTERN int skuld_ping(skuld_client *client, uint32_t timeout_ms);
 
-/* A QUERY reply record: kind 1..4 read as level, kind 5 (HOLD) as hold. */
+/* A QUERY reply record: kind 1..4 read as level, kind 5 (HOLD) as hold,
+ * 6 and 7 (PUSH, PUSH_ALL) as push, 8 as listing, 9 as exception, 10 as
+ * channel_push. */
 union skuld_query_record {
 	struct skuld_level_record level;
 	struct skuld_hold_record hold;
+	struct skuld_push_record push;
+	struct skuld_listing_record listing;
+	struct skuld_exception_record exception;
+	struct skuld_channel_push_record channel_push;
 };
 static_assert(sizeof(union skuld_query_record) == 64, "query record");
 
