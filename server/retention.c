@@ -170,23 +170,40 @@ static int file_place(const char *from, const char *to)
 	return ret < 0 ? ret : 1;
 }
 
+/* Puts a hard link (or a copy) of from at dir/<from's name>, unless one is
+ * there already. Returns 0 or -errno. */
+static int file_keep(const char *from, const char *dir)
+{
+	const char *name = strrchr(from, '/');
+	name = name != NULL ? name + 1 : from;
+	char to[LOG_PATH_SIZE + 64];
+	snprintf(to, sizeof(to), "%s/%s", dir, name);
+	struct stat status;
+	if (stat(to, &status) == 0)
+		return 0; /* kept by an earlier run */
+	if (link(from, to) != 0)
+		return retention_copy(from, to);
+	return 0;
+}
+
+/* The boundary snapshot, and its chain head file when it has one (so that
+ * skuld-replay verify can go on from it once the segments before it are
+ * gone), into snapshot_archive. */
 static int snapshot_keep(const char *snapshot_path, const char *snapshot_archive)
 {
 	if (snapshot_path == NULL || snapshot_archive == NULL)
 		return 0;
-	const char *name = strrchr(snapshot_path, '/');
-	name = name != NULL ? name + 1 : snapshot_path;
-	char to[LOG_PATH_SIZE + 64];
-	snprintf(to, sizeof(to), "%s/%s", snapshot_archive, name);
+	int ret = file_keep(snapshot_path, snapshot_archive);
+	size_t length = strlen(snapshot_path);
+	char head[LOG_PATH_SIZE + 64];
 	struct stat status;
-	if (stat(to, &status) == 0)
-		return 0; /* kept by an earlier run */
-	if (link(snapshot_path, to) != 0) {
-		int ret = retention_copy(snapshot_path, to);
-		if (ret != 0)
-			return ret;
+	if (ret == 0 && length > 4 && length < sizeof(head) - 2 &&
+	    strcmp(snapshot_path + length - 4, ".sks") == 0) {
+		snprintf(head, sizeof(head), "%.*s.head", (int)(length - 4), snapshot_path);
+		if (stat(head, &status) == 0)
+			ret = file_keep(head, snapshot_archive);
 	}
-	return fsync_dir(snapshot_archive);
+	return ret == 0 ? fsync_dir(snapshot_archive) : ret;
 }
 
 int retention_run(const char *log_dir, const char *snapshot_path, const char *snapshot_archive,

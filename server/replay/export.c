@@ -191,7 +191,7 @@ int replay_export(const struct replay_args *args)
 		return REPLAY_EXIT_USAGE;
 	}
 	static struct walk walk;
-	int status = walk_open(&walk, args->positional[0], NULL, 0);
+	int status = walk_open(&walk, args->positional[0], args->archive, NULL, 0);
 	if (status != REPLAY_EXIT_OK) {
 		fprintf(stderr, "skuld-replay: %s\n", walk.fault);
 		walk_close(&walk);

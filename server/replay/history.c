@@ -25,6 +25,13 @@
  * the ledger's figure is taken; the count is in the summary.
  * `available` is the ledger's own figure from the result, where the result
  * speaks of this item at this location.
+ *
+ * A log that no longer starts at segment 1 (earlier segments archived, no
+ * --archive) is replayed from the snapshot kept at its start (start.h): the
+ * item and location are also looked up in the snapshot's catalog, the
+ * balances start from its counters, and its open holds and bundle
+ * components of the item are known from it. Rows begin after it; a --from
+ * or --to at or before it is a fault (those rows are in the archive).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +39,8 @@
 #include <string.h>
 
 #include "replay.h"
+#include "snapshot_stream.h"
+#include "start.h"
 
 /* ---- A small map: u64 key -> four numbers ------------------------------- */
 
@@ -126,6 +135,7 @@ static void map_remove(struct map *map, struct entry *entry)
 
 struct history {
 	const struct replay_args *args;
+	const struct start_snapshot *start; /* the snapshot the replay starts from, or unused */
 	char sku[TEXT_CODE_SIZE];
 	char location_code[TEXT_CODE_SIZE];
 	bool by_location;
@@ -252,6 +262,11 @@ static void print_header(const struct history *history)
 		printf(",\"movements\":[");
 		return;
 	}
+	if (history->start->used)
+		printf("started from snapshot %s at event %" PRIu64
+		       " (the log before it was archived): rows after it, balances from its "
+		       "counters\n",
+		       history->start->path, history->start->number);
 	printf("history of %s (item %u%s)", history->sku, history->item,
 	       history->bundle ? ", a bundle: no stock of its own" : "");
 	if (history->by_location)
@@ -568,10 +583,30 @@ static bool code_equal(const char code[SKULD_CODE_SIZE], const char *text)
 	return strcmp(field, text) == 0;
 }
 
-static int history_resolve(struct history *history)
+/* The item of the SKU and the location of the code in the catalog of the
+ * snapshot the replay starts from (started: the replay's walk, before its
+ * first record). */
+static void history_resolve_snapshot(struct history *history, const struct walk *started)
 {
+	char code[SKULD_CODE_SIZE] = {0};
+	memcpy(code, history->sku, strlen(history->sku));
+	history->item = ledger_sku_lookup(service_ledger(started->service), code, NULL);
+	const struct names_map *locations = &started->names.maps[NAMES_LOCATION];
+	for (uint32_t i = 0; history->by_location && locations->mask != 0 && i <= locations->mask;
+	     i++) {
+		const struct name *name = &locations->slots[i];
+		if (name->id != 0 && strcmp(name->code, history->location_code) == 0)
+			history->location = name->id;
+	}
+}
+
+static int history_resolve(struct history *history, const struct walk *started)
+{
+	if (started != NULL)
+		history_resolve_snapshot(history, started);
 	static struct walk walk;
-	int status = walk_open(&walk, history->args->positional[0], NULL, 0);
+	int status =
+	        walk_open(&walk, history->args->positional[0], history->args->archive, NULL, 0);
 	struct log_record record;
 	while (status == REPLAY_EXIT_OK && walk_next(&walk, &record) > 0) {
 		for (uint32_t i = 0; i < record.header->count; i++) {
@@ -598,19 +633,124 @@ static int history_resolve(struct history *history)
 	if (status != REPLAY_EXIT_OK) {
 		fprintf(stderr, "skuld-replay: %s\n", walk.fault);
 	} else if (history->item == 0) {
-		fprintf(stderr, "skuld-replay: SKU '%s' is not defined in the log\n", history->sku);
+		fprintf(stderr, "skuld-replay: SKU '%s' is not defined in the log%s\n",
+		        history->sku, started != NULL ? " present or its starting snapshot" : "");
 		status = REPLAY_EXIT_FAULT;
 	} else if (history->by_location && history->location == 0) {
-		fprintf(stderr, "skuld-replay: location '%s' is not defined in the log\n",
-		        history->location_code);
+		fprintf(stderr, "skuld-replay: location '%s' is not defined in the log%s\n",
+		        history->location_code,
+		        started != NULL ? " present or its starting snapshot" : "");
 		status = REPLAY_EXIT_FAULT;
 	} else {
 		const struct name *name = names_find(&walk.names, NAMES_ITEM, history->item);
+		if (name == NULL && started != NULL)
+			name = names_find(&started->names, NAMES_ITEM, history->item);
 		history->scale = name != NULL ? name->scale : 0;
 		history->bundle = name != NULL && name->bundle;
 	}
 	walk_close(&walk);
 	return status;
+}
+
+/* ---- Starting from a snapshot ------------------------------------------------ */
+
+static int seed_component(void *context, const void *bytes)
+{
+	struct history *history = context;
+	const struct snapshot_component *record = bytes;
+	if (record->item != history->item || record->bundle == history->item)
+		return 0;
+	struct entry *bundle = map_get(&history->bundles, record->bundle);
+	if (bundle == NULL)
+		return -ENOMEM;
+	bundle->c = record->quantity;
+	return 0;
+}
+
+static int seed_hold(void *context, const void *bytes)
+{
+	struct history *history = context;
+	const struct snapshot_hold *record = bytes;
+	int64_t per = record->item == history->item ? 1 : 0;
+	const struct entry *bundle = map_find(&history->bundles, record->item);
+	if (per == 0 && bundle != NULL)
+		per = bundle->c;
+	if (per == 0)
+		return 0;
+	struct entry *hold = map_get(&history->holds, record->id);
+	if (hold == NULL)
+		return -ENOMEM;
+	hold->a = record->item;
+	hold->b = record->location;
+	hold->c = per;
+	hold->d = record->remaining;
+	return 0;
+}
+
+/* What the rows need from before the snapshot: the item's on-hand balances,
+ * the bundles it is a component of, the open holds on either. Returns an
+ * exit code. */
+static int history_seed(struct history *history, const struct walk *walk)
+{
+	const struct ledger *ledger = service_ledger(walk->service);
+	uint32_t count = ledger_stock_count(ledger);
+	for (uint32_t i = 0; i < count && !history->bundle; i++) {
+		uint32_t item, location;
+		struct ledger_level level;
+		ledger_stock_entry(ledger, i, &item, &location, &level);
+		if (item != history->item ||
+		    (history->by_location && location != history->location))
+			continue;
+		struct entry *balance = balance_of(history, location);
+		if (balance == NULL)
+			return REPLAY_EXIT_ERROR;
+		balance->c = level.on_hand;
+	}
+	char reason[256] = "";
+	int ret = start_part_each(history->start, SNAPSHOT_PART_COMPONENTS,
+	                          sizeof(struct snapshot_component), seed_component, history,
+	                          reason, sizeof(reason));
+	if (ret == 0)
+		ret = start_part_each(history->start, SNAPSHOT_PART_HOLDS_OPEN,
+		                      sizeof(struct snapshot_hold), seed_hold, history, reason,
+		                      sizeof(reason));
+	if (ret == -ENOMEM) {
+		fprintf(stderr, "skuld-replay: out of memory\n");
+		return REPLAY_EXIT_ERROR;
+	}
+	if (ret != 0) {
+		fprintf(stderr, "skuld-replay: snapshot %s: %s\n", history->start->path, reason);
+		return REPLAY_EXIT_FAULT;
+	}
+	return REPLAY_EXIT_OK;
+}
+
+/* A --from or --to at or before the snapshot asks for rows the log present
+ * does not hold. */
+static int history_range_check(const struct history *history)
+{
+	const struct start_snapshot *start = history->start;
+	const struct text_point *ends[2] = {&history->args->from, &history->args->to};
+	for (int end = 0; end < 2 && start->used; end++) {
+		const struct text_point *point = ends[end];
+		bool before =
+		        (point->kind == TEXT_POINT_SEQUENCE && point->value <= start->number) ||
+		        (point->kind == TEXT_POINT_TIME && point->value <= start->batch_ns);
+		if (!before)
+			continue;
+		char text[TEXT_TIME_SIZE + 16];
+		if (point->kind == TEXT_POINT_SEQUENCE)
+			snprintf(text, sizeof(text), "%" PRIu64, point->value);
+		else
+			text_time(point->value, text);
+		fprintf(stderr,
+		        "skuld-replay: %s %s is at or before the snapshot the replay starts from "
+		        "(%s, after event %" PRIu64
+		        "): the log before it was archived; give --archive DIR\n",
+		        end == 0 ? "--from" : "--to", text, start->path, start->number);
+		return REPLAY_EXIT_FAULT;
+	}
+	return REPLAY_EXIT_OK;
 }
 
 static int history_parse(struct history *history, const char *text)
@@ -653,7 +793,15 @@ static void print_footer(struct history *history, const struct walk *walk)
 	if (count > 0)
 		qsort(balances->slots, count, sizeof(struct entry), entry_compare);
 	if (history->args->json) {
-		printf("],\"count\":%" PRIu64 ",\"balance_mismatches\":%" PRIu64 ",\"on_hand\":[",
+		printf("],\"snapshot\":");
+		if (history->start->used) {
+			printf("{\"file\":");
+			text_json_string(stdout, history->start->path);
+			printf(",\"event\":%" PRIu64 "}", history->start->number);
+		} else {
+			printf("null");
+		}
+		printf(",\"count\":%" PRIu64 ",\"balance_mismatches\":%" PRIu64 ",\"on_hand\":[",
 		       history->rows, history->mismatches);
 	} else {
 		printf("%" PRIu64 " movement%s; on hand at the end:", history->rows,
@@ -684,18 +832,33 @@ static void print_footer(struct history *history, const struct walk *walk)
 int replay_history(const struct replay_args *args)
 {
 	static struct history history;
+	static struct start_snapshot start;
+	static struct walk walk;
 	memset(&history, 0, sizeof(history));
+	memset(&start, 0, sizeof(start));
 	history.args = args;
+	history.start = &start;
 	int status = history_parse(&history, args->positional[1]);
-	if (status == REPLAY_EXIT_OK)
-		status = history_resolve(&history);
 	if (status != REPLAY_EXIT_OK)
 		return status;
-	static struct walk walk;
-	status = walk_open(&walk, args->positional[0], args->config, WALK_APPLY);
+	status = walk_open(&walk, args->positional[0], args->archive, args->config, WALK_APPLY);
+	if (status == REPLAY_EXIT_OK && walk_partial(&walk))
+		status = start_snapshot_load(&walk, &args->to, &start);
 	if (status != REPLAY_EXIT_OK) {
 		fprintf(stderr, "skuld-replay: %s\n", walk.fault);
 		walk_close(&walk);
+		return status;
+	}
+	status = history_range_check(&history);
+	if (status == REPLAY_EXIT_OK)
+		status = history_resolve(&history, start.used ? &walk : NULL);
+	if (status == REPLAY_EXIT_OK && start.used)
+		status = history_seed(&history, &walk);
+	if (status != REPLAY_EXIT_OK) {
+		walk_close(&walk);
+		free(history.bundles.slots);
+		free(history.holds.slots);
+		free(history.balances.slots);
 		return status;
 	}
 	if (args->to.kind != TEXT_POINT_NONE)

@@ -4,10 +4,11 @@
  * server's replay path, service_replay), never the loop, liburing or a
  * socket. docs/REPLAY.md is the manual.
  *
- *   skuld-replay verify  DIR [--head SEQ:HEX] [--replay] [--config FILE] [--json]
- *   skuld-replay state   DIR [--at SEQ|TIME] [--config FILE] [--json]
- *   skuld-replay history DIR SKU[@LOC] [--from P] [--to P] [--config FILE] [--json]
- *   skuld-replay export  DIR --format csv|jsonl [--from P] [--to P]
+ *   skuld-replay verify  DIR [--head SEQ:HEX] [--replay] [--archive DIR] [--config FILE] [--json]
+ *   skuld-replay state   DIR [--at SEQ|TIME] [--archive DIR] [--config FILE] [--json]
+ *   skuld-replay history DIR SKU[@LOC] [--from P] [--to P] [--archive DIR] [--config FILE]
+ *                        [--json]
+ *   skuld-replay export  DIR --format csv|jsonl [--from P] [--to P] [--archive DIR]
  *
  * Owns: the command line (which command takes which option) and the exit
  * status. Reads only: nothing under DIR is ever written.
@@ -21,20 +22,25 @@
 static const char usage_text[] =
         "usage: skuld-replay COMMAND DIR ...\n"
         "\n"
-        "  verify  DIR [--head SEQ:HEX] [--replay] [--config FILE] [--json]\n"
+        "  verify  DIR [--head SEQ:HEX] [--replay] [--archive DIR] [--config FILE] [--json]\n"
         "          check every checksum, the XXH3 chain and the SHA-256 chain of the log;\n"
         "          print the chain head; with --head prove the log up to SEQ is unchanged;\n"
         "          with --replay also re-apply every record and compare its results\n"
-        "  state   DIR [--at SEQ|TIME] [--config FILE] [--json]\n"
+        "  state   DIR [--at SEQ|TIME] [--archive DIR] [--config FILE] [--json]\n"
         "          every counter of every item-location after the last record at or before\n"
         "          the point (default: the end of the log)\n"
-        "  history DIR SKU[@LOC] [--from P] [--to P] [--config FILE] [--json]\n"
+        "  history DIR SKU[@LOC] [--from P] [--to P] [--archive DIR] [--config FILE]\n"
+        "          [--json]\n"
         "          every movement of the item (at LOC) with its running on-hand balance,\n"
         "          its result, who sent it and when\n"
-        "  export  DIR --format csv|jsonl [--from P] [--to P]\n"
+        "  export  DIR --format csv|jsonl [--from P] [--to P] [--archive DIR]\n"
         "          every event with its result, one line each\n"
         "\n"
         "DIR is the server's --data-dir (its log/ directory is read) or the log directory.\n"
+        "--archive DIR (every command) reads the segments retention archived there\n"
+        "first, then DIR's, as one log. Without it, a log that no longer starts at\n"
+        "segment 1 is replayed from the snapshot kept at its start, and verify continues\n"
+        "the SHA-256 chain from the head file kept with that snapshot.\n"
         "A point P is an event sequence number (e.g. 1500) or an RFC 3339 UTC time\n"
         "(e.g. 2026-11-26T14:02:00Z, fractions allowed); times are the server's record\n"
         "times. --config is the server's configuration file: a replay needs the server's\n"
@@ -89,6 +95,7 @@ static const struct option_rule option_rules[] = {
         {"--json", 1, TAKES_VERIFY | TAKES_STATE | TAKES_HISTORY},
         {"--replay", 1, TAKES_VERIFY},
         {"--config", 0, TAKES_VERIFY | TAKES_STATE | TAKES_HISTORY},
+        {"--archive", 0, TAKES_VERIFY | TAKES_STATE | TAKES_HISTORY | TAKES_EXPORT},
         {"--head", 0, TAKES_VERIFY},
         {"--at", 0, TAKES_STATE},
         {"--from", 0, TAKES_HISTORY | TAKES_EXPORT},
@@ -129,6 +136,8 @@ static int option_set(struct replay_args *args, const char *name, const char *va
 		args->replay = true;
 	else if (strcmp(name, "--config") == 0)
 		args->config = value;
+	else if (strcmp(name, "--archive") == 0)
+		args->archive = value;
 	else if (strcmp(name, "--head") == 0)
 		args->head = value;
 	else if (strcmp(name, "--format") == 0)

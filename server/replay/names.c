@@ -96,6 +96,12 @@ int names_note(struct names *names, const struct skuld_event *events,
 	return ret;
 }
 
+int names_define(struct names *names, enum names_kind kind, uint32_t id,
+                 const char code[SKULD_CODE_SIZE], uint8_t scale, uint8_t bundle)
+{
+	return names_put(&names->maps[kind], id, code, scale, bundle);
+}
+
 const struct name *names_find(const struct names *names, enum names_kind kind, uint32_t id)
 {
 	const struct names_map *map = &names->maps[kind];

@@ -55,6 +55,11 @@ void names_free(struct names *names);
 int names_note(struct names *names, const struct skuld_event *events,
                const struct skuld_result *results, uint32_t count);
 
+/* Names one id directly (from a snapshot's catalog, start.h): code is
+ * SKULD_CODE_SIZE bytes, NUL-padded. Returns 0 or -ENOMEM. */
+int names_define(struct names *names, enum names_kind kind, uint32_t id,
+                 const char code[SKULD_CODE_SIZE], uint8_t scale, uint8_t bundle);
+
 /* The entry of id, or NULL when it was never defined. */
 const struct name *names_find(const struct names *names, enum names_kind kind, uint32_t id);
 

@@ -24,9 +24,10 @@ struct replay_args {
 	const char *command;
 	const char *positional[REPLAY_POSITIONAL_MAX]; /* after the command: DIR first */
 	int positional_count;
-	const char *config; /* --config FILE */
-	const char *head;   /* --head SEQ:HEX */
-	const char *format; /* --format csv|jsonl */
+	const char *config;  /* --config FILE */
+	const char *archive; /* --archive DIR: archived segments, read before DIR's */
+	const char *head;    /* --head SEQ:HEX */
+	const char *format;  /* --format csv|jsonl */
 	struct text_point at, from, to;
 	bool json;   /* --json */
 	bool replay; /* --replay (verify) */

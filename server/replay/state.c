@@ -10,12 +10,17 @@
  * the last record that lies entirely at or before the point: for SEQ, every
  * event of it is <= SEQ; for TIME, its record time (the server's clock when
  * the batch was applied, not occurred_at) is <= TIME.
+ *
+ * A log that no longer starts at segment 1 (retention archived the earlier
+ * segments, and no --archive gave them back) starts from the snapshot kept
+ * at its start, at or before the point (start.h); the output says which.
  */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "replay.h"
+#include "start.h"
 
 struct level_row {
 	uint32_t item;
@@ -82,13 +87,19 @@ static void position_note(const struct walk *walk, const struct text_point *poin
 }
 
 static void print_human(const struct names *names, const struct level_row *rows, uint32_t count,
-                        const struct state_position *position, const char *point, const char *note)
+                        const struct state_position *position, const char *point, const char *note,
+                        const struct start_snapshot *start)
 {
 	char time[TEXT_TIME_SIZE] = "-";
-	if (position->records > 0)
+	if (position->records > 0 || start->used)
 		text_time(position->time_ns, time);
-	printf("state at %s: after event %" PRIu64 " (%" PRIu64 " records, last recorded %s)\n",
-	       point, position->event_last, position->records, time);
+	printf("state at %s: after event %" PRIu64 " (%" PRIu64 " records%s, last recorded %s)\n",
+	       point, position->event_last, position->records,
+	       start->used ? " after the snapshot" : "", time);
+	if (start->used)
+		printf("started from snapshot %s at event %" PRIu64
+		       " (the log before it was archived)\n",
+		       start->path, start->number);
 	if (note[0] != '\0')
 		printf("note: %s\n", note);
 	int sku_width = 3, location_width = 8;
@@ -126,11 +137,11 @@ static void print_human(const struct names *names, const struct level_row *rows,
 
 static void print_json(const struct names *names, const struct level_row *rows, uint32_t count,
                        const struct state_position *position, const struct text_point *point,
-                       const char *note)
+                       const char *note, const struct start_snapshot *start)
 {
 	printf("{\"at\":{\"event\":%" PRIu64 ",\"records\":%" PRIu64, position->event_last,
 	       position->records);
-	if (position->records > 0) {
+	if (position->records > 0 || start->used) {
 		char time[TEXT_TIME_SIZE];
 		text_time(position->time_ns, time);
 		printf(",\"recorded\":\"%s\",\"recorded_ns\":%" PRIu64, time, position->time_ns);
@@ -141,7 +152,15 @@ static void print_json(const struct names *names, const struct level_row *rows, 
 		printf(",\"point_ns\":%" PRIu64, point->value);
 	printf(",\"note\":");
 	text_json_string(stdout, note);
-	printf("},\"levels\":[");
+	printf("},\"snapshot\":");
+	if (start->used) {
+		printf("{\"file\":");
+		text_json_string(stdout, start->path);
+		printf(",\"event\":%" PRIu64 "}", start->number);
+	} else {
+		printf("null");
+	}
+	printf(",\"levels\":[");
 	for (uint32_t i = 0; i < count; i++) {
 		const struct ledger_level *level = &rows[i].level;
 		uint8_t scale = names_scale(names, rows[i].item);
@@ -173,7 +192,11 @@ static void print_json(const struct names *names, const struct level_row *rows, 
 int replay_state(const struct replay_args *args)
 {
 	static struct walk walk;
-	int status = walk_open(&walk, args->positional[0], args->config, WALK_APPLY);
+	static struct start_snapshot start;
+	memset(&start, 0, sizeof(start));
+	int status = walk_open(&walk, args->positional[0], args->archive, args->config, WALK_APPLY);
+	if (status == REPLAY_EXIT_OK && walk_partial(&walk))
+		status = start_snapshot_load(&walk, &args->at, &start);
 	if (status != REPLAY_EXIT_OK) {
 		fprintf(stderr, "skuld-replay: %s\n", walk.fault);
 		walk_close(&walk);
@@ -182,6 +205,10 @@ int replay_state(const struct replay_args *args)
 	if (args->at.kind != TEXT_POINT_NONE)
 		walk_stop_at(&walk, &args->at, true);
 	struct state_position position = {0};
+	if (start.used) {
+		position.event_last = start.number;
+		position.time_ns = start.batch_ns;
+	}
 	struct log_record record;
 	while (walk_next(&walk, &record) > 0) {
 		position.records++;
@@ -201,9 +228,11 @@ int replay_state(const struct replay_args *args)
 			point_text(&args->at, point, sizeof(point));
 			position_note(&walk, &args->at, note, sizeof(note));
 			if (args->json)
-				print_json(&walk.names, rows, count, &position, &args->at, note);
+				print_json(&walk.names, rows, count, &position, &args->at, note,
+				           &start);
 			else
-				print_human(&walk.names, rows, count, &position, point, note);
+				print_human(&walk.names, rows, count, &position, point, note,
+				            &start);
 		}
 		free(rows);
 	}

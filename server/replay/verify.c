@@ -21,6 +21,13 @@
  * position's chain value, with the same next event), ledger_hash of the
  * replay must equal the snapshot's. A snapshot that cannot be read, whose
  * position the log never reaches, or whose state differs is a fault.
+ *
+ * A log that no longer starts at segment 1 (retention archived the earlier
+ * segments; --archive gives them back, and then the log is whole again):
+ * the chain goes on from the head file kept for the start of the log
+ * present (start.h), when there is one, and says which; otherwise the head
+ * is unknown. A --replay starts from the snapshot kept there. Snapshots are
+ * then not checked (their replay needs the log from its first record).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -29,6 +36,7 @@
 
 #include "replay.h"
 #include "snapshot.h"
+#include "start.h"
 
 struct segment_summary {
 	uint64_t segment;
@@ -36,6 +44,7 @@ struct segment_summary {
 	uint64_t event_first;
 	uint64_t event_next;
 	struct chain_head head; /* after its last record */
+	bool head_known;        /* the chain was known there */
 };
 
 struct head_check {
@@ -64,6 +73,7 @@ struct snapshot_check {
 struct verify {
 	struct walk walk;
 	char snapshot_dir[LOG_PATH_SIZE];
+	char archive[LOG_PATH_SIZE];      /* --archive, or "" */
 	struct snapshot_check *snapshots; /* ascending */
 	uint32_t snapshot_count;
 	char snapshots_note[WALK_MESSAGE_SIZE]; /* why they were not checked */
@@ -71,9 +81,15 @@ struct verify {
 	uint64_t segment_count;
 	uint64_t segment_capacity;
 	struct head_check head;
-	struct chain_head last; /* chain after the last record */
+	struct chain_head last;       /* chain after the last record */
+	bool head_started;            /* the chain goes on from a kept head */
+	struct chain_head head_start; /* ... this one */
+	struct log_position head_at;  /* ... kept for this position */
+	char head_file[START_PATH_SIZE];
+	struct start_snapshot start; /* --replay of a partial log: where it starts */
 	uint32_t faults;
 	char head_fault[WALK_MESSAGE_SIZE];
+	char start_fault[WALK_MESSAGE_SIZE]; /* the kept head's position never came */
 	double seconds;
 };
 
@@ -188,8 +204,10 @@ static int segment_note(struct verify *verify, const struct log_record *record)
 	        verify->segment_count > 0 ? &verify->segments[verify->segment_count - 1] : NULL;
 	if (current != NULL && current->segment == record->segment)
 		return 0;
-	if (current != NULL)
+	if (current != NULL) {
 		current->head = verify->last;
+		current->head_known = walk_chain_known(&verify->walk);
+	}
 	if (verify->segment_count == verify->segment_capacity) {
 		uint64_t grown = verify->segment_capacity ? verify->segment_capacity * 2 : 16;
 		struct segment_summary *list =
@@ -211,9 +229,11 @@ static int segment_note(struct verify *verify, const struct log_record *record)
 static void head_boundary(struct verify *verify, const struct log_record *record)
 {
 	struct head_check *head = &verify->head;
-	if (!head->wanted || head->decided || verify->walk.chain == NULL)
+	if (!head->wanted || head->decided || !walk_chain_known(&verify->walk))
 		return;
-	uint64_t at = record != NULL ? walk_record_last(record) : 0;
+	uint64_t at = record != NULL         ? walk_record_last(record)
+	              : verify->head_started ? verify->head_start.sequence
+	                                     : 0;
 	if (record == NULL && verify->walk.records != 0)
 		return;
 	if (at > head->want.sequence) {
@@ -242,13 +262,20 @@ static void head_explain(struct verify *verify)
 	struct head_check *head = &verify->head;
 	char want[CHAIN_TEXT_SIZE], actual[CHAIN_TEXT_SIZE];
 	chain_format(&head->want, want);
-	if (walk->chain == NULL) {
+	if (walk->chain == NULL || (verify->head_started && walk->chain_waiting)) {
 		char name[32];
 		walk_segment_name(walk->segment_first, name);
 		snprintf(verify->head_fault, sizeof(verify->head_fault),
 		         "--head %s cannot be checked: the log starts at %s (earlier segments "
-		         "archived) and the chain needs every record from the first",
+		         "archived), the chain needs every record from the first, and no head "
+		         "file is kept for its start; give --archive DIR",
 		         want, name);
+	} else if (verify->head_started && head->want.sequence < verify->head_start.sequence) {
+		snprintf(
+		        verify->head_fault, sizeof(verify->head_fault),
+		        "--head %s is before the head the chain starts from (%.400s, event %" PRIu64
+		        "): the log before it was archived; give --archive DIR",
+		        want, verify->head_file, verify->head_start.sequence);
 	} else if (head->seen) {
 		chain_format(&head->actual, actual);
 		snprintf(verify->head_fault, sizeof(verify->head_fault),
@@ -273,7 +300,7 @@ static int verify_walk(struct verify *verify)
 	struct walk *walk = &verify->walk;
 	struct log_record record;
 	double start = replay_now_s();
-	if (walk->chain != NULL)
+	if (walk_chain_known(walk))
 		chain_head(walk->chain, &verify->last);
 	head_boundary(verify, NULL);
 	int step;
@@ -285,17 +312,26 @@ static int verify_walk(struct verify *verify)
 		struct segment_summary *segment = &verify->segments[verify->segment_count - 1];
 		segment->records++;
 		segment->event_next = record.header->event_first + record.header->count;
-		if (walk->chain != NULL)
+		if (walk_chain_known(walk))
 			chain_head(walk->chain, &verify->last);
 		head_boundary(verify, &record);
 		if (walk->service != NULL)
 			snapshots_boundary(verify, &record);
 	}
 	verify->seconds = replay_now_s() - start;
-	if (verify->segment_count > 0)
+	if (verify->segment_count > 0) {
 		verify->segments[verify->segment_count - 1].head = verify->last;
+		verify->segments[verify->segment_count - 1].head_known = walk_chain_known(walk);
+	}
 	if (walk->exit != REPLAY_EXIT_OK)
 		verify->faults++;
+	if (verify->head_started && walk->chain_waiting && walk->exit == REPLAY_EXIT_OK) {
+		snprintf(verify->start_fault, sizeof(verify->start_fault),
+		         "head file %.400s: its snapshot's position (write %" PRIu64
+		         ", event %" PRIu64 ") is not in the log",
+		         verify->head_file, verify->head_at.write_next, verify->head_at.event_next);
+		verify->faults++;
+	}
 	if (verify->head.wanted && !verify->head.matched) {
 		head_explain(verify);
 		verify->faults++;
@@ -333,16 +369,33 @@ static void print_human(const struct verify *verify)
 		const struct segment_summary *segment = &verify->segments[i];
 		char name[32];
 		walk_segment_name(segment->segment, name);
-		chain_format(&segment->head, text);
+		if (segment->head_known)
+			chain_format(&segment->head, text);
+		else
+			snprintf(text, sizeof(text), "unknown (before the kept head)");
 		printf("segment    %s  records %" PRIu64 "  events %" PRIu64 " .. %" PRIu64
 		       "  head %s\n",
 		       name, segment->records, segment->event_first, segment->event_next - 1, text);
 	}
-	if (walk->chain != NULL) {
+	if (verify->archive[0] != '\0')
+		printf("archive    %s\n", verify->archive);
+	if (verify->head_started) {
+		chain_format(&verify->head_start, text);
+		printf("head from  %s: %s, kept for the start of the log present\n",
+		       verify->head_file, text);
+	}
+	if (verify->start.used)
+		printf("replay     from snapshot %s at event %" PRIu64 "\n", verify->start.path,
+		       verify->start.number);
+	if (walk_chain_known(walk)) {
 		chain_format(&verify->last, text);
 		printf("head       %s\n", text);
+	} else if (walk->chain != NULL) {
+		printf("head       unknown: the kept head's position was not reached\n");
 	} else {
-		printf("head       unknown: the log starts at %s (earlier segments archived)\n",
+		printf("head       unknown: the log starts at %s (earlier segments archived) and "
+		       "no "
+		       "head file is kept for its start; give --archive DIR\n",
 		       name_first);
 	}
 	if (verify->head.matched) {
@@ -381,6 +434,8 @@ static void print_human(const struct verify *verify)
 		printf("fault      %s\n", walk->fault);
 	if (verify->head.wanted && !verify->head.matched)
 		printf("fault      %s\n", verify->head_fault);
+	if (verify->start_fault[0] != '\0')
+		printf("fault      %s\n", verify->start_fault);
 	double rate = verify->seconds > 0 ? (double)walk->events / verify->seconds : 0;
 	printf("%-10s %u fault%s; read in %.3f s (%.2f M events/s)\n",
 	       verify->faults ? "FAILED" : "OK", verify->faults, verify->faults == 1 ? "" : "s",
@@ -423,14 +478,40 @@ static void print_json(const struct verify *verify)
 		       ",\"event_last\":%" PRIu64 ",",
 		       i ? "," : "", name, segment->records, segment->event_first,
 		       segment->event_next - 1);
-		json_head("head", &segment->head);
+		if (segment->head_known)
+			json_head("head", &segment->head);
+		else
+			printf("\"head\":null");
 		printf("}");
 	}
 	printf("],");
-	if (walk->chain != NULL)
+	if (walk_chain_known(walk))
 		json_head("head", &verify->last);
 	else
 		printf("\"head\":null");
+	printf(",\"archive\":");
+	if (verify->archive[0] != '\0')
+		text_json_string(stdout, verify->archive);
+	else
+		printf("null");
+	printf(",\"head_start\":");
+	if (verify->head_started) {
+		printf("{\"file\":");
+		text_json_string(stdout, verify->head_file);
+		printf(",");
+		json_head("head", &verify->head_start);
+		printf("}");
+	} else {
+		printf("null");
+	}
+	printf(",\"replay_start\":");
+	if (verify->start.used) {
+		printf("{\"file\":");
+		text_json_string(stdout, verify->start.path);
+		printf(",\"event\":%" PRIu64 "}", verify->start.number);
+	} else {
+		printf("null");
+	}
 	if (verify->head.wanted) {
 		printf(",\"head_check\":{");
 		json_head("head", &verify->head.want);
@@ -482,9 +563,37 @@ static void print_json(const struct verify *verify)
 		text_json_string(stdout, verify->snapshots[i].problem);
 		comma = true;
 	}
+	if (verify->start_fault[0] != '\0') {
+		if (comma)
+			printf(",");
+		text_json_string(stdout, verify->start_fault);
+	}
 	double rate = verify->seconds > 0 ? (double)walk->events / verify->seconds : 0;
 	printf("],\"ok\":%s,\"seconds\":%.6f,\"events_per_second\":%.0f}\n",
 	       verify->faults ? "false" : "true", verify->seconds, rate);
+}
+
+/* A log that does not start at segment 1: the chain from a kept head, a
+ * --replay from the snapshot at its start; snapshots not checked. */
+static int verify_partial(struct verify *verify, const struct replay_args *args)
+{
+	struct walk *walk = &verify->walk;
+	if (verify->snapshot_count > 0)
+		snprintf(verify->snapshots_note, sizeof(verify->snapshots_note),
+		         "the log starts at segment %" PRIu64 " (earlier segments archived); "
+		         "a replay that checks them needs every record from the first (give "
+		         "--archive DIR)",
+		         walk->segment_first);
+	verify->snapshot_count = 0;
+	if (start_head_find(walk, &verify->head_start, &verify->head_at, verify->head_file) == 1) {
+		int status = walk_chain_start(walk, &verify->head_start, &verify->head_at);
+		if (status != REPLAY_EXIT_OK)
+			return status;
+		verify->head_started = true;
+	}
+	if (args->replay)
+		return start_snapshot_load(walk, &(struct text_point){0}, &verify->start);
+	return REPLAY_EXIT_OK;
 }
 
 int replay_verify(const struct replay_args *args)
@@ -502,23 +611,21 @@ int replay_verify(const struct replay_args *args)
 		verify.head.wanted = true;
 	}
 	unsigned flags = WALK_CHAIN | (args->replay ? WALK_APPLY : 0);
-	int status = walk_open(&verify.walk, args->positional[0], args->config, flags);
+	if (args->archive != NULL)
+		snprintf(verify.archive, sizeof(verify.archive), "%s", args->archive);
+	int status =
+	        walk_open(&verify.walk, args->positional[0], args->archive, args->config, flags);
 	int ret = status == REPLAY_EXIT_OK ? snapshots_find(&verify) : 0;
 	if (ret != 0) {
 		fprintf(stderr, "skuld-replay: snapshots in %s: %s\n", verify.snapshot_dir,
 		        strerror(-ret));
 		status = REPLAY_EXIT_ERROR;
-	} else if (status == REPLAY_EXIT_OK && verify.snapshot_count > 0 &&
-	           verify.walk.segment_first > 1) {
-		snprintf(verify.snapshots_note, sizeof(verify.snapshots_note),
-		         "the log starts at segment %" PRIu64 " (earlier segments archived); "
-		         "a replay needs every record from the first",
-		         verify.walk.segment_first);
-		verify.snapshot_count = 0;
+	} else if (status == REPLAY_EXIT_OK && walk_partial(&verify.walk)) {
+		status = verify_partial(&verify, args);
 	} else if (status == REPLAY_EXIT_OK && verify.snapshot_count > 0 && !(flags & WALK_APPLY)) {
 		/* Snapshots are checked against a replay. */
 		walk_close(&verify.walk);
-		status = walk_open(&verify.walk, args->positional[0], args->config,
+		status = walk_open(&verify.walk, args->positional[0], args->archive, args->config,
 		                   flags | WALK_APPLY);
 	}
 	if (status == REPLAY_EXIT_OK && snapshots_load(&verify) != 0) {
@@ -541,6 +648,8 @@ int replay_verify(const struct replay_args *args)
 		replay_report_end(&verify.walk);
 		if (verify.head.wanted && !verify.head.matched)
 			fprintf(stderr, "skuld-replay: %s\n", verify.head_fault);
+		if (verify.start_fault[0] != '\0')
+			fprintf(stderr, "skuld-replay: %s\n", verify.start_fault);
 		for (uint32_t i = 0; i < verify.snapshot_count; i++) {
 			if (!verify.snapshots[i].matched)
 				fprintf(stderr, "skuld-replay: %s\n", verify.snapshots[i].problem);

@@ -10,6 +10,20 @@
  * corrupt log naming file and offset, a record that does not replay to its
  * logged results, an I/O error).
  *
+ * One log from two directories: with --archive, the segments retention
+ * moved to the archive are read first, then the live ones of DIR, as one
+ * log. Where the archive ends and DIR/log begins is checked: the next
+ * segment must be there (a gap is a fault naming the missing segment), its
+ * header must continue the archive's last write, event and chain value, and
+ * a segment in both places (a crash during retention leaves one) must be
+ * the same bytes in both, else it is a fault naming both files.
+ *
+ * A log that does not start at segment 1 (earlier segments archived, no
+ * --archive) is read from its first segment present as the reader allows.
+ * A replay (WALK_APPLY) of it needs a starting state: the caller loads a
+ * snapshot (start.h) before the first walk_next; without one, walk_next
+ * ends with a fault naming the first segment present.
+ *
  * Invariants:
  *   - Read-only: nothing under DIR is ever written (a torn write is
  *     reported, not discarded; the server discards it at its next start).
@@ -47,7 +61,8 @@ enum walk_flags {
 
 struct walk {
 	/* Set by walk_open. */
-	char log_dir[LOG_PATH_SIZE];
+	char log_dir[LOG_PATH_SIZE];     /* the live segments: DIR or DIR/log */
+	char archive_dir[LOG_PATH_SIZE]; /* --archive; "" without one */
 	unsigned flags;
 	struct server_config config;
 	struct log_reader *reader;
@@ -57,6 +72,18 @@ struct walk {
 	uint64_t segment_first; /* index of the first segment file; 0: none */
 	uint64_t segment_last;
 	uint64_t segment_files;
+	uint64_t live_first; /* the same for DIR/log alone ... */
+	uint64_t live_last;
+	uint64_t live_files;
+	uint64_t archive_first; /* ... and for the archive alone (0: none) */
+	uint64_t archive_last;
+	uint64_t archive_files;
+	bool first_known;                       /* first_header is a checked header */
+	struct log_segment_header first_header; /* of segment_first */
+	bool in_archive;                        /* the reader reads the archive */
+	bool started;                           /* a snapshot gave the replay its start */
+	bool chain_waiting;                     /* the chain starts after chain_at */
+	struct log_position chain_at;
 
 	/* Figures of the records handed out so far. */
 	uint64_t records;
@@ -88,11 +115,52 @@ struct walk {
 };
 
 /* Finds the log under dir (dir itself when it holds segment files, else
- * dir/log, the server's data directory layout), loads the configuration
- * (config_path may be NULL: the server's defaults) and opens everything
- * flags ask for. Returns REPLAY_EXIT_OK, or another exit code with
+ * dir/log, the server's data directory layout), and the archived segments
+ * in archive (NULL: none; a directory holding log-*.skl files); loads the
+ * configuration (config_path may be NULL: the server's defaults) and opens
+ * everything flags ask for. WALK_CHAIN starts the chain at head_0 only when
+ * the log starts at segment 1 (else walk->chain stays NULL until
+ * walk_chain_start). Returns REPLAY_EXIT_OK, or another exit code with
  * walk->fault set. walk_close is safe either way. */
-int walk_open(struct walk *walk, const char *dir, const char *config_path, unsigned flags);
+int walk_open(struct walk *walk, const char *dir, const char *archive, const char *config_path,
+              unsigned flags);
+
+/* True when the log read does not start at segment 1: the records before
+ * it are not there. */
+static inline bool walk_partial(const struct walk *walk)
+{
+	return walk->segment_first > 1;
+}
+
+/* Before the first walk_next: the replay starts at position (a snapshot's,
+ * loaded into walk->service by the caller) instead of at the first record
+ * present. position must lie in the log present: at its very start (the
+ * first segment continues it exactly), or inside one of its segments.
+ * Returns REPLAY_EXIT_OK, or a fault with walk->fault. */
+int walk_start_at(struct walk *walk, const struct log_position *position);
+
+/* Before the first walk_next: the SHA-256 chain goes on from head, a head
+ * kept for the log position at (a snapshot's): from the first record when
+ * the log present starts there, else from the first record after the one
+ * that ends at. Until then walk_chain_known is false. Returns
+ * REPLAY_EXIT_OK or REPLAY_EXIT_ERROR with walk->fault. */
+int walk_chain_start(struct walk *walk, const struct chain_head *head,
+                     const struct log_position *at);
+
+/* Whether walk->chain holds the head of the records read so far. */
+static inline bool walk_chain_known(const struct walk *walk)
+{
+	return walk->chain != NULL && !walk->chain_waiting;
+}
+
+/* Ends the walk with a fault (exit, one line from format) before or
+ * instead of walking; returns exit. */
+__attribute__((format(printf, 3, 4))) int walk_fault(struct walk *walk, int exit,
+                                                     const char *format, ...);
+
+/* The directory a segment of this log is read from (the archive's, or the
+ * live one), for messages. */
+const char *walk_segment_dir(const struct walk *walk, uint64_t segment);
 
 /* The next record (valid until the next call). Returns 1 with a record;
  * 0 at the end of the log (walk->torn says whether a torn last write was
