@@ -30,6 +30,7 @@ static const char usage_text[] =
         "  define-bundle SKU COMPONENT:QTY...\n"
         "  define-channel NAME --pool LOC,... [--buffer N]\n"
         "  import items|locations|bundles|counts FILE.csv [--dry-run] [--session S]\n"
+        "  import mappings FILE.csv [--dry-run]  columns sku, channel, listing ('-' unmaps)\n"
         "Movements (QTY is a decimal in the item's scale, e.g. 1.250 for scale 3):\n"
         "  receive SKU@LOC QTY\n"
         "  sell SKU@LOC QTY\n"
@@ -51,6 +52,9 @@ static const char usage_text[] =
         "  channel-level SKU --channel NAME\n"
         "  stats\n"
         "  chain-head\n"
+        "Channels:\n"
+        "  channels [NAME...]                  listings, dirty items, last push, exception\n"
+        "  exceptions [--channel NAME]         open channel exceptions\n"
         "\n"
         "Server: --server, else $SKULD_SERVER, else 127.0.0.1:7878. Token: --token or "
         "$SKULD_TOKEN.\n"
@@ -1419,11 +1423,16 @@ static int cmd_import(struct ctl *ctl, struct args *args)
 	if (rc != 0)
 		return rc;
 	if (args->positional_count != 3)
-		return usage_error("usage: import items|locations|bundles|counts FILE.csv "
+		return usage_error("usage: import items|locations|bundles|counts|mappings FILE.csv "
 		                   "[--dry-run] [--session S]%s",
 		                   "");
 	if (session != NULL && (session[0] == '\0' || strlen(session) > 32))
 		return usage_error("--session '%s' must be 1 to 32 characters", session);
+	if (strcmp(args->positional[1], "mappings") == 0) {
+		if (session != NULL)
+			return usage_error("import mappings takes no --session%s", "");
+		return ctl_import_mappings(ctl, args->positional[2], dry_run);
+	}
 	return ctl_import(ctl, args->positional[1], args->positional[2], dry_run, session);
 }
 
@@ -1469,6 +1478,21 @@ static int run(struct ctl *ctl, struct args *args)
 		return cmd_chain_head(ctl, args);
 	if (strcmp(command, "import") == 0)
 		return cmd_import(ctl, args);
+	if (strcmp(command, "channels") == 0) {
+		int rc = options_all_used(args, "channels");
+		if (rc != 0)
+			return rc;
+		return ctl_channels(ctl, &args->positional[1], args->positional_count - 1);
+	}
+	if (strcmp(command, "exceptions") == 0) {
+		const char *name = option(args, "--channel", NULL);
+		int rc = options_all_used(args, "exceptions");
+		if (rc != 0)
+			return rc;
+		if (args->positional_count != 1)
+			return usage_error("usage: exceptions [--channel NAME]%s", "");
+		return ctl_exceptions(ctl, name);
+	}
 	return usage_error("unknown command '%s'", command);
 }
 

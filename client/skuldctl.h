@@ -112,6 +112,17 @@ uint64_t ctl_random_u64(void);
  * random. */
 skuld_u128 ctl_movement_key(const struct ctl *ctl, uint32_t line, const char *action);
 
+/* ---- Channels (skuldctl_channels.c) ----------------------------------------- */
+
+/* `channels [NAME...]`: per channel, listings, dirty and parked items, the
+ * oldest dirty age, the last push and the channel's exception. */
+int ctl_channels(struct ctl *ctl, const char *const *names, int count);
+/* `exceptions [--channel NAME]`: every open channel exception. */
+int ctl_exceptions(struct ctl *ctl, const char *name);
+/* `import mappings FILE.csv [--dry-run]`: columns sku, channel, listing
+ * ("-" unmaps). */
+int ctl_import_mappings(struct ctl *ctl, const char *path, int dry_run);
+
 /* ---- Output ------------------------------------------------------------------ */
 
 /* Writes text as a JSON string (quotes, escapes). */

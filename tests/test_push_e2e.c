@@ -427,3 +427,77 @@ Test(push_e2e, a_killed_worker_resumes_from_the_acknowledged_versions)
 	cr_assert_gt(channel_push().acks, acks);
 	worker_stop(SIGTERM);
 }
+
+/* Runs skuldctl with args against the server; returns its exit status and
+ * its standard output in out. */
+static int skuldctl(const char *args, char *out, size_t size)
+{
+	char command[1024];
+	snprintf(command, sizeof(command),
+	         "ASAN_OPTIONS=detect_leaks=0 %s/client/skuldctl --server 127.0.0.1:%u %s 2>&1",
+	         SKULD_BINARY_DIR, server.port, args);
+	FILE *pipe = popen(command, "r");
+	cr_assert_not_null(pipe);
+	size_t have = fread(out, 1, size - 1, pipe);
+	out[have] = '\0';
+	int status = pclose(pipe);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(push_e2e, skuldctl_imports_mappings_and_lists_channels_and_exceptions)
+{
+	worker_start();
+	int64_t want[ITEMS + 1] = {0, 15, 3, 1, 0, 3};
+	converge(want, "first push");
+	char path[128];
+	snprintf(path, sizeof(path), "%s/mappings.csv", server.dir);
+	FILE *file = fopen(path, "w");
+	cr_assert_not_null(file);
+	fprintf(file, "sku,channel,listing\n"
+	              "SKU-3,shopify,gid://shopify/InventoryItem/103\n"
+	              "SKU-4,shopify,-\n");
+	fclose(file);
+	char out[4096], args[256];
+	snprintf(args, sizeof(args), "import mappings %s", path);
+	cr_assert_eq(skuldctl(args, out, sizeof(out)), 0, "%s", out);
+	cr_assert_not_null(strstr(out, "2 mappings: 2 applied, 0 already applied"), "%s", out);
+	cr_assert_eq(skuldctl(args, out, sizeof(out)), 0, "%s", out);
+	cr_assert_not_null(strstr(out, "0 applied, 2 already applied"), "%s", out);
+	/* A defect anywhere: nothing is sent. */
+	file = fopen(path, "w");
+	fprintf(file, "sku,channel,listing\nSKU-1,shopify,ok\nSKU-9,shopify,x\n"
+	              "SKU-2,shopify, padded\n");
+	fclose(file);
+	cr_assert_eq(skuldctl(args, out, sizeof(out)), 1, "%s", out);
+	/* Item 3 was remapped to the same listing: pushed again, still 1. */
+	converge(want, "remapped");
+	cr_assert_eq(skuldctl("--json channels shopify", out, sizeof(out)), 0, "%s", out);
+	json_t *channels = json_loads(out, 0, NULL);
+	cr_assert_not_null(channels, "%s", out);
+	json_t *shop = json_array_get(channels, 0);
+	cr_assert_eq(json_integer_value(json_object_get(shop, "mapped")), 4, "%s", out);
+	cr_assert_eq(json_integer_value(json_object_get(shop, "dirty")), 0, "%s", out);
+	cr_assert_geq(json_integer_value(json_object_get(shop, "pushes")), 5, "%s", out);
+	json_decref(channels);
+	/* Item 1 stops being stocked at the channel's location. */
+	standin_control(&standin, control, "level",
+	                "{\"inventoryItemId\":\"" ITEM(1) "\",\"locationId\":\"" LOCATION
+	                                                  "\",\"stocked\":false}");
+	one(stock(SKULD_SALE, 1, 2, 1));
+	uint64_t deadline = harness_now_ms() + 20000;
+	while (channel_push().parked == 0 && harness_now_ms() < deadline)
+		nanosleep(&(struct timespec){0, 50000000}, NULL);
+	cr_assert_eq(skuldctl("--json exceptions --channel shopify", out, sizeof(out)), 0, "%s",
+	             out);
+	json_t *list = json_loads(out, 0, NULL);
+	cr_assert_not_null(list, "%s", out);
+	cr_assert_eq(json_array_size(list), 1, "%s", out);
+	json_t *entry = json_array_get(list, 0);
+	cr_assert_eq(json_integer_value(json_object_get(entry, "item")), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(entry, "listing")), "101");
+	cr_assert_str_eq(json_string_value(json_object_get(entry, "exception")), "not-stocked");
+	json_decref(list);
+	cr_assert_eq(skuldctl("exceptions", out, sizeof(out)), 0, "%s", out);
+	cr_assert_not_null(strstr(out, "not-stocked, 1 report"), "%s", out);
+	worker_stop(SIGTERM);
+}
