@@ -154,11 +154,6 @@ int push_worker_config_read(struct push_worker_config *config, const char *path,
 		snprintf(error, error_size, "%s: channel, api_url and location are required", path);
 		ret = -1;
 	}
-	if (ret == 0 && strcmp(config->kind, "shopify") != 0) {
-		snprintf(error, error_size, "%s: kind %s is not built (shopify is)", path,
-		         config->kind);
-		ret = -1;
-	}
 	return ret;
 }
 

@@ -27,6 +27,17 @@ static void on_signal(int signal_number)
 	stop = 1;
 }
 
+static uint64_t monotonic_ns(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+}
+
+/* ---- Shopify ------------------------------------------------------------------ */
+
+static struct shopify_driver shopify;
+
 static uint64_t shopify_wait(void *context, uint64_t now_ns)
 {
 	return shopify_driver_wait_ns(context, now_ns);
@@ -44,11 +55,58 @@ static int shopify_read(void *context, const struct push_item *items, uint32_t c
 	return shopify_driver_read(context, items, count, levels, now_ns);
 }
 
-static uint64_t monotonic_ns(void)
+static int shopify_start(const struct push_worker_config *config, struct push_driver *adapter)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	struct shopify_driver_config settings = {
+	        .timeout_ms = config->timeout_ms,
+	        .bucket_capacity = 2000,
+	        .restore_rate = 100,
+	        .call_cost = 10,
+	        .backoff = {.base_ms = 100, .cap_ms = 30000},
+	};
+	snprintf(settings.shop_url, sizeof(settings.shop_url), "%s", config->api_url);
+	snprintf(settings.token, sizeof(settings.token), "%s", config->api_token);
+	snprintf(settings.version, sizeof(settings.version), "%s", config->api_version);
+	snprintf(settings.channel, sizeof(settings.channel), "%.31s", config->channel);
+	if (shopify_driver_init(&shopify, &settings, monotonic_ns(), monotonic_ns()) != 0)
+		return -1;
+	*adapter = (struct push_driver){
+	        .context = &shopify,
+	        .batch_max = SHOPIFY_QUANTITIES_MAX,
+	        .read_max = SHOPIFY_READ_MAX,
+	        .wait_ns = shopify_wait,
+	        .push = shopify_push,
+	        .read = shopify_read,
+	};
+	return 0;
+}
+
+static void shopify_stop(void)
+{
+	fprintf(stderr, "skuld-push: Shopify calls %" PRIu64 ", throttled %" PRIu64 "\n",
+	        shopify.calls, shopify.calls_throttled);
+	shopify_driver_fini(&shopify);
+}
+
+/* ---- The channel kinds ---------------------------------------------------------- */
+
+struct kind {
+	const char *name;
+	int (*start)(const struct push_worker_config *config, struct push_driver *adapter);
+	void (*stop)(void);
+};
+
+static const struct kind kinds[] = {
+        {"shopify", shopify_start, shopify_stop},
+};
+
+static const struct kind *kind_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (strcmp(kinds[i].name, name) == 0)
+			return &kinds[i];
+	}
+	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -72,30 +130,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "skuld-push: libcurl did not start\n");
 		return 1;
 	}
-	struct shopify_driver_config shopify = {
-	        .timeout_ms = config.timeout_ms,
-	        .bucket_capacity = 2000,
-	        .restore_rate = 100,
-	        .call_cost = 10,
-	        .backoff = {.base_ms = 100, .cap_ms = 30000},
-	};
-	snprintf(shopify.shop_url, sizeof(shopify.shop_url), "%s", config.api_url);
-	snprintf(shopify.token, sizeof(shopify.token), "%s", config.api_token);
-	snprintf(shopify.version, sizeof(shopify.version), "%s", config.api_version);
-	snprintf(shopify.channel, sizeof(shopify.channel), "%.31s", config.channel);
-	static struct shopify_driver driver;
-	if (shopify_driver_init(&driver, &shopify, monotonic_ns(), monotonic_ns()) != 0) {
-		fprintf(stderr, "skuld-push: the Shopify driver did not start\n");
+	const struct kind *kind = kind_find(config.kind);
+	if (kind == NULL) {
+		fprintf(stderr, "skuld-push: %s: kind %s is not built (shopify is)\n", argv[2],
+		        config.kind);
+		return 2;
+	}
+	struct push_driver adapter;
+	if (kind->start(&config, &adapter) != 0) {
+		fprintf(stderr, "skuld-push: the %s driver did not start\n", config.kind);
 		return 1;
 	}
-	struct push_driver adapter = {
-	        .context = &driver,
-	        .batch_max = SHOPIFY_QUANTITIES_MAX,
-	        .read_max = SHOPIFY_READ_MAX,
-	        .wait_ns = shopify_wait,
-	        .push = shopify_push,
-	        .read = shopify_read,
-	};
 	fprintf(stderr, "skuld-push: channel %s (%s %s at %s), skuld at %s\n", config.channel,
 	        config.kind, config.api_version, config.api_url, config.server);
 	struct push_worker_figures figures = {0};
@@ -103,12 +148,11 @@ int main(int argc, char **argv)
 	if (ret != 0)
 		fprintf(stderr, "skuld-push: %s\n", error);
 	fprintf(stderr,
-	        "skuld-push: pulls %" PRIu64 ", calls %" PRIu64 " (%" PRIu64
-	        " throttled), items pushed %" PRIu64 ", acknowledged %" PRIu64 " (%" PRIu64
-	        " without a call), left dirty %" PRIu64 ", exceptions %" PRIu64
-	        ", mismatches %" PRIu64 "\n",
-	        figures.pulls, figures.calls, driver.calls_throttled, figures.pushed, figures.acked,
-	        figures.unchanged, figures.retries, figures.exceptions, figures.mismatches);
-	shopify_driver_fini(&driver);
+	        "skuld-push: pulls %" PRIu64 ", calls %" PRIu64 ", items pushed %" PRIu64
+	        ", acknowledged %" PRIu64 " (%" PRIu64 " without a call), left dirty %" PRIu64
+	        ", exceptions %" PRIu64 ", mismatches %" PRIu64 "\n",
+	        figures.pulls, figures.calls, figures.pushed, figures.acked, figures.unchanged,
+	        figures.retries, figures.exceptions, figures.mismatches);
+	kind->stop();
 	return ret == 0 ? 0 : 1;
 }
