@@ -421,10 +421,12 @@ static void apply_one(struct ledger *ledger, struct pipeline *pipeline, uint32_t
 	}
 	memset(result, 0, sizeof(*result));
 	result->index = index;
-	/* A hold event changes the stock where the hold was before it. */
+	/* A hold event changes the stock where the hold was before it. Only
+	 * listings are told of changes: with none, nothing is recorded. */
+	int listed = ledger->push.listings.used != 0 || push_kind(event->kind);
 	uint32_t hold_item = 0;
 	uint32_t hold_location = 0;
-	if (acts_on_hold(event->kind)) {
+	if (listed && acts_on_hold(event->kind)) {
 		const struct hold *hold = holds_find(&ledger->holds, event->id);
 		if (hold != NULL) {
 			hold_item = hold->item;
@@ -437,7 +439,8 @@ static void apply_one(struct ledger *ledger, struct pipeline *pipeline, uint32_t
 		return;
 	}
 	result->status = SKULD_OK;
-	push_record(ledger, event, result, hold_item, hold_location);
+	if (listed)
+		push_record(ledger, event, result, hold_item, hold_location);
 	if (source == LEDGER_SOURCE_CLIENT)
 		keys_insert(&ledger->keys, &ledger->journal, event->key, key_hash, slot, event_hash,
 		            ledger->now, result);
@@ -548,7 +551,8 @@ void ledger_apply(struct ledger *ledger, uint64_t timestamp_ns, enum ledger_sour
 		SKULD_ASSERT(last < open_from);
 		if (last == i) {
 			apply_one(ledger, &pipeline, i, &results[i]);
-			push_flush(ledger);
+			if (ledger->push.touch_count != 0)
+				push_flush(ledger);
 		} else {
 			apply_chain(ledger, &pipeline, i, last, results);
 		}

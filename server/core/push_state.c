@@ -487,6 +487,8 @@ void push_flush(struct ledger *ledger)
 {
 	struct push_state *push = &ledger->push;
 	SKULD_ASSERT(!ledger->journal.active);
+	if (push->touch_count == 0)
+		return;
 	for (uint32_t i = 0; i < push->touch_count; i++) {
 		const struct push_touch *touch = &push->touches[i];
 		if (touch->kind == PUSH_TOUCH_POOLS)
