@@ -16,7 +16,9 @@
 #include "priority.h"
 #include "skuld/skuld.h"
 
-#define PULL_MAX     1024u /* records per pull */
+#define PULL_MAX     1024u         /* records per pull */
+#define ROUND_MAX    65536u        /* dirty items one round puts in order, at most */
+#define ROUND_NS     1000000000ull /* a round pushes this long, then pulls again */
 #define CALL_TIMEOUT 10000u
 
 /* ---- Configuration ----------------------------------------------------------- */
@@ -222,6 +224,7 @@ struct worker {
 	uint64_t report_serial;
 	struct cache cache;
 	union skuld_query_record records[PULL_MAX];
+	struct push_item *round; /* [ROUND_MAX]: a round's dirty items, in push order */
 	struct push_item items[PULL_MAX];
 	struct push_item again[PULL_MAX]; /* a sweep's re-sends */
 	struct push_level levels[PULL_MAX];
@@ -377,10 +380,11 @@ static int rank_compare(const void *a, const void *b, void *context)
 	return push_rank_compare(&rx, &ry, low);
 }
 
-/* Pushes items[0..count) in calls of the driver's size and turns every
- * verdict into an event. */
+/* Puts items[0..count) in push order, pushes them in calls of the
+ * driver's size until deadline_ns (0: all), and turns every verdict into an
+ * event. Items not reached stay dirty: the next round offers them again. */
 static void push_items(struct worker *worker, struct push_item *items, uint32_t count,
-                       volatile sig_atomic_t *stop)
+                       uint64_t deadline_ns, volatile sig_atomic_t *stop)
 {
 	int64_t low = worker->config->low_threshold;
 	qsort_r(items, count, sizeof(items[0]), rank_compare, &low);
@@ -388,6 +392,8 @@ static void push_items(struct worker *worker, struct push_item *items, uint32_t 
 	                         ? worker->config->batch
 	                         : worker->driver->batch_max;
 	for (uint32_t first = 0; first < count && !*stop; first += batch) {
+		if (deadline_ns != 0 && first > 0 && monotonic_ns() >= deadline_ns)
+			return;
 		uint32_t size = count - first < batch ? count - first : batch;
 		sleep_ns(worker->driver->wait_ns(worker->driver->context, monotonic_ns()), stop);
 		if (*stop)
@@ -432,52 +438,65 @@ static void push_items(struct worker *worker, struct push_item *items, uint32_t 
 	}
 }
 
-/* One pull: up to PULL_MAX dirty items after the cursor. Returns how many
- * were pushed or acknowledged, or -1 when skuld did not answer. */
-static int pull_once(struct worker *worker, volatile sig_atomic_t *stop)
+/* One round: every dirty item after the cursor (up to ROUND_MAX, in pages
+ * of PULL_MAX), acknowledged at once where the channel shows its value
+ * already, the rest put in push order across the whole round (zeros and
+ * low first, then decreases, then increases) and pushed for ROUND_NS; then
+ * the next round pulls afresh, so a change made meanwhile is ranked again.
+ * Returns how many dirty items the round saw, or -1 when skuld did not
+ * answer. */
+static int pull_round(struct worker *worker, volatile sig_atomic_t *stop)
 {
-	struct skuld_query query = {.kind = SKULD_QUERY_PUSH,
-	                            .channel = worker->channel,
-	                            .after_item = worker->cursor,
-	                            .limit = PULL_MAX};
-	uint32_t count = 0;
-	if (skuld_query(worker->client, &query, worker->records, PULL_MAX, &count, CALL_TIMEOUT) !=
-	    0)
-		return -1;
-	worker->figures->pulls++;
-	if (count == 0) {
-		int wrapped = worker->cursor != 0;
-		worker->cursor = 0;
-		return wrapped ? pull_once(worker, stop) : 0;
-	}
-	worker->cursor = (worker->records[count - 1].push.flags & SKULD_QUERY_MORE)
-	                         ? worker->records[count - 1].push.item
-	                         : 0;
-	uint32_t pushing = 0;
-	for (uint32_t i = 0; i < count; i++) {
-		const struct skuld_push_record *record = &worker->records[i].push;
-		if (record->status != SKULD_OK)
+	uint32_t seen = 0, pushing = 0;
+	bool wrapped = false;
+	while (pushing + PULL_MAX <= ROUND_MAX && !*stop) {
+		struct skuld_query query = {.kind = SKULD_QUERY_PUSH,
+		                            .channel = worker->channel,
+		                            .after_item = worker->cursor,
+		                            .limit = PULL_MAX};
+		uint32_t count = 0;
+		if (skuld_query(worker->client, &query, worker->records, PULL_MAX, &count,
+		                CALL_TIMEOUT) != 0)
 			return -1;
-		const struct known *known = listing_of(worker, record);
-		if (known == NULL)
-			continue; /* skuld did not answer: offered again next time */
-		struct push_item item;
-		item_from(worker, record, known, &item);
-		/* The channel shows this value already: nothing to call. */
-		if (item.shown_known && !item.stale &&
-		    push_whole_units(item.shown, item.scale) ==
-		            push_whole_units(item.quantity, item.scale)) {
-			event_ack(worker, item.item, item.version, item.shown);
-			worker->figures->unchanged++;
-			if (worker->event_count == PULL_MAX)
-				events_flush(worker);
+		worker->figures->pulls++;
+		if (count == 0) {
+			/* The end: start again from the first item, once. */
+			if (worker->cursor == 0 || wrapped)
+				break;
+			worker->cursor = 0;
+			wrapped = true;
 			continue;
 		}
-		worker->items[pushing++] = item;
+		bool more = (worker->records[count - 1].push.flags & SKULD_QUERY_MORE) != 0;
+		worker->cursor = more ? worker->records[count - 1].push.item : 0;
+		for (uint32_t i = 0; i < count; i++) {
+			const struct skuld_push_record *record = &worker->records[i].push;
+			if (record->status != SKULD_OK)
+				return -1;
+			seen++;
+			const struct known *known = listing_of(worker, record);
+			if (known == NULL)
+				continue; /* skuld did not answer: offered again next time */
+			struct push_item *item = &worker->round[pushing];
+			item_from(worker, record, known, item);
+			/* The channel shows this value already: nothing to call. */
+			if (item->shown_known && !item->stale &&
+			    push_whole_units(item->shown, item->scale) ==
+			            push_whole_units(item->quantity, item->scale)) {
+				event_ack(worker, item->item, item->version, item->shown);
+				worker->figures->unchanged++;
+				if (worker->event_count == PULL_MAX)
+					events_flush(worker);
+				continue;
+			}
+			pushing++;
+		}
+		if (!more)
+			break;
 	}
 	events_flush(worker);
-	push_items(worker, worker->items, pushing, stop);
-	return (int)count;
+	push_items(worker, worker->round, pushing, monotonic_ns() + ROUND_NS, stop);
+	return (int)seen;
 }
 
 /* Every mapped item, paged: read back what the channel shows (reconcile),
@@ -551,7 +570,7 @@ static void sweep(struct worker *worker, bool reconcile, bool zeros, volatile si
 				again[resend++] = *item;
 		}
 		if (resend > 0)
-			push_items(worker, again, resend, stop);
+			push_items(worker, again, resend, 0, stop);
 	} while (after != 0 && !*stop);
 }
 
@@ -589,6 +608,7 @@ int push_worker_run(const struct push_worker_config *config, const struct push_d
 	worker->figures = figures;
 	worker->cache.mask = 1023;
 	worker->cache.slots = calloc(1024, sizeof(struct known));
+	worker->round = calloc(ROUND_MAX, sizeof(struct push_item));
 	struct skuld_options options;
 	skuld_options_init(&options);
 	/* A heap copy: the library reads addresses up to its own bound. */
@@ -597,13 +617,14 @@ int push_worker_run(const struct push_worker_config *config, const struct push_d
 	options.token = config->server_token;
 	options.client_name = "skuld-push";
 	options.client_id_path = config->client_id_path[0] != '\0' ? config->client_id_path : NULL;
-	int ret = worker->cache.slots == NULL || address == NULL
+	int ret = worker->cache.slots == NULL || worker->round == NULL || address == NULL
 	                  ? -ENOMEM
 	                  : skuld_client_create(&worker->client, &options);
 	free(address);
 	if (ret != 0) {
 		snprintf(error, error_size, "skuld client: %s", skuld_strerror(ret));
 		free(worker->cache.slots);
+		free(worker->round);
 		free(worker);
 		return -1;
 	}
@@ -620,7 +641,7 @@ int push_worker_run(const struct push_worker_config *config, const struct push_d
 	uint64_t next_reconcile = monotonic_ns() + (uint64_t)config->reconcile_s * 1000000000ull;
 	uint64_t next_zeros = monotonic_ns() + (uint64_t)config->zero_resend_s * 1000000000ull;
 	while (ret == 0 && !*stop) {
-		int pulled = pull_once(worker, stop);
+		int pulled = pull_round(worker, stop);
 		uint64_t now = monotonic_ns();
 		bool reconcile = config->reconcile_s != 0 && now >= next_reconcile;
 		bool zeros = config->zero_resend_s != 0 && now >= next_zeros;
@@ -637,6 +658,7 @@ int push_worker_run(const struct push_worker_config *config, const struct push_d
 	}
 	skuld_client_close(worker->client);
 	free(worker->cache.slots);
+	free(worker->round);
 	free(worker);
 	return ret == 0 ? 0 : -1;
 }

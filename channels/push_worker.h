@@ -6,7 +6,9 @@
  * Owns: the worker's configuration file, its cache of listing texts (kept
  * by listing serial, so a remap is seen at the next pull), the items a
  * stale answer taught it (what the channel was just read to show), the
- * order of a call (zeros and low first, then decreases, then increases),
+ * rounds (pull every dirty item, up to 65,536, then push them in order for
+ * a second: zeros and low first, then decreases, then increases, each
+ * class oldest change first; then pull afresh),
  * the schedule of read-backs and zero re-sends, and the keys of the events
  * it writes (one PUSH_ACK per accepted (item, version), so a resent
  * acknowledgement is applied once).

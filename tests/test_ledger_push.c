@@ -137,9 +137,11 @@ Test(ledger_push, an_acknowledgement_at_the_current_version_makes_it_clean)
 	cr_assert(sold.version > before.version);
 	cr_assert_eq(sold.quantity, 11);
 	cr_assert_eq(sold.state, SKULD_PUSH_DIRTY | SKULD_PUSH_SHOWN_KNOWN);
-	/* The channel took the old value only: shown moves, dirty stays. */
-	helper_ok(ledger, ev_ack(SHOP, 1, before.version, 15));
+	/* The channel took the old value only: shown moves, dirty stays, and
+	 * the item now waits from the time of that acknowledgement. */
+	helper_apply_at(ledger, HELPER_T0 + 5 * HELPER_S, ev_ack(SHOP, 1, before.version, 15));
 	cr_assert_eq(info_of(ledger, SHOP, 1).state, SKULD_PUSH_DIRTY | SKULD_PUSH_SHOWN_KNOWN);
+	cr_assert_eq(info_of(ledger, SHOP, 1).dirty_since, HELPER_T0 + 5 * HELPER_S);
 	/* A version never offered is refused; so is an unlisted item. */
 	cr_assert_eq(helper_status(ledger, ev_ack(SHOP, 1, sold.version + 1, 11)),
 	             SKULD_VERSION_INVALID);
@@ -152,7 +154,7 @@ Test(ledger_push, an_acknowledgement_at_the_current_version_makes_it_clean)
 	struct ledger_channel_push_info channel;
 	cr_assert_eq(ledger_channel_push(ledger, SHOP, &channel), SKULD_OK);
 	cr_assert_eq(channel.acks, 3);
-	cr_assert_eq(channel.last_ack, HELPER_T0);
+	cr_assert_eq(channel.last_ack, HELPER_T0 + 5 * HELPER_S);
 	cr_assert_eq(channel.dirty, 2);
 	ledger_destroy(ledger);
 }

@@ -257,7 +257,8 @@ static uint32_t acknowledge(struct ledger *ledger, const struct skuld_event *eve
 		return SKULD_QUANTITY_INVALID;
 	uint8_t state = listing->state;
 	/* An older version than the one accepted already says nothing new. */
-	if (event->id >= listing->accepted) {
+	int newer = event->id >= listing->accepted;
+	if (newer) {
 		journal_set_u64(journal, &listing->accepted, event->id);
 		journal_set_i64(journal, &listing->shown, event->quantity);
 		state |= SKULD_PUSH_SHOWN_KNOWN;
@@ -265,6 +266,11 @@ static uint32_t acknowledge(struct ledger *ledger, const struct skuld_event *eve
 	if (event->id == listing->version) {
 		state &= (uint8_t)~SKULD_PUSH_DIRTY;
 		journal_set_u64(journal, &listing->dirty_since, 0);
+	} else if (newer) {
+		/* The channel caught up to the offered value; what it still lacks
+		 * changed after that offer, so the item waits from now, behind
+		 * changes older than it (a busy item does not stay first). */
+		journal_set_u64(journal, &listing->dirty_since, ledger->now);
 	}
 	/* The channel took a value: whatever held the item back is over. */
 	state &= (uint8_t)~SKULD_PUSH_PARKED;
