@@ -501,3 +501,92 @@ Test(push_e2e, skuldctl_imports_mappings_and_lists_channels_and_exceptions)
 	cr_assert_not_null(strstr(out, "not-stocked, 1 report"), "%s", out);
 	worker_stop(SIGTERM);
 }
+
+/* Rewrites the worker's configuration with read-backs and zero re-sends
+ * every second. */
+static void worker_config_schedules(void)
+{
+	FILE *file = fopen(worker_config, "w");
+	cr_assert_not_null(file);
+	fprintf(file,
+	        "server = 127.0.0.1:%u\nchannel = shopify\napi_url = %s\n"
+	        "api_token = shpat_standin\napi_version = 2025-01\nlocation = " LOCATION "\n"
+	        "idle_ms = 20\nreconcile_s = 1\nzero_resend_s = 1\ntimeout_ms = 3000\n",
+	        server.port, standin.base);
+	fclose(file);
+}
+
+/* The mutations the stand-in applied to item's "available" since log
+ * sequence `since`, and the sequence of the newest entry. */
+static uint32_t mutations_of(uint32_t item, uint64_t since, uint64_t *last)
+{
+	char gid[64];
+	snprintf(gid, sizeof(gid), "gid://shopify/InventoryItem/10%u", item);
+	char url[256];
+	snprintf(url, sizeof(url), "%s/_control/log?since=%llu", standin.base,
+	         (unsigned long long)since);
+	struct http_request request = {.method = "GET", .url = url, .timeout_ms = 5000};
+	struct http_response response;
+	cr_assert_eq(http_call(control, &request, &response), 0);
+	uint32_t count = 0;
+	const char *line = response.body;
+	const char *end_of_body = response.body + response.body_size;
+	while (line < end_of_body) {
+		const char *end = memchr(line, '\n', (size_t)(end_of_body - line));
+		size_t length = end != NULL ? (size_t)(end - line) : (size_t)(end_of_body - line);
+		json_t *entry = json_loadb(line, length, 0, NULL);
+		if (entry != NULL) {
+			*last = (uint64_t)json_integer_value(json_object_get(entry, "seq"));
+			const char *fields = json_dumps(json_object_get(entry, "variables"), 0);
+			if (fields != NULL && strstr(fields, gid) != NULL &&
+			    json_is_string(json_object_get(entry, "operation")) &&
+			    strcmp(json_string_value(json_object_get(entry, "operation")),
+			           "mutation") == 0)
+				count++;
+			free((void *)fields);
+			json_decref(entry);
+		}
+		line += length + 1;
+	}
+	return count;
+}
+
+Test(push_e2e, read_backs_report_a_mismatch_and_zeros_are_sent_again)
+{
+	worker_config_schedules();
+	worker_start();
+	int64_t want[ITEMS + 1] = {0, 15, 3, 1, 0, 3};
+	converge(want, "first push");
+	/* Item 4 shows 0 and stays clean: it is pushed again every second. */
+	uint64_t seq = 0;
+	mutations_of(4, 0, &seq);
+	nanosleep(&(struct timespec){2, 500000000}, NULL);
+	uint64_t after = seq;
+	cr_assert_geq(mutations_of(4, seq, &after), 1, "zero sent again");
+	/* An edit in the channel's admin: item 1 shows 12, not the 15 it
+	 * accepted. The read-back reports it and pushes at most 12. */
+	standin_control(&standin, control, "sale",
+	                "{\"inventoryItemId\":\"" ITEM(1) "\",\"locationId\":\"" LOCATION
+	                                                  "\",\"quantity\":3}");
+	struct skuld_query query = {.kind = SKULD_QUERY_EXCEPTIONS, .channel = SHOP};
+	struct skuld_exception_record exceptions[4];
+	uint64_t deadline = harness_now_ms() + 20000;
+	int found = 0;
+	while (!found && harness_now_ms() < deadline) {
+		found = client_query(&admin, &query, exceptions, 4) == 1 &&
+		        exceptions[0].exception == SKULD_PUSH_MISMATCH;
+		if (!found)
+			nanosleep(&(struct timespec){0, 50000000}, NULL);
+	}
+	cr_assert(found, "a mismatch exception");
+	cr_assert_eq(exceptions[0].item, 1);
+	cr_assert_str_eq(exceptions[0].detail, "shows 12, accepted 15");
+	cr_assert_eq(channel_available(1), 12, "a sale on the channel is not undone");
+	cr_assert_eq(channel_push().parked, 0, "a mismatch does not park");
+	/* The ledger learns of the sale: the channel agrees again. */
+	one(stock(SKULD_SALE, 1, 1, 3));
+	want[1] = 12;
+	want[5] = -1;
+	converge(want, "the sale arrives");
+	worker_stop(SIGTERM);
+}
