@@ -232,6 +232,30 @@ static void converge(const int64_t *want, const char *what)
 	               (long long)shown[4], (long long)shown[5], dirty);
 }
 
+/* The stand-in's request log after sequence `since`, as a JSON array. */
+static json_t *log_entries(uint64_t since)
+{
+	char url[256];
+	snprintf(url, sizeof(url), "%s/_control/log?since=%llu", standin.base,
+	         (unsigned long long)since);
+	struct http_request request = {.method = "GET", .url = url, .timeout_ms = 5000};
+	struct http_response response;
+	cr_assert_eq(http_call(control, &request, &response), 0);
+	cr_assert_eq(response.status, 200);
+	json_t *entries = json_array();
+	const char *line = response.body;
+	const char *end_of_body = response.body + response.body_size;
+	while (line < end_of_body) {
+		const char *end = memchr(line, '\n', (size_t)(end_of_body - line));
+		size_t length = end != NULL ? (size_t)(end - line) : (size_t)(end_of_body - line);
+		json_t *entry = json_loadb(line, length, 0, NULL);
+		if (entry != NULL)
+			json_array_append_new(entries, entry);
+		line += length + 1;
+	}
+	return entries;
+}
+
 /* Every change of "available" the stand-in applied to item, from its
  * request log: their sum, and how many changed nothing (an absolute set
  * applied a second time). */
@@ -239,22 +263,13 @@ static int64_t applied_sum(uint32_t item, uint32_t *empty)
 {
 	char gid[64];
 	snprintf(gid, sizeof(gid), "gid://shopify/InventoryItem/10%u", item);
-	char url[256];
-	snprintf(url, sizeof(url), "%s/_control/log", standin.base);
-	struct http_request request = {.method = "GET", .url = url, .timeout_ms = 5000};
-	struct http_response response;
-	cr_assert_eq(http_call(control, &request, &response), 0);
-	cr_assert_eq(response.status, 200);
+	json_t *entries = log_entries(0);
 	int64_t sum = 0;
 	*empty = 0;
-	const char *line = response.body;
-	const char *end_of_body = response.body + response.body_size;
-	while (line < end_of_body) {
-		const char *end = memchr(line, '\n', (size_t)(end_of_body - line));
-		size_t length = end != NULL ? (size_t)(end - line) : (size_t)(end_of_body - line);
-		json_t *entry = json_loadb(line, length, 0, NULL);
-		size_t n;
-		json_t *change;
+	size_t i, n;
+	json_t *entry, *change;
+	json_array_foreach(entries, i, entry)
+	{
 		json_array_foreach(json_object_get(entry, "applied"), n, change)
 		{
 			const char *name = json_string_value(json_object_get(change, "name"));
@@ -266,9 +281,8 @@ static int64_t applied_sum(uint32_t item, uint32_t *empty)
 			sum += delta;
 			*empty += delta == 0;
 		}
-		json_decref(entry);
-		line += length + 1;
 	}
+	json_decref(entries);
 	return sum;
 }
 
@@ -516,38 +530,27 @@ static void worker_config_schedules(void)
 	fclose(file);
 }
 
-/* The mutations the stand-in applied to item's "available" since log
- * sequence `since`, and the sequence of the newest entry. */
+/* The mutations sent for item since log sequence `since`, and the
+ * sequence of the newest entry. */
 static uint32_t mutations_of(uint32_t item, uint64_t since, uint64_t *last)
 {
 	char gid[64];
 	snprintf(gid, sizeof(gid), "gid://shopify/InventoryItem/10%u", item);
-	char url[256];
-	snprintf(url, sizeof(url), "%s/_control/log?since=%llu", standin.base,
-	         (unsigned long long)since);
-	struct http_request request = {.method = "GET", .url = url, .timeout_ms = 5000};
-	struct http_response response;
-	cr_assert_eq(http_call(control, &request, &response), 0);
+	json_t *entries = log_entries(since);
 	uint32_t count = 0;
-	const char *line = response.body;
-	const char *end_of_body = response.body + response.body_size;
-	while (line < end_of_body) {
-		const char *end = memchr(line, '\n', (size_t)(end_of_body - line));
-		size_t length = end != NULL ? (size_t)(end - line) : (size_t)(end_of_body - line);
-		json_t *entry = json_loadb(line, length, 0, NULL);
-		if (entry != NULL) {
-			*last = (uint64_t)json_integer_value(json_object_get(entry, "seq"));
-			const char *fields = json_dumps(json_object_get(entry, "variables"), 0);
-			if (fields != NULL && strstr(fields, gid) != NULL &&
-			    json_is_string(json_object_get(entry, "operation")) &&
-			    strcmp(json_string_value(json_object_get(entry, "operation")),
-			           "mutation") == 0)
-				count++;
-			free((void *)fields);
-			json_decref(entry);
-		}
-		line += length + 1;
+	size_t i;
+	json_t *entry;
+	json_array_foreach(entries, i, entry)
+	{
+		*last = (uint64_t)json_integer_value(json_object_get(entry, "seq"));
+		const char *operation = json_string_value(json_object_get(entry, "operation"));
+		char *variables = json_dumps(json_object_get(entry, "variables"), 0);
+		if (operation != NULL && strcmp(operation, "mutation") == 0 && variables != NULL &&
+		    strstr(variables, gid) != NULL)
+			count++;
+		free(variables);
 	}
+	json_decref(entries);
 	return count;
 }
 
