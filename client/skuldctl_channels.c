@@ -217,7 +217,9 @@ int ctl_exceptions(struct ctl *ctl, const char *name)
 				return ctl_fail(rc, "exceptions query");
 			for (uint32_t i = 0; i < count; i++) {
 				const struct skuld_exception_record *record = &page[i].exception;
-				if (record->status != SKULD_OK)
+				/* A CURSOR record only says where the server's scan stopped. */
+				if (record->status != SKULD_OK ||
+				    (record->flags & SKULD_QUERY_CURSOR))
 					continue;
 				char listing[SKULD_LISTING_SIZE + 1], first[32], last[32],
 				        detail[SKULD_EXCEPTION_DETAIL_SIZE + 1];

@@ -202,29 +202,33 @@ static void exception_fill(struct skuld_exception_record *record, uint32_t chann
 /* PUSH, PUSH_ALL, LISTING (every item) and EXCEPTIONS: a page of the
  * channel's mapped (or dirty) items after the cursor, ascending. The
  * bitmaps skip unmapped items 64 at a time, so a page costs its records,
- * not the catalog. */
-static uint32_t push_page(const struct ledger *ledger, const struct skuld_query *query,
-                          uint32_t limit, void *records_memory)
+ * not the catalog. EXCEPTIONS looks at every mapped item for the few with
+ * an exception, so it stops at the scan budget with a CURSOR record. */
+static uint32_t push_page(const struct ledger *ledger, const struct query_limits *limits,
+                          const struct skuld_query *query, uint32_t limit, void *records_memory)
 {
-	struct ledger_channel_push_info channel;
-	uint32_t status = ledger_channel_push(ledger, query->channel, &channel);
 	uint8_t *records = records_memory;
 	const size_t size = 64;
-	if (status != SKULD_OK) {
+	char name[SKULD_CODE_SIZE];
+	if (!ledger_channel_code(ledger, query->channel, name)) {
 		/* The common tail (status, kind, channel) is at the same place in
 		 * every layout. */
-		push_fill(records_memory, query->kind, query->channel, status, NULL);
+		push_fill(records_memory, query->kind, query->channel, SKULD_CHANNEL_UNKNOWN, NULL);
 		return 1;
 	}
 	uint32_t count = 0;
 	int dirty_only = query->kind == SKULD_QUERY_PUSH;
-	if (query->kind == SKULD_QUERY_EXCEPTIONS && query->after_item == 0 &&
-	    channel.exception != 0) {
-		exception_fill(records_memory, query->channel, 0, channel.exception,
-		               channel.first_seen, channel.last_seen, channel.reports,
-		               channel.detail);
-		count++;
+	if (query->kind == SKULD_QUERY_EXCEPTIONS && query->after_item == 0) {
+		struct ledger_channel_push_info channel;
+		ledger_channel_push(ledger, query->channel, &channel);
+		if (channel.exception != 0) {
+			exception_fill(records_memory, query->channel, 0, channel.exception,
+			               channel.first_seen, channel.last_seen, channel.reports,
+			               channel.detail);
+			count++;
+		}
 	}
+	uint32_t scanned = 0;
 	for (uint32_t item =
 	             ledger_push_next(ledger, query->channel, query->after_item, dirty_only);
 	     item != 0; item = ledger_push_next(ledger, query->channel, item, dirty_only)) {
@@ -232,6 +236,14 @@ static uint32_t push_page(const struct ledger *ledger, const struct skuld_query 
 			records[(count - 1) * size + offsetof(struct skuld_level_record, flags)] |=
 			        SKULD_QUERY_MORE;
 			break;
+		}
+		if (query->kind == SKULD_QUERY_EXCEPTIONS && scanned++ == limits->scan_max) {
+			/* Out of budget: say where to go on. */
+			struct skuld_exception_record *cursor = (void *)(records + count * size);
+			exception_fill(cursor, query->channel, item - 1, 0, 0, 0, 0,
+			               (const char[SKULD_EXCEPTION_DETAIL_SIZE]){0});
+			cursor->flags = SKULD_QUERY_MORE | SKULD_QUERY_CURSOR;
+			return count + 1;
 		}
 		struct ledger_push_info info;
 		uint32_t found = ledger_push_item(ledger, query->channel, item, &info);
@@ -336,11 +348,11 @@ uint32_t query_answer(const struct ledger *ledger, const struct query_limits *li
 			listing_fill(records_memory, query->channel, status, &info);
 			return 1;
 		}
-		return push_page(ledger, query, walk.limit, records_memory);
+		return push_page(ledger, limits, query, walk.limit, records_memory);
 	case SKULD_QUERY_PUSH:
 	case SKULD_QUERY_PUSH_ALL:
 	case SKULD_QUERY_EXCEPTIONS:
-		return push_page(ledger, query, walk.limit, records_memory);
+		return push_page(ledger, limits, query, walk.limit, records_memory);
 	case SKULD_QUERY_CHANNEL_PUSH:
 		return channel_push_answer(ledger, query->channel, records_memory);
 	default:
