@@ -9,6 +9,8 @@
  *   skuld-replay history DIR SKU[@LOC] [--from P] [--to P] [--archive DIR] [--config FILE]
  *                        [--json]
  *   skuld-replay export  DIR --format csv|jsonl [--from P] [--to P] [--archive DIR]
+ *   skuld-replay channel-view DIR --channel NAME [--at SEQ|TIME] [--item SKU]
+ *                        [--config FILE] [--archive DIR] [--json]
  *
  * Owns: the command line (which command takes which option) and the exit
  * status. Reads only: nothing under DIR is ever written.
@@ -35,6 +37,11 @@ static const char usage_text[] =
         "          its result, who sent it and when\n"
         "  export  DIR --format csv|jsonl [--from P] [--to P] [--archive DIR]\n"
         "          every event with its result, one line each\n"
+        "  channel-view DIR --channel NAME [--at SEQ|TIME] [--item SKU] [--config FILE]\n"
+        "          [--archive DIR] [--json]\n"
+        "          what the ledger wanted the channel to show for each mapped item at\n"
+        "          the point, what the channel had accepted, dirty, parked, exceptions;\n"
+        "          with --item that item and every event that produced its state\n"
         "\n"
         "DIR is the server's --data-dir (its log/ directory is read) or the log directory.\n"
         "--archive DIR (every command) reads the segments retention archived there\n"
@@ -50,7 +57,8 @@ static const char usage_text[] =
         "  0  done: the log checks out as far as it was read (a torn last write is a\n"
         "     warning: it was never acknowledged)\n"
         "  1  fault: the log is corrupt (file and offset named), a --head does not match,\n"
-        "     a record does not replay to its logged results, or the SKU is not in the log\n"
+        "     a record does not replay to its logged results, the SKU or channel is not in\n"
+        "     the log, or the item is not mapped on the channel at the point\n"
         "  2  usage: bad command line or --config\n"
         "  3  cannot read DIR, or out of memory\n";
 
@@ -83,6 +91,7 @@ enum {
 	TAKES_STATE = 1 << 1,
 	TAKES_HISTORY = 1 << 2,
 	TAKES_EXPORT = 1 << 3,
+	TAKES_CHANNEL = 1 << 4, /* channel-view */
 };
 
 struct option_rule {
@@ -92,12 +101,14 @@ struct option_rule {
 };
 
 static const struct option_rule option_rules[] = {
-        {"--json", 1, TAKES_VERIFY | TAKES_STATE | TAKES_HISTORY},
+        {"--json", 1, TAKES_VERIFY | TAKES_STATE | TAKES_HISTORY | TAKES_CHANNEL},
         {"--replay", 1, TAKES_VERIFY},
-        {"--config", 0, TAKES_VERIFY | TAKES_STATE | TAKES_HISTORY},
-        {"--archive", 0, TAKES_VERIFY | TAKES_STATE | TAKES_HISTORY | TAKES_EXPORT},
+        {"--config", 0, TAKES_VERIFY | TAKES_STATE | TAKES_HISTORY | TAKES_CHANNEL},
+        {"--archive", 0, TAKES_VERIFY | TAKES_STATE | TAKES_HISTORY | TAKES_EXPORT | TAKES_CHANNEL},
         {"--head", 0, TAKES_VERIFY},
-        {"--at", 0, TAKES_STATE},
+        {"--at", 0, TAKES_STATE | TAKES_CHANNEL},
+        {"--channel", 0, TAKES_CHANNEL},
+        {"--item", 0, TAKES_CHANNEL},
         {"--from", 0, TAKES_HISTORY | TAKES_EXPORT},
         {"--to", 0, TAKES_HISTORY | TAKES_EXPORT},
         {"--format", 0, TAKES_EXPORT},
@@ -113,6 +124,8 @@ static int command_bit(const char *command)
 		return TAKES_HISTORY;
 	if (strcmp(command, "export") == 0)
 		return TAKES_EXPORT;
+	if (strcmp(command, "channel-view") == 0)
+		return TAKES_CHANNEL;
 	return 0;
 }
 
@@ -142,6 +155,10 @@ static int option_set(struct replay_args *args, const char *name, const char *va
 		args->head = value;
 	else if (strcmp(name, "--format") == 0)
 		args->format = value;
+	else if (strcmp(name, "--channel") == 0)
+		args->channel = value;
+	else if (strcmp(name, "--item") == 0)
+		args->item = value;
 	else if (strcmp(name, "--at") == 0)
 		return point_set(&args->at, name, value);
 	else if (strcmp(name, "--from") == 0)
@@ -193,6 +210,10 @@ static int arguments_parse(struct replay_args *args, int argc, char **argv)
 		        command == TAKES_HISTORY ? "DIR and SKU[@LOC]" : "one DIR");
 		return REPLAY_EXIT_USAGE;
 	}
+	if (command == TAKES_CHANNEL && args->channel == NULL) {
+		fprintf(stderr, "skuld-replay: channel-view needs --channel NAME\n");
+		return REPLAY_EXIT_USAGE;
+	}
 	return 0;
 }
 
@@ -220,6 +241,9 @@ int main(int argc, char **argv)
 		break;
 	case TAKES_HISTORY:
 		status = replay_history(&args);
+		break;
+	case TAKES_CHANNEL:
+		status = replay_channel_view(&args);
 		break;
 	default:
 		status = replay_export(&args);

@@ -56,7 +56,7 @@ struct state_position {
 	uint64_t time_ns;    /* record time of the last record applied; 0: none */
 };
 
-static void point_text(const struct text_point *point, char *out, size_t size)
+void replay_point_text(const struct text_point *point, char *out, size_t size)
 {
 	if (point->kind == TEXT_POINT_SEQUENCE) {
 		snprintf(out, size, "event %" PRIu64, point->value);
@@ -69,8 +69,7 @@ static void point_text(const struct text_point *point, char *out, size_t size)
 	}
 }
 
-/* One line on how the point relates to the records, for people. */
-static void position_note(const struct walk *walk, const struct text_point *point, char *out,
+void replay_position_note(const struct walk *walk, const struct text_point *point, char *out,
                           size_t size)
 {
 	out[0] = '\0';
@@ -225,8 +224,8 @@ int replay_state(const struct replay_args *args)
 			status = REPLAY_EXIT_ERROR;
 		} else {
 			char point[64], note[256];
-			point_text(&args->at, point, sizeof(point));
-			position_note(&walk, &args->at, note, sizeof(note));
+			replay_point_text(&args->at, point, sizeof(point));
+			replay_position_note(&walk, &args->at, note, sizeof(note));
 			if (args->json)
 				print_json(&walk.names, rows, count, &position, &args->at, note,
 				           &start);

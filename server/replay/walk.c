@@ -611,6 +611,8 @@ int walk_next(struct walk *walk, struct log_record *record)
 	    header->checksum == walk->chain_at.checksum_prev &&
 	    header->event_first + header->count == walk->chain_at.event_next)
 		walk->chain_waiting = false;
+	if (walk->service != NULL && walk->before_apply != NULL)
+		walk->before_apply(walk->before_context, record);
 	if (walk->service != NULL && walk_apply(walk, record) != 0)
 		return -1;
 	if (names_note(&walk->names, record->events, record->results, header->count) != 0) {

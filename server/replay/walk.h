@@ -97,6 +97,13 @@ struct walk {
 	double opened_cpu_s; /* the thread's CPU time at the same two points */
 	double ended_cpu_s;
 
+	/* Called with each record just before it is applied (WALK_APPLY),
+	 * while walk->service still holds the state before it; NULL: none.
+	 * The record's bytes are checked by the reader, its events not yet by
+	 * the protocol's rules. */
+	void (*before_apply)(void *context, const struct log_record *record);
+	void *before_context;
+
 	/* Where to stop (walk_stop_at). */
 	struct text_point stop;
 	bool stop_whole;
