@@ -72,6 +72,11 @@ struct push_result {
 struct push_level {
 	bool known;    /* the listing exists and is stocked at the location */
 	int64_t shown; /* what the channel shows, in base units */
+	/* When not known: why, if the read-back found the listing unusable
+	 * (Amazon: INACTIVE when not BUYABLE, UNKNOWN when not found); NONE:
+	 * nothing to report (e.g. a change accepted but not applied yet). */
+	enum push_exception exception;
+	char detail[PUSH_DETAIL_SIZE];
 };
 
 /* quantity (base units at scale) in whole units, rounded down; negative

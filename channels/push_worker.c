@@ -70,6 +70,11 @@ static int config_key(struct push_worker_config *config, const char *key, const 
 	        {"api_version", config->api_version, sizeof(config->api_version)},
 	        {"location", config->location, sizeof(config->location)},
 	        {"listing_prefix", config->listing_prefix, sizeof(config->listing_prefix)},
+	        {"seller_id", config->seller_id, sizeof(config->seller_id)},
+	        {"lwa_url", config->lwa_url, sizeof(config->lwa_url)},
+	        {"lwa_client_id", config->lwa_client_id, sizeof(config->lwa_client_id)},
+	        {"lwa_client_secret", config->lwa_client_secret, sizeof(config->lwa_client_secret)},
+	        {"lwa_refresh_token", config->lwa_refresh_token, sizeof(config->lwa_refresh_token)},
 	};
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		if (strcmp(key, texts[i].name) == 0)
@@ -108,9 +113,10 @@ int push_worker_config_read(struct push_worker_config *config, const char *path,
                             size_t error_size)
 {
 	memset(config, 0, sizeof(*config));
-	snprintf(config->server, sizeof(config->server), "127.0.0.1:7400");
+	snprintf(config->server, sizeof(config->server), "127.0.0.1:7878");
 	snprintf(config->kind, sizeof(config->kind), "shopify");
 	snprintf(config->api_version, sizeof(config->api_version), "2025-01");
+	snprintf(config->lwa_url, sizeof(config->lwa_url), "https://api.amazon.com");
 	snprintf(config->listing_prefix, sizeof(config->listing_prefix),
 	         "gid://shopify/InventoryItem/");
 	config->batch = 250;
@@ -124,7 +130,7 @@ int push_worker_config_read(struct push_worker_config *config, const char *path,
 		snprintf(error, error_size, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	char line[512];
+	char line[1024]; /* an LWA refresh token is several hundred bytes */
 	int number = 0;
 	int ret = 0;
 	while (ret == 0 && fgets(line, sizeof(line), file) != NULL) {
@@ -301,8 +307,11 @@ static void item_from(struct worker *worker, const struct skuld_push_record *rec
 
 static void event_ack(struct worker *worker, uint32_t item, uint64_t version, int64_t shown)
 {
-	char document[48];
-	snprintf(document, sizeof(document), "%" PRIu32 "/%" PRIu64, item, version);
+	char document[80];
+	/* The value is part of the key: a read-back may make the channel take
+	 * a smaller value at the same version, which is a new fact. */
+	snprintf(document, sizeof(document), "%" PRIu32 "/%" PRIu64 "/%" PRId64, item, version,
+	         shown);
 	char source[64];
 	snprintf(source, sizeof(source), "skuld-push/%s", worker->config->channel);
 	struct skuld_event *event = &worker->events[worker->event_count++];
@@ -539,11 +548,16 @@ static void sweep(struct worker *worker, bool reconcile, bool zeros, volatile si
 			sleep_ns(worker->driver->wait_ns(worker->driver->context, monotonic_ns()),
 			         stop);
 			struct push_level *levels = worker->levels;
+			memset(levels, 0, sizeof(levels[0]) * size);
 			if (worker->driver->read(worker->driver->context, &worker->items[first],
 			                         size, levels, monotonic_ns()) != 0)
 				continue;
 			for (uint32_t i = 0; i < size; i++) {
 				struct push_item *item = &worker->items[first + i];
+				/* Unusable on the channel (an inactive listing, say). */
+				if (!levels[i].known && levels[i].exception != PUSH_EXCEPTION_NONE)
+					event_exception(worker, item->item, item->version,
+					                levels[i].exception, levels[i].detail);
 				if (!levels[i].known ||
 				    push_whole_units(levels[i].shown, item->scale) ==
 				            push_whole_units(item->shown, item->scale))
@@ -634,9 +648,11 @@ int push_worker_run(const struct push_worker_config *config, const struct push_d
 			break; /* refused (token, version): trying again will not help */
 		sleep_ns(200000000ull, stop);
 	}
-	if (ret == 0 && !*stop)
+	if (*stop)
+		ret = 0; /* stopped while connecting: nothing was left undone */
+	else if (ret == 0)
 		ret = channel_find(worker, error, error_size);
-	else if (ret != 0 && !*stop)
+	else
 		snprintf(error, error_size, "skuld at %s: %s", config->server, skuld_strerror(ret));
 	uint64_t next_reconcile = monotonic_ns() + (uint64_t)config->reconcile_s * 1000000000ull;
 	uint64_t next_zeros = monotonic_ns() + (uint64_t)config->zero_resend_s * 1000000000ull;

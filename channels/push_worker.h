@@ -49,6 +49,12 @@ struct push_worker_config {
 	uint32_t zero_resend_s;           /* push zeros again this often; 0: never */
 	int64_t low_threshold;            /* whole units at or below which an item goes first */
 	uint32_t timeout_ms;              /* one API call */
+	/* Amazon (kind "amazon"): location is the marketplace id. */
+	char seller_id[64];          /* the selling partner id */
+	char lwa_url[256];           /* Login with Amazon, https://api.amazon.com */
+	char lwa_client_id[128];     /* LWA client id */
+	char lwa_client_secret[128]; /* LWA client secret */
+	char lwa_refresh_token[512]; /* LWA refresh token */
 };
 
 /* Fills defaults, then reads "key = value" lines from path ('#' starts a

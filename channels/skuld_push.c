@@ -116,7 +116,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct push_worker_config config;
-	char error[512];
+	char error[512] = "";
 	if (push_worker_config_read(&config, argv[2], error, sizeof(error)) != 0) {
 		fprintf(stderr, "skuld-push: %s\n", error);
 		return 2;

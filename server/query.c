@@ -218,7 +218,10 @@ static uint32_t push_page(const struct ledger *ledger, const struct query_limits
 	}
 	uint32_t count = 0;
 	int dirty_only = query->kind == SKULD_QUERY_PUSH;
-	if (query->kind == SKULD_QUERY_EXCEPTIONS && query->after_item == 0) {
+	/* The channel's own exception (item 0) leads the first page, when the
+	 * page has room for it and one more: a page of it alone would page on
+	 * after item 0, which is the first page again. */
+	if (query->kind == SKULD_QUERY_EXCEPTIONS && query->after_item == 0 && limit >= 2) {
 		struct ledger_channel_push_info channel;
 		ledger_channel_push(ledger, query->channel, &channel);
 		if (channel.exception != 0) {

@@ -280,6 +280,16 @@ Test(ledger_push, an_exception_parks_the_item_until_its_listing_changes)
 	helper_ok(ledger, ev_exception(SHOP, 3, 0, SKULD_PUSH_THROTTLING, ""));
 	cr_assert_eq(info_of(ledger, SHOP, 3).state, SKULD_PUSH_DIRTY);
 	cr_assert_eq(info_of(ledger, SHOP, 3).exception, SKULD_PUSH_THROTTLING);
+	/* A report of a kind that does not park leaves a parked item as it is
+	 * (a snapshot of it stays loadable). */
+	helper_ok(ledger, ev_exception(SHOP, 2, 0, SKULD_PUSH_NOT_STOCKED, "gone"));
+	helper_ok(ledger, ev_exception(SHOP, 2, 0, SKULD_PUSH_MISMATCH, "shows 3"));
+	cr_assert_eq(info_of(ledger, SHOP, 2).exception, SKULD_PUSH_NOT_STOCKED);
+	cr_assert_eq(info_of(ledger, SHOP, 2).state & SKULD_PUSH_PARKED, SKULD_PUSH_PARKED);
+	/* A detail cut at the stored size never ends in a space. */
+	helper_ok(ledger,
+	          ev_exception(SHOP, 1, 0, SKULD_PUSH_THROTTLING, "abcdefghijklmnopqrstuv wxyz"));
+	cr_assert_str_eq(info_of(ledger, SHOP, 1).detail, "abcdefghijklmnopqrstuv");
 	/* Versions and listings are checked. */
 	cr_assert_eq(helper_status(ledger, ev_exception(SHOP, 3, 1u << 30, 2, "")),
 	             SKULD_VERSION_INVALID);

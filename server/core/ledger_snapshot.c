@@ -5,9 +5,9 @@
  * LEDGER SNAPSHOT STREAM, version 2 (docs/FORMAT.md has the byte tables of
  * every record). Little-endian; reserved bytes zero.
  *
- *   stream header (64 B): magic "SLDEDGER", version 1, header size 64, the
+ *   stream header (64 B): magic "SLDEDGER", version 2, header size 64, the
  *       configuration fingerprint, batch time T, component blocks used
- *   then 16 parts, in this order, each a 16-byte part header (tag, record
+ *   then 19 parts, in this order, each a 16-byte part header (tag, record
  *   size, count, reserved) and `count` records:
  *     1 ITEMS        16 B  defined items, ascending id
  *     2 LOCATIONS    40 B  defined locations, ascending id

@@ -200,8 +200,11 @@ static void exception_report(struct journal *journal, uint16_t *kind, uint64_t *
 	journal_set_u32(journal, reports, *reports + 1);
 	journal_save(journal, stored, SKULD_EXCEPTION_DETAIL_SIZE);
 	memcpy(stored, event->code, SKULD_EXCEPTION_DETAIL_SIZE);
-	/* Cut at the stored size: the text stays NUL-padded. */
+	/* Cut at the stored size; the text stays NUL-padded and, like every
+	 * protocol text, ends without a space. */
 	stored[SKULD_EXCEPTION_DETAIL_SIZE - 1] = '\0';
+	for (size_t i = SKULD_EXCEPTION_DETAIL_SIZE - 1; i > 0 && stored[i - 1] == ' '; i--)
+		stored[i - 1] = '\0';
 }
 
 static void touch_add(struct push_state *push, uint32_t kind, uint32_t a, uint32_t b)
@@ -305,11 +308,16 @@ static uint32_t report(struct ledger *ledger, const struct skuld_event *event)
 		return SKULD_LISTING_UNKNOWN;
 	if (event->id > listing->version)
 		return SKULD_VERSION_INVALID;
+	/* Throttling and a mismatch are reported and the item goes on; every
+	 * other kind parks the item until its listing changes. A parked item
+	 * keeps the exception that parked it: a later report of a kind that
+	 * does not park (a read-back race) changes nothing. */
+	int parks = event->reason != SKULD_PUSH_THROTTLING && event->reason != SKULD_PUSH_MISMATCH;
+	if (!parks && (listing->state & SKULD_PUSH_PARKED))
+		return SKULD_OK;
 	exception_report(journal, &listing->exception, &listing->first_seen, &listing->last_seen,
 	                 &listing->reports, listing->detail, event, ledger->now);
-	/* Throttling and a mismatch are reported and the item goes on; every
-	 * other kind parks the item until its listing changes. */
-	if (event->reason != SKULD_PUSH_THROTTLING && event->reason != SKULD_PUSH_MISMATCH)
+	if (parks)
 		listing_set_state(push, journal, listing, listing->state | SKULD_PUSH_PARKED);
 	return SKULD_OK;
 }
