@@ -661,7 +661,8 @@ int push_worker_run(const struct push_worker_config *config, const struct push_d
 		uint64_t now = monotonic_ns();
 		bool reconcile = config->reconcile_s != 0 && now >= next_reconcile;
 		bool zeros = config->zero_resend_s != 0 && now >= next_zeros;
-		if (pulled == 0 && (reconcile || zeros)) {
+		/* Due sweeps run after the round, also under constant change. */
+		if (pulled >= 0 && (reconcile || zeros)) {
 			sweep(worker, reconcile, zeros, stop);
 			if (reconcile)
 				next_reconcile =
