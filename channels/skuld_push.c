@@ -16,7 +16,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "push_amazon.h"
 #include "push_shopify.h"
+#include "push_square.h"
 #include "push_worker.h"
 
 static volatile sig_atomic_t stop;
@@ -98,6 +100,8 @@ struct kind {
 
 static const struct kind kinds[] = {
         {"shopify", shopify_start, shopify_stop},
+        {"amazon", amazon_kind_start, amazon_kind_stop},
+        {"square", square_kind_start, square_kind_stop},
 };
 
 static const struct kind *kind_find(const char *name)
