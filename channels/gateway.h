@@ -1,0 +1,108 @@
+/*
+ * gateway.h — skuld-gateway: channel orders, cancellations and refunds in,
+ * as ledger events with keys derived from the channel's ids (docs/GATEWAY.md).
+ *
+ * Owns: the gateway's configuration, the action a channel event becomes (a
+ * channel-neutral description: which SKU, how many, at which channel
+ * location, which ledger event(s), which key), and the applier that turns
+ * actions into events: SKU and location look-ups, one request per delivery, and the
+ * spool of actions that cannot be applied yet (an SKU the ledger does not
+ * know: an exception, never a silent drop, applied once the item exists).
+ *
+ * Invariants:
+ *   - A delivery is answered 200 only when every one of its actions is
+ *     applied (the ledger acknowledged it: durable) or spooled (fsynced);
+ *     otherwise 503, and the channel delivers it again.
+ *   - An action's key depends only on the channel's ids and the action, so
+ *     a duplicate delivery, a retry and a poll of the same line are
+ *     answered REPLAYED by the ledger: applied once.
+ */
+#ifndef SKULD_CHANNELS_GATEWAY_H
+#define SKULD_CHANNELS_GATEWAY_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "protocol.h"
+
+#define GATEWAY_ID_SIZE   64u /* order, line and refund ids as text */
+#define GATEWAY_POS_MAX   64u /* channel locations mapped to stores */
+#define GATEWAY_LINES_MAX 512u
+
+enum gateway_action_kind {
+	GATEWAY_SALE = 1,            /* SALE */
+	GATEWAY_CANCEL = 2,          /* SALE (the order's, same key) and RETURN to stock */
+	GATEWAY_EXPECTED_RETURN = 3, /* RETURN with EXPECTED: refunded, parcel not back */
+	GATEWAY_RESTOCK = 4,         /* RETURN to stock: a refund that cancels unfulfilled units */
+};
+
+struct gateway_action {
+	enum gateway_action_kind kind;
+	char sku[SKULD_CODE_SIZE + 1];
+	int64_t quantity;                       /* whole units */
+	char channel_location[GATEWAY_ID_SIZE]; /* "" : the online location */
+	uint64_t occurred_at;                   /* ns since the epoch; 0: unknown */
+	char order[GATEWAY_ID_SIZE];            /* the channel's order id */
+	char line[GATEWAY_ID_SIZE];             /* its line id */
+	char refund[GATEWAY_ID_SIZE];           /* the refund and its line, for refund actions */
+	char refund_line[GATEWAY_ID_SIZE];
+};
+
+struct gateway_config {
+	char listen[64];  /* HOST:PORT for webhooks; port 0: any (printed) */
+	char server[128]; /* skuld, HOST:PORT */
+	char server_token[65];
+	char client_id_path[256]; /* "" : a new id per run */
+	char channel[33];         /* skuld channel name: the key source */
+	char kind[16];            /* "shopify" */
+	char secret[128];         /* webhook signing secret */
+	char location[33];        /* skuld location code online orders are fulfilled from */
+	char spool[256];          /* directory for actions not yet applicable */
+	uint32_t retry_s;         /* how often spooled actions are tried again */
+	uint32_t pos_count;
+	char pos_channel[GATEWAY_POS_MAX][GATEWAY_ID_SIZE];   /* channel location id ... */
+	char pos_store[GATEWAY_POS_MAX][SKULD_CODE_SIZE + 1]; /* ... -> skuld location code */
+};
+
+/* Fills defaults, then reads "key = value" lines ("pos = CHANNEL_ID:CODE"
+ * repeats). Returns 0, or -1 with the line in error. */
+int gateway_config_read(struct gateway_config *config, const char *path, char *error,
+                        size_t error_size);
+
+/* The key of an action: XXH3-128 over (channel, the ids, the action). */
+skuld_u128 gateway_key(const char *channel, const struct gateway_action *action, const char *what);
+
+struct gateway;
+
+struct gateway_figures {
+	uint64_t deliveries;  /* webhooks received */
+	uint64_t unverified;  /* refused: bad signature (401) */
+	uint64_t duplicates;  /* delivery ids seen before */
+	uint64_t malformed;   /* bodies that are not what the channel sends (400) */
+	uint64_t applied;     /* actions the ledger applied */
+	uint64_t replayed;    /* actions it had applied already */
+	uint64_t spooled;     /* actions waiting for their SKU */
+	uint64_t unavailable; /* deliveries answered 503 (skuld did not answer) */
+};
+
+/* Starts: connects to skuld (retrying until *stop), reads the spool.
+ * Returns NULL with a message in error. */
+struct gateway *gateway_open(const struct gateway_config *config, volatile sig_atomic_t *stop,
+                             char *error, size_t error_size);
+void gateway_close(struct gateway *gateway);
+
+/* Handles one delivery (headers already read). Returns the HTTP status to
+ * answer: 200, 400, 401, 503. */
+int gateway_deliver(struct gateway *gateway, const char *topic, const char *delivery_id,
+                    const char *signature, const void *body, size_t size);
+
+/* Tries the spooled actions again (the SKU may exist now). */
+void gateway_retry(struct gateway *gateway);
+
+/* Pending actions as a JSON array (malloc'd; the caller frees). */
+char *gateway_pending_json(struct gateway *gateway);
+
+const struct gateway_figures *gateway_figures(const struct gateway *gateway);
+
+#endif /* SKULD_CHANNELS_GATEWAY_H */

@@ -1,0 +1,254 @@
+/*
+ * gateway_shopify.c — Shopify order webhooks (gateway_shopify.h).
+ */
+#define _GNU_SOURCE /* timegm */
+#include "gateway_shopify.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+void shopify_webhook_sign(const char *secret, const void *body, size_t size, char out[45])
+{
+	unsigned char digest[32];
+	unsigned int length = 0;
+	HMAC(EVP_sha256(), secret, (int)strlen(secret), body, size, digest, &length);
+	EVP_EncodeBlock((unsigned char *)out, digest, 32);
+}
+
+int shopify_webhook_verify(const char *secret, const void *body, size_t size, const char *signature)
+{
+	if (signature == NULL || strlen(signature) != 44 || secret[0] == '\0')
+		return 0;
+	char expected[45];
+	shopify_webhook_sign(secret, body, size, expected);
+	return CRYPTO_memcmp(expected, signature, 44) == 0;
+}
+
+/* An id (a JSON integer or string) as text; 0 when missing or malformed. */
+static int id_text(json_t *value, char out[GATEWAY_ID_SIZE])
+{
+	if (json_is_integer(value) && json_integer_value(value) > 0) {
+		snprintf(out, GATEWAY_ID_SIZE, "%" JSON_INTEGER_FORMAT, json_integer_value(value));
+		return 1;
+	}
+	const char *text = json_string_value(value);
+	if (text == NULL || text[0] == '\0' || strlen(text) >= GATEWAY_ID_SIZE)
+		return 0;
+	for (const char *c = text; *c != '\0'; c++) {
+		if (*c <= 0x20 || *c > 0x7e)
+			return 0;
+	}
+	snprintf(out, GATEWAY_ID_SIZE, "%s", text);
+	return 1;
+}
+
+/* RFC 3339 ("2026-11-27T09:30:00-05:00", fraction optional) to ns. */
+static int time_parse(const char *text, uint64_t *out)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	int consumed = 0;
+	if (text == NULL ||
+	    sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+	           &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6)
+		return 0;
+	const char *rest = text + consumed;
+	uint64_t fraction = 0, scale = 1000000000ull;
+	if (*rest == '.') {
+		for (rest++; *rest >= '0' && *rest <= '9'; rest++) {
+			if (scale > 1) {
+				scale /= 10;
+				fraction += (uint64_t)(*rest - '0') * scale;
+			}
+		}
+	}
+	long offset = 0;
+	if (*rest == '+' || *rest == '-') {
+		int hours = 0, minutes = 0;
+		if (sscanf(rest + 1, "%2d:%2d", &hours, &minutes) != 2 || hours > 23 ||
+		    minutes > 59)
+			return 0;
+		offset = (hours * 60L + minutes) * 60L * (*rest == '-' ? -1 : 1);
+		rest += 6;
+	} else if (*rest == 'Z') {
+		rest++;
+	} else {
+		return 0;
+	}
+	if (*rest != '\0' || tm.tm_year < 2000 || tm.tm_mon < 1 || tm.tm_mon > 12 ||
+	    tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+	    tm.tm_sec > 60)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	time_t seconds = timegm(&tm) - offset;
+	if (seconds <= 0)
+		return 0;
+	*out = (uint64_t)seconds * 1000000000ull + fraction;
+	return 1;
+}
+
+static int sku_text(json_t *value, char out[SKULD_CODE_SIZE + 1])
+{
+	const char *text = json_string_value(value);
+	if (text == NULL || strlen(text) > SKULD_CODE_SIZE)
+		return 0;
+	snprintf(out, SKULD_CODE_SIZE + 1, "%s", text);
+	return 1;
+}
+
+struct reader {
+	struct gateway_action *actions;
+	uint32_t count;
+	uint32_t max;
+	char *error;
+	size_t error_size;
+};
+
+static int fail(struct reader *reader, const char *what)
+{
+	snprintf(reader->error, reader->error_size, "%s", what);
+	return -1;
+}
+
+static struct gateway_action *next(struct reader *reader)
+{
+	if (reader->count == reader->max)
+		return NULL;
+	struct gateway_action *action = &reader->actions[reader->count++];
+	memset(action, 0, sizeof(*action));
+	return action;
+}
+
+/* The store of a POS order, or "" (online). */
+static void order_location(json_t *order, char out[GATEWAY_ID_SIZE])
+{
+	out[0] = '\0';
+	const char *source = json_string_value(json_object_get(order, "source_name"));
+	if (source != NULL && strcmp(source, "pos") == 0)
+		id_text(json_object_get(order, "location_id"), out);
+}
+
+static int order_lines(struct reader *reader, json_t *order, enum gateway_action_kind kind)
+{
+	char order_id[GATEWAY_ID_SIZE], location[GATEWAY_ID_SIZE];
+	if (!json_is_object(order) || !id_text(json_object_get(order, "id"), order_id))
+		return fail(reader, "the order has no id");
+	order_location(order, location);
+	uint64_t occurred_at = 0;
+	const char *created = json_string_value(json_object_get(order, "created_at"));
+	if (created != NULL && !time_parse(created, &occurred_at))
+		return fail(reader, "created_at is not an RFC 3339 time");
+	json_t *lines = json_object_get(order, "line_items");
+	if (!json_is_array(lines))
+		return fail(reader, "the order has no line_items");
+	size_t i;
+	json_t *line;
+	json_array_foreach(lines, i, line)
+	{
+		json_t *quantity = json_object_get(line, "quantity");
+		if (!json_is_integer(quantity) || json_integer_value(quantity) < 0 ||
+		    json_integer_value(quantity) > 1000000)
+			return fail(reader, "a line's quantity is not a whole number 0..1000000");
+		if (json_integer_value(quantity) == 0)
+			continue;
+		struct gateway_action *action = next(reader);
+		if (action == NULL)
+			return fail(reader, "more lines than one delivery may carry");
+		action->kind = kind;
+		action->quantity = json_integer_value(quantity);
+		action->occurred_at = occurred_at;
+		snprintf(action->order, sizeof(action->order), "%s", order_id);
+		snprintf(action->channel_location, sizeof(action->channel_location), "%s",
+		         location);
+		if (!id_text(json_object_get(line, "id"), action->line) ||
+		    !sku_text(json_object_get(line, "sku"), action->sku))
+			return fail(reader, "a line has no id, or its sku is missing or too long");
+	}
+	return 0;
+}
+
+static int refund_lines(struct reader *reader, json_t *refund)
+{
+	char refund_id[GATEWAY_ID_SIZE], order_id[GATEWAY_ID_SIZE];
+	if (!json_is_object(refund) || !id_text(json_object_get(refund, "id"), refund_id) ||
+	    !id_text(json_object_get(refund, "order_id"), order_id))
+		return fail(reader, "the refund has no id or order_id");
+	uint64_t occurred_at = 0;
+	const char *created = json_string_value(json_object_get(refund, "created_at"));
+	if (created != NULL && !time_parse(created, &occurred_at))
+		return fail(reader, "created_at is not an RFC 3339 time");
+	json_t *lines = json_object_get(refund, "refund_line_items");
+	if (!json_is_array(lines))
+		return fail(reader, "the refund has no refund_line_items");
+	size_t i;
+	json_t *line;
+	json_array_foreach(lines, i, line)
+	{
+		const char *restock = json_string_value(json_object_get(line, "restock_type"));
+		json_t *quantity = json_object_get(line, "quantity");
+		if (restock == NULL || !json_is_integer(quantity) ||
+		    json_integer_value(quantity) < 0 || json_integer_value(quantity) > 1000000)
+			return fail(reader, "a refund line has no restock_type or a bad quantity");
+		if (strcmp(restock, "no_restock") == 0 || json_integer_value(quantity) == 0)
+			continue;
+		enum gateway_action_kind kind;
+		if (strcmp(restock, "return") == 0)
+			kind = GATEWAY_EXPECTED_RETURN;
+		else if (strcmp(restock, "cancel") == 0 || strcmp(restock, "legacy_restock") == 0)
+			kind = GATEWAY_RESTOCK;
+		else
+			return fail(reader,
+			            "a refund line's restock_type is not one Shopify sends");
+		struct gateway_action *action = next(reader);
+		if (action == NULL)
+			return fail(reader, "more lines than one delivery may carry");
+		action->kind = kind;
+		action->quantity = json_integer_value(quantity);
+		action->occurred_at = occurred_at;
+		snprintf(action->order, sizeof(action->order), "%s", order_id);
+		snprintf(action->refund, sizeof(action->refund), "%s", refund_id);
+		json_t *item = json_object_get(line, "line_item");
+		if (!id_text(json_object_get(line, "id"), action->refund_line) ||
+		    !id_text(json_object_get(line, "line_item_id"), action->line) ||
+		    !sku_text(json_object_get(item, "sku"), action->sku))
+			return fail(reader,
+			            "a refund line has no id, line_item_id or line_item.sku");
+		/* A restock at a store names it; else the online location. */
+		id_text(json_object_get(line, "location_id"), action->channel_location);
+	}
+	return 0;
+}
+
+int shopify_webhook_actions(const char *topic, const void *body, size_t size,
+                            struct gateway_action *actions, uint32_t max, char *error,
+                            size_t error_size)
+{
+	struct reader reader = {
+	        .actions = actions, .max = max, .error = error, .error_size = error_size};
+	if (topic == NULL)
+		return fail(&reader, "no X-Shopify-Topic");
+	int moves = strcmp(topic, "orders/create") == 0 || strcmp(topic, "orders/cancelled") == 0 ||
+	            strcmp(topic, "refunds/create") == 0;
+	if (!moves)
+		return 0; /* other topics move no stock */
+	json_error_t parse_error;
+	json_t *root = json_loadb(body, size, 0, &parse_error);
+	if (root == NULL)
+		return fail(&reader, "the body is not JSON");
+	int ret;
+	if (strcmp(topic, "refunds/create") == 0)
+		ret = refund_lines(&reader, root);
+	else
+		ret = order_lines(&reader, root,
+		                  strcmp(topic, "orders/create") == 0 ? GATEWAY_SALE
+		                                                      : GATEWAY_CANCEL);
+	json_decref(root);
+	return ret < 0 ? -1 : (int)reader.count;
+}

@@ -1,0 +1,53 @@
+/*
+ * gateway_shopify.h — Shopify's order webhooks as the gateway reads them:
+ * the signature check and the ledger actions each delivery asks for.
+ *
+ * Owns: the verification of `X-Shopify-Hmac-SHA256` (base64 HMAC-SHA256 of
+ * the raw body keyed with the app's secret, compared in constant time;
+ * OpenSSL's libcrypto) and the translation of the topics orders/create,
+ * orders/cancelled and refunds/create into gateway actions (gateway.h):
+ *   orders/create    a SALE per line, at the order's store for a POS order
+ *                    (its location_id mapped to a skuld location) with the
+ *                    till's created_at, else at the online location;
+ *   orders/cancelled per line, the SALE (same event and key: applied once
+ *                    whether or not orders/create came first) and a RETURN
+ *                    to stock, so a cancellation gives the units back
+ *                    exactly once, in any order of arrival;
+ *   refunds/create   per refund line restocked as "return": an expected
+ *                    RETURN (incoming, until the parcel is scanned in);
+ *                    "cancel": a RETURN to stock (part of an order
+ *                    cancelled before fulfilment; its SALE is the order's);
+ *                    "no_restock": nothing.
+ * Every action's key derives from the shop, the order (or refund) and line
+ * ids and the action, so the same line is applied once however often and in
+ * whatever order it arrives.
+ *
+ * Pure: no I/O, no clock.
+ */
+#ifndef SKULD_CHANNELS_GATEWAY_SHOPIFY_H
+#define SKULD_CHANNELS_GATEWAY_SHOPIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway.h"
+
+/* 1 when signature (the header's base64 text) is the HMAC-SHA256 of body
+ * under secret; 0 otherwise (also for a malformed header). */
+int shopify_webhook_verify(const char *secret, const void *body, size_t size,
+                           const char *signature);
+
+/* The base64 HMAC-SHA256 of body under secret into out (45 bytes with the
+ * NUL). For tests and stand-ins that sign deliveries. */
+void shopify_webhook_sign(const char *secret, const void *body, size_t size, char out[45]);
+
+/* Reads one delivery of topic into actions (room for max). Returns the
+ * number of actions (0 for a topic that moves no stock), or -1 with a
+ * reason in error for a body that is not what Shopify sends or asks for
+ * more than max actions. */
+int shopify_webhook_actions(const char *topic, const void *body, size_t size,
+                            struct gateway_action *actions, uint32_t max, char *error,
+                            size_t error_size);
+
+#endif /* SKULD_CHANNELS_GATEWAY_SHOPIFY_H */
