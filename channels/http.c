@@ -18,6 +18,7 @@ struct http_client {
 	int overflow; /* the answer did not fit */
 	uint64_t retry_after_ms;
 	char request_id[HTTP_REQUEST_ID];
+	char rate_limit[32];
 	char error[CURL_ERROR_SIZE];
 };
 
@@ -88,8 +89,11 @@ static size_t header_read(char *line, size_t size, size_t count, void *context)
 	char value[64];
 	if (header_value(line, bytes, "Retry-After", value, sizeof(value)))
 		client->retry_after_ms = backoff_retry_after_ms(value);
-	else if (!header_value(line, bytes, "x-request-id", client->request_id,
-	                       sizeof(client->request_id)))
+	/* Amazon's rate of the operation, which its driver's buckets learn. */
+	header_value(line, bytes, "x-amzn-RateLimit-Limit", client->rate_limit,
+	             sizeof(client->rate_limit));
+	if (!header_value(line, bytes, "x-request-id", client->request_id,
+	                  sizeof(client->request_id)))
 		header_value(line, bytes, "x-amzn-RequestId", client->request_id,
 		             sizeof(client->request_id));
 	return bytes;
@@ -101,6 +105,7 @@ static void call_reset(struct http_client *client, struct http_response *respons
 	client->overflow = 0;
 	client->retry_after_ms = 0;
 	client->request_id[0] = '\0';
+	client->rate_limit[0] = '\0';
 	client->error[0] = '\0';
 	memset(response, 0, sizeof(*response));
 }
@@ -169,5 +174,6 @@ int http_call(struct http_client *client, const struct http_request *request,
 	response->body_size = client->body_size;
 	response->retry_after_ms = client->retry_after_ms;
 	memcpy(response->request_id, client->request_id, sizeof(response->request_id));
+	memcpy(response->rate_limit, client->rate_limit, sizeof(response->rate_limit));
 	return 0;
 }

@@ -45,6 +45,7 @@ struct http_response {
 	size_t body_size;
 	uint64_t retry_after_ms;          /* from Retry-After, 0: none */
 	char request_id[HTTP_REQUEST_ID]; /* x-request-id / x-amzn-RequestId, "" if none */
+	char rate_limit[32];              /* x-amzn-RateLimit-Limit, "" if none */
 	char error[HTTP_ERROR_SIZE];      /* why status is 0 */
 	uint64_t elapsed_us;              /* as curl measured the call */
 };

@@ -249,6 +249,10 @@ static enum call_result sp_call(struct amazon_driver *driver, enum amazon_operat
 		driver->figures.calls++;
 		if (http_call(driver->http, &request, response) != 0)
 			return CALL_NO_ANSWER;
+		/* The answer says the operation's rate: the bucket learns it. */
+		if (response->rate_limit[0] != '\0')
+			amazon_driver_rate_limit(driver, operation, response->rate_limit,
+			                         clock_now(driver));
 		if (response->status == 429) {
 			driver->figures.throttled++;
 			pace_throttled(&driver->buckets[operation], clock_now(driver));

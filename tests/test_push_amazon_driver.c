@@ -158,6 +158,9 @@ static int log_count(const char *operation, long status)
 
 Test(push_amazon_driver, accepted_items_unmapped_ones_and_an_all_digit_sku)
 {
+	/* This seller's PATCH rate is 8 a second, not the published 5. */
+	standin_control(&standin, control, "config",
+	                "{\"limits\":{\"patchListingsItem\":[8.0,5]}}");
 	standin_control(&standin, control, "listing", "{\"sku\":\"1234\",\"quantity\":1}");
 	struct push_item items[] = {
 	        item_make(1, "AMZ-1", 7, 3), item_make(2, NULL, 4, 0),
@@ -172,6 +175,10 @@ Test(push_amazon_driver, accepted_items_unmapped_ones_and_an_all_digit_sku)
 	cr_assert_eq(channel_quantity("AMZ-1"), 7);
 	cr_assert_eq(channel_quantity("1234"), 0);
 	cr_assert_eq(driver.figures.token_refreshes, 1);
+	/* Every answer said the operation's rate (x-amzn-RateLimit-Limit): the
+	 * PATCH bucket runs at this seller's rate now. */
+	cr_assert_geq(driver.figures.rate_limits_learned, 2);
+	cr_assert_float_eq(driver.buckets[AMAZON_OP_PATCH].rate, 8.0, 1e-9);
 }
 
 Test(push_amazon_driver, the_token_is_refreshed_ahead_of_expiry_and_once_on_a_403)
