@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "gateway_shopify.h"
+#include "keyfile.h"
 #include "skuld/skuld.h"
 
 #define CALL_TIMEOUT  10000u
@@ -25,27 +26,9 @@
 
 /* ---- Configuration ------------------------------------------------------------ */
 
-static char *trim(char *text)
+static enum keyfile_verdict config_key(void *context, const char *key, const char *value)
 {
-	while (isspace((unsigned char)*text))
-		text++;
-	size_t length = strlen(text);
-	while (length > 0 && isspace((unsigned char)text[length - 1]))
-		text[--length] = '\0';
-	return text;
-}
-
-static int text_set(char *field, size_t size, const char *value)
-{
-	size_t length = strlen(value);
-	if (length == 0 || length >= size)
-		return -1;
-	memcpy(field, value, length + 1);
-	return 0;
-}
-
-static int config_key(struct gateway_config *config, const char *key, const char *value)
-{
+	struct gateway_config *config = context;
 	struct {
 		const char *name;
 		char *field;
@@ -63,29 +46,23 @@ static int config_key(struct gateway_config *config, const char *key, const char
 	};
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		if (strcmp(key, texts[i].name) == 0)
-			return text_set(texts[i].field, texts[i].size, value);
+			return keyfile_text(texts[i].field, texts[i].size, value);
 	}
-	if (strcmp(key, "retry_s") == 0) {
-		char *end = NULL;
-		unsigned long seconds = strtoul(value, &end, 10);
-		if (end == value || *end != '\0' || seconds < 1 || seconds > 3600)
-			return -1;
-		config->retry_s = (uint32_t)seconds;
-		return 0;
-	}
+	if (strcmp(key, "retry_s") == 0)
+		return keyfile_u32(&config->retry_s, value, 1, 3600);
 	if (strcmp(key, "pos") == 0) {
 		const char *colon = strrchr(value, ':');
 		if (colon == NULL || config->pos_count == GATEWAY_POS_MAX ||
 		    (size_t)(colon - value) >= GATEWAY_ID_SIZE || colon == value ||
 		    strlen(colon + 1) == 0 || strlen(colon + 1) > SKULD_CODE_SIZE)
-			return -1;
+			return KEYFILE_BAD_VALUE;
 		uint32_t at = config->pos_count++;
 		snprintf(config->pos_channel[at], GATEWAY_ID_SIZE, "%.*s", (int)(colon - value),
 		         value);
 		snprintf(config->pos_store[at], SKULD_CODE_SIZE + 1, "%s", colon + 1);
-		return 0;
+		return KEYFILE_OK;
 	}
-	return -2;
+	return KEYFILE_UNKNOWN_KEY;
 }
 
 int gateway_config_read(struct gateway_config *config, const char *path, char *error,
@@ -96,37 +73,7 @@ int gateway_config_read(struct gateway_config *config, const char *path, char *e
 	snprintf(config->server, sizeof(config->server), "127.0.0.1:7878");
 	snprintf(config->kind, sizeof(config->kind), "shopify");
 	config->retry_s = 10;
-	FILE *file = fopen(path, "r");
-	if (file == NULL) {
-		snprintf(error, error_size, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	char line[512];
-	int number = 0, ret = 0;
-	while (ret == 0 && fgets(line, sizeof(line), file) != NULL) {
-		number++;
-		char *comment = strchr(line, '#');
-		if (comment != NULL)
-			*comment = '\0';
-		char *text = trim(line);
-		if (*text == '\0')
-			continue;
-		char *equals = strchr(text, '=');
-		if (equals == NULL) {
-			snprintf(error, error_size, "%s:%d: expected key = value", path, number);
-			ret = -1;
-			break;
-		}
-		*equals = '\0';
-		char *key = trim(text);
-		int rc = config_key(config, key, trim(equals + 1));
-		if (rc != 0) {
-			snprintf(error, error_size, "%s:%d: %s %s", path, number,
-			         rc == -2 ? "unknown key" : "bad value for", key);
-			ret = -1;
-		}
-	}
-	fclose(file);
+	int ret = keyfile_read(path, config_key, config, error, error_size);
 	if (ret == 0 && (config->channel[0] == '\0' || config->secret[0] == '\0' ||
 	                 config->location[0] == '\0' || config->spool[0] == '\0')) {
 		snprintf(error, error_size, "%s: channel, secret, location and spool are required",

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "keyfile.h"
 #include "priority.h"
 #include "skuld/skuld.h"
 
@@ -23,38 +24,9 @@
 
 /* ---- Configuration ----------------------------------------------------------- */
 
-static char *trim(char *text)
+static enum keyfile_verdict config_key(void *context, const char *key, const char *value)
 {
-	while (isspace((unsigned char)*text))
-		text++;
-	size_t length = strlen(text);
-	while (length > 0 && isspace((unsigned char)text[length - 1]))
-		text[--length] = '\0';
-	return text;
-}
-
-static int text_set(char *field, size_t size, const char *value)
-{
-	size_t length = strlen(value);
-	if (length == 0 || length >= size)
-		return -1;
-	memcpy(field, value, length + 1);
-	return 0;
-}
-
-static int number_set(uint64_t *out, const char *value, uint64_t max)
-{
-	char *end = NULL;
-	errno = 0;
-	unsigned long long number = strtoull(value, &end, 10);
-	if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || number > max)
-		return -1;
-	*out = number;
-	return 0;
-}
-
-static int config_key(struct push_worker_config *config, const char *key, const char *value)
-{
+	struct push_worker_config *config = context;
 	struct text_key {
 		const char *name;
 		char *field;
@@ -78,12 +50,12 @@ static int config_key(struct push_worker_config *config, const char *key, const 
 	};
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		if (strcmp(key, texts[i].name) == 0)
-			return text_set(texts[i].field, texts[i].size, value);
+			return keyfile_text(texts[i].field, texts[i].size, value);
 	}
 	struct number_key {
 		const char *name;
 		uint32_t *field;
-		uint64_t min, max;
+		uint32_t min, max;
 	} numbers[] = {
 	        {"batch", &config->batch, 1, 1000},
 	        {"idle_ms", &config->idle_ms, 1, 60000},
@@ -91,22 +63,17 @@ static int config_key(struct push_worker_config *config, const char *key, const 
 	        {"zero_resend_s", &config->zero_resend_s, 0, 7 * 86400},
 	        {"timeout_ms", &config->timeout_ms, 100, 600000},
 	};
-	uint64_t number = 0;
 	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
-		if (strcmp(key, numbers[i].name) != 0)
-			continue;
-		if (number_set(&number, value, numbers[i].max) != 0 || number < numbers[i].min)
-			return -1;
-		*numbers[i].field = (uint32_t)number;
-		return 0;
+		if (strcmp(key, numbers[i].name) == 0)
+			return keyfile_u32(numbers[i].field, value, numbers[i].min, numbers[i].max);
 	}
 	if (strcmp(key, "low_threshold") == 0) {
-		if (number_set(&number, value, 1u << 30) != 0)
-			return -1;
-		config->low_threshold = (int64_t)number;
-		return 0;
+		uint32_t low = 0;
+		enum keyfile_verdict verdict = keyfile_u32(&low, value, 0, 1u << 30);
+		config->low_threshold = low;
+		return verdict;
 	}
-	return -2;
+	return KEYFILE_UNKNOWN_KEY;
 }
 
 int push_worker_config_read(struct push_worker_config *config, const char *path, char *error,
@@ -125,38 +92,7 @@ int push_worker_config_read(struct push_worker_config *config, const char *path,
 	config->zero_resend_s = 3600;
 	config->low_threshold = 2;
 	config->timeout_ms = 10000;
-	FILE *file = fopen(path, "r");
-	if (file == NULL) {
-		snprintf(error, error_size, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	char line[1024]; /* an LWA refresh token is several hundred bytes */
-	int number = 0;
-	int ret = 0;
-	while (ret == 0 && fgets(line, sizeof(line), file) != NULL) {
-		number++;
-		char *comment = strchr(line, '#');
-		if (comment != NULL)
-			*comment = '\0';
-		char *text = trim(line);
-		if (*text == '\0')
-			continue;
-		char *equals = strchr(text, '=');
-		if (equals == NULL) {
-			snprintf(error, error_size, "%s:%d: expected key = value", path, number);
-			ret = -1;
-			break;
-		}
-		*equals = '\0';
-		char *key = trim(text);
-		int rc = config_key(config, key, trim(equals + 1));
-		if (rc != 0) {
-			snprintf(error, error_size, "%s:%d: %s %s", path, number,
-			         rc == -2 ? "unknown key" : "bad value for", key);
-			ret = -1;
-		}
-	}
-	fclose(file);
+	int ret = keyfile_read(path, config_key, config, error, error_size);
 	if (ret == 0 && (config->channel[0] == '\0' || config->api_url[0] == '\0' ||
 	                 config->location[0] == '\0')) {
 		snprintf(error, error_size, "%s: channel, api_url and location are required", path);
