@@ -23,12 +23,7 @@ build-sanitize: deps
 	cmake --build build-sanitize -j $(JOBS)
 
 run: build
-	@if [ -x build/server/skuld ]; then \
-		exec build/server/skuld --listen $(LISTEN) --data-dir $(DATA_DIR); \
-	else \
-		echo "skuld: the server is not built yet (it arrives with the server issue);"; \
-		echo "       the protocol, log and ledger libraries and their tests are: make test"; \
-	fi
+	exec build/server/skuld --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 test: format-check test-release test-sanitize
 
