@@ -487,7 +487,8 @@ static const char *header_wrong(const struct snapshot_header *header, uint64_t f
 	    skuld_u128_is_zero(header->log_id))
 		return "not a log position";
 	const struct ledger *ledger = service_ledger((struct service *)service);
-	if (header->config_fingerprint != ledger_config_fingerprint(ledger_configuration(ledger)))
+	if (ledger_config_fingerprint_version(ledger_configuration(ledger),
+	                                      header->config_fingerprint) == 0)
 		return "taken with other ledger capacities (configuration fingerprint differs)";
 	return NULL;
 }

@@ -788,3 +788,80 @@ Test(log_seek, bad_positions_are_refused)
 	log_reader_close(reader);
 	rmdir(dir);
 }
+
+/* ---- Version 1 streams (written before channel push) ---------------------- */
+
+/* The fingerprint version 1 streams carry: the configuration's fields
+ * without listings_max, each as a little-endian u64 (docs/FORMAT.md). */
+static uint64_t fingerprint_v1(const struct ledger_config *c)
+{
+	const uint64_t fields[] = {
+	        c->items_max,
+	        c->locations_max,
+	        c->channels_max,
+	        c->stock_max,
+	        c->codes_max,
+	        c->barcodes_max,
+	        c->attributes_max,
+	        c->bundles_max,
+	        c->bundle_components_max,
+	        c->pool_locations_max,
+	        c->channel_buffers_max,
+	        c->holds_max,
+	        c->closed_holds_max,
+	        c->closed_hold_grace_ns,
+	        c->ttl_max_s,
+	        c->counts_max,
+	        c->transfers_max,
+	        c->keys_max,
+	        c->key_window_ns,
+	        c->batch_events_max,
+	        c->chain_events_max,
+	};
+	return skuld_checksum(fields, sizeof(fields));
+}
+
+Test(snapshot, a_version_1_stream_loads_with_no_push_state)
+{
+	struct stream stream;
+	busy_stream(&stream, 0x1001);
+	struct ledger_config config;
+	model_config(&config);
+	struct ledger *current;
+	char reason[256] = "";
+	cr_assert_eq(load(&config, stream.bytes, stream.size, &current, reason, sizeof(reason)), 0,
+	             "%s", reason);
+	/* A version 2 stream of a ledger without listings ends with PUSH (a
+	 * header and its one record), empty CHANNEL_PUSH and LISTINGS, END:
+	 * 80 bytes. Version 1 ended with END as part 16 right after KEYS. */
+	size_t tail = 16 + 16 + 16 + 16 + 16;
+	uint32_t tag = 0;
+	memcpy(&tag, stream.bytes + stream.size - tail, sizeof(tag));
+	cr_assert_eq(tag, 16, "PUSH where version 1 had END");
+	uint8_t *v1 = malloc(stream.size - tail + 16);
+	cr_assert_not_null(v1);
+	memcpy(v1, stream.bytes, stream.size - tail);
+	uint32_t end_v1[4] = {16, 0, 0, 0};
+	memcpy(v1 + stream.size - tail, end_v1, sizeof(end_v1));
+	uint32_t version = 1;
+	memcpy(v1 + 8, &version, sizeof(version));
+	uint64_t fingerprint = fingerprint_v1(&config);
+	memcpy(v1 + 16, &fingerprint, sizeof(fingerprint));
+	cr_assert_eq(ledger_config_fingerprint_version(&config, fingerprint), 1);
+	cr_assert_eq(ledger_config_fingerprint_version(&config, ledger_config_fingerprint(&config)),
+	             LEDGER_SNAPSHOT_VERSION);
+	struct ledger *old;
+	cr_assert_eq(load(&config, v1, stream.size - tail + 16, &old, reason, sizeof(reason)), 0,
+	             "%s", reason);
+	cr_assert_eq(ledger_hash(old), ledger_hash(current));
+	/* A version 1 stream with the version 2 fingerprint is refused. */
+	fingerprint = ledger_config_fingerprint(&config);
+	memcpy(v1 + 16, &fingerprint, sizeof(fingerprint));
+	struct ledger *refused;
+	cr_assert_eq(load(&config, v1, stream.size - tail + 16, &refused, reason, sizeof(reason)),
+	             -EBADMSG);
+	ledger_destroy(old);
+	ledger_destroy(current);
+	free(v1);
+	stream_free(&stream);
+}

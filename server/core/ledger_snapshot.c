@@ -169,6 +169,45 @@ int snapshot_code_valid(const char *code)
 
 /* ---- Configuration fingerprint ------------------------------------------- */
 
+/* Version 1 streams were fingerprinted before listings_max existed: the
+ * same fields but that one. */
+static uint64_t fingerprint_v1(const struct ledger_config *config)
+{
+	const uint64_t fields[] = {
+	        config->items_max,
+	        config->locations_max,
+	        config->channels_max,
+	        config->stock_max,
+	        config->codes_max,
+	        config->barcodes_max,
+	        config->attributes_max,
+	        config->bundles_max,
+	        config->bundle_components_max,
+	        config->pool_locations_max,
+	        config->channel_buffers_max,
+	        config->holds_max,
+	        config->closed_holds_max,
+	        config->closed_hold_grace_ns,
+	        config->ttl_max_s,
+	        config->counts_max,
+	        config->transfers_max,
+	        config->keys_max,
+	        config->key_window_ns,
+	        config->batch_events_max,
+	        config->chain_events_max,
+	};
+	return skuld_checksum(fields, sizeof(fields));
+}
+
+uint32_t ledger_config_fingerprint_version(const struct ledger_config *config, uint64_t fingerprint)
+{
+	if (fingerprint == ledger_config_fingerprint(config))
+		return LEDGER_SNAPSHOT_VERSION;
+	if (fingerprint == fingerprint_v1(config))
+		return 1;
+	return 0;
+}
+
 uint64_t ledger_config_fingerprint(const struct ledger_config *config)
 {
 	const uint64_t fields[] = {
@@ -416,7 +455,7 @@ static int ledger_fresh(const struct ledger *ledger)
 	return 1;
 }
 
-static int load_header(struct ledger *ledger, struct snapshot_reader *reader)
+static int load_header(struct ledger *ledger, struct snapshot_reader *reader, uint32_t *version)
 {
 	struct snapshot_stream_header header;
 	int ret = snapshot_get(reader, &header, sizeof(header));
@@ -424,15 +463,16 @@ static int load_header(struct ledger *ledger, struct snapshot_reader *reader)
 		return ret;
 	if (header.magic != SNAPSHOT_STREAM_MAGIC)
 		return snapshot_refuse(reader, "not a ledger snapshot stream (bad magic)");
-	if (header.version != LEDGER_SNAPSHOT_VERSION)
+	if (header.version != LEDGER_SNAPSHOT_VERSION && header.version != 1)
 		return snapshot_refuse(reader,
 		                       "ledger snapshot version %u is not supported (this "
-		                       "build reads version %u)",
+		                       "build reads versions 1 and %u)",
 		                       header.version, LEDGER_SNAPSHOT_VERSION);
 	if (header.header_size != sizeof(header) || header.reserved32 != 0 ||
 	    !snapshot_zero(header.reserved, sizeof(header.reserved)))
 		return snapshot_refuse(reader, "stream header: bad size or reserved bytes");
-	if (header.config_fingerprint != ledger_config_fingerprint(&ledger->config))
+	if (ledger_config_fingerprint_version(&ledger->config, header.config_fingerprint) !=
+	    header.version)
 		return snapshot_refuse(
 		        reader,
 		        "saved with another ledger configuration (fingerprint "
@@ -444,6 +484,7 @@ static int load_header(struct ledger *ledger, struct snapshot_reader *reader)
 		                       header.bundles_used, ledger->config.bundles_max);
 	ledger->now = header.now;
 	ledger->catalog.bundles_used = header.bundles_used;
+	*version = header.version;
 	return 0;
 }
 
@@ -800,7 +841,8 @@ int ledger_snapshot_load(struct ledger *ledger, const struct snapshot_source *so
 			snprintf(reason, reason_size, "the ledger is not fresh from ledger_create");
 		return -EINVAL;
 	}
-	int ret = load_header(ledger, &reader);
+	uint32_t version = 0;
+	int ret = load_header(ledger, &reader, &version);
 	if (ret == 0)
 		ret = catalog_snapshot_load(&ledger->catalog, &reader);
 	if (ret == 0)
@@ -813,10 +855,13 @@ int ledger_snapshot_load(struct ledger *ledger, const struct snapshot_source *so
 		ret = load_transfers(ledger, &reader);
 	if (ret == 0)
 		ret = load_keys(ledger, &reader);
-	if (ret == 0)
+	/* Version 1 has no push parts (no listing existed) and ends at tag 16. */
+	if (ret == 0 && version != 1)
 		ret = load_push(ledger, &reader);
 	uint32_t count = 0;
 	if (ret == 0)
-		ret = snapshot_part_get(&reader, SNAPSHOT_PART_END, 0, 0, &count);
+		ret = snapshot_part_get(&reader,
+		                        version == 1 ? SNAPSHOT_PART_END_V1 : SNAPSHOT_PART_END, 0,
+		                        0, &count);
 	return ret;
 }

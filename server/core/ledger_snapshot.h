@@ -15,6 +15,9 @@
  *   - save then load into a fresh ledger of the same configuration gives a
  *     ledger with the same ledger_hash that answers every later batch, query
  *     and expiry listing exactly as the original does.
+ *   - load reads version 1 streams too (written before channel push: the
+ *     same parts up to KEYS, END as part 16, and a fingerprint without
+ *     listings_max); the ledger then starts with no listings.
  *   - load never trusts a byte: every length, count, id, range, reference
  *     and uniqueness rule is checked, and a bad stream is refused with a
  *     reason, never asserted on. It does not check a checksum: the file
@@ -53,6 +56,12 @@ struct snapshot_source {
  * table the same; a snapshot loads only into a ledger whose configuration
  * has the fingerprint it was saved with. */
 uint64_t ledger_config_fingerprint(const struct ledger_config *config);
+
+/* The stream version whose fingerprint of config is `fingerprint`:
+ * LEDGER_SNAPSHOT_VERSION, 1 (streams written before listings_max existed,
+ * which load with no push state), or 0 for another configuration. */
+uint32_t ledger_config_fingerprint_version(const struct ledger_config *config,
+                                           uint64_t fingerprint);
 
 /* Bytes ledger_snapshot_save writes for this ledger now. */
 uint64_t ledger_snapshot_size(const struct ledger *ledger);

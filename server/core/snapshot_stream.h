@@ -56,6 +56,7 @@ enum snapshot_part {
 	SNAPSHOT_PART_CHANNEL_PUSH = 17,
 	SNAPSHOT_PART_LISTINGS = 18,
 	SNAPSHOT_PART_END = 19,
+	SNAPSHOT_PART_END_V1 = 16, /* version 1 ended after KEYS */
 };
 
 struct snapshot_stream_header {
