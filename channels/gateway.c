@@ -23,6 +23,15 @@
 #define CALL_TIMEOUT  10000u
 #define SPOOL_MAX     65536u /* actions waiting for their SKU, at most */
 #define DELIVERY_RING 4096u  /* delivery ids remembered, to skip duplicates cheaply */
+#define SKU_CACHE     16384u /* SKU -> item answers kept (a power of two) */
+
+/* An SKU the ledger knows: codes never move to another item (LEDGER.md),
+ * so a positive answer stays true and is kept; unknown ones are asked
+ * again (the item may be defined meanwhile). */
+struct sku_entry {
+	char sku[SKULD_CODE_SIZE + 1];
+	uint32_t item; /* 0: empty slot */
+};
 
 /* ---- Configuration ------------------------------------------------------------ */
 
@@ -114,7 +123,43 @@ struct gateway {
 	struct gateway_action actions[GATEWAY_LINES_MAX];
 	struct skuld_event events[2 * GATEWAY_LINES_MAX];
 	struct skuld_result results[2 * GATEWAY_LINES_MAX];
+	struct sku_entry skus[SKU_CACHE];
 };
+
+static uint32_t sku_home(const char *sku)
+{
+	uint32_t hash = 2166136261u;
+	for (const char *c = sku; *c != '\0'; c++)
+		hash = (hash ^ (unsigned char)*c) * 16777619u;
+	return hash & (SKU_CACHE - 1);
+}
+
+/* The item of sku: from the cache, else LOOKUP (and kept when known).
+ * Returns 0, or the library's error. */
+static int sku_item(struct gateway *gateway, const char *sku, uint32_t *item)
+{
+	uint32_t slot = sku_home(sku);
+	/* A short probe: a full neighbourhood just asks the ledger. */
+	for (uint32_t i = 0; i < 8; i++) {
+		const struct sku_entry *entry = &gateway->skus[(slot + i) & (SKU_CACHE - 1)];
+		if (entry->item != 0 && strcmp(entry->sku, sku) == 0) {
+			*item = entry->item;
+			return 0;
+		}
+	}
+	int rc = skuld_lookup_sku(gateway->client, sku, item, CALL_TIMEOUT);
+	if (rc != 0 || *item == 0)
+		return rc;
+	for (uint32_t i = 0; i < 8; i++) {
+		struct sku_entry *entry = &gateway->skus[(slot + i) & (SKU_CACHE - 1)];
+		if (entry->item == 0) {
+			snprintf(entry->sku, sizeof(entry->sku), "%s", sku);
+			entry->item = *item;
+			break;
+		}
+	}
+	return 0;
+}
 
 /* The spool file holds one JSON object per pending action; it is
  * rewritten whole (temporary file, fsync, rename) after every change. */
@@ -365,7 +410,7 @@ static enum apply_outcome apply(struct gateway *gateway, const struct gateway_ac
 	for (uint32_t i = 0; i < count; i++) {
 		uint32_t item = 0, location = 0;
 		waiting[i] = false;
-		if (skuld_lookup_sku(gateway->client, actions[i].sku, &item, CALL_TIMEOUT) != 0 ||
+		if (sku_item(gateway, actions[i].sku, &item) != 0 ||
 		    action_location(gateway, &actions[i], &location) != 0)
 			return APPLY_FAILED;
 		if (item == 0) {
