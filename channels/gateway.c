@@ -52,6 +52,9 @@ static enum keyfile_verdict config_key(void *context, const char *key, const cha
 	        {"secret", config->secret, sizeof(config->secret)},
 	        {"location", config->location, sizeof(config->location)},
 	        {"spool", config->spool, sizeof(config->spool)},
+	        {"api_url", config->api_url, sizeof(config->api_url)},
+	        {"api_token", config->api_token, sizeof(config->api_token)},
+	        {"api_version", config->api_version, sizeof(config->api_version)},
 	};
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		if (strcmp(key, texts[i].name) == 0)
@@ -59,6 +62,10 @@ static enum keyfile_verdict config_key(void *context, const char *key, const cha
 	}
 	if (strcmp(key, "retry_s") == 0)
 		return keyfile_u32(&config->retry_s, value, 1, 3600);
+	if (strcmp(key, "poll_s") == 0)
+		return keyfile_u32(&config->poll_s, value, 0, 86400);
+	if (strcmp(key, "poll_overlap_s") == 0)
+		return keyfile_u32(&config->poll_overlap_s, value, 0, 86400);
 	if (strcmp(key, "pos") == 0) {
 		const char *colon = strrchr(value, ':');
 		if (colon == NULL || config->pos_count == GATEWAY_POS_MAX ||
@@ -82,11 +89,17 @@ int gateway_config_read(struct gateway_config *config, const char *path, char *e
 	snprintf(config->server, sizeof(config->server), "127.0.0.1:7878");
 	snprintf(config->kind, sizeof(config->kind), "shopify");
 	config->retry_s = 10;
+	config->poll_overlap_s = 300;
+	snprintf(config->api_version, sizeof(config->api_version), "2025-01");
 	int ret = keyfile_read(path, config_key, config, error, error_size);
 	if (ret == 0 && (config->channel[0] == '\0' || config->secret[0] == '\0' ||
 	                 config->location[0] == '\0' || config->spool[0] == '\0')) {
 		snprintf(error, error_size, "%s: channel, secret, location and spool are required",
 		         path);
+		ret = -1;
+	}
+	if (ret == 0 && config->poll_s > 0 && config->api_url[0] == '\0') {
+		snprintf(error, error_size, "%s: poll_s needs api_url", path);
 		ret = -1;
 	}
 	if (ret == 0 && strcmp(config->kind, "shopify") != 0) {
@@ -479,37 +492,41 @@ int gateway_deliver(struct gateway *gateway, const char *topic, const char *deli
 		        delivery_id != NULL ? delivery_id : "-", error);
 		return 400;
 	}
-	bool waiting[GATEWAY_LINES_MAX];
-	if (apply(gateway, gateway->actions, (uint32_t)count, waiting) != APPLY_DONE) {
+	if (gateway_apply(gateway, gateway->actions, (uint32_t)count) != 0) {
 		gateway->figures.unavailable++;
 		return 503;
 	}
+	delivery_remember(gateway, delivery_id);
+	return 200;
+}
+
+int gateway_apply(struct gateway *gateway, const struct gateway_action *actions, uint32_t count)
+{
+	bool waiting[GATEWAY_LINES_MAX];
+	if (count > GATEWAY_LINES_MAX || apply(gateway, actions, count, waiting) != APPLY_DONE)
+		return -1;
 	uint32_t before = gateway->spooled;
-	for (int i = 0; i < count; i++) {
+	for (uint32_t i = 0; i < count; i++) {
 		if (!waiting[i])
 			continue;
 		if (gateway->spooled == SPOOL_MAX) {
 			gateway->spooled = before;
-			gateway->figures.unavailable++;
-			return 503;
+			return -1;
 		}
-		gateway->spool[gateway->spooled++] = gateway->actions[i];
+		gateway->spool[gateway->spooled++] = actions[i];
 		fprintf(stderr,
 		        "skuld-gateway: order %s line %s: SKU %s is not in the ledger; "
 		        "kept until it is\n",
-		        gateway->actions[i].order, gateway->actions[i].line,
-		        gateway->actions[i].sku);
+		        actions[i].order, actions[i].line, actions[i].sku);
 	}
 	if (gateway->spooled != before) {
 		if (spool_write(gateway) != 0) {
 			gateway->spooled = before;
-			gateway->figures.unavailable++;
-			return 503;
+			return -1;
 		}
 		gateway->figures.spooled += gateway->spooled - before;
 	}
-	delivery_remember(gateway, delivery_id);
-	return 200;
+	return 0;
 }
 
 void gateway_retry(struct gateway *gateway)

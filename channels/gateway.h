@@ -60,6 +60,11 @@ struct gateway_config {
 	char location[33];        /* skuld location code online orders are fulfilled from */
 	char spool[256];          /* directory for actions not yet applicable */
 	uint32_t retry_s;         /* how often spooled actions are tried again */
+	uint32_t poll_s;          /* the safety-net orders poll: every poll_s; 0: off */
+	uint32_t poll_overlap_s;  /* each pass re-reads this much before its high-water mark */
+	char api_url[256];        /* the channel's API, for the poll */
+	char api_token[128];      /* X-Shopify-Access-Token */
+	char api_version[16];     /* YYYY-MM */
 	uint32_t pos_count;
 	char pos_channel[GATEWAY_POS_MAX][GATEWAY_ID_SIZE];   /* channel location id ... */
 	char pos_store[GATEWAY_POS_MAX][SKULD_CODE_SIZE + 1]; /* ... -> skuld location code */
@@ -96,6 +101,13 @@ void gateway_close(struct gateway *gateway);
  * answer: 200, 400, 401, 503. */
 int gateway_deliver(struct gateway *gateway, const char *topic, const char *delivery_id,
                     const char *signature, const void *body, size_t size);
+
+/* Applies actions[0..count) (count at most GATEWAY_LINES_MAX) through the
+ * same applier as a delivery: keys, SKU look-ups, the spool for SKUs the
+ * ledger does not know. Returns 0 when each action is applied (or was
+ * before) or spooled (fsynced), -1 when skuld did not answer or the spool
+ * could not be written: nothing to count as done, try again. */
+int gateway_apply(struct gateway *gateway, const struct gateway_action *actions, uint32_t count);
 
 /* Tries the spooled actions again (the SKU may exist now). */
 void gateway_retry(struct gateway *gateway);

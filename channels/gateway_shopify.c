@@ -31,7 +31,7 @@ int shopify_webhook_verify(const char *secret, const void *body, size_t size, co
 }
 
 /* An id (a JSON integer or string) as text; 0 when missing or malformed. */
-static int id_text(json_t *value, char out[GATEWAY_ID_SIZE])
+int shopify_id_text(json_t *value, char out[GATEWAY_ID_SIZE])
 {
 	if (json_is_integer(value) && json_integer_value(value) > 0) {
 		snprintf(out, GATEWAY_ID_SIZE, "%" JSON_INTEGER_FORMAT, json_integer_value(value));
@@ -49,7 +49,7 @@ static int id_text(json_t *value, char out[GATEWAY_ID_SIZE])
 }
 
 /* RFC 3339 ("2026-11-27T09:30:00-05:00", fraction optional) to ns. */
-static int time_parse(const char *text, uint64_t *out)
+int shopify_time_parse(const char *text, uint64_t *out)
 {
 	struct tm tm;
 	memset(&tm, 0, sizeof(tm));
@@ -132,18 +132,18 @@ static void order_location(json_t *order, char out[GATEWAY_ID_SIZE])
 	out[0] = '\0';
 	const char *source = json_string_value(json_object_get(order, "source_name"));
 	if (source != NULL && strcmp(source, "pos") == 0)
-		id_text(json_object_get(order, "location_id"), out);
+		shopify_id_text(json_object_get(order, "location_id"), out);
 }
 
 static int order_lines(struct reader *reader, json_t *order, enum gateway_action_kind kind)
 {
 	char order_id[GATEWAY_ID_SIZE], location[GATEWAY_ID_SIZE];
-	if (!json_is_object(order) || !id_text(json_object_get(order, "id"), order_id))
+	if (!json_is_object(order) || !shopify_id_text(json_object_get(order, "id"), order_id))
 		return fail(reader, "the order has no id");
 	order_location(order, location);
 	uint64_t occurred_at = 0;
 	const char *created = json_string_value(json_object_get(order, "created_at"));
-	if (created != NULL && !time_parse(created, &occurred_at))
+	if (created != NULL && !shopify_time_parse(created, &occurred_at))
 		return fail(reader, "created_at is not an RFC 3339 time");
 	json_t *lines = json_object_get(order, "line_items");
 	if (!json_is_array(lines))
@@ -167,7 +167,7 @@ static int order_lines(struct reader *reader, json_t *order, enum gateway_action
 		snprintf(action->order, sizeof(action->order), "%s", order_id);
 		snprintf(action->channel_location, sizeof(action->channel_location), "%s",
 		         location);
-		if (!id_text(json_object_get(line, "id"), action->line) ||
+		if (!shopify_id_text(json_object_get(line, "id"), action->line) ||
 		    !sku_text(json_object_get(line, "sku"), action->sku))
 			return fail(reader, "a line has no id, or its sku is missing or too long");
 	}
@@ -177,12 +177,12 @@ static int order_lines(struct reader *reader, json_t *order, enum gateway_action
 static int refund_lines(struct reader *reader, json_t *refund)
 {
 	char refund_id[GATEWAY_ID_SIZE], order_id[GATEWAY_ID_SIZE];
-	if (!json_is_object(refund) || !id_text(json_object_get(refund, "id"), refund_id) ||
-	    !id_text(json_object_get(refund, "order_id"), order_id))
+	if (!json_is_object(refund) || !shopify_id_text(json_object_get(refund, "id"), refund_id) ||
+	    !shopify_id_text(json_object_get(refund, "order_id"), order_id))
 		return fail(reader, "the refund has no id or order_id");
 	uint64_t occurred_at = 0;
 	const char *created = json_string_value(json_object_get(refund, "created_at"));
-	if (created != NULL && !time_parse(created, &occurred_at))
+	if (created != NULL && !shopify_time_parse(created, &occurred_at))
 		return fail(reader, "created_at is not an RFC 3339 time");
 	json_t *lines = json_object_get(refund, "refund_line_items");
 	if (!json_is_array(lines))
@@ -215,13 +215,13 @@ static int refund_lines(struct reader *reader, json_t *refund)
 		snprintf(action->order, sizeof(action->order), "%s", order_id);
 		snprintf(action->refund, sizeof(action->refund), "%s", refund_id);
 		json_t *item = json_object_get(line, "line_item");
-		if (!id_text(json_object_get(line, "id"), action->refund_line) ||
-		    !id_text(json_object_get(line, "line_item_id"), action->line) ||
+		if (!shopify_id_text(json_object_get(line, "id"), action->refund_line) ||
+		    !shopify_id_text(json_object_get(line, "line_item_id"), action->line) ||
 		    !sku_text(json_object_get(item, "sku"), action->sku))
 			return fail(reader,
 			            "a refund line has no id, line_item_id or line_item.sku");
 		/* A restock at a store names it; else the online location. */
-		id_text(json_object_get(line, "location_id"), action->channel_location);
+		shopify_id_text(json_object_get(line, "location_id"), action->channel_location);
 	}
 	return 0;
 }

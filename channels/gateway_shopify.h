@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "gateway.h"
 
 /* 1 when signature (the header's base64 text) is the HMAC-SHA256 of body
@@ -49,5 +51,14 @@ void shopify_webhook_sign(const char *secret, const void *body, size_t size, cha
 int shopify_webhook_actions(const char *topic, const void *body, size_t size,
                             struct gateway_action *actions, uint32_t max, char *error,
                             size_t error_size);
+
+/* RFC 3339 text ("2026-11-27T09:30:00-05:00", fraction optional) as ns
+ * since the epoch into *out. Returns 1, or 0 for anything else. */
+int shopify_time_parse(const char *text, uint64_t *out);
+
+/* An id as text, from a JSON integer > 0 or a string of printable
+ * characters shorter than GATEWAY_ID_SIZE. Returns 1, or 0 when missing or
+ * malformed. */
+int shopify_id_text(json_t *value, char out[GATEWAY_ID_SIZE]);
 
 #endif /* SKULD_CHANNELS_GATEWAY_SHOPIFY_H */

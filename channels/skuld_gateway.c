@@ -5,6 +5,10 @@
  *
  *   skuld-gateway --config FILE
  *
+ * With poll_s set, the main loop also runs the safety-net orders poll
+ * (gateway_poll.h): its HTTP calls are made outside the gateway's lock, its
+ * actions applied under it.
+ *
  * Routes: POST /webhooks/shopify (a delivery: 200, 400, 401, 413, 503),
  * GET /pending (the spooled actions as JSON), GET /health. Prints
  * "skuld-gateway: listening on HOST:PORT" once it accepts, and its figures
@@ -27,11 +31,30 @@
 #include <time.h>
 
 #include "gateway.h"
+#include "gateway_poll.h"
+#include "http.h"
 
 #define BODY_MAX (4u << 20) /* larger deliveries are refused (413) */
 
 static volatile sig_atomic_t stop;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* the gateway: one caller */
+
+/* The poll's actions go through the same applier as the webhooks, under the
+ * same lock. */
+static int poll_apply(void *context, const struct gateway_action *actions, uint32_t count)
+{
+	pthread_mutex_lock(&lock);
+	int ret = gateway_apply(context, actions, count);
+	pthread_mutex_unlock(&lock);
+	return ret;
+}
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+}
 
 static void on_signal(int signal_number)
 {
@@ -179,6 +202,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "skuld-gateway: %s\n", error);
 		return 1;
 	}
+	struct gateway_poll *poll = NULL;
+	if (config.poll_s > 0) {
+		if (http_global_init() == 0)
+			poll = gateway_poll_open(&config, (uint64_t)time(NULL), error,
+			                         sizeof(error));
+		else
+			snprintf(error, sizeof(error), "libcurl did not start");
+		if (poll == NULL) {
+			fprintf(stderr, "skuld-gateway: poll: %s\n", error);
+			gateway_close(gateway);
+			return 1;
+		}
+	}
 	struct MHD_Daemon *daemon = MHD_start_daemon(
 	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request,
 	        gateway, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&address,
@@ -186,6 +222,7 @@ int main(int argc, char **argv)
 	        (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
 	if (daemon == NULL) {
 		fprintf(stderr, "skuld-gateway: cannot listen on %s\n", config.listen);
+		gateway_poll_close(poll);
 		gateway_close(gateway);
 		return 1;
 	}
@@ -204,8 +241,21 @@ int main(int argc, char **argv)
 			gateway_retry(gateway);
 			pthread_mutex_unlock(&lock);
 		}
+		/* One call at most, made without the lock: webhooks go on meanwhile. */
+		if (poll != NULL && !stop)
+			gateway_poll_step(poll, monotonic_ns(), poll_apply, gateway);
 	}
 	MHD_stop_daemon(daemon);
+	if (poll != NULL) {
+		const struct gateway_poll_figures *polled = gateway_poll_figures(poll);
+		fprintf(stderr,
+		        "skuld-gateway: poll: passes %" PRIu64 ", calls %" PRIu64 " (%" PRIu64
+		        " throttled, %" PRIu64 " failed), orders %" PRIu64
+		        ", pages not applied %" PRIu64 ", skipped %" PRIu64 "\n",
+		        polled->passes, polled->calls, polled->throttled, polled->failed,
+		        polled->orders, polled->unapplied, polled->skipped);
+		gateway_poll_close(poll);
+	}
 	const struct gateway_figures *figures = gateway_figures(gateway);
 	fprintf(stderr,
 	        "skuld-gateway: deliveries %" PRIu64 " (%" PRIu64 " unverified, %" PRIu64

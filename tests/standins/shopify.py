@@ -19,6 +19,10 @@ What is checked against the official schema, and what is modelled by hand
   * The extract omits the read side (QueryRoot, InventoryItem, InventoryLevel, Location, ...).
     Those types are written by hand in READ_SIDE_SDL with the field names and shapes of the
     real API; documents are validated against them too, but they are not official.
+  * Orders (Orders) are created, cancelled and refunded through the control API and move the
+    levels as real orders do; their webhooks are delivered, signed, by a background thread
+    (Webhooks) with retries, duplicates, late and dropped deliveries; the `orders` query and
+    its types are in READ_SIDE_SDL, written by hand (not official).
   * Business rules (userErrors, all-or-nothing, idempotency, the cost bucket, error bodies)
     are modelled by hand from the public documentation; the items marked [unverified] in
     ../../../shared/CHANNELS.md are configurable.
@@ -156,6 +160,10 @@ def make_executable(schema):
     fields from the dicts the stand-in resolves to instead, as graphql-core 3 does."""
     if GRAPHQL_CORE_MAJOR == 2:
         for named in schema.get_type_map().values():
+            # A client schema's custom scalar (DateTime, UnsignedInt64, ...) serializes every
+            # value to None there, which execution refuses: pass the stand-in's texts through.
+            if isinstance(named, graphql.GraphQLScalarType) and named.name not in BUILT_IN_NAMES:
+                named.serialize = lambda value: value
             if isinstance(named, graphql.GraphQLObjectType) and not named.name.startswith("__"):
                 for field in named.fields.values():
                     field.resolver = dict_resolver
@@ -297,6 +305,9 @@ type QueryRoot {
   location(id: ID): Location
   node(id: ID!): Node
   nodes(ids: [ID!]!): [Node]!
+  order(id: ID!): Order
+  orders(first: Int, after: String, last: Int, before: String, reverse: Boolean = false,
+         query: String, sortKey: OrderSortKeys = PROCESSED_AT): OrderConnection!
 }
 
 type InventoryItem implements Node {
@@ -352,6 +363,106 @@ type PageInfo {
   hasPreviousPage: Boolean!
   startCursor: String
   endCursor: String
+}
+
+# Orders, for the gateway's safety-net poll.  Written by hand from shopify.dev's reference of
+# Order, LineItem, Refund and their connections (not official; reduced to these fields).
+# physicalLocation is deprecated in the real API in favour of retailLocation; both are here.
+scalar UnsignedInt64
+
+enum OrderSortKeys {
+  CREATED_AT
+  CUSTOMER_NAME
+  DESTINATION
+  FINANCIAL_STATUS
+  FULFILLMENT_STATUS
+  ID
+  ORDER_NUMBER
+  PO_NUMBER
+  PROCESSED_AT
+  RELEVANCE
+  TOTAL_ITEMS_QUANTITY
+  TOTAL_PRICE
+  UPDATED_AT
+}
+
+enum RefundLineItemRestockType {
+  CANCEL
+  LEGACY_RESTOCK
+  NO_RESTOCK
+  RETURN
+}
+
+type Order implements Node {
+  id: ID!
+  legacyResourceId: UnsignedInt64!
+  name: String!
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  processedAt: DateTime!
+  cancelledAt: DateTime
+  sourceName: String
+  physicalLocation: Location @deprecated(reason: "Use `retailLocation` instead.")
+  retailLocation: Location
+  lineItems(first: Int, after: String, last: Int, before: String, reverse: Boolean = false): LineItemConnection!
+  refunds(first: Int): [Refund!]!
+}
+
+type LineItem implements Node {
+  id: ID!
+  sku: String
+  name: String!
+  quantity: Int!
+  currentQuantity: Int!
+}
+
+type Refund implements Node {
+  id: ID!
+  legacyResourceId: UnsignedInt64!
+  createdAt: DateTime
+  refundLineItems(first: Int, after: String, last: Int, before: String, reverse: Boolean = false): RefundLineItemConnection!
+}
+
+type RefundLineItem {
+  id: ID
+  lineItem: LineItem!
+  quantity: Int!
+  restockType: RefundLineItemRestockType!
+  restocked: Boolean!
+  location: Location
+}
+
+type OrderConnection {
+  edges: [OrderEdge!]!
+  nodes: [Order!]!
+  pageInfo: PageInfo!
+}
+
+type OrderEdge {
+  cursor: String!
+  node: Order!
+}
+
+type LineItemConnection {
+  edges: [LineItemEdge!]!
+  nodes: [LineItem!]!
+  pageInfo: PageInfo!
+}
+
+type LineItemEdge {
+  cursor: String!
+  node: LineItem!
+}
+
+type RefundLineItemConnection {
+  edges: [RefundLineItemEdge!]!
+  nodes: [RefundLineItem!]!
+  pageInfo: PageInfo!
+}
+
+type RefundLineItemEdge {
+  cursor: String!
+  node: RefundLineItem!
 }
 
 type App implements Node {
@@ -1125,6 +1236,478 @@ class Listings:
 
 
 # ----------------------------------------------------------------------------------------
+# Orders, and the webhooks that announce them
+# ----------------------------------------------------------------------------------------
+
+ORDER_TOPICS = ("orders/create", "orders/cancelled", "refunds/create")
+RESTOCK_TYPES = ("no_restock", "cancel", "return", "legacy_restock")
+MAX_PAGE = 250                           # first/last of a connection, as Shopify
+FIRST_ORDER_ID = 5_000_000_001           # ids above 2^32, as real ones are
+FIRST_LINE_ID = 13_000_000_001
+FIRST_REFUND_ID = 900_000_001
+SEARCH_TERM = re.compile(r"^(updated_at|created_at|processed_at):(>=|<=|>|<)?('([^']*)'|\"([^\"]*)\"|(\S+))$")
+
+
+def rest_time(seconds, offset_minutes):
+    """A REST (webhook) time: the shop's UTC offset, as in "2026-11-27T04:30:00-05:00"."""
+    zone = datetime.timezone(datetime.timedelta(minutes=offset_minutes))
+    return datetime.datetime.fromtimestamp(seconds, zone).isoformat(timespec="seconds")
+
+
+def parse_time(value):
+    """Epoch seconds of a number or an RFC 3339 text ("2026-11-27T09:30:00Z", offsets allowed)."""
+    if isinstance(value, bool):
+        raise ValueError("a time must be epoch seconds or RFC 3339 text")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("a time must be epoch seconds or RFC 3339 text")
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not an RFC 3339 time: %r" % value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
+@dataclasses.dataclass
+class OrderLine:
+    id: int
+    sku: object                  # str or None (a custom item)
+    quantity: int
+    level: object = None         # (item_id, location_id) whose available it lowered, or None
+    restocked: int = 0           # units given back (cancel, refunds)
+
+
+@dataclasses.dataclass
+class Order:
+    id: int
+    name: str
+    source_name: str
+    location_id: object          # the POS location (int) or None
+    created_at: float
+    updated_at: float
+    lines: list
+    cancelled_at: object = None
+    refunds: list = dataclasses.field(default_factory=list)
+
+
+class Orders:
+    """Orders created through the control API, their effect on the levels, and their views
+    (webhook payloads and GraphQL objects)."""
+
+    def __init__(self, clock, listings, config):
+        self.clock = clock
+        self.listings = listings
+        self.config = config
+        self.orders = {}
+        self.next_order_id = FIRST_ORDER_ID
+        self.next_line_id = FIRST_LINE_ID
+        self.next_refund_id = FIRST_REFUND_ID
+
+    def _touch(self, order):
+        """updated_at moves forward with every change, never backwards (the clock may be set)."""
+        order.updated_at = max(self.clock.now(), order.updated_at)
+
+    def _level_for(self, sku, location_id):
+        """The level an order line draws on: its SKU's item at location_id, else at the lowest
+        location where the item is stocked; None when the SKU maps to no seeded item."""
+        items = [i for i in self.listings.items.values() if i.sku == sku and i.exists]
+        if not items or sku is None:
+            return None
+        item = min(items, key=lambda i: i.id)
+        candidates = sorted((l for l in self.listings.levels.values() if l.item_id == item.id and l.stocked),
+                            key=lambda l: l.location_id)
+        if location_id is not None:
+            candidates = [l for l in candidates if l.location_id == location_id]
+        return candidates[0] if candidates else None
+
+    def create(self, spec):
+        lines_spec = spec.get("line_items")
+        if not isinstance(lines_spec, list) or not lines_spec:
+            raise ValueError("an order needs line_items: [{sku, quantity}]")
+        source = spec.get("source_name", "web")
+        if not isinstance(source, str) or not source:
+            raise ValueError("source_name must be a text")
+        location_id = None
+        if spec.get("location_id") is not None:
+            location_id = Listings._required_id(spec["location_id"], "Location")
+        number = spec.get("id", self.next_order_id)
+        if isinstance(number, bool) or not isinstance(number, int) or number <= 0 or number in self.orders:
+            raise ValueError("id must be a new positive integer")
+        now = self.clock.now()
+        created = parse_time(spec["created_at"]) if "created_at" in spec else now
+        lines = []
+        for entry in lines_spec:
+            if not isinstance(entry, dict):
+                raise ValueError("a line item must be an object")
+            quantity = Listings._required_int(entry.get("quantity", 1), "quantity")
+            if quantity < 1 or quantity > 1_000_000:
+                raise ValueError("quantity must be 1..1000000")
+            sku = entry.get("sku")
+            if sku is not None and not isinstance(sku, str):
+                raise ValueError("sku must be a text or null")
+            lines.append(OrderLine(self.next_line_id, sku, quantity))
+            self.next_line_id += 1
+        # Inventory: available falls and committed rises at the line's level (the POS
+        # location for a till sale, else the item's first stocked location, or the one named
+        # by fulfillment_location_id).
+        fulfilment = location_id
+        if spec.get("fulfillment_location_id") is not None:
+            fulfilment = Listings._required_id(spec["fulfillment_location_id"], "Location")
+        for line in lines:
+            level = self._level_for(line.sku, fulfilment)
+            if level is not None:
+                level.quantities["available"] -= line.quantity
+                level.quantities["committed"] += line.quantity
+                level.updated_at = now
+                line.level = (level.item_id, level.location_id)
+        order = Order(number, "#%d" % (1000 + len(self.orders) + 1), source, location_id, created,
+                      max(now, created), lines)
+        self.orders[number] = order
+        self.next_order_id = max(self.next_order_id, number) + 1
+        return order
+
+    def _order(self, spec, key="id"):
+        number = spec.get(key, spec.get("order_id"))
+        if isinstance(number, str):
+            number = parse_gid(number, "Order")
+        order = self.orders.get(number) if isinstance(number, int) and not isinstance(number, bool) else None
+        if order is None:
+            raise ValueError("unknown order %r" % spec.get(key, spec.get("order_id")))
+        return order
+
+    def _give_back(self, line, quantity, from_committed=True):
+        quantity = min(quantity, line.quantity - line.restocked)
+        if quantity <= 0:
+            return 0
+        line.restocked += quantity
+        level = self.listings.levels.get(line.level) if line.level is not None else None
+        if level is not None:
+            level.quantities["available"] += quantity
+            if from_committed:
+                level.quantities["committed"] -= min(quantity, level.quantities["committed"])
+            level.updated_at = self.clock.now()
+        return quantity
+
+    def cancel(self, spec):
+        order = self._order(spec)
+        if order.cancelled_at is not None:
+            raise ValueError("order %d is already cancelled" % order.id)
+        restock = spec.get("restock", True)
+        if not isinstance(restock, bool):
+            raise ValueError("restock must be true or false")
+        if restock:
+            for line in order.lines:
+                self._give_back(line, line.quantity)
+        order.cancelled_at = self.clock.now()
+        self._touch(order)
+        return order
+
+    def refund(self, spec):
+        order = self._order(spec)
+        entries = spec.get("lines", spec.get("refund_line_items"))
+        if not isinstance(entries, list) or not entries:
+            raise ValueError("a refund needs lines: [{line_item_id, quantity, restock_type}]")
+        by_id = {line.id: line for line in order.lines}
+        refund_lines = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise ValueError("a refund line must be an object")
+            line = by_id.get(entry.get("line_item_id"))
+            if line is None:
+                raise ValueError("line_item_id %r is not a line of order %d" % (entry.get("line_item_id"), order.id))
+            quantity = Listings._required_int(entry.get("quantity", line.quantity), "quantity")
+            restock = entry.get("restock_type", "return")
+            if restock not in RESTOCK_TYPES:
+                raise ValueError("restock_type must be one of " + ", ".join(RESTOCK_TYPES))
+            if quantity < 1 or quantity > line.quantity:
+                raise ValueError("quantity must be 1..%d" % line.quantity)
+            if restock != "no_restock":
+                self._give_back(line, quantity)
+            refund_lines.append({"id": self.next_refund_id * 10 + index, "line": line, "quantity": quantity,
+                                 "restock_type": restock})
+        refund = {"id": self.next_refund_id, "created_at": self.clock.now(), "lines": refund_lines}
+        self.next_refund_id += 1
+        order.refunds.append(refund)
+        self._touch(order)
+        return order, refund
+
+    # -- views ---------------------------------------------------------------------------
+
+    def _rest_line(self, line):
+        return {"id": line.id, "admin_graphql_api_id": gid("LineItem", line.id), "sku": line.sku,
+                "quantity": line.quantity, "current_quantity": line.quantity - line.restocked,
+                "variant_inventory_management": "shopify" if line.level is not None else None}
+
+    def rest_refund(self, order, refund):
+        offset = self.config.shop_utc_offset_minutes
+        return {"id": refund["id"], "admin_graphql_api_id": gid("Refund", refund["id"]), "order_id": order.id,
+                "created_at": rest_time(refund["created_at"], offset),
+                "refund_line_items": [{
+                    "id": entry["id"], "line_item_id": entry["line"].id, "quantity": entry["quantity"],
+                    "restock_type": entry["restock_type"],
+                    "location_id": entry["line"].level[1] if entry["line"].level is not None else None,
+                    "line_item": self._rest_line(entry["line"])} for entry in refund["lines"]]}
+
+    def rest_order(self, order):
+        """The order as the REST API and the order webhooks carry it (the fields used here)."""
+        offset = self.config.shop_utc_offset_minutes
+        return {"id": order.id, "admin_graphql_api_id": gid("Order", order.id), "name": order.name,
+                "created_at": rest_time(order.created_at, offset),
+                "updated_at": rest_time(order.updated_at, offset),
+                "processed_at": rest_time(order.created_at, offset),
+                "cancelled_at": rest_time(order.cancelled_at, offset) if order.cancelled_at is not None else None,
+                "cancel_reason": "customer" if order.cancelled_at is not None else None,
+                "source_name": order.source_name,
+                "location_id": order.location_id,
+                "line_items": [self._rest_line(line) for line in order.lines],
+                "refunds": [self.rest_refund(order, refund) for refund in order.refunds]}
+
+    def order_view(self, order):
+        location = self.listings.locations.get(order.location_id) if order.location_id is not None else None
+        location_view = self.listings.location_view(location) if location is not None else None
+        return {"__typename": "Order", "id": gid("Order", order.id), "legacyResourceId": str(order.id),
+                "name": order.name, "createdAt": iso_time(order.created_at),
+                "updatedAt": iso_time(order.updated_at), "processedAt": iso_time(order.created_at),
+                "cancelledAt": iso_time(order.cancelled_at) if order.cancelled_at is not None else None,
+                "sourceName": order.source_name, "physicalLocation": location_view,
+                "retailLocation": location_view, "_order": order.id}
+
+    @staticmethod
+    def line_view(line):
+        return {"__typename": "LineItem", "id": gid("LineItem", line.id), "sku": line.sku,
+                "quantity": line.quantity, "currentQuantity": line.quantity - line.restocked,
+                "name": line.sku or "Custom item"}
+
+    def snapshot(self):
+        return [dict(self.rest_order(o), updatedAt=iso_time(o.updated_at))
+                for o in sorted(self.orders.values(), key=lambda o: o.id)]
+
+    # -- search --------------------------------------------------------------------------
+
+    @staticmethod
+    def search(query):
+        """A predicate for Shopify's search syntax, as far as the stand-in reads it: terms
+        `updated_at|created_at|processed_at:[>|>=|<|<=]VALUE` (VALUE quoted or not), joined by
+        spaces or AND.  Anything else is refused (a field error), never silently ignored."""
+        tests = []
+        for term in (query or "").replace(" AND ", " ").split():
+            match = SEARCH_TERM.match(term)
+            if match is None:
+                raise graphql.GraphQLError("The stand-in does not read the search term %r" % term,
+                                           extensions={"code": "INVALID_SEARCH_QUERY"})
+            field, operator = match.group(1), match.group(2) or ":"
+            raw = next(g for g in (match.group(4), match.group(5), match.group(6)) if g is not None)
+            try:
+                value = parse_time(raw if "T" in raw else raw + "T00:00:00Z")
+            except ValueError:
+                raise graphql.GraphQLError("Invalid time in search term %r" % term,
+                                           extensions={"code": "INVALID_SEARCH_QUERY"})
+            attribute = {"updated_at": "updated_at", "created_at": "created_at", "processed_at": "created_at"}[field]
+            tests.append((attribute, operator, value))
+
+        def accepts(order):
+            for attribute, operator, value in tests:
+                # Shopify's search compares whole seconds.
+                have = int(getattr(order, attribute))
+                if not {">": have > value, ">=": have >= value, "<": have < value, "<=": have <= value,
+                        ":": have == int(value)}[operator]:
+                    return False
+            return True
+        return accepts
+
+
+@dataclasses.dataclass
+class Delivery:
+    """One webhook delivery (a duplicate is another delivery of the same event)."""
+    webhook_id: str
+    event_id: str
+    topic: str
+    url: str
+    secret: str
+    body: bytes
+    order_id: int
+    due: float                   # time.monotonic() of the next attempt
+    attempts: int = 0
+    state: str = "pending"       # pending | delivered | failed | dropped
+    late: bool = False
+    duplicate: bool = False
+    statuses: list = dataclasses.field(default_factory=list)
+
+
+class Webhooks:
+    """Subscriptions and a background thread that delivers order events the way Shopify does:
+    a POST of the raw JSON with X-Shopify-Topic, X-Shopify-Hmac-SHA256 (base64 HMAC-SHA256 of
+    the body keyed with the subscription's secret), X-Shopify-Webhook-Id, X-Shopify-Event-Id,
+    X-Shopify-Shop-Domain, X-Shopify-API-Version and X-Shopify-Triggered-At.  A delivery
+    answered with anything but 2xx, or not answered within webhook_timeout_seconds, is tried
+    again after webhook_retry_initial_seconds doubling up to webhook_retry_max_seconds, at most
+    webhook_max_attempts times in all.  Delays are in real time (the stand-in's clock may be
+    frozen; a delivery is a real HTTP request)."""
+
+    def __init__(self, config):
+        self.config = config
+        self.condition = threading.Condition()
+        self.subscriptions = []
+        self.queue = []              # Delivery, ordered by due when taken
+        self.deliveries = []         # every Delivery made, for the control API
+        self.attempt_log = []        # one entry per attempt
+        self.sequence = 0
+        self.generation = 0
+        self.random = None
+        self._seed_random()
+        self.thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+        self.thread.start()
+
+    def _seed_random(self):
+        import random
+        self.random = random.Random(self.config.webhook_seed)
+
+    def reset(self, config):
+        with self.condition:
+            self.config = config
+            self.subscriptions = []
+            self.queue = []
+            self.deliveries = []
+            self.attempt_log = []
+            self.generation += 1
+            self._seed_random()
+            self.condition.notify_all()
+
+    def subscribe(self, spec):
+        url = spec.get("url")
+        secret = spec.get("secret")
+        topics = spec.get("topics", list(ORDER_TOPICS))
+        if not isinstance(url, str) or not re.match(r"^http://[^/\s]+(/\S*)?$", url):
+            raise ValueError("url must be an http:// URL")
+        if not isinstance(secret, str) or not secret:
+            raise ValueError("secret must be a non-empty text")
+        if not isinstance(topics, list) or not topics or any(t not in ORDER_TOPICS for t in topics):
+            raise ValueError("topics must be a list of: " + ", ".join(ORDER_TOPICS))
+        with self.condition:
+            if spec.get("replace", True):
+                self.subscriptions = []
+            subscription = {"id": len(self.subscriptions) + 1, "url": url, "secret": secret, "topics": list(topics)}
+            self.subscriptions.append(subscription)
+            return {"subscriptions": [dict(s, secret="***") for s in self.subscriptions]}
+
+    def publish(self, topic, payload, order_id):
+        """Queues the event for every subscription to topic, with the configured drops,
+        lateness and duplicates."""
+        body = json.dumps(payload).encode()
+        config = self.config
+        with self.condition:
+            self.sequence += 1
+            event_id = "evt-%d-%d" % (self.generation, self.sequence)
+            now = time.monotonic()
+            for subscription in self.subscriptions:
+                if topic not in subscription["topics"]:
+                    continue
+                copies = 1 + (1 if self.random.random() < config.webhook_duplicate_rate else 0)
+                for copy_index in range(copies):
+                    self.sequence += 1
+                    webhook_id = "wh-%d-%d" % (self.generation, self.sequence)
+                    if copy_index and config.webhook_duplicate_same_id:
+                        webhook_id = self.deliveries[-1].webhook_id
+                    late = self.random.random() < config.webhook_late_rate
+                    due = now + config.webhook_delay_seconds
+                    if late:
+                        due += self.random.uniform(0.5, 1.0) * config.webhook_late_seconds
+                    if copy_index:
+                        due += self.random.uniform(0.0, max(0.05, config.webhook_late_seconds))
+                    delivery = Delivery(webhook_id, event_id, topic, subscription["url"], subscription["secret"],
+                                        body, order_id, due, late=late, duplicate=bool(copy_index))
+                    dropped = config.webhook_drop or self.random.random() < config.webhook_drop_rate
+                    if dropped:
+                        delivery.state = "dropped"
+                    else:
+                        self.queue.append(delivery)
+                    self.deliveries.append(delivery)
+                    if len(self.deliveries) > MAX_LOG_ENTRIES:
+                        del self.deliveries[: len(self.deliveries) - MAX_LOG_ENTRIES]
+            self.condition.notify_all()
+
+    def status(self, since=0):
+        with self.condition:
+            counts = {}
+            for delivery in self.deliveries:
+                counts[delivery.state] = counts.get(delivery.state, 0) + 1
+            return {"pending": sum(1 for d in self.deliveries if d.state == "pending"),
+                    "counts": counts,
+                    "subscriptions": [dict(s, secret="***") for s in self.subscriptions],
+                    "deliveries": [{"webhookId": d.webhook_id, "eventId": d.event_id, "topic": d.topic,
+                                    "orderId": d.order_id, "state": d.state, "attempts": d.attempts,
+                                    "statuses": list(d.statuses), "late": d.late, "duplicate": d.duplicate}
+                                   for d in self.deliveries],
+                    "attempts": [a for a in self.attempt_log if a["seq"] > since]}
+
+    def _run(self):
+        while True:
+            with self.condition:
+                if not self.queue:
+                    self.condition.wait(1.0)
+                    continue
+                self.queue.sort(key=lambda d: d.due)
+                wait = self.queue[0].due - time.monotonic()
+                if wait > 0:
+                    self.condition.wait(min(wait, 1.0))
+                    continue
+                delivery = self.queue.pop(0)
+                generation = self.generation
+                config = self.config
+                delivery.attempts += 1
+            status, outcome = self._send(delivery, config)
+            with self.condition:
+                if generation != self.generation:
+                    continue             # reset meanwhile: forgotten
+                delivery.statuses.append(status)
+                self.attempt_log.append({"seq": len(self.attempt_log) + 1, "webhookId": delivery.webhook_id,
+                                         "topic": delivery.topic, "orderId": delivery.order_id,
+                                         "attempt": delivery.attempts, "status": status, "outcome": outcome})
+                if len(self.attempt_log) > MAX_LOG_ENTRIES:
+                    del self.attempt_log[: len(self.attempt_log) - MAX_LOG_ENTRIES]
+                if status is not None and 200 <= status < 300:
+                    delivery.state = "delivered"
+                elif delivery.attempts >= config.webhook_max_attempts:
+                    delivery.state = "failed"
+                else:
+                    step = config.webhook_retry_initial_seconds * (2 ** (delivery.attempts - 1))
+                    delivery.due = time.monotonic() + min(step, config.webhook_retry_max_seconds)
+                    self.queue.append(delivery)
+
+    @staticmethod
+    def _send(delivery, config):
+        """(status or None, outcome) of one POST."""
+        import hashlib
+        import hmac
+        import http.client
+        url = urllib.parse.urlsplit(delivery.url)
+        signature = base64.b64encode(hmac.new(delivery.secret.encode(), delivery.body, hashlib.sha256).digest())
+        headers = {"Content-Type": "application/json", "X-Shopify-Topic": delivery.topic,
+                   "X-Shopify-Hmac-SHA256": signature.decode(), "X-Shopify-Webhook-Id": delivery.webhook_id,
+                   "X-Shopify-Event-Id": delivery.event_id, "X-Shopify-Shop-Domain": config.shop_domain,
+                   "X-Shopify-API-Version": config.webhook_api_version,
+                   "X-Shopify-Triggered-At": iso_time(time.time())}
+        connection = http.client.HTTPConnection(url.hostname, url.port or 80,
+                                                timeout=config.webhook_timeout_seconds)
+        try:
+            connection.request("POST", (url.path or "/") + ("?" + url.query if url.query else ""),
+                               body=delivery.body, headers=headers)
+            response = connection.getresponse()
+            response.read(65536)
+            return response.status, "answered"
+        except (OSError, http.client.HTTPException) as error:
+            return None, type(error).__name__
+        finally:
+            connection.close()
+
+
+# ----------------------------------------------------------------------------------------
 # Resolvers
 # ----------------------------------------------------------------------------------------
 
@@ -1153,6 +1736,11 @@ class Resolvers:
             ("InventoryLevel", "item", r.level_item),
             ("InventoryLevel", "location", r.level_location),
             ("InventoryLevel", "quantities", r.level_quantities),
+            ("QueryRoot", "order", r.order),
+            ("QueryRoot", "orders", r.orders),
+            ("Order", "lineItems", r.order_lines),
+            ("Order", "refunds", r.order_refunds),
+            ("Refund", "refundLineItems", r.refund_lines),
         ):
             set_resolver(schema, type_name, field_name, resolver)
         schema.get_type("Node").resolve_type = r.resolve_type
@@ -1279,6 +1867,103 @@ class Resolvers:
                              "endCursor": edges[-1]["cursor"] if edges else None}}
 
     @staticmethod
+    def _check_page(arguments):
+        first, last = arguments.get("first"), arguments.get("last")
+        if first is None and last is None:
+            raise graphql.GraphQLError("you must provide one of first or last")
+        for name in ("first", "last"):
+            if arguments.get(name) is not None and not 0 <= arguments[name] <= MAX_PAGE:
+                raise graphql.GraphQLError("The %s argument must be 0..%d" % (name, MAX_PAGE),
+                                           extensions={"code": "BAD_REQUEST"})
+
+    @staticmethod
+    def _page(entries, arguments, key, view):
+        """A Relay connection over entries sorted by key(entry) (a tuple, unique); a cursor is
+        the base64 JSON of its sort key, so a page boundary holds while entries change."""
+        Resolvers._check_page(arguments)
+        first, last = arguments.get("first"), arguments.get("last")
+        entries = sorted(entries, key=key, reverse=bool(arguments.get("reverse")))
+        cursor = lambda entry: base64.b64encode(json.dumps(list(key(entry))).encode()).decode()
+
+        def decode(text):
+            try:
+                value = json.loads(base64.b64decode(text.encode(), validate=True).decode())
+            except (ValueError, UnicodeDecodeError):
+                raise graphql.GraphQLError("Invalid cursor %r" % text, extensions={"code": "BAD_REQUEST"})
+            if not isinstance(value, list):
+                raise graphql.GraphQLError("Invalid cursor %r" % text, extensions={"code": "BAD_REQUEST"})
+            return tuple(value)
+        after, before = arguments.get("after"), arguments.get("before")
+        descending = bool(arguments.get("reverse"))
+        if after is not None:
+            mark = decode(after)
+            entries = [e for e in entries if (key(e) < mark if descending else key(e) > mark)]
+        if before is not None:
+            mark = decode(before)
+            entries = [e for e in entries if (key(e) > mark if descending else key(e) < mark)]
+        more_after = more_before = False
+        if first is not None:
+            more_after = len(entries) > first
+            entries = entries[:first]
+        if last is not None:
+            more_before = len(entries) > last
+            entries = entries[max(0, len(entries) - last):]
+        edges = [{"cursor": cursor(e), "node": view(e)} for e in entries]
+        return {"edges": edges, "nodes": [e["node"] for e in edges],
+                "pageInfo": {"hasNextPage": more_after, "hasPreviousPage": more_before or after is not None,
+                             "startCursor": edges[0]["cursor"] if edges else None,
+                             "endCursor": edges[-1]["cursor"] if edges else None}}
+
+    @staticmethod
+    def order(root, info, id):
+        orders = info.context.standin.orders
+        number = parse_gid(id, "Order") if isinstance(id, str) else None
+        order = orders.orders.get(number)
+        return orders.order_view(order) if order is not None else None
+
+    ORDER_SORT = {"UPDATED_AT": "updated_at", "CREATED_AT": "created_at", "PROCESSED_AT": "created_at"}
+
+    @staticmethod
+    def orders(root, info, query=None, sortKey="PROCESSED_AT", **arguments):
+        orders = info.context.standin.orders
+        accepts = Orders.search(query)
+        sort_value = Resolvers.ORDER_SORT.get(getattr(sortKey, "value", sortKey))
+        if sort_value is None:                   # ID, and the keys the stand-in does not model
+            key = lambda order: (order.id,)
+        else:
+            key = lambda order: (int(getattr(order, sort_value)), order.id)
+        selected = [o for o in orders.orders.values() if accepts(o)]
+        return Resolvers._page(selected, arguments, key, orders.order_view)
+
+    @staticmethod
+    def order_lines(order_view, info, **arguments):
+        order = info.context.standin.orders.orders[order_view["_order"]]
+        return Resolvers._page(order.lines, arguments, lambda line: (line.id,), Orders.line_view)
+
+    @staticmethod
+    def order_refunds(order_view, info, first=None):
+        orders = info.context.standin.orders
+        order = orders.orders[order_view["_order"]]
+        refunds = order.refunds[:first] if first is not None else order.refunds
+        return [{"__typename": "Refund", "id": gid("Refund", r["id"]), "legacyResourceId": str(r["id"]),
+                 "createdAt": iso_time(r["created_at"]), "_refund": (order.id, r["id"])} for r in refunds]
+
+    @staticmethod
+    def refund_lines(refund_view, info, **arguments):
+        standin = info.context.standin
+        order_id, refund_id = refund_view["_refund"]
+        refund = next(r for r in standin.orders.orders[order_id].refunds if r["id"] == refund_id)
+
+        def view(entry):
+            line = entry["line"]
+            location = standin.listings.locations.get(line.level[1]) if line.level is not None else None
+            return {"id": gid("RefundLineItem", entry["id"]), "lineItem": Orders.line_view(line),
+                    "quantity": entry["quantity"], "restockType": entry["restock_type"].upper(),
+                    "restocked": entry["restock_type"] != "no_restock",
+                    "location": standin.listings.location_view(location) if location is not None else None}
+        return Resolvers._page(refund["lines"], arguments, lambda entry: (entry["id"],), view)
+
+    @staticmethod
     def level_item(level, info):
         listings = info.context.listings
         return listings.item_view(listings.items[level["_level"][0]])
@@ -1320,6 +2005,21 @@ class Config:
     idempotency_ttl_seconds: float = 86400.0  # how long a key is remembered [unverified]
     partial_apply: bool = False               # apply the valid quantities of a failing call
     max_hang_seconds: float = 30.0            # bound of `timeout` and `delay` faults
+    shop_domain: str = "skuld-standin.myshopify.com"   # X-Shopify-Shop-Domain
+    shop_utc_offset_minutes: int = -300       # REST and webhook times are in the shop's zone
+    webhook_api_version: str = "2025-01"      # X-Shopify-API-Version of deliveries
+    webhook_timeout_seconds: float = 5.0      # a delivery not answered by then failed
+    webhook_max_attempts: int = 8             # attempts per delivery, the first included
+    webhook_retry_initial_seconds: float = 1.0    # first retry after this, doubling ...
+    webhook_retry_max_seconds: float = 60.0   # ... up to this [Shopify: 8 tries over 4 hours]
+    webhook_duplicate_rate: float = 0.0       # share of events delivered twice
+    webhook_duplicate_same_id: bool = False   # a duplicate keeps X-Shopify-Webhook-Id
+    webhook_delay_seconds: float = 0.0        # every delivery this late
+    webhook_late_rate: float = 0.0            # share delivered late ...
+    webhook_late_seconds: float = 2.0         # ... by up to this much more (real seconds)
+    webhook_drop: bool = False                # every delivery dropped (missed webhooks)
+    webhook_drop_rate: float = 0.0            # share of deliveries dropped
+    webhook_seed: int = 1                     # the random draws (duplicates, lateness, drops)
 
     def update(self, changes):
         """Applies a JSON object of settings; raises ValueError naming a bad one."""
@@ -1339,10 +2039,19 @@ class Config:
             elif isinstance(current, bool):
                 if not isinstance(value, bool):
                     raise ValueError("%s must be true or false" % key)
+            elif key == "shop_utc_offset_minutes":
+                if isinstance(value, bool) or not isinstance(value, int) or not -840 <= value <= 840:
+                    raise ValueError("shop_utc_offset_minutes must be an integer -840..840")
             elif isinstance(current, (int, float)):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                     raise ValueError("%s must be a non-negative number" % key)
                 value = type(current)(value)
+            if key.endswith("_rate") and key.startswith("webhook_") and value > 1:
+                raise ValueError("%s must be 0..1" % key)
+            if key == "webhook_max_attempts" and value < 1:
+                raise ValueError("webhook_max_attempts must be at least 1")
+            if key in ("shop_domain", "webhook_api_version") and (not isinstance(value, str) or not value):
+                raise ValueError("%s must be a non-empty text" % key)
             if key == "throttle_status" and value not in (200, 429):
                 raise ValueError("throttle_status must be 200 or 429")
             setattr(self, key, value)
@@ -1506,6 +2215,8 @@ class Standin:
         self.lock = threading.Lock()
         self.clock = Clock()
         self.listings = Listings(self.clock)
+        self.orders = Orders(self.clock, self.listings, config)
+        self.webhooks = Webhooks(config)
         self.bucket = CostBucket(self.clock, config.bucket_capacity, config.restore_rate)
         self.idempotency = {}            # key -> IdempotencyRecord
         self.faults = []
@@ -1523,6 +2234,8 @@ class Standin:
         """Back to the settings it started with: forgets requests, faults and idempotency keys,
         fills the bucket and lets the clock run; keeps the listings and the clock's time."""
         self.config = copy.deepcopy(self.initial_config)
+        self.orders = Orders(self.clock, self.listings, self.config)
+        self.webhooks.reset(self.config)
         self.idempotency.clear()
         self.faults.clear()
         self.log.entries.clear()
@@ -1830,6 +2543,9 @@ class Control:
             try:
                 if method == "GET" and route == "state":
                     return json_reply(200, self.state())
+                if method == "GET" and route == "webhooks":
+                    since = int((query.get("since") or ["0"])[0])
+                    return json_reply(200, standin.webhooks.status(since))
                 if method == "GET" and route == "log":
                     since = int((query.get("since") or ["0"])[0])
                     return Reply(200, standin.log.lines(since).encode(), {"Content-Type": "application/x-ndjson"})
@@ -1852,6 +2568,7 @@ class Control:
                     config=dataclasses.asdict(standin.config),
                     faults=[dataclasses.asdict(f) for f in standin.faults],
                     idempotencyKeys={k: r.state for k, r in standin.idempotency.items()},
+                    orders=standin.orders.snapshot(),
                     requests=standin.log.sequence)
 
     def post_seed(self, spec):
@@ -1916,6 +2633,31 @@ class Control:
 
     def post_location(self, spec):
         return dataclasses.asdict(self.standin.listings.update_location(spec))
+
+    def post_order(self, spec):
+        """An order: inventory moves at once, then orders/create is delivered."""
+        standin = self.standin
+        order = standin.orders.create(spec)
+        payload = standin.orders.rest_order(order)
+        standin.webhooks.publish("orders/create", payload, order.id)
+        return payload
+
+    def post_cancel(self, spec):
+        standin = self.standin
+        order = standin.orders.cancel(spec)
+        payload = standin.orders.rest_order(order)
+        standin.webhooks.publish("orders/cancelled", payload, order.id)
+        return payload
+
+    def post_refund(self, spec):
+        standin = self.standin
+        order, refund = standin.orders.refund(spec)
+        payload = standin.orders.rest_refund(order, refund)
+        standin.webhooks.publish("refunds/create", payload, order.id)
+        return payload
+
+    def post_webhooks(self, spec):
+        return self.standin.webhooks.subscribe(spec)
 
     def post_tokens(self, spec):
         self.standin.config.update({"tokens": spec.get("tokens")})

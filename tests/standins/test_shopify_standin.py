@@ -719,3 +719,265 @@ class RequestLogAndState(StandinTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+ORDERS_QUERY = """
+query Orders($first: Int!, $after: String, $query: String) {
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node { id legacyResourceId createdAt updatedAt cancelledAt sourceName
+      physicalLocation { id } lineItems(first: 20) { pageInfo { hasNextPage } nodes { id sku quantity } } } }
+  }
+}"""
+
+
+class WebhookReceiver:
+    """A local HTTP server that records what the stand-in delivers and answers `status`."""
+
+    def __init__(self, status=200):
+        import http.server
+        receiver = self
+        self.status = status
+        self.received = []
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.lock:
+                    receiver.received.append((dict(self.headers), body))
+                    status = receiver.status
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/webhooks/shopify" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def settle(timeout=10):
+    """The webhook status once nothing is pending (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = control("webhooks", method="GET")
+        if status["pending"] == 0 or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
+
+
+class Orders(StandinTest):
+    def test_an_order_lowers_available_and_raises_committed(self):
+        order = control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 3}, {"sku": None, "quantity": 1}]})
+        self.assertEqual(order["source_name"], "web")
+        self.assertEqual([line["quantity"] for line in order["line_items"]], [3, 1])
+        level = level_state(101, 1)
+        self.assertEqual((level["available"], level["committed"], level["on_hand"]), (7, 3, 10))
+        self.assertEqual(level_state(101, 2)["available"], 4)
+
+    def test_a_pos_order_draws_on_its_location(self):
+        order = control("order", {"source_name": "pos", "location_id": 2,
+                                  "line_items": [{"sku": "MUG-RED", "quantity": 1}]})
+        self.assertEqual(order["location_id"], 2)
+        self.assertEqual(level_state(101, 2)["available"], 3)
+        self.assertEqual(level_state(101, 1)["available"], 10)
+
+    def test_cancel_and_refunds_give_units_back_once(self):
+        order = control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 4}]})
+        line = order["line_items"][0]["id"]
+        refund = control("refund", {"id": order["id"], "lines": [
+            {"line_item_id": line, "quantity": 1, "restock_type": "cancel"},
+            {"line_item_id": line, "quantity": 1, "restock_type": "no_restock"}]})
+        self.assertEqual([r["restock_type"] for r in refund["refund_line_items"]], ["cancel", "no_restock"])
+        self.assertEqual(refund["order_id"], order["id"])
+        self.assertEqual(level_state(101, 1)["available"], 7)
+        cancelled = control("cancel", {"id": order["id"]})
+        self.assertIsNotNone(cancelled["cancelled_at"])
+        level = level_state(101, 1)
+        self.assertEqual((level["available"], level["committed"]), (10, 0))
+        status, _, _ = http_request("POST", "/_control/cancel", json.dumps({"id": order["id"]}).encode())
+        self.assertEqual(status, 400)
+
+    def test_bad_orders_are_refused(self):
+        for spec in ({}, {"line_items": []}, {"line_items": [{"sku": "X", "quantity": 0}]},
+                     {"line_items": [{"sku": 5, "quantity": 1}]}, {"location_id": "gid://shopify/Item/1",
+                                                                  "line_items": [{"sku": "X"}]}):
+            status, _, body = http_request("POST", "/_control/order", json.dumps(spec).encode())
+            self.assertEqual(status, 400, (spec, body))
+        status, _, _ = http_request("POST", "/_control/refund", json.dumps({"id": 1, "lines": []}).encode())
+        self.assertEqual(status, 400)
+
+    def test_rest_times_are_in_the_shops_zone_and_graphql_times_in_utc(self):
+        control("clock", {"now": 1795000000})
+        order = control("order", {"line_items": [{"sku": "CAP", "quantity": 1}]})
+        self.assertTrue(order["created_at"].endswith("-05:00"), order["created_at"])
+        node = self.gql(ORDERS_QUERY, {"first": 5})["data"]["orders"]["edges"][0]["node"]
+        self.assertEqual(node["createdAt"], "2026-11-18T11:06:40Z")
+        self.assertEqual(order["created_at"], "2026-11-18T06:06:40-05:00")
+
+
+class OrdersQuery(StandinTest):
+    def test_the_fields_the_gateway_reads(self):
+        order = control("order", {"source_name": "pos", "location_id": 2,
+                                  "line_items": [{"sku": "MUG-RED", "quantity": 2}]})
+        answer = self.gql(ORDERS_QUERY, {"first": 10})
+        self.assertNotIn("errors", answer)
+        node = answer["data"]["orders"]["edges"][0]["node"]
+        self.assertEqual(node["id"], "gid://shopify/Order/%d" % order["id"])
+        self.assertEqual(node["legacyResourceId"], str(order["id"]))
+        self.assertEqual(node["sourceName"], "pos")
+        self.assertEqual(node["physicalLocation"], {"id": LOCATION % 2})
+        self.assertIsNone(node["cancelledAt"])
+        self.assertEqual(node["lineItems"]["nodes"],
+                         [{"id": "gid://shopify/LineItem/%d" % order["line_items"][0]["id"], "sku": "MUG-RED",
+                           "quantity": 2}])
+
+    def test_pages_sorted_by_updated_at_with_stable_cursors(self):
+        control("clock", {"freeze": True, "now": 1790000000})
+        ids = []
+        for n in range(5):
+            ids.append(control("order", {"line_items": [{"sku": "CAP", "quantity": 1}]})["id"])
+            control("clock", {"advance": 10})
+        control("cancel", {"id": ids[0]})          # now the latest updated
+        seen, after = [], None
+        for _ in range(10):
+            page = self.gql(ORDERS_QUERY, {"first": 2, "after": after})["data"]["orders"]
+            seen.extend(int(e["node"]["legacyResourceId"]) for e in page["edges"])
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        self.assertEqual(seen, ids[1:] + ids[:1])
+
+    def test_the_updated_at_filter(self):
+        control("clock", {"freeze": True, "now": 1790000000})
+        first = control("order", {"line_items": [{"sku": "CAP", "quantity": 1}]})["id"]
+        control("clock", {"advance": 100})
+        second = control("order", {"line_items": [{"sku": "CAP", "quantity": 1}]})["id"]
+        t0 = "2026-09-21T14:13:20Z"            # 1790000000
+        t1 = "2026-09-21T14:15:00Z"            # 1790000100
+        for query, expected in (("updated_at:>'%s'" % t0, [second]),
+                                ("updated_at:>='%s'" % t0, [first, second]),
+                                ("updated_at:<%s" % t1, [first]),
+                                ("created_at:>'%s' AND updated_at:<'2030-01-01T00:00:00Z'" % t0, [second])):
+            edges = self.gql(ORDERS_QUERY, {"first": 10, "query": query})["data"]["orders"]["edges"]
+            self.assertEqual([int(e["node"]["legacyResourceId"]) for e in edges], expected, query)
+
+    def test_an_unknown_search_term_and_a_bad_cursor_are_errors(self):
+        answer = self.gql(ORDERS_QUERY, {"first": 10, "query": "status:open"})
+        self.assertEqual(answer["errors"][0]["extensions"]["code"], "INVALID_SEARCH_QUERY")
+        answer = self.gql(ORDERS_QUERY, {"first": 10, "after": "not-a-cursor!"})
+        self.assertEqual(answer["errors"][0]["extensions"]["code"], "BAD_REQUEST")
+        answer = self.gql(ORDERS_QUERY, {"first": 251})
+        self.assertIn("errors", answer)
+
+    def test_the_read_side_is_validated(self):
+        answer = self.gql("{ orders(first: 1) { nodes { id lineItemz { id } } } }")
+        self.assertEqual(self.error_codes(answer), ["undefinedField"])
+        answer = self.gql("{ orders(first: 1, sortKey: SHIPPED_AT) { nodes { id } } }")
+        self.assertEqual(self.error_codes(answer), ["argumentLiteralsIncompatible"])
+
+    def test_the_query_is_charged(self):
+        answer = self.gql(ORDERS_QUERY, {"first": 10})
+        self.assertGreater(answer["extensions"]["cost"]["requestedQueryCost"], 100)
+        self.assertLess(answer["extensions"]["cost"]["requestedQueryCost"], 1000)
+
+
+class Webhooks(StandinTest):
+    def setUp(self):
+        super().setUp()
+        self.receiver = WebhookReceiver()
+
+    def tearDown(self):
+        self.receiver.close()
+
+    def subscribe(self, secret="whsec", **config):
+        if config:
+            control("config", config)
+        control("webhooks", {"url": self.receiver.url, "secret": secret})
+
+    def test_a_delivery_is_signed_and_carries_shopifys_headers(self):
+        import base64
+        import hashlib
+        import hmac
+        self.subscribe()
+        order = control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 1}]})
+        status = settle()
+        self.assertEqual(status["counts"], {"delivered": 1})
+        headers, body = self.receiver.received[0]
+        headers = {k.lower(): v for k, v in headers.items()}
+        self.assertEqual(headers["x-shopify-topic"], "orders/create")
+        self.assertEqual(headers["x-shopify-shop-domain"], "skuld-standin.myshopify.com")
+        expected = base64.b64encode(hmac.new(b"whsec", body, hashlib.sha256).digest()).decode()
+        self.assertEqual(headers["x-shopify-hmac-sha256"], expected)
+        self.assertTrue(headers["x-shopify-webhook-id"])
+        self.assertEqual(json.loads(body)["id"], order["id"])
+
+    def test_cancel_and_refund_topics(self):
+        self.subscribe()
+        order = control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 2}]})
+        control("refund", {"id": order["id"], "lines": [{"line_item_id": order["line_items"][0]["id"],
+                                                         "quantity": 1, "restock_type": "cancel"}]})
+        control("cancel", {"id": order["id"]})
+        settle()
+        topics = sorted(h["X-Shopify-Topic"] for h, _ in self.receiver.received)
+        self.assertEqual(topics, ["orders/cancelled", "orders/create", "refunds/create"])
+
+    def test_failures_are_retried_with_backoff_and_bounded(self):
+        self.receiver.status = 401
+        self.subscribe(webhook_max_attempts=3, webhook_retry_initial_seconds=0.1)
+        control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 1}]})
+        status = settle()
+        self.assertEqual(status["counts"], {"failed": 1})
+        self.assertEqual([a["status"] for a in status["attempts"]], [401, 401, 401])
+        ids = {h["X-Shopify-Webhook-Id"] for h, _ in self.receiver.received}
+        self.assertEqual(len(ids), 1, "a retry keeps its webhook id")
+
+    def test_a_retry_succeeds_once_the_receiver_answers(self):
+        self.receiver.status = 503
+        self.subscribe(webhook_retry_initial_seconds=0.2)
+        control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 1}]})
+        time.sleep(0.1)
+        self.receiver.status = 200
+        status = settle()
+        self.assertEqual(status["counts"], {"delivered": 1})
+        self.assertEqual(status["deliveries"][0]["statuses"][-1], 200)
+
+    def test_no_answer_is_retried(self):
+        self.subscribe(webhook_max_attempts=2, webhook_retry_initial_seconds=0.05, webhook_timeout_seconds=0.5)
+        control("webhooks", {"url": "http://127.0.0.1:1/nobody", "secret": "s"})
+        control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 1}]})
+        status = settle()
+        self.assertEqual(status["counts"], {"failed": 1})
+        self.assertEqual([a["status"] for a in status["attempts"]], [None, None])
+
+    def test_duplicates_late_deliveries_and_drops(self):
+        self.subscribe(webhook_duplicate_rate=0.5, webhook_late_rate=0.5, webhook_late_seconds=0.3,
+                       webhook_seed=4)
+        for _ in range(20):
+            control("order", {"line_items": [{"sku": "CAP", "quantity": 1}]})
+        status = settle()
+        deliveries = status["deliveries"]
+        self.assertGreater(sum(d["duplicate"] for d in deliveries), 3)
+        self.assertGreater(sum(d["late"] for d in deliveries), 3)
+        events = {d["eventId"] for d in deliveries}
+        self.assertEqual(len(events), 20)
+        received_orders = [json.loads(body)["id"] for _, body in self.receiver.received]
+        self.assertNotEqual(received_orders, sorted(received_orders), "late ones arrive out of order")
+        control("config", {"webhook_drop": True})
+        control("order", {"line_items": [{"sku": "CAP", "quantity": 1}]})
+        self.assertEqual(settle()["counts"].get("dropped"), 1)
+
+    def test_a_bad_subscription_is_refused(self):
+        for spec in ({"url": "ftp://x", "secret": "s"}, {"url": self.receiver.url},
+                     {"url": self.receiver.url, "secret": "s", "topics": ["orders/paid"]}):
+            status, _, _ = http_request("POST", "/_control/webhooks", json.dumps(spec).encode())
+            self.assertEqual(status, 400, spec)
+        status, _, _ = http_request("POST", "/_control/config", json.dumps({"webhook_drop_rate": 2}).encode())
+        self.assertEqual(status, 400)

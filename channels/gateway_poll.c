@@ -1,0 +1,504 @@
+/*
+ * gateway_poll.c — the safety-net orders poll (gateway_poll.h). HTTP through
+ * channels/http.c; JSON with jansson.
+ */
+#define _GNU_SOURCE
+#include "gateway_poll.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "gateway_shopify.h"
+#include "http.h"
+#include "pace.h"
+
+#define POLL_TIMEOUT_MS 10000u
+#define FIRST_COST      500.0 /* a guess until an answer says */
+
+struct gateway_poll {
+	const struct gateway_config *config;
+	struct http_client *http;
+	struct gateway_poll_figures figures;
+	char mark_path[300];
+	uint64_t mark_s;  /* the high-water mark */
+	uint64_t next_ns; /* nothing before this */
+	int in_pass;      /* a pass is paging */
+	uint64_t pass_start_ns;
+	char since[32];   /* the pass's lower bound (the mark when it began) */
+	char cursor[512]; /* after this edge; "" : the first page */
+	struct pace_bucket bucket;
+	double cost;      /* the query's cost, as last answered */
+	uint32_t attempt; /* failures in a row, for the backoff */
+	uint64_t rng;
+	int auth_reported;
+	struct gateway_action actions[GATEWAY_LINES_MAX];
+};
+
+/* ---- The mark file ------------------------------------------------------------------ */
+
+static void time_text(uint64_t seconds, char out[32])
+{
+	time_t value = (time_t)seconds;
+	struct tm tm;
+	gmtime_r(&value, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int mark_write(struct gateway_poll *poll)
+{
+	char temporary[320], text[32];
+	snprintf(temporary, sizeof(temporary), "%s.new", poll->mark_path);
+	time_text(poll->mark_s, text);
+	FILE *file = fopen(temporary, "w");
+	if (file == NULL)
+		return -1;
+	int ok = fprintf(file, "%s\n", text) > 0;
+	ok = fflush(file) == 0 && fsync(fileno(file)) == 0 && ok;
+	ok = fclose(file) == 0 && ok;
+	if (!ok || rename(temporary, poll->mark_path) != 0)
+		return -1;
+	int directory = open(poll->config->spool, O_RDONLY | O_DIRECTORY);
+	if (directory >= 0) {
+		fsync(directory);
+		close(directory);
+	}
+	return 0;
+}
+
+/* 1 read, 0 absent, -1 unreadable or not a mark. */
+static int mark_read(struct gateway_poll *poll)
+{
+	FILE *file = fopen(poll->mark_path, "r");
+	if (file == NULL)
+		return errno == ENOENT ? 0 : -1;
+	char line[64] = "";
+	int got = fgets(line, sizeof(line), file) != NULL;
+	fclose(file);
+	line[strcspn(line, "\n")] = '\0';
+	uint64_t ns = 0;
+	if (!got || !shopify_time_parse(line, &ns))
+		return -1;
+	poll->mark_s = ns / 1000000000ull;
+	return 1;
+}
+
+struct gateway_poll *gateway_poll_open(const struct gateway_config *config, uint64_t now_s,
+                                       char *error, size_t error_size)
+{
+	struct gateway_poll *poll = calloc(1, sizeof(*poll));
+	if (poll == NULL || (poll->http = http_client_create()) == NULL) {
+		snprintf(error, error_size, "out of memory");
+		gateway_poll_close(poll);
+		return NULL;
+	}
+	poll->config = config;
+	snprintf(poll->mark_path, sizeof(poll->mark_path), "%s/poll.mark", config->spool);
+	int read = mark_read(poll);
+	if (read < 0) {
+		snprintf(error, error_size, "%s: not a high-water mark (one RFC 3339 time)",
+		         poll->mark_path);
+		gateway_poll_close(poll);
+		return NULL;
+	}
+	if (read == 0) {
+		poll->mark_s = now_s > config->poll_overlap_s ? now_s - config->poll_overlap_s : 0;
+		if (mark_write(poll) != 0) {
+			snprintf(error, error_size, "%s: %s", poll->mark_path, strerror(errno));
+			gateway_poll_close(poll);
+			return NULL;
+		}
+	}
+	poll->figures.mark_s = poll->mark_s;
+	pace_init(&poll->bucket, 2000, 100, 0);
+	poll->cost = FIRST_COST;
+	poll->rng = now_s ^ 0x9e3779b97f4a7c15ull;
+	return poll;
+}
+
+void gateway_poll_close(struct gateway_poll *poll)
+{
+	if (poll == NULL)
+		return;
+	http_client_destroy(poll->http);
+	free(poll);
+}
+
+const struct gateway_poll_figures *gateway_poll_figures(const struct gateway_poll *poll)
+{
+	return &poll->figures;
+}
+
+/* ---- The query and its answer -------------------------------------------------------- */
+
+static const char ORDERS_QUERY[] =
+        "query SkuldOrders($first: Int!, $after: String, $query: String!) {"
+        " orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {"
+        " pageInfo { hasNextPage endCursor }"
+        " edges { cursor node { id legacyResourceId createdAt updatedAt cancelledAt"
+        " sourceName physicalLocation { id }"
+        " lineItems(first: 20) { pageInfo { hasNextPage } nodes { id sku quantity } }"
+        " } } } }";
+
+_Static_assert(GATEWAY_POLL_LINES == 20, "the query asks for 20 line items");
+
+char *gateway_poll_body(const char *since, const char *after)
+{
+	char filter[64];
+	snprintf(filter, sizeof(filter), "updated_at:>'%s'", since);
+	json_t *variables =
+	        json_pack("{s:i,s:s}", "first", (int)GATEWAY_POLL_ORDERS, "query", filter);
+	if (variables != NULL && after != NULL && after[0] != '\0')
+		json_object_set_new(variables, "after", json_string(after));
+	json_t *root = variables != NULL ? json_pack("{s:s,s:o}", "query", ORDERS_QUERY,
+	                                             "variables", variables)
+	                                 : NULL;
+	char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
+	json_decref(root);
+	return text;
+}
+
+/* The number at the end of a gid ("gid://shopify/LineItem/123" -> "123"),
+ * or a plain id as text. */
+static int gid_tail(json_t *value, char out[GATEWAY_ID_SIZE])
+{
+	const char *text = json_string_value(value);
+	if (text == NULL)
+		return shopify_id_text(value, out);
+	const char *slash = strrchr(text, '/');
+	const char *digits = slash != NULL ? slash + 1 : text;
+	size_t length = strlen(digits);
+	if (length == 0 || length >= GATEWAY_ID_SIZE || strspn(digits, "0123456789") != length)
+		return 0;
+	if (slash != NULL && strncmp(text, "gid://shopify/", 14) != 0)
+		return 0;
+	snprintf(out, GATEWAY_ID_SIZE, "%s", digits);
+	return 1;
+}
+
+static void cost_read(json_t *root, struct gateway_poll_page *page)
+{
+	json_t *cost = json_object_get(json_object_get(root, "extensions"), "cost");
+	json_t *status = json_object_get(cost, "throttleStatus");
+	json_t *requested = json_object_get(cost, "requestedQueryCost");
+	json_t *fields[] = {json_object_get(status, "currentlyAvailable"),
+	                    json_object_get(status, "maximumAvailable"),
+	                    json_object_get(status, "restoreRate")};
+	for (size_t i = 0; i < 3; i++)
+		if (!json_is_number(fields[i]) || json_number_value(fields[i]) < 0)
+			return;
+	page->available = json_number_value(fields[0]);
+	page->maximum = json_number_value(fields[1]);
+	page->restore_rate = json_number_value(fields[2]);
+	if (json_is_number(requested) && json_number_value(requested) > 0)
+		page->requested_cost = json_number_value(requested);
+	page->cost_known = 1;
+}
+
+static int throttled(json_t *errors)
+{
+	size_t i;
+	json_t *error;
+	json_array_foreach(errors, i, error)
+	{
+		const char *code = json_string_value(
+		        json_object_get(json_object_get(error, "extensions"), "code"));
+		if (code != NULL && strcmp(code, "THROTTLED") == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* One order into actions; returns how many, or -1 (logged in page) when
+ * the order cannot be read. Lines without a SKU or with quantity 0 are
+ * skipped (counted), as no ledger event can come of them. */
+static int order_actions(json_t *node, struct gateway_poll_page *page,
+                         struct gateway_action *actions, uint32_t room, uint64_t *updated_s)
+{
+	char order_id[GATEWAY_ID_SIZE], location[GATEWAY_ID_SIZE] = "";
+	uint64_t created_ns = 0, updated_ns = 0, cancelled_ns = 0;
+	const char *cancelled = json_string_value(json_object_get(node, "cancelledAt"));
+	json_t *lines = json_object_get(json_object_get(node, "lineItems"), "nodes");
+	if (!json_is_object(node) ||
+	    !(gid_tail(json_object_get(node, "legacyResourceId"), order_id) ||
+	      gid_tail(json_object_get(node, "id"), order_id)) ||
+	    !shopify_time_parse(json_string_value(json_object_get(node, "createdAt")),
+	                        &created_ns) ||
+	    !shopify_time_parse(json_string_value(json_object_get(node, "updatedAt")),
+	                        &updated_ns) ||
+	    (cancelled != NULL && !shopify_time_parse(cancelled, &cancelled_ns)) ||
+	    !json_is_array(lines)) {
+		snprintf(page->message, sizeof(page->message),
+		         "an order without id, createdAt, updatedAt or lineItems");
+		return -1;
+	}
+	*updated_s = updated_ns / 1000000000ull;
+	const char *source = json_string_value(json_object_get(node, "sourceName"));
+	if (source != NULL && strcmp(source, "pos") == 0)
+		gid_tail(json_object_get(json_object_get(node, "physicalLocation"), "id"),
+		         location);
+	json_t *more = json_object_get(
+	        json_object_get(json_object_get(node, "lineItems"), "pageInfo"), "hasNextPage");
+	if (json_is_true(more)) {
+		fprintf(stderr,
+		        "skuld-gateway: poll: order %s has more than %u lines; the rest is left "
+		        "to its webhooks\n",
+		        order_id, GATEWAY_POLL_LINES);
+		page->skipped++;
+	}
+	uint32_t count = 0;
+	size_t i;
+	json_t *line;
+	json_array_foreach(lines, i, line)
+	{
+		json_t *quantity = json_object_get(line, "quantity");
+		const char *sku = json_string_value(json_object_get(line, "sku"));
+		char line_id[GATEWAY_ID_SIZE];
+		if (!json_is_integer(quantity) || json_integer_value(quantity) < 0 ||
+		    json_integer_value(quantity) > 1000000 ||
+		    !gid_tail(json_object_get(line, "id"), line_id)) {
+			snprintf(page->message, sizeof(page->message),
+			         "order %s: a line without id or a quantity 0..1000000", order_id);
+			return -1;
+		}
+		if (json_integer_value(quantity) == 0)
+			continue;
+		if (sku == NULL || strlen(sku) > SKULD_CODE_SIZE) {
+			fprintf(stderr, "skuld-gateway: poll: order %s line %s has no usable SKU\n",
+			        order_id, line_id);
+			page->skipped++;
+			continue;
+		}
+		if (count == room)
+			return (int)room + 1; /* does not fit */
+		struct gateway_action *action = &actions[count++];
+		memset(action, 0, sizeof(*action));
+		action->kind = cancelled != NULL ? GATEWAY_CANCEL : GATEWAY_SALE;
+		action->quantity = json_integer_value(quantity);
+		action->occurred_at = created_ns;
+		snprintf(action->sku, sizeof(action->sku), "%s", sku);
+		snprintf(action->order, sizeof(action->order), "%s", order_id);
+		snprintf(action->line, sizeof(action->line), "%s", line_id);
+		snprintf(action->channel_location, sizeof(action->channel_location), "%s",
+		         location);
+	}
+	return (int)count;
+}
+
+static void page_edges(json_t *connection, struct gateway_poll_page *page,
+                       struct gateway_action *actions, uint32_t max)
+{
+	json_t *edges = json_object_get(connection, "edges");
+	json_t *info = json_object_get(connection, "pageInfo");
+	if (!json_is_array(edges) || !json_is_object(info)) {
+		page->outcome = GATEWAY_POLL_FAILED;
+		snprintf(page->message, sizeof(page->message), "orders without edges or pageInfo");
+		return;
+	}
+	page->has_next = json_is_true(json_object_get(info, "hasNextPage"));
+	const char *end = json_string_value(json_object_get(info, "endCursor"));
+	snprintf(page->end_cursor, sizeof(page->end_cursor), "%s", end != NULL ? end : "");
+	size_t i;
+	json_t *edge;
+	json_array_foreach(edges, i, edge)
+	{
+		const char *cursor = json_string_value(json_object_get(edge, "cursor"));
+		if (cursor == NULL || strlen(cursor) >= sizeof(page->end_cursor)) {
+			page->outcome = GATEWAY_POLL_FAILED;
+			snprintf(page->message, sizeof(page->message), "an edge without a cursor");
+			return;
+		}
+		uint64_t updated_s = 0;
+		int got = order_actions(json_object_get(edge, "node"), page, &actions[page->count],
+		                        max - page->count, &updated_s);
+		if (got > (int)(max - page->count)) {
+			/* Does not fit: this order starts the next page. */
+			if (i == 0) {
+				page->outcome = GATEWAY_POLL_FAILED;
+				snprintf(page->message, sizeof(page->message),
+				         "an order with more lines than one apply holds");
+				return;
+			}
+			page->has_next = 1;
+			return;
+		}
+		if (got < 0) {
+			fprintf(stderr, "skuld-gateway: poll: %s\n", page->message);
+			page->message[0] = '\0';
+			page->skipped++;
+		} else {
+			page->count += (uint32_t)got;
+		}
+		page->orders++;
+		if (updated_s > page->updated_max_s)
+			page->updated_max_s = updated_s;
+		snprintf(page->end_cursor, sizeof(page->end_cursor), "%s", cursor);
+	}
+}
+
+void gateway_poll_read(long http_status, const char *body, size_t size,
+                       struct gateway_poll_page *page, struct gateway_action *actions, uint32_t max)
+{
+	memset(page, 0, sizeof(*page));
+	json_t *root = body != NULL ? json_loadb(body, size, 0, NULL) : NULL;
+	if (root != NULL)
+		cost_read(root, page);
+	json_t *errors = json_object_get(root, "errors");
+	if (http_status == 429 || (http_status == 200 && throttled(errors))) {
+		page->outcome = GATEWAY_POLL_THROTTLED;
+		snprintf(page->message, sizeof(page->message), "throttled");
+	} else if (http_status == 401 || http_status == 403) {
+		page->outcome = GATEWAY_POLL_AUTH;
+		snprintf(page->message, sizeof(page->message), "HTTP %ld: credentials refused",
+		         http_status);
+	} else if (http_status != 200 || root == NULL) {
+		page->outcome = GATEWAY_POLL_FAILED;
+		snprintf(page->message, sizeof(page->message), "HTTP %ld%s", http_status,
+		         root == NULL ? ", not JSON" : "");
+	} else if (errors != NULL) {
+		page->outcome = GATEWAY_POLL_FAILED;
+		const char *message =
+		        json_string_value(json_object_get(json_array_get(errors, 0), "message"));
+		snprintf(page->message, sizeof(page->message), "GraphQL error: %.120s",
+		         message != NULL ? message : "(no message)");
+	} else {
+		page->outcome = GATEWAY_POLL_OK;
+		page_edges(json_object_get(json_object_get(root, "data"), "orders"), page, actions,
+		           max);
+	}
+	json_decref(root);
+}
+
+/* ---- The step ------------------------------------------------------------------------ */
+
+static void fail_later(struct gateway_poll *poll, uint64_t now_ns, uint64_t retry_after_ms)
+{
+	struct backoff_policy policy = {.base_ms = 500, .cap_ms = 60000};
+	uint64_t delay_ms = backoff_delay_ms(&policy, poll->attempt, retry_after_ms, &poll->rng);
+	if (poll->attempt < 16)
+		poll->attempt++;
+	poll->next_ns = now_ns + delay_ms * 1000000ull;
+}
+
+static void learn(struct gateway_poll *poll, const struct gateway_poll_page *page, uint64_t now_ns)
+{
+	if (!page->cost_known) {
+		pace_take(&poll->bucket, poll->cost, now_ns);
+		return;
+	}
+	pace_observe(&poll->bucket, page->available, page->maximum, page->restore_rate, now_ns);
+	if (page->requested_cost > 0)
+		poll->cost = page->requested_cost;
+}
+
+/* The page was applied: move the mark, and on to the next page or pass. */
+static void page_done(struct gateway_poll *poll, const struct gateway_poll_page *page,
+                      uint64_t now_ns)
+{
+	uint32_t overlap = poll->config->poll_overlap_s;
+	if (page->updated_max_s > overlap && page->updated_max_s - overlap > poll->mark_s) {
+		uint64_t was = poll->mark_s;
+		poll->mark_s = page->updated_max_s - overlap;
+		if (mark_write(poll) != 0) {
+			fprintf(stderr, "skuld-gateway: poll: cannot write %s: %s\n",
+			        poll->mark_path, strerror(errno));
+			poll->mark_s = was; /* read again: replayed, never lost */
+		}
+		poll->figures.mark_s = poll->mark_s;
+	}
+	if (page->has_next && page->end_cursor[0] != '\0') {
+		snprintf(poll->cursor, sizeof(poll->cursor), "%s", page->end_cursor);
+		poll->next_ns = now_ns;
+		return;
+	}
+	poll->in_pass = 0;
+	poll->figures.passes++;
+	poll->next_ns = poll->pass_start_ns + (uint64_t)poll->config->poll_s * 1000000000ull;
+}
+
+void gateway_poll_step(struct gateway_poll *poll, uint64_t now_ns, gateway_poll_apply_fn apply,
+                       void *context)
+{
+	if (now_ns < poll->next_ns)
+		return;
+	if (!poll->in_pass) {
+		poll->in_pass = 1;
+		poll->pass_start_ns = now_ns;
+		poll->cursor[0] = '\0';
+		time_text(poll->mark_s, poll->since);
+	}
+	/* PACE_NEVER: the cost exceeds the bucket; send, and the API will say. */
+	uint64_t wait_ns = pace_wait_ns(&poll->bucket, poll->cost, now_ns);
+	if (wait_ns != PACE_NEVER && wait_ns > 0) {
+		poll->next_ns = now_ns + wait_ns;
+		return;
+	}
+	char *body = gateway_poll_body(poll->since, poll->cursor);
+	if (body == NULL) {
+		fail_later(poll, now_ns, 0);
+		return;
+	}
+	const struct gateway_config *config = poll->config;
+	char url[384], token[160];
+	snprintf(url, sizeof(url), "%s/admin/api/%s/graphql.json", config->api_url,
+	         config->api_version);
+	snprintf(token, sizeof(token), "X-Shopify-Access-Token: %s", config->api_token);
+	struct http_request request = {
+	        .method = "POST",
+	        .url = url,
+	        .headers = {"Content-Type: application/json", token},
+	        .body = body,
+	        .body_size = strlen(body),
+	        .timeout_ms = POLL_TIMEOUT_MS,
+	};
+	struct http_response response;
+	int answered = http_call(poll->http, &request, &response) == 0;
+	free(body);
+	poll->figures.calls++;
+	if (!answered) {
+		poll->figures.failed++;
+		fprintf(stderr, "skuld-gateway: poll: no answer: %s\n", response.error);
+		fail_later(poll, now_ns, 0);
+		return;
+	}
+	struct gateway_poll_page page;
+	gateway_poll_read(response.status, response.body, response.body_size, &page, poll->actions,
+	                  GATEWAY_LINES_MAX);
+	learn(poll, &page, now_ns);
+	if (page.outcome == GATEWAY_POLL_THROTTLED) {
+		poll->figures.throttled++;
+		pace_throttled(&poll->bucket, now_ns);
+		uint64_t refill_ns = pace_wait_ns(&poll->bucket, poll->cost, now_ns);
+		uint64_t after_ms = response.retry_after_ms;
+		if (refill_ns != PACE_NEVER && refill_ns / 1000000ull > after_ms)
+			after_ms = refill_ns / 1000000ull;
+		fail_later(poll, now_ns, after_ms);
+		return;
+	}
+	if (page.outcome != GATEWAY_POLL_OK) {
+		poll->figures.failed++;
+		if (page.outcome != GATEWAY_POLL_AUTH || !poll->auth_reported)
+			fprintf(stderr, "skuld-gateway: poll: %s\n", page.message);
+		poll->auth_reported = page.outcome == GATEWAY_POLL_AUTH;
+		fail_later(poll, now_ns, response.retry_after_ms);
+		return;
+	}
+	poll->auth_reported = 0;
+	poll->figures.orders += page.orders;
+	poll->figures.skipped += page.skipped;
+	if (page.count > 0 && apply(context, poll->actions, page.count) != 0) {
+		/* skuld did not take them: the same page is read again later. */
+		poll->figures.unapplied++;
+		fail_later(poll, now_ns, 0);
+		return;
+	}
+	poll->attempt = 0;
+	page_done(poll, &page, now_ns);
+}

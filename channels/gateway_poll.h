@@ -1,0 +1,105 @@
+/*
+ * gateway_poll.h — skuld-gateway's safety-net poll: Shopify orders updated
+ * since a high-water mark, read through the Admin GraphQL API and turned
+ * into the same actions as their webhooks (docs/GATEWAY.md, "The poll").
+ *
+ * Owns: the high-water mark (SPOOL/poll.mark, one RFC 3339 UTC time and a
+ * newline, rewritten through a temporary file, fsync and rename), the
+ * orders query and its pages, the cost bucket (pace.h) and the backoff of
+ * failed or throttled calls, and the translation of an order into actions:
+ *   every order      orders/create's actions (a SALE per line, same keys);
+ *   a cancelled one  orders/cancelled's actions (the SALE and the RETURN).
+ * Applying them is the caller's (gateway_apply under the gateway's lock),
+ * so a line is applied once whichever path, webhook or poll, comes first.
+ *
+ * Invariants:
+ *   - The mark only moves forward, and only past orders whose actions were
+ *     applied or spooled: a page that could not be applied is read again.
+ *   - Each query starts at the mark; the mark is set to the latest
+ *     updatedAt seen minus poll_overlap_s, so an order updated within the
+ *     same second, or indexed late, is read again (and REPLAYED) rather
+ *     than missed.
+ *   - At most one HTTP call per gateway_poll_step, and none before the
+ *     bucket holds its cost.
+ *
+ * Not thread-safe: one caller (skuld_gateway.c's main loop).
+ */
+#ifndef SKULD_CHANNELS_GATEWAY_POLL_H
+#define SKULD_CHANNELS_GATEWAY_POLL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway.h"
+
+#define GATEWAY_POLL_ORDERS 10u /* orders per page (a query of about 460 points) */
+#define GATEWAY_POLL_LINES  20u /* line items read per order */
+
+struct gateway_poll;
+
+struct gateway_poll_figures {
+	uint64_t passes;    /* passes completed (every page read and applied) */
+	uint64_t calls;     /* HTTP calls made */
+	uint64_t orders;    /* orders read */
+	uint64_t throttled; /* calls answered THROTTLED */
+	uint64_t failed;    /* calls with no usable answer (transport, 5xx, 401, errors) */
+	uint64_t unapplied; /* pages whose actions skuld did not take (read again) */
+	uint64_t skipped;   /* orders or lines that could not be read (logged) */
+	uint64_t mark_s;    /* the high-water mark, seconds since the epoch */
+};
+
+/* Applies actions as gateway_apply does; 0 or -1. */
+typedef int (*gateway_poll_apply_fn)(void *context, const struct gateway_action *actions,
+                                     uint32_t count);
+
+/* Reads the mark (or starts it at now_s - poll_overlap_s and writes it).
+ * Returns NULL with a message in error (an unreadable mark file, no
+ * memory). */
+struct gateway_poll *gateway_poll_open(const struct gateway_config *config, uint64_t now_s,
+                                       char *error, size_t error_size);
+void gateway_poll_close(struct gateway_poll *poll);
+
+/* Does what is due at now_ns (a monotonic clock): at most one call, its
+ * actions given to apply. Returns quickly when nothing is due. */
+void gateway_poll_step(struct gateway_poll *poll, uint64_t now_ns, gateway_poll_apply_fn apply,
+                       void *context);
+
+const struct gateway_poll_figures *gateway_poll_figures(const struct gateway_poll *poll);
+
+/* ---- Pure parts, for tests -------------------------------------------------- */
+
+/* The JSON body of the orders query: updated after since (RFC 3339), after
+ * the cursor (NULL: the first page). malloc'd, NULL when out of memory. */
+char *gateway_poll_body(const char *since, const char *after);
+
+enum gateway_poll_outcome {
+	GATEWAY_POLL_OK = 0,
+	GATEWAY_POLL_THROTTLED = 1, /* THROTTLED (HTTP 200 or 429) */
+	GATEWAY_POLL_AUTH = 2,      /* 401 / 403 */
+	GATEWAY_POLL_FAILED = 3,    /* 5xx, GraphQL errors, an answer that is not one */
+};
+
+struct gateway_poll_page {
+	enum gateway_poll_outcome outcome;
+	uint32_t orders;        /* orders on the page */
+	uint32_t count;         /* actions in actions[] */
+	uint32_t skipped;       /* orders or lines that could not be read */
+	uint64_t updated_max_s; /* the latest updatedAt on the page, 0: none */
+	int has_next;           /* pageInfo.hasNextPage */
+	char end_cursor[512];   /* pageInfo.endCursor */
+	int cost_known;         /* extensions.cost.throttleStatus was read */
+	double requested_cost;
+	double available;
+	double maximum;
+	double restore_rate;
+	char message[160]; /* why, when not OK */
+};
+
+/* Reads one answer to the orders query into page and actions (room for
+ * max). An order whose actions do not fit is left for the next page: the
+ * page then reports has_next with the cursor before it. */
+void gateway_poll_read(long http_status, const char *body, size_t size,
+                       struct gateway_poll_page *page, struct gateway_action *actions,
+                       uint32_t max);
+
+#endif /* SKULD_CHANNELS_GATEWAY_POLL_H */

@@ -1,0 +1,365 @@
+/*
+ * test_gateway_poll_e2e.c — the real skuld, the real skuld-gateway and the
+ * Shopify stand-in (tests/standins/shopify.py) delivering signed webhooks
+ * from its own thread, with its retries, duplicates, late and dropped
+ * deliveries, and serving the orders query the gateway's safety-net poll
+ * reads: an order lowers the ledger once; 200 orders with 30% duplicates
+ * and late deliveries give the balances of a clean delivery; missed
+ * webhooks are brought in by the poll; a bad secret is refused (401,
+ * counted) and changes nothing, and the poll still brings the orders in; a
+ * cancellation gives the units back once. Every wait is bounded.
+ */
+#include <fcntl.h>
+#include <jansson.h>
+
+#include "server_harness.h"
+#include "standin_harness.h"
+
+#define SECRET "whsec-poll-test"
+#define TOKEN  "shpat_standin"
+#define WEB    1 /* location WEB-DC: online orders (the stand-in's location 1) */
+#define STORE  2 /* location STORE-1: POS location 655441491 */
+
+static const char SEED[] =
+        "{\"locations\": [{\"id\": 1, \"name\": \"Web\"}, {\"id\": 655441491, \"name\": "
+        "\"Store\"}],"
+        " \"items\": [{\"id\": 101, \"sku\": \"MUG\"}, {\"id\": 102, \"sku\": \"TEE\"}],"
+        " \"levels\": ["
+        "{\"inventoryItemId\": 101, \"locationId\": 1, \"available\": 100000},"
+        "{\"inventoryItemId\": 102, \"locationId\": 1, \"available\": 100000},"
+        "{\"inventoryItemId\": 101, \"locationId\": 655441491, \"available\": 100000}]}";
+
+static struct server server;
+static struct client admin;
+static struct http_client *http;
+static struct standin shopify;
+static pid_t gateway;
+static unsigned gateway_port;
+static char gateway_config[160];
+static char gateway_log[160];
+static uint64_t key_serial = 7000;
+
+static void one(struct skuld_event event)
+{
+	struct skuld_result result;
+	cr_assert_eq(client_submit(&admin, &event, 1, &result, NULL), 0);
+	cr_assert_eq(result.status, SKULD_OK, "%s", skuld_status_name(result.status));
+}
+
+static void define_code(struct skuld_event event, const char *code)
+{
+	memset(event.code, 0, sizeof(event.code));
+	snprintf(event.code, sizeof(event.code), "%s", code);
+	one(event);
+}
+
+static void sleep_ms(unsigned ms)
+{
+	nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000}, NULL);
+}
+
+/* Writes the configuration and starts skuld-gateway; poll_s 0: no poll. */
+static void gateway_start(unsigned poll_s, unsigned overlap_s)
+{
+	FILE *file = fopen(gateway_config, "w");
+	cr_assert_not_null(file);
+	fprintf(file,
+	        "listen = 127.0.0.1:0\nserver = 127.0.0.1:%u\nchannel = shopify\n"
+	        "secret = " SECRET "\nlocation = WEB-DC\nspool = %s\nretry_s = 1\n"
+	        "pos = 655441491:STORE-1\npoll_s = %u\npoll_overlap_s = %u\n"
+	        "api_url = %s\napi_token = " TOKEN "\napi_version = 2025-01\n",
+	        server.port, server.dir, poll_s, overlap_s, shopify.base);
+	fclose(file);
+	int out[2];
+	cr_assert_eq(pipe(out), 0);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(99);
+		dup2(out[1], STDOUT_FILENO);
+		int log = open(gateway_log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (log >= 0)
+			dup2(log, STDERR_FILENO);
+		close(out[0]);
+		close(out[1]);
+		setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+		execl(SKULD_BINARY_DIR "/channels/skuld-gateway", "skuld-gateway", "--config",
+		      gateway_config, (char *)NULL);
+		_exit(98);
+	}
+	close(out[1]);
+	gateway = pid;
+	char line[256] = "";
+	size_t have = 0;
+	uint64_t deadline = harness_now_ms() + 20000;
+	while (have < sizeof(line) - 1 && memchr(line, '\n', have) == NULL &&
+	       harness_now_ms() < deadline) {
+		struct pollfd poll_fd = {.fd = out[0], .events = POLLIN};
+		if (poll(&poll_fd, 1, 1000) <= 0)
+			continue;
+		ssize_t got = read(out[0], line + have, sizeof(line) - 1 - have);
+		if (got <= 0)
+			break;
+		have += (size_t)got;
+		line[have] = '\0';
+	}
+	close(out[0]);
+	char *at = strstr(line, "listening on 127.0.0.1:");
+	cr_assert_not_null(at, "skuld-gateway did not start: '%s'", line);
+	cr_assert_eq(sscanf(at, "listening on 127.0.0.1:%u", &gateway_port), 1);
+}
+
+static void gateway_stop(int signal_number)
+{
+	if (gateway <= 0)
+		return;
+	kill(gateway, signal_number);
+	int status = 0;
+	waitpid(gateway, &status, 0);
+	if (signal_number == SIGTERM)
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	gateway = 0;
+}
+
+static void setup(void)
+{
+	cr_assert_eq(http_global_init(), 0);
+	http = http_client_create();
+	server_init(&server, NULL);
+	server_start(&server);
+	cr_assert_eq(client_open(&admin, server.port, client_id(92)), 0);
+	define_code(event_item(1, ++key_serial), "MUG");
+	define_code(event_item(2, ++key_serial), "TEE");
+	define_code(event_location(WEB, ++key_serial), "WEB-DC");
+	define_code(event_location(STORE, ++key_serial), "STORE-1");
+	for (uint32_t item = 1; item <= 2; item++)
+		for (uint32_t location = WEB; location <= STORE; location++)
+			one(event_stock(SKULD_RECEIVE, item, location, 10000, ++key_serial));
+	snprintf(gateway_config, sizeof(gateway_config), "%s/gateway.conf", server.dir);
+	snprintf(gateway_log, sizeof(gateway_log), "%s/gateway.log", server.dir);
+	standin_start(&shopify, "shopify.py", SEED);
+	/* A Plus shop's restore rate, so that passes over a few hundred orders
+	 * take seconds; the poll learns it from the first answer. */
+	standin_control(&shopify, http, "config", "{\"restore_rate\": 1000}");
+}
+
+static void teardown(void)
+{
+	gateway_stop(SIGKILL);
+	standin_stop(&shopify);
+	client_close(&admin);
+	server_stop(&server);
+	server_fini(&server);
+	http_client_destroy(http);
+}
+
+TestSuite(gateway_poll_e2e, .init = setup, .fini = teardown, .timeout = 120);
+
+static int64_t on_hand(uint32_t item, uint32_t location)
+{
+	return client_level(&admin, item, location).on_hand;
+}
+
+static void subscribe(const char *secret)
+{
+	char url[96], body[256];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/webhooks/shopify", gateway_port);
+	snprintf(body, sizeof(body), "{\"url\": \"%s\", \"secret\": \"%s\"}", url, secret);
+	standin_control(&shopify, http, "webhooks", body);
+}
+
+/* The stand-in's delivery status (GET /_control/webhooks); the caller
+ * json_decref()s it. */
+static json_t *deliveries(void)
+{
+	char url[128];
+	snprintf(url, sizeof(url), "%s/_control/webhooks", shopify.base);
+	struct http_request request = {.method = "GET", .url = url, .timeout_ms = 10000};
+	struct http_response response;
+	cr_assert_eq(http_call(http, &request, &response), 0, "%s", response.error);
+	cr_assert_eq(response.status, 200);
+	json_t *root = json_loadb(response.body, response.body_size, 0, NULL);
+	cr_assert_not_null(root);
+	return root;
+}
+
+static json_int_t delivery_count(json_t *root, const char *state)
+{
+	return json_integer_value(json_object_get(json_object_get(root, "counts"), state));
+}
+
+/* Waits (at most ms) until the stand-in has nothing left to deliver. */
+static void deliveries_settle(unsigned ms)
+{
+	uint64_t deadline = harness_now_ms() + ms;
+	for (;;) {
+		json_t *root = deliveries();
+		json_int_t pending = json_integer_value(json_object_get(root, "pending"));
+		json_decref(root);
+		if (pending == 0)
+			return;
+		cr_assert_lt(harness_now_ms(), deadline, "%lld deliveries still pending",
+		             (long long)pending);
+		sleep_ms(100);
+	}
+}
+
+/* Waits (at most ms) until item at location shows expected on hand. */
+static void await_on_hand(uint32_t item, uint32_t location, int64_t expected, unsigned ms)
+{
+	uint64_t deadline = harness_now_ms() + ms;
+	while (on_hand(item, location) != expected && harness_now_ms() < deadline)
+		sleep_ms(100);
+	cr_assert_eq(on_hand(item, location), expected, "item %u at %u: %lld, expected %lld", item,
+	             location, (long long)on_hand(item, location), (long long)expected);
+}
+
+static void order(const char *sku, int quantity, const char *extra)
+{
+	char body[256];
+	snprintf(body, sizeof(body), "{%s\"line_items\": [{\"sku\": \"%s\", \"quantity\": %d}]}",
+	         extra != NULL ? extra : "", sku, quantity);
+	standin_control(&shopify, http, "order", body);
+}
+
+/* The figure next to label in the gateway's exit lines: the number after it
+ * ("already applied 12"), else the one before it ("3 unverified"). */
+static long gateway_figure(const char *label)
+{
+	FILE *file = fopen(gateway_log, "r");
+	cr_assert_not_null(file);
+	char text[8192];
+	size_t size = fread(text, 1, sizeof(text) - 1, file);
+	fclose(file);
+	text[size] = '\0';
+	char *at = strstr(text, label);
+	cr_assert_not_null(at, "no '%s' in the gateway's output: %s", label, text);
+	char *after = at + strlen(label);
+	while (*after == ' ')
+		after++;
+	if (*after >= '0' && *after <= '9')
+		return strtol(after, NULL, 10);
+	while (at > text && at[-1] == ' ')
+		at--;
+	while (at > text && at[-1] >= '0' && at[-1] <= '9')
+		at--;
+	return strtol(at, NULL, 10);
+}
+
+Test(gateway_poll_e2e, an_order_at_the_standin_lowers_the_ledger_once)
+{
+	gateway_start(0, 60);
+	subscribe(SECRET);
+	order("MUG", 2, NULL);
+	order("MUG", 3, "\"source_name\": \"pos\", \"location_id\": 655441491, ");
+	await_on_hand(1, WEB, 9998, 10000);
+	await_on_hand(1, STORE, 9997, 10000);
+	deliveries_settle(10000);
+	json_t *root = deliveries();
+	cr_assert_eq(delivery_count(root, "delivered"), 2);
+	json_decref(root);
+	sleep_ms(300);
+	cr_assert_eq(on_hand(1, WEB), 9998);
+	cr_assert_eq(on_hand(1, STORE), 9997);
+	gateway_stop(SIGTERM);
+}
+
+Test(gateway_poll_e2e, two_hundred_orders_with_duplicates_and_late_deliveries)
+{
+	standin_control(&shopify, http, "config",
+	                "{\"webhook_duplicate_rate\": 0.3, \"webhook_late_rate\": 0.3,"
+	                " \"webhook_late_seconds\": 1.5, \"webhook_seed\": 9}");
+	gateway_start(1, 5);
+	subscribe(SECRET);
+	int64_t sold[3] = {0, 0, 0};
+	uint64_t rng = 0x5eed;
+	for (int n = 0; n < 200; n++) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		uint32_t item = 1 + (uint32_t)((rng >> 33) % 2);
+		int quantity = 1 + (int)((rng >> 40) % 3);
+		sold[item] += quantity;
+		order(item == 1 ? "MUG" : "TEE", quantity, NULL);
+	}
+	deliveries_settle(30000);
+	await_on_hand(1, WEB, 10000 - sold[1], 10000);
+	await_on_hand(2, WEB, 10000 - sold[2], 10000);
+	json_t *root = deliveries();
+	json_int_t delivered = delivery_count(root, "delivered");
+	json_decref(root);
+	cr_assert_gt(delivered, 230, "duplicates delivered: %lld", (long long)delivered);
+	/* Two more poll passes over the same orders: still applied once. */
+	sleep_ms(2500);
+	cr_assert_eq(on_hand(1, WEB), 10000 - sold[1]);
+	cr_assert_eq(on_hand(2, WEB), 10000 - sold[2]);
+	gateway_stop(SIGTERM);
+	cr_assert_gt(gateway_figure("already applied"), 0);
+}
+
+Test(gateway_poll_e2e, missed_webhooks_are_caught_by_the_poll)
+{
+	standin_control(&shopify, http, "config", "{\"webhook_drop\": true}");
+	gateway_start(1, 5);
+	subscribe(SECRET);
+	for (int n = 0; n < 20; n++)
+		order(n % 2 ? "MUG" : "TEE", 1, NULL);
+	order("MUG", 2, "\"source_name\": \"pos\", \"location_id\": 655441491, ");
+	await_on_hand(1, WEB, 10000 - 10, 15000);
+	await_on_hand(2, WEB, 10000 - 10, 15000);
+	await_on_hand(1, STORE, 10000 - 2, 15000);
+	json_t *root = deliveries();
+	cr_assert_eq(delivery_count(root, "delivered"), 0);
+	cr_assert_eq(delivery_count(root, "dropped"), 21);
+	json_decref(root);
+	gateway_stop(SIGTERM);
+	cr_assert_geq(gateway_figure("orders"), 21);
+}
+
+Test(gateway_poll_e2e, a_bad_secret_changes_nothing_and_the_poll_brings_the_orders_in)
+{
+	standin_control(&shopify, http, "config",
+	                "{\"webhook_max_attempts\": 2, \"webhook_retry_initial_seconds\": 0.2}");
+	gateway_start(0, 60);
+	subscribe("not-the-secret");
+	for (int n = 0; n < 5; n++)
+		order("MUG", 1, NULL);
+	deliveries_settle(10000);
+	json_t *root = deliveries();
+	cr_assert_eq(delivery_count(root, "failed"), 5);
+	json_t *attempts = json_object_get(root, "attempts");
+	cr_assert_eq(json_array_size(attempts), 10);
+	size_t i;
+	json_t *attempt;
+	json_array_foreach(attempts, i, attempt)
+	{
+		cr_assert_eq(json_integer_value(json_object_get(attempt, "status")), 401);
+	}
+	json_decref(root);
+	cr_assert_eq(on_hand(1, WEB), 10000);
+	gateway_stop(SIGTERM);
+	cr_assert_eq(gateway_figure("unverified"), 10, "two attempts of five deliveries");
+	/* The poll, with the right API token, brings the orders in. */
+	gateway_start(1, 60);
+	await_on_hand(1, WEB, 9995, 15000);
+	sleep_ms(1500);
+	cr_assert_eq(on_hand(1, WEB), 9995);
+	gateway_stop(SIGTERM);
+}
+
+Test(gateway_poll_e2e, a_cancellation_gives_the_units_back_once)
+{
+	standin_control(&shopify, http, "config",
+	                "{\"webhook_duplicate_rate\": 0.5, \"webhook_seed\": 3}");
+	gateway_start(1, 30);
+	subscribe(SECRET);
+	order("MUG", 4, NULL);
+	await_on_hand(1, WEB, 9996, 10000);
+	standin_control(&shopify, http, "cancel", "{\"id\": 5000000001}");
+	await_on_hand(1, WEB, 10000, 10000);
+	deliveries_settle(10000);
+	sleep_ms(2500); /* two poll passes read the cancelled order again */
+	cr_assert_eq(on_hand(1, WEB), 10000);
+	gateway_stop(SIGTERM);
+}
