@@ -1,13 +1,18 @@
 # Thin wrapper over CMake so the README's two commands are one line each.
 #   make run    install what is missing, build, start the server
 #   make test   install what is missing, build, run every test (also under
-#               ASan + UBSan), check formatting
+#               ASan + UBSan), check formatting, fuzz every decoder briefly
+#   make fuzz   the libFuzzer targets (clang), FUZZ_SECONDS each (docs/FUZZING.md)
 JOBS ?= $(shell nproc)
 DATA_DIR ?= $(CURDIR)/skuld-data
 LISTEN ?= 127.0.0.1:7878
+# Seconds each of the five fuzz targets runs in `make fuzz` (and so in `make
+# test`, whose other steps take about 10 minutes: 5 x 15 s plus the fuzz
+# build keeps CI under 15). Longer runs: docs/FUZZING.md.
+FUZZ_SECONDS ?= 15
 
-.PHONY: all deps build build-sanitize run test test-release test-sanitize \
-	format format-check bench clean
+.PHONY: all deps build build-sanitize build-fuzz run test test-release test-sanitize \
+	fuzz format format-check bench clean
 
 all: build
 
@@ -25,7 +30,7 @@ build-sanitize: deps
 run: build
 	exec build/server/skuld --listen $(LISTEN) --data-dir $(DATA_DIR)
 
-test: format-check test-release test-sanitize
+test: format-check test-release test-sanitize fuzz
 
 test-release: build
 	ctest --test-dir build --output-on-failure
@@ -33,6 +38,16 @@ test-release: build
 test-sanitize: build-sanitize
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir build-sanitize --output-on-failure
+
+# libFuzzer targets: clang with ASan + UBSan over every library they link;
+# each runs on a scratch copy of tests/fuzz/corpus/<target> (tests/fuzz/run.sh).
+build-fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKULD_FUZZ=ON \
+		-DSKULD_TESTS=OFF -DSKULD_WERROR=ON
+	cmake --build build-fuzz -j $(JOBS) --target skuld-fuzz
+
+fuzz: build-fuzz
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
@@ -46,4 +61,4 @@ bench: build
 	build/bench/skuld-microbench
 
 clean:
-	rm -rf build build-sanitize
+	rm -rf build build-sanitize build-fuzz

@@ -969,6 +969,30 @@ Test(log, segment_of_another_log_is_corruption)
 	remove_dir(dir);
 }
 
+/* Found by tests/fuzz/fuzz_log.c: a lone, otherwise valid segment named and
+ * numbered 0 read as a log whose position (segment 0) says "empty", so a
+ * torn write in it was never discarded and a writer would start over. */
+Test(log, segment_index_0_is_corruption)
+{
+	char *dir = temp_dir();
+	static struct layout layout;
+	build_log(dir, SEGMENT_SMALL, 2, &layout);
+	cr_assert_eq(layout.writes[1].segment, 1);
+	char one[1024], zero[1024];
+	segment_path(one, sizeof(one), dir, 1);
+	segment_path(zero, sizeof(zero), dir, 0);
+	cr_assert_eq(rename(one, zero), 0);
+	int fd = file_open(dir, 0);
+	struct log_segment_header header;
+	file_read(fd, &header, sizeof(header), 0);
+	header.segment = 0;
+	header.checksum_header = skuld_checksum(&header, 120);
+	file_write(fd, &header, sizeof(header), 0);
+	close(fd);
+	expect_corrupt(dir, 0, 0, "index 0");
+	remove_dir(dir);
+}
+
 Test(log, truncated_segment_is_corruption)
 {
 	char *dir = temp_dir();

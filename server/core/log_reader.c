@@ -308,6 +308,12 @@ static enum log_status log_reader_check_segment(struct log_reader *reader, uint6
 	    !log_bytes_zero(reader->buffer + sizeof(header), LOG_BLOCK_SIZE - sizeof(header))) {
 		return log_reader_corrupt(reader, 0, "segment header: bad block size or padding");
 	}
+	if (header.segment == 0) {
+		/* Indices start at 1: a position at segment 0 means an empty log,
+		 * so a segment 0 could be neither resumed nor discarded. */
+		return log_reader_corrupt(reader, 0,
+		                          "segment header: index 0 (indices start at 1)");
+	}
 	if (header.segment != reader->segment) {
 		return log_reader_corrupt(reader, 0,
 		                          "segment header: index %" PRIu64 " in file %" PRIu64,
