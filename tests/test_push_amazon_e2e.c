@@ -9,8 +9,7 @@
  */
 #include <jansson.h>
 
-#include "server_harness.h"
-#include "standin_harness.h"
+#include "push_harness.h"
 
 #define MARKET "ATVPDKIKX0DER"
 #define SHOP   1 /* skuld channel id */
@@ -20,8 +19,7 @@ static struct server server;
 static struct standin standin;
 static struct http_client *control;
 static struct client admin;
-static pid_t worker;
-static char worker_config[160];
+static struct push_worker worker;
 static uint64_t key_serial = 1000;
 
 static const char seed[] =
@@ -49,39 +47,9 @@ static struct skuld_event stock(uint16_t kind, uint32_t item, uint32_t location,
 	return event_stock(kind, item, location, quantity, ++key_serial);
 }
 
-static void worker_start(void)
-{
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(99);
-		setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
-		execl(SKULD_BINARY_DIR "/channels/skuld-push", "skuld-push", "--config",
-		      worker_config, (char *)NULL);
-		_exit(98);
-	}
-	worker = pid;
-}
-
-static void worker_stop(int signal_number)
-{
-	if (worker <= 0)
-		return;
-	kill(worker, signal_number);
-	int status = 0;
-	waitpid(worker, &status, 0);
-	if (signal_number == SIGTERM)
-		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "skuld-push status %d",
-		          status);
-	worker = 0;
-}
-
 static void config_write(unsigned reconcile_s)
 {
-	FILE *file = fopen(worker_config, "w");
+	FILE *file = fopen(worker.config, "w");
 	cr_assert_not_null(file);
 	fprintf(file,
 	        "# the Amazon worker of the end-to-end test\n"
@@ -136,13 +104,13 @@ static void setup(void)
 		snprintf(listing.listing, sizeof(listing.listing), "AMZ-%u", item);
 		one(listing);
 	}
-	snprintf(worker_config, sizeof(worker_config), "%s/push.conf", server.dir);
+	snprintf(worker.config, sizeof(worker.config), "%s/push.conf", server.dir);
 	config_write(0);
 }
 
 static void teardown(void)
 {
-	worker_stop(SIGKILL);
+	push_worker_stop(&worker, SIGKILL);
 	client_close(&admin);
 	server_stop(&server);
 	server_fini(&server);
@@ -152,24 +120,11 @@ static void teardown(void)
 
 TestSuite(push_amazon_e2e, .init = setup, .fini = teardown, .timeout = 120);
 
-static json_t *standin_get(const char *what)
-{
-	char url[256];
-	snprintf(url, sizeof(url), "%s/_control/%s", standin.base, what);
-	struct http_request request = {.method = "GET", .url = url, .timeout_ms = 5000};
-	struct http_response response;
-	cr_assert_eq(http_call(control, &request, &response), 0);
-	cr_assert_eq(response.status, 200);
-	json_t *state = json_loadb(response.body, response.body_size, 0, NULL);
-	cr_assert_not_null(state);
-	return state;
-}
-
 static int64_t channel_quantity(uint32_t item)
 {
 	char sku[32];
 	snprintf(sku, sizeof(sku), "AMZ-%u", item);
-	json_t *state = standin_get("state");
+	json_t *state = standin_get_json(&standin, control, "state");
 	size_t i;
 	json_t *listing;
 	int64_t quantity = -1;
@@ -180,14 +135,6 @@ static int64_t channel_quantity(uint32_t item)
 	}
 	json_decref(state);
 	return quantity;
-}
-
-static struct skuld_channel_push_record channel_push(void)
-{
-	struct skuld_query query = {.kind = SKULD_QUERY_CHANNEL_PUSH, .channel = SHOP};
-	struct skuld_channel_push_record record;
-	cr_assert_eq(client_query(&admin, &query, &record, 1), 1);
-	return record;
 }
 
 /* Waits (20 s at most) until Amazon shows want[1..ITEMS] (-1: any) and
@@ -203,7 +150,7 @@ static void converge(const int64_t *want, const char *what)
 			shown[item] = channel_quantity(item);
 			equal &= want[item] < 0 || shown[item] == want[item];
 		}
-		dirty = channel_push().dirty;
+		dirty = channel_push_of(&admin, SHOP).dirty;
 		if (equal && dirty == 0)
 			return;
 		if (harness_now_ms() > deadline)
@@ -222,7 +169,7 @@ static int64_t applied_sum(uint32_t item, uint32_t *empty, int64_t low, int64_t 
 {
 	char sku[32];
 	snprintf(sku, sizeof(sku), "AMZ-%u", item);
-	json_t *state = standin_get("state");
+	json_t *state = standin_get_json(&standin, control, "state");
 	int64_t sum = 0;
 	*empty = 0;
 	*outside = false;
@@ -244,7 +191,7 @@ static int64_t applied_sum(uint32_t item, uint32_t *empty, int64_t low, int64_t 
 
 Test(push_amazon_e2e, till_sales_and_a_hold_reach_amazon)
 {
-	worker_start();
+	push_worker_start(&worker);
 	int64_t want[ITEMS + 1] = {0, 15, 3, 1, 0};
 	converge(want, "first push");
 	one(stock(SKULD_SALE, 1, 2, 4));
@@ -260,12 +207,12 @@ Test(push_amazon_e2e, till_sales_and_a_hold_reach_amazon)
 	one(stock(SKULD_RECEIVE, 2, 2, 2));
 	want[2] = 5;
 	converge(want, "receipts");
-	worker_stop(SIGTERM);
+	push_worker_stop(&worker, SIGTERM);
 }
 
 Test(push_amazon_e2e, faults_converge_and_nothing_is_applied_that_was_not_asked)
 {
-	worker_start();
+	push_worker_start(&worker);
 	int64_t want[ITEMS + 1] = {0, 15, 3, 1, 0};
 	converge(want, "first push");
 	const char *faults[] = {
@@ -297,32 +244,32 @@ Test(push_amazon_e2e, faults_converge_and_nothing_is_applied_that_was_not_asked)
 	cr_assert_eq(applied_sum(1, &empty, 8, 15, &outside), 8);
 	cr_assert_leq(empty, 2);
 	cr_assert(!outside);
-	worker_stop(SIGTERM);
+	push_worker_stop(&worker, SIGTERM);
 }
 
 Test(push_amazon_e2e, a_killed_worker_resumes_from_the_acknowledged_versions)
 {
-	worker_start();
+	push_worker_start(&worker);
 	int64_t want[ITEMS + 1] = {0, 15, 3, 1, 0};
 	converge(want, "first push");
-	uint64_t acks = channel_push().acks;
+	uint64_t acks = channel_push_of(&admin, SHOP).acks;
 	standin_control(&standin, control, "faults",
 	                "{\"kind\":\"delay\",\"seconds\":1,\"count\":5}");
 	for (int i = 0; i < 5; i++)
 		one(stock(SKULD_SALE, 1, 1, 1));
 	nanosleep(&(struct timespec){0, 300000000}, NULL);
-	worker_stop(SIGKILL);
-	worker_start();
+	push_worker_stop(&worker, SIGKILL);
+	push_worker_start(&worker);
 	want[1] = 10;
 	converge(want, "after the restart");
-	cr_assert_gt(channel_push().acks, acks);
-	worker_stop(SIGTERM);
+	cr_assert_gt(channel_push_of(&admin, SHOP).acks, acks);
+	push_worker_stop(&worker, SIGTERM);
 }
 
 Test(push_amazon_e2e, an_inactive_listing_is_found_by_the_read_back)
 {
 	config_write(1);
-	worker_start();
+	push_worker_start(&worker);
 	int64_t want[ITEMS + 1] = {0, 15, 3, 1, 0};
 	converge(want, "first push");
 	standin_control(&standin, control, "listing", "{\"sku\":\"AMZ-2\",\"buyable\":false}");
@@ -343,5 +290,5 @@ Test(push_amazon_e2e, an_inactive_listing_is_found_by_the_read_back)
 	want[1] = 14;
 	want[2] = -1;
 	converge(want, "item 1 still moves");
-	worker_stop(SIGTERM);
+	push_worker_stop(&worker, SIGTERM);
 }

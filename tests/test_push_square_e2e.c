@@ -10,9 +10,8 @@
  */
 #include <jansson.h>
 
-#include "server_harness.h"
 #include "square.h"
-#include "standin_harness.h"
+#include "push_harness.h"
 
 #define LOCATION  "SQLOC1"
 #define OBJECT(n) "SQVAR10" #n
@@ -24,8 +23,7 @@ static struct server server;
 static struct standin standin;
 static struct http_client *control;
 static struct client admin;
-static pid_t worker;
-static char worker_config[160];
+static struct push_worker worker;
 static uint64_t key_serial = 1000;
 
 #define SEED_COUNT(n)                                                                              \
@@ -54,36 +52,6 @@ static void one(struct skuld_event event)
 static struct skuld_event stock(uint16_t kind, uint32_t item, uint32_t location, int64_t quantity)
 {
 	return event_stock(kind, item, location, quantity, ++key_serial);
-}
-
-static void worker_start(void)
-{
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(99);
-		setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
-		execl(SKULD_BINARY_DIR "/channels/skuld-push", "skuld-push", "--config",
-		      worker_config, (char *)NULL);
-		_exit(98);
-	}
-	worker = pid;
-}
-
-static void worker_stop(int signal_number)
-{
-	if (worker <= 0)
-		return;
-	kill(worker, signal_number);
-	int status = 0;
-	waitpid(worker, &status, 0);
-	if (signal_number == SIGTERM)
-		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "skuld-push status %d",
-		          status);
-	worker = 0;
 }
 
 static void setup(void)
@@ -137,8 +105,8 @@ static void setup(void)
 		snprintf(listing.listing, sizeof(listing.listing), "SQVAR10%u", item);
 		one(listing);
 	}
-	snprintf(worker_config, sizeof(worker_config), "%s/push.conf", server.dir);
-	FILE *file = fopen(worker_config, "w");
+	snprintf(worker.config, sizeof(worker.config), "%s/push.conf", server.dir);
+	FILE *file = fopen(worker.config, "w");
 	cr_assert_not_null(file);
 	fprintf(file,
 	        "# the Square worker of the end-to-end test\n"
@@ -152,7 +120,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	worker_stop(SIGKILL);
+	push_worker_stop(&worker, SIGKILL);
 	client_close(&admin);
 	server_stop(&server);
 	server_fini(&server);
@@ -162,24 +130,11 @@ static void teardown(void)
 
 TestSuite(push_square_e2e, .init = setup, .fini = teardown, .timeout = 120);
 
-static json_t *standin_get(const char *what)
-{
-	char url[256];
-	snprintf(url, sizeof(url), "%s/_control/%s", standin.base, what);
-	struct http_request request = {.method = "GET", .url = url, .timeout_ms = 5000};
-	struct http_response response;
-	cr_assert_eq(http_call(control, &request, &response), 0);
-	cr_assert_eq(response.status, 200);
-	json_t *state = json_loadb(response.body, response.body_size, 0, NULL);
-	cr_assert_not_null(state);
-	return state;
-}
-
 static int64_t channel_available(uint32_t item)
 {
 	char object[32];
 	snprintf(object, sizeof(object), "SQVAR10%u", item);
-	json_t *state = standin_get("state");
+	json_t *state = standin_get_json(&standin, control, "state");
 	size_t i;
 	json_t *count;
 	int64_t available = -1;
@@ -196,15 +151,6 @@ static int64_t channel_available(uint32_t item)
 	return available;
 }
 
-/* The channel push record of SHOP. */
-static struct skuld_channel_push_record channel_push(void)
-{
-	struct skuld_query query = {.kind = SKULD_QUERY_CHANNEL_PUSH, .channel = SHOP};
-	struct skuld_channel_push_record record;
-	cr_assert_eq(client_query(&admin, &query, &record, 1), 1);
-	return record;
-}
-
 /* Waits (20 s at most) until the channel shows want[1..ITEMS] (-1: any)
  * and nothing is dirty. */
 static void converge(const int64_t *want, const char *what)
@@ -218,7 +164,7 @@ static void converge(const int64_t *want, const char *what)
 			shown[item] = channel_available(item);
 			equal &= want[item] < 0 || shown[item] == want[item];
 		}
-		dirty = channel_push().dirty;
+		dirty = channel_push_of(&admin, SHOP).dirty;
 		if (equal && dirty == 0)
 			return;
 		if (harness_now_ms() > deadline)
@@ -237,22 +183,13 @@ static int64_t applied_sum(uint32_t item, uint32_t *empty)
 {
 	char object[32];
 	snprintf(object, sizeof(object), "SQVAR10%u", item);
-	char url[256];
-	snprintf(url, sizeof(url), "%s/_control/log", standin.base);
-	struct http_request request = {.method = "GET", .url = url, .timeout_ms = 5000};
-	struct http_response response;
-	cr_assert_eq(http_call(control, &request, &response), 0);
-	cr_assert_eq(response.status, 200);
+	json_t *entries = standin_log_json(&standin, control, 0);
 	int64_t sum = 0;
 	*empty = 0;
-	const char *line = response.body;
-	const char *end_of_body = response.body + response.body_size;
-	while (line < end_of_body) {
-		const char *end = memchr(line, '\n', (size_t)(end_of_body - line));
-		size_t length = end != NULL ? (size_t)(end - line) : (size_t)(end_of_body - line);
-		json_t *entry = json_loadb(line, length, 0, NULL);
-		size_t n;
-		json_t *change;
+	size_t i, n;
+	json_t *entry, *change;
+	json_array_foreach(entries, i, entry)
+	{
 		json_array_foreach(json_object_get(entry, "applied"), n, change)
 		{
 			const char *what =
@@ -267,15 +204,14 @@ static int64_t applied_sum(uint32_t item, uint32_t *empty)
 			sum += delta;
 			*empty += delta == 0;
 		}
-		json_decref(entry);
-		line += length + 1;
 	}
+	json_decref(entries);
 	return sum;
 }
 
 Test(push_square_e2e, till_sales_holds_pools_and_bundles_reach_square)
 {
-	worker_start();
+	push_worker_start(&worker);
 	/* 15 in the pool; 3; 1; store 3 is outside; kits per store:
 	 * store 1 min(10/2, 3/1) = 3, store 2 min(5/2, 0) = 0. */
 	int64_t want[ITEMS + 1] = {0, 15, 3, 1, 0, 3};
@@ -302,7 +238,7 @@ Test(push_square_e2e, till_sales_holds_pools_and_bundles_reach_square)
 	want[2] = 4;
 	want[5] = 2;
 	converge(want, "kit sale");
-	worker_stop(SIGTERM);
+	push_worker_stop(&worker, SIGTERM);
 	/* Every count went in as an absolute PHYSICAL_COUNT, none applied twice. */
 	uint32_t empty = 0;
 	cr_assert_eq(applied_sum(1, &empty), 9);
@@ -311,7 +247,7 @@ Test(push_square_e2e, till_sales_holds_pools_and_bundles_reach_square)
 
 Test(push_square_e2e, faults_converge_and_nothing_is_applied_twice)
 {
-	worker_start();
+	push_worker_start(&worker);
 	int64_t want[ITEMS + 1] = {0, 15, 3, 1, 0, 3};
 	converge(want, "first push");
 	const char *faults[] = {
@@ -338,7 +274,7 @@ Test(push_square_e2e, faults_converge_and_nothing_is_applied_twice)
 	uint32_t empty = 0;
 	cr_assert_eq(applied_sum(1, &empty), 9);
 	cr_assert_eq(empty, 0);
-	worker_stop(SIGTERM);
+	push_worker_stop(&worker, SIGTERM);
 }
 
 /* The count goes in at the ledger time of its value: a Square sale made
@@ -346,32 +282,32 @@ Test(push_square_e2e, faults_converge_and_nothing_is_applied_twice)
  * it, and then both agree. */
 Test(push_square_e2e, a_square_sale_after_the_ledger_value_is_kept)
 {
-	worker_start();
+	push_worker_start(&worker);
 	int64_t want[ITEMS + 1] = {0, 15, 3, 1, 0, 3};
 	converge(want, "first push");
-	worker_stop(SIGTERM);
+	push_worker_stop(&worker, SIGTERM);
 	one(stock(SKULD_RECEIVE, 1, 1, 2)); /* the ledger: 17, from now */
 	nanosleep(&(struct timespec){0, 20000000}, NULL);
 	standin_control(&standin, control, "sale",
 	                "{\"catalog_object_id\":\"" OBJECT(1) "\",\"location_id\":\"" LOCATION
 	                                                      "\",\"quantity\":2}");
-	worker_start();
+	push_worker_start(&worker);
 	want[1] = 15; /* 17 counted before the sale, the sale after it */
 	converge(want, "count before the sale");
 	/* The gateway's SALE reaches the ledger: 15, and nothing to push. */
 	one(stock(SKULD_SALE, 1, 1, 2));
 	converge(want, "sale arrives");
 	cr_assert_eq(channel_available(1), 15);
-	worker_stop(SIGTERM);
+	push_worker_stop(&worker, SIGTERM);
 }
 
 Test(push_square_e2e, an_unknown_object_is_an_exception_and_the_others_go_on)
 {
 	standin_control(&standin, control, "object", "{\"id\":\"" OBJECT(2) "\",\"exists\":false}");
-	worker_start();
+	push_worker_start(&worker);
 	int64_t want[ITEMS + 1] = {0, 15, -1, 1, 0, 3};
 	converge(want, "others");
-	struct skuld_channel_push_record channel = channel_push();
+	struct skuld_channel_push_record channel = channel_push_of(&admin, SHOP);
 	cr_assert_eq(channel.parked, 1);
 	struct skuld_query query = {.kind = SKULD_QUERY_EXCEPTIONS, .channel = SHOP};
 	struct skuld_exception_record exceptions[4];
@@ -396,28 +332,28 @@ Test(push_square_e2e, an_unknown_object_is_an_exception_and_the_others_go_on)
 	want[2] = 2;
 	converge(want, "remapped");
 	cr_assert_eq(client_query(&admin, &query, exceptions, 4), 0);
-	worker_stop(SIGTERM);
+	push_worker_stop(&worker, SIGTERM);
 }
 
 Test(push_square_e2e, a_killed_worker_resumes_from_the_acknowledged_versions)
 {
-	worker_start();
+	push_worker_start(&worker);
 	int64_t want[ITEMS + 1] = {0, 15, 3, 1, 0, 3};
 	converge(want, "first push");
-	uint64_t acks = channel_push().acks;
+	uint64_t acks = channel_push_of(&admin, SHOP).acks;
 	/* Killed while calls are slow, with changes in flight. */
 	standin_control(&standin, control, "faults",
 	                "{\"kind\":\"delay\",\"seconds\":1,\"count\":5}");
 	for (int i = 0; i < 5; i++)
 		one(stock(SKULD_SALE, 1, 1, 1));
 	nanosleep(&(struct timespec){0, 300000000}, NULL);
-	worker_stop(SIGKILL);
-	worker_start();
+	push_worker_stop(&worker, SIGKILL);
+	push_worker_start(&worker);
 	want[1] = 10;
 	want[5] = -1;
 	converge(want, "after the restart");
-	cr_assert_gt(channel_push().acks, acks);
-	worker_stop(SIGTERM);
+	cr_assert_gt(channel_push_of(&admin, SHOP).acks, acks);
+	push_worker_stop(&worker, SIGTERM);
 	uint32_t empty = 0;
 	cr_assert_eq(applied_sum(1, &empty), 10);
 }
