@@ -169,46 +169,10 @@ int snapshot_code_valid(const char *code)
 
 /* ---- Configuration fingerprint ------------------------------------------- */
 
-/* Version 1 streams were fingerprinted before listings_max existed: the
- * same fields but that one. */
-static uint64_t fingerprint_v1(const struct ledger_config *config)
-{
-	const uint64_t fields[] = {
-	        config->items_max,
-	        config->locations_max,
-	        config->channels_max,
-	        config->stock_max,
-	        config->codes_max,
-	        config->barcodes_max,
-	        config->attributes_max,
-	        config->bundles_max,
-	        config->bundle_components_max,
-	        config->pool_locations_max,
-	        config->channel_buffers_max,
-	        config->holds_max,
-	        config->closed_holds_max,
-	        config->closed_hold_grace_ns,
-	        config->ttl_max_s,
-	        config->counts_max,
-	        config->transfers_max,
-	        config->keys_max,
-	        config->key_window_ns,
-	        config->batch_events_max,
-	        config->chain_events_max,
-	};
-	return skuld_checksum(fields, sizeof(fields));
-}
-
-uint32_t ledger_config_fingerprint_version(const struct ledger_config *config, uint64_t fingerprint)
-{
-	if (fingerprint == ledger_config_fingerprint(config))
-		return LEDGER_SNAPSHOT_VERSION;
-	if (fingerprint == fingerprint_v1(config))
-		return 1;
-	return 0;
-}
-
-uint64_t ledger_config_fingerprint(const struct ledger_config *config)
+/* The configuration's fields in declaration order, each as a u64; version
+ * 1 streams were fingerprinted before listings_max (the last) existed, so
+ * theirs is the checksum of all but the last field. */
+static uint64_t fingerprint_of(const struct ledger_config *config, uint32_t version)
 {
 	const uint64_t fields[] = {
 	        config->items_max,
@@ -236,7 +200,22 @@ uint64_t ledger_config_fingerprint(const struct ledger_config *config)
 	};
 	/* A field added to struct ledger_config must be added above. */
 	static_assert(sizeof(struct ledger_config) == 104, "every field is in the fingerprint");
-	return skuld_checksum(fields, sizeof(fields));
+	size_t count = sizeof(fields) / sizeof(fields[0]) - (version == 1 ? 1 : 0);
+	return skuld_checksum(fields, count * sizeof(fields[0]));
+}
+
+uint64_t ledger_config_fingerprint(const struct ledger_config *config)
+{
+	return fingerprint_of(config, LEDGER_SNAPSHOT_VERSION);
+}
+
+uint32_t ledger_config_fingerprint_version(const struct ledger_config *config, uint64_t fingerprint)
+{
+	if (fingerprint == fingerprint_of(config, LEDGER_SNAPSHOT_VERSION))
+		return LEDGER_SNAPSHOT_VERSION;
+	if (fingerprint == fingerprint_of(config, 1))
+		return 1;
+	return 0;
 }
 
 /* ---- Save ---------------------------------------------------------------- */
