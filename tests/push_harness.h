@@ -1,7 +1,8 @@
 /*
  * push_harness.h — what the skuld-push end-to-end tests share: starting and
  * stopping a real skuld-push on a configuration file, reading a stand-in's
- * control API as JSON, and a channel's push record from skuld.
+ * control API as JSON, a channel's push record from skuld, submitting events
+ * that must succeed, and the small catalog of the single-channel tests.
  *
  * A worker dies with the test (PR_SET_PDEATHSIG); push_worker_stop with
  * SIGTERM asserts that it exited 0 (CHANNELS.md, "Exit status").
@@ -102,6 +103,74 @@ PUSH_HARNESS struct skuld_channel_push_record channel_push_of(struct client *cli
 	struct skuld_channel_push_record record;
 	cr_assert_eq(client_query(client, &query, &record, 1), 1);
 	return record;
+}
+
+/* SUBMITs events[0..count) (count <= 16) and asserts every one is OK. */
+PUSH_HARNESS void push_submit_ok(struct client *client, struct skuld_event *events, uint32_t count)
+{
+	struct skuld_result results[16];
+	cr_assert_leq(count, 16);
+	cr_assert_eq(client_submit(client, events, count, results, NULL), 0);
+	for (uint32_t i = 0; i < count; i++)
+		cr_assert_eq(results[i].status, SKULD_OK, "event %u: %s", i,
+		             skuld_status_name(results[i].status));
+}
+
+/* The catalog of the single-channel tests: items 1..4 and bundle 5 (2 x
+ * item 1 + 1 x item 2); stores 1 and 2 in channel `channel` (named name),
+ * store 3 outside it; receipts 10 and 5 of item 1 at stores 1 and 2, 3 of
+ * item 2 and 1 of item 3 at store 1, 9 of item 4 at store 3; and a listing
+ * per item, listing_prefix followed by "10" and the item id. *key is the
+ * key counter. */
+PUSH_HARNESS void push_catalog(struct client *client, uint64_t *key, uint32_t channel,
+                               const char *name, const char *listing_prefix)
+{
+	struct skuld_event catalog[16];
+	uint32_t count = 0;
+	for (uint32_t item = 1; item <= 5; item++) {
+		catalog[count] = event_item(item, ++*key);
+		if (item == 5)
+			catalog[count].flags = SKULD_EVENT_BUNDLE;
+		count++;
+	}
+	for (uint32_t location = 1; location <= 3; location++)
+		catalog[count++] = event_location(location, ++*key);
+	push_submit_ok(client, catalog, count);
+	struct skuld_event events[2];
+	for (int part = 0; part < 2; part++) {
+		events[part] = event_make(SKULD_BUNDLE_COMPONENT, ++*key, 5);
+		events[part].item = 5;
+		events[part].target = part == 0 ? 1 : 2;
+		events[part].quantity = part == 0 ? 2 : 1;
+	}
+	push_submit_ok(client, events, 2);
+	struct skuld_event define = event_make(SKULD_CHANNEL_DEFINE, ++*key, 6);
+	define.channel = channel;
+	snprintf(define.code, sizeof(define.code), "%s", name);
+	push_submit_ok(client, &define, 1);
+	for (uint32_t location = 1; location <= 2; location++) {
+		struct skuld_event pool = event_make(SKULD_CHANNEL_POOL, ++*key, 6);
+		pool.channel = channel;
+		pool.location = location;
+		push_submit_ok(client, &pool, 1);
+	}
+	const struct {
+		uint32_t item, location;
+		int64_t quantity;
+	} receipts[] = {{1, 1, 10}, {1, 2, 5}, {2, 1, 3}, {3, 1, 1}, {4, 3, 9}};
+	for (size_t i = 0; i < sizeof(receipts) / sizeof(receipts[0]); i++) {
+		struct skuld_event receive =
+		        event_stock(SKULD_RECEIVE, receipts[i].item, receipts[i].location,
+		                    receipts[i].quantity, ++*key);
+		push_submit_ok(client, &receive, 1);
+	}
+	for (uint32_t item = 1; item <= 5; item++) {
+		struct skuld_event listing = event_make(SKULD_CHANNEL_LISTING, ++*key, 7);
+		listing.channel = channel;
+		listing.item = item;
+		snprintf(listing.listing, sizeof(listing.listing), "%s10%u", listing_prefix, item);
+		push_submit_ok(client, &listing, 1);
+	}
 }
 
 #endif /* SKULD_TESTS_PUSH_HARNESS_H */

@@ -43,12 +43,7 @@ static const char seed[] =
 
 static void submit_ok(struct skuld_event *events, uint32_t count)
 {
-	struct skuld_result results[16];
-	cr_assert_leq(count, 16);
-	cr_assert_eq(client_submit(&admin, events, count, results, NULL), 0);
-	for (uint32_t i = 0; i < count; i++)
-		cr_assert_eq(results[i].status, SKULD_OK, "event %u: %s", i,
-		             skuld_status_name(results[i].status));
+	push_submit_ok(&admin, events, count);
 }
 
 static void one(struct skuld_event event)
@@ -71,48 +66,7 @@ static void setup(void)
 	server_start(&server);
 	cr_assert_eq(client_open(&admin, server.port, client_id(77)), 0);
 	/* Items 1..4, bundle 5; stores 1, 2 in the pool, 3 outside it. */
-	struct skuld_event catalog[16];
-	uint32_t count = 0;
-	for (uint32_t item = 1; item <= ITEMS; item++) {
-		catalog[count] = event_item(item, ++key_serial);
-		if (item == 5)
-			catalog[count].flags = SKULD_EVENT_BUNDLE;
-		count++;
-	}
-	for (uint32_t location = 1; location <= 3; location++)
-		catalog[count++] = event_location(location, ++key_serial);
-	submit_ok(catalog, count);
-	struct skuld_event component = event_make(SKULD_BUNDLE_COMPONENT, ++key_serial, 5);
-	component.item = 5;
-	component.target = 1;
-	component.quantity = 2;
-	one(component);
-	component.key.lo = ++key_serial;
-	component.target = 2;
-	component.quantity = 1;
-	one(component);
-	struct skuld_event channel = event_make(SKULD_CHANNEL_DEFINE, ++key_serial, 6);
-	channel.channel = SHOP;
-	snprintf(channel.code, sizeof(channel.code), "shopify");
-	one(channel);
-	for (uint32_t location = 1; location <= 2; location++) {
-		struct skuld_event pool = event_make(SKULD_CHANNEL_POOL, ++key_serial, 6);
-		pool.channel = SHOP;
-		pool.location = location;
-		one(pool);
-	}
-	one(stock(SKULD_RECEIVE, 1, 1, 10));
-	one(stock(SKULD_RECEIVE, 1, 2, 5));
-	one(stock(SKULD_RECEIVE, 2, 1, 3));
-	one(stock(SKULD_RECEIVE, 3, 1, 1));
-	one(stock(SKULD_RECEIVE, 4, 3, 9)); /* outside the pool */
-	for (uint32_t item = 1; item <= ITEMS; item++) {
-		struct skuld_event listing = event_make(SKULD_CHANNEL_LISTING, ++key_serial, 7);
-		listing.channel = SHOP;
-		listing.item = item;
-		snprintf(listing.listing, sizeof(listing.listing), "10%u", item);
-		one(listing);
-	}
+	push_catalog(&admin, &key_serial, SHOP, "shopify", "");
 	snprintf(worker.config, sizeof(worker.config), "%s/push.conf", server.dir);
 	FILE *file = fopen(worker.config, "w");
 	cr_assert_not_null(file);
