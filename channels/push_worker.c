@@ -170,6 +170,7 @@ struct worker {
 	struct push_item items[PULL_MAX];
 	struct push_item again[PULL_MAX]; /* a sweep's re-sends */
 	struct push_level levels[PULL_MAX];
+	char mismatch[PULL_MAX][64]; /* a sweep's mismatch details */
 	struct push_result results[PULL_MAX];
 	struct skuld_event events[PULL_MAX + 1];
 	struct skuld_result event_results[PULL_MAX + 1];
@@ -474,7 +475,8 @@ static void sweep(struct worker *worker, bool reconcile, bool zeros, volatile si
 			if (known != NULL)
 				item_from(worker, record, known, &worker->items[clean++]);
 		}
-		uint32_t resend = 0;
+		uint32_t resend = 0, mismatches = 0;
+		uint32_t mismatched[PULL_MAX]; /* their places in again[] */
 		struct push_item *again = worker->again;
 		for (uint32_t first = 0; reconcile && first < clean && !*stop;
 		     first += worker->driver->read_max) {
@@ -498,13 +500,13 @@ static void sweep(struct worker *worker, bool reconcile, bool zeros, volatile si
 				    push_whole_units(levels[i].shown, item->scale) ==
 				            push_whole_units(item->shown, item->scale))
 					continue;
-				char detail[64];
-				snprintf(detail, sizeof(detail),
+				/* Reported after the re-push below: its acknowledgement
+				 * would close a report made before it. */
+				snprintf(worker->mismatch[mismatches], sizeof(worker->mismatch[0]),
 				         "shows %" PRId64 ", accepted %" PRId64,
 				         push_whole_units(levels[i].shown, item->scale),
 				         push_whole_units(item->shown, item->scale));
-				event_exception(worker, item->item, item->version,
-				                PUSH_EXCEPTION_MISMATCH, detail);
+				mismatched[mismatches++] = resend;
 				worker->figures->mismatches++;
 				/* Push at most what the channel shows: a sale there that
 				 * the ledger has not seen is never undone. */
@@ -519,8 +521,19 @@ static void sweep(struct worker *worker, bool reconcile, bool zeros, volatile si
 			if (push_whole_units(item->quantity, item->scale) == 0 && !item->stale)
 				again[resend++] = *item;
 		}
+		/* push_items sorts again[]: the mismatched items are found by id. */
+		uint32_t mismatched_item[PULL_MAX];
+		uint64_t mismatched_version[PULL_MAX];
+		for (uint32_t m = 0; m < mismatches; m++) {
+			mismatched_item[m] = again[mismatched[m]].item;
+			mismatched_version[m] = again[mismatched[m]].version;
+		}
 		if (resend > 0)
 			push_items(worker, again, resend, 0, stop);
+		for (uint32_t m = 0; m < mismatches; m++)
+			event_exception(worker, mismatched_item[m], mismatched_version[m],
+			                PUSH_EXCEPTION_MISMATCH, worker->mismatch[m]);
+		events_flush(worker);
 	} while (after != 0 && !*stop);
 }
 
