@@ -32,14 +32,14 @@ run: build
 
 test: format-check test-release test-sanitize fuzz
 
-# One suite at a time: tests/test_client_server.c restarts a server on the
-# port it had, which a suite running beside it could take meanwhile.
+# The suites run side by side (every test has its own temporary directory and
+# ports); each Criterion suite runs its own tests one at a time.
 test-release: build
-	ctest --test-dir build --output-on-failure
+	ctest --test-dir build --output-on-failure -j $(JOBS)
 
 test-sanitize: build-sanitize
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		ctest --test-dir build-sanitize --output-on-failure
+		ctest --test-dir build-sanitize --output-on-failure -j $(JOBS)
 
 # libFuzzer targets: clang with ASan + UBSan over every library they link;
 # each runs on a scratch copy of tests/fuzz/corpus/<target> (tests/fuzz/run.sh).

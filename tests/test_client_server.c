@@ -5,10 +5,10 @@
  * restarted between send and reply, merging of concurrent callers, and the
  * disconnected state.
  *
- * Each test starts its own server on 127.0.0.1 port 0 in a mkdtemp
- * directory, reads the port from the "skuld: listening on" line, and kills
- * it on every path (the Criterion fini hook, and atexit for asserts). Every
- * wait is bounded.
+ * Each test starts its own server on a free 127.0.0.1 port below the
+ * ephemeral range (port_pick) in a mkdtemp directory, restarts it on that
+ * port when it needs a restart, and kills it on every path (the Criterion
+ * fini hook, and atexit for asserts). Every wait is bounded.
  */
 #include <criterion/criterion.h>
 
@@ -76,8 +76,9 @@ static void cleanup_at_exit(void)
 	server_kill(&the_server);
 }
 
-/* Starts skuld on port (0: any) with the data in server->directory. */
-static void server_start(struct server *server, uint16_t port)
+/* Starts skuld on port (0: any) with the data in server->directory. Returns
+ * 0, or -1 with why the server did not start in why (its stderr). */
+static int server_try_start(struct server *server, uint16_t port, char *why, size_t why_size)
 {
 	char binary[512], listen[64], data[256], config[256], line[256];
 	int out[2];
@@ -149,11 +150,36 @@ static void server_start(struct server *server, uint16_t port)
 			text[length] = '\0';
 			fclose(stderr_file);
 		}
-		cr_assert_fail("server did not start: '%s' (read: %s); its stderr:\n%s", line,
-		               read_error ? strerror(read_error) : "end of file or time-out", text);
+		snprintf(why, why_size, "'%s' (read: %s); its stderr:\n%s", line,
+		         read_error ? strerror(read_error) : "end of file or time-out", text);
+		server_kill(server);
+		return -1;
 	}
 	server->port = (uint16_t)parsed;
 	snprintf(server->address, sizeof(server->address), "127.0.0.1:%u", server->port);
+	return 0;
+}
+
+/* Starts skuld, on the port it had when restarting one. A SIGKILLed server's
+ * listening socket can outlive its process for a moment (the kernel tears
+ * down its io_uring, which holds the socket, in the background; slower when
+ * the machine is busy), so a restart on the same port retries while the
+ * address is still in use. */
+static void server_start(struct server *server, uint16_t port)
+{
+	char why[2560];
+	uint64_t deadline = now_ms() + START_WAIT_MS;
+
+	for (int attempt = 0; attempt < 150; attempt++) {
+		if (server_try_start(server, port, why, sizeof(why)) == 0)
+			return;
+		if (port == 0 || strstr(why, "Address already in use") == NULL ||
+		    now_ms() >= deadline)
+			break;
+		cr_log_info("port %u still in use by the killed server; retrying", port);
+		sleep_ms(100);
+	}
+	cr_assert_fail("server did not start: %s", why);
 }
 
 static void server_fini(void)
