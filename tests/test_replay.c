@@ -11,7 +11,7 @@
  * killed after REPLAY_RUN_TIMEOUT_S; the server dies with the test process
  * (server_harness.h) and is stopped on every path by server_fini.
  */
-#include "server_harness.h"
+#include "command_harness.h"
 
 #include <stdarg.h>
 
@@ -20,7 +20,6 @@
 
 #define REPLAY_BINARY        SKULD_BINARY_DIR "/server/skuld-replay"
 #define REPLAY_RUN_TIMEOUT_S 120
-#define REPLAY_OUTPUT_MAX    (1u << 20)
 #define SEGMENT_FIRST        "log-0000000000000001.skl"
 
 /* The server's capacities; skuld-replay gets the same file. */
@@ -28,81 +27,29 @@ static const char *const config_text = "items_max = 64\n"
                                        "locations_max = 16\n"
                                        "stock_max = 256\n";
 
-struct run {
-	int status; /* exit status, or -signal */
-	char out[REPLAY_OUTPUT_MAX];
-	char err[REPLAY_OUTPUT_MAX];
-};
-
 static struct server server;
-static struct run run_result;
+static struct command_run run_result;
 static char data_dir[128];
 static char log_dir[160];
 
-static void read_file_into(const char *path, char *buffer, size_t size)
-{
-	buffer[0] = '\0';
-	FILE *file = fopen(path, "r");
-	if (file == NULL)
-		return;
-	size_t got = fread(buffer, 1, size - 1, file);
-	buffer[got] = '\0';
-	fclose(file);
-}
-
 /* Runs skuld-replay with the arguments (NULL-terminated). */
-static struct run *replay_run_argv(const char *const *argv_in)
+static struct command_run *replay_run_argv(const char *const *argv_in)
 {
-	const char *argv[40];
+	static const char *const unset[] = {"SKULD_REPLAY_TIMING", NULL};
+	const char *argv[COMMAND_ARGS_MAX];
 	int argc = 0;
 	argv[argc++] = "skuld-replay";
-	for (int i = 0; argv_in[i] != NULL && argc < 39; i++)
+	for (int i = 0; argv_in[i] != NULL && argc < COMMAND_ARGS_MAX - 1; i++)
 		argv[argc++] = argv_in[i];
 	argv[argc] = NULL;
-	char out_path[128], err_path[128];
-	snprintf(out_path, sizeof(out_path), "%s/replay.out", server.dir);
-	snprintf(err_path, sizeof(err_path), "%s/replay.err", server.dir);
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(99);
-		int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (out < 0 || err < 0)
-			_exit(97);
-		dup2(out, STDOUT_FILENO);
-		dup2(err, STDERR_FILENO);
-		setenv("ASAN_OPTIONS", "detect_leaks=1", 1);
-		unsetenv("SKULD_REPLAY_TIMING");
-		execv(REPLAY_BINARY, (char *const *)argv);
-		_exit(98);
-	}
-	uint64_t deadline = harness_now_ms() + REPLAY_RUN_TIMEOUT_S * 1000;
-	int status = 0;
-	for (;;) {
-		pid_t done = waitpid(pid, &status, WNOHANG);
-		if (done == pid)
-			break;
-		if (harness_now_ms() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			cr_assert_fail("skuld-replay did not finish in %d s", REPLAY_RUN_TIMEOUT_S);
-		}
-		usleep(2000);
-	}
-	run_result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-	read_file_into(out_path, run_result.out, sizeof(run_result.out));
-	read_file_into(err_path, run_result.err, sizeof(run_result.err));
-	return &run_result;
+	return command_run(&run_result, REPLAY_BINARY, argv, server.dir, REPLAY_RUN_TIMEOUT_S,
+	                   unset);
 }
 
 /* Runs and asserts the exit status. */
-static struct run *replay_expect(int status, const char *const *argv)
+static struct command_run *replay_expect(int status, const char *const *argv)
 {
-	struct run *run = replay_run_argv(argv);
+	struct command_run *run = replay_run_argv(argv);
 	cr_assert_eq(run->status, status, "%s: exit %d, wanted %d\nstdout: %s\nstderr: %s", argv[0],
 	             run->status, status, run->out, run->err);
 	return run;
@@ -197,7 +144,7 @@ static void make_log(void)
 /* The head verify prints, "SEQ:HEX", into head. */
 static void head_of(const char *dir, char head[CHAIN_TEXT_SIZE])
 {
-	struct run *run = expect(0, "verify", dir, "--json", "--config", server.config);
+	struct command_run *run = expect(0, "verify", dir, "--json", "--config", server.config);
 	const char *at = strstr(run->out, "],\"head\":\"");
 	cr_assert_not_null(at, "%s", run->out);
 	at += strlen("],\"head\":\"");
@@ -335,7 +282,7 @@ static char *quoted(const char *format, ...)
 Test(replay, verify_passes_and_prints_the_head)
 {
 	make_log();
-	struct run *run = expect(0, "verify", data_dir, "--config", server.config);
+	struct command_run *run = expect(0, "verify", data_dir, "--config", server.config);
 	contains(run->out, "records    8\n");
 	contains(run->out, "events     12 (1 .. 12)\n");
 	contains(run->out, "segments   1 (" SEGMENT_FIRST " .. " SEGMENT_FIRST ")\n");
@@ -390,7 +337,7 @@ Test(replay, a_flipped_bit_names_the_file_and_offset)
 	bytes[place.record_offset + LOG_RECORD_HEADER_SIZE + 40] ^= 0x10; /* the quantity */
 	file_write(path, bytes, size);
 	free(bytes);
-	struct run *run = expect(1, "verify", data_dir, "--config", server.config);
+	struct command_run *run = expect(1, "verify", data_dir, "--config", server.config);
 	contains(run->err, quoted("log corrupt in %s/%s at offset %llu", log_dir, SEGMENT_FIRST,
 	                          (unsigned long long)place.write_offset));
 	contains(run->out, "FAILED");
@@ -408,7 +355,8 @@ Test(replay, head_check_wrong_right_and_unreached)
 	make_log();
 	char head[CHAIN_TEXT_SIZE];
 	head_of(data_dir, head);
-	struct run *run = expect(0, "verify", data_dir, "--head", head, "--config", server.config);
+	struct command_run *run =
+	        expect(0, "verify", data_dir, "--head", head, "--config", server.config);
 	contains(run->out, quoted("--head     %s matches after record 8", head));
 	/* One hex digit changed. */
 	char wrong[CHAIN_TEXT_SIZE];
@@ -454,7 +402,8 @@ Test(replay, tampering_with_recomputed_checksums_is_caught_by_the_head)
 	char head_end[CHAIN_TEXT_SIZE], head_5[CHAIN_TEXT_SIZE];
 	head_of(data_dir, head_end);
 	/* The head at event 5, before the record that will be changed. */
-	struct run *run = expect(0, "verify", data_dir, "--json", "--config", server.config);
+	struct command_run *run =
+	        expect(0, "verify", data_dir, "--json", "--config", server.config);
 	(void)run;
 	char path[256];
 	snprintf(path, sizeof(path), "%s/%s", log_dir, SEGMENT_FIRST);
@@ -527,9 +476,9 @@ static const char level_tee_s1_after_6[] =
  * export's JSON lines. */
 static void recorded_time_of(uint64_t sequence, char *out, size_t size)
 {
-	struct run *run = expect(0, "export", data_dir, "--format", "jsonl", "--from",
-	                         quoted("%llu", (unsigned long long)sequence), "--to",
-	                         quoted("%llu", (unsigned long long)sequence));
+	struct command_run *run = expect(0, "export", data_dir, "--format", "jsonl", "--from",
+	                                 quoted("%llu", (unsigned long long)sequence), "--to",
+	                                 quoted("%llu", (unsigned long long)sequence));
 	const char *at = strstr(run->out, "\"recorded_ns\":");
 	cr_assert_not_null(at);
 	unsigned long long ns = 0;
@@ -546,7 +495,7 @@ Test(replay, state_at_past_points_has_exact_counters)
 {
 	make_log();
 	/* After event 6: TEE at S1 only. */
-	struct run *run =
+	struct command_run *run =
 	        expect(0, "state", data_dir, "--at", "6", "--config", server.config, "--json");
 	contains(run->out, "\"at\":{\"event\":6,\"records\":3,");
 	contains(run->out, level_tee_s1_after_6);
@@ -628,7 +577,7 @@ static void movement_has(const char *json, uint64_t sequence, const char *locati
 Test(replay, history_shows_the_running_balance)
 {
 	make_log();
-	struct run *run =
+	struct command_run *run =
 	        expect(0, "history", data_dir, "TEE@S1", "--config", server.config, "--json");
 	contains(run->out, "{\"sku\":\"TEE\",\"item\":1,\"scale\":0,\"bundle\":false,"
 	                   "\"location\":\"S1\",\"location_id\":1,\"movements\":[");
@@ -722,7 +671,7 @@ Test(replay, history_follows_bundles_holds_and_reallocations)
 	client_close(&client);
 	cr_assert_eq(server_stop(&server), 0);
 
-	struct run *run =
+	struct command_run *run =
 	        expect(0, "history", data_dir, "TEE", "--config", server.config, "--json");
 	movement_has(run->out, 8, "S1", "\"kind\":\"SALE\"");
 	movement_has(run->out, 8, "S1",
@@ -782,7 +731,7 @@ static int csv_fields(const char *line, char fields[][64], int max)
 Test(replay, export_csv_and_jsonl_lines_parse_and_count)
 {
 	make_log();
-	struct run *run = expect(0, "export", data_dir, "--format", "csv");
+	struct command_run *run = expect(0, "export", data_dir, "--format", "csv");
 	cr_assert_eq(lines_count(run->out), 1 + 12, "%s", run->out);
 	char fields[40][64];
 	char header[40][64];
@@ -866,7 +815,7 @@ Test(replay, snapshots_are_checked_against_the_replay)
 	submit(&client, &event, 1);
 	client_close(&client);
 	cr_assert_eq(server_stop(&server), 0);
-	struct run *run = expect(0, "verify", data_dir, "--config", server.config);
+	struct command_run *run = expect(0, "verify", data_dir, "--config", server.config);
 	contains(run->out, "snapshot-000000000000000c.sks  after event 12");
 	contains(run->out, "snapshot-000000000000000d.sks  after event 13");
 	/* Back to the log at event 12: snapshot 13 is not in it. */
@@ -896,7 +845,7 @@ Test(replay, sample_log_chain_head_is_pinned)
 	server_init(&server, NULL); /* only for the output files */
 	/* tests/data/log-v1 is replayed by every later version; its SHA-256
 	 * chain head is fixed by docs/FORMAT.md's definition. */
-	struct run *run = expect(0, "verify", SKULD_TEST_DATA "/log-v1");
+	struct command_run *run = expect(0, "verify", SKULD_TEST_DATA "/log-v1");
 	contains(run->out, "head       54:e295683edd5a7191dde25acc413b2687c8b7cb344db348c95c5eb007b"
 	                   "13596f5\n");
 	contains(run->out, "segment    log-0000000000000001.skl  records 5  events 1 .. 9  head "

@@ -20,7 +20,7 @@
  * Every child is bounded (server_harness.h; skuld-replay runs are killed
  * after REPLAY_RUN_TIMEOUT_S).
  */
-#include "server_harness.h"
+#include "command_harness.h"
 
 #include <inttypes.h>
 
@@ -28,86 +28,33 @@
 
 #define REPLAY_BINARY        SKULD_BINARY_DIR "/server/skuld-replay"
 #define REPLAY_RUN_TIMEOUT_S 120
-#define REPLAY_OUTPUT_MAX    (1u << 20)
 #define PER_REQUEST          16u
 #define REQUESTS             150u
 #define CATALOG_EVENTS       4u
 #define ITEMS                2u
 #define LOCATIONS            2u
 
-struct run {
-	int status;
-	char out[REPLAY_OUTPUT_MAX];
-	char err[REPLAY_OUTPUT_MAX];
-};
-
 static struct server server;
-static struct run run_result;
+static struct command_run run_result;
 static char data_dir[128], log_dir[160], archive_dir[160];
 static int64_t server_on_hand[ITEMS + 1][LOCATIONS + 1]; /* QUERY LEVEL before the stop */
 
-static void read_file_into(const char *path, char *buffer, size_t size)
+static struct command_run *replay_run_argv(const char *const *argv_in)
 {
-	buffer[0] = '\0';
-	FILE *file = fopen(path, "r");
-	if (file == NULL)
-		return;
-	size_t got = fread(buffer, 1, size - 1, file);
-	buffer[got] = '\0';
-	fclose(file);
-}
-
-static struct run *replay_run_argv(const char *const *argv_in)
-{
-	const char *argv[40];
+	static const char *const unset[] = {"SKULD_REPLAY_TIMING", NULL};
+	const char *argv[COMMAND_ARGS_MAX];
 	int argc = 0;
 	argv[argc++] = "skuld-replay";
-	for (int i = 0; argv_in[i] != NULL && argc < 39; i++)
+	for (int i = 0; argv_in[i] != NULL && argc < COMMAND_ARGS_MAX - 1; i++)
 		argv[argc++] = argv_in[i];
 	argv[argc] = NULL;
-	char out_path[128], err_path[128];
-	snprintf(out_path, sizeof(out_path), "%s/replay.out", server.dir);
-	snprintf(err_path, sizeof(err_path), "%s/replay.err", server.dir);
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(99);
-		int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (out < 0 || err < 0)
-			_exit(97);
-		dup2(out, STDOUT_FILENO);
-		dup2(err, STDERR_FILENO);
-		setenv("ASAN_OPTIONS", "detect_leaks=1", 1);
-		unsetenv("SKULD_REPLAY_TIMING");
-		execv(REPLAY_BINARY, (char *const *)argv);
-		_exit(98);
-	}
-	uint64_t deadline = harness_now_ms() + REPLAY_RUN_TIMEOUT_S * 1000;
-	int status = 0;
-	for (;;) {
-		pid_t done = waitpid(pid, &status, WNOHANG);
-		if (done == pid)
-			break;
-		if (harness_now_ms() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			cr_assert_fail("skuld-replay did not finish in %d s", REPLAY_RUN_TIMEOUT_S);
-		}
-		usleep(2000);
-	}
-	run_result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-	read_file_into(out_path, run_result.out, sizeof(run_result.out));
-	read_file_into(err_path, run_result.err, sizeof(run_result.err));
-	return &run_result;
+	return command_run(&run_result, REPLAY_BINARY, argv, server.dir, REPLAY_RUN_TIMEOUT_S,
+	                   unset);
 }
 
-static struct run *replay_expect(int status, const char *const *argv)
+static struct command_run *replay_expect(int status, const char *const *argv)
 {
-	struct run *run = replay_run_argv(argv);
+	struct command_run *run = replay_run_argv(argv);
 	cr_assert_eq(run->status, status, "%s %s: exit %d, wanted %d\nstdout: %s\nstderr: %s",
 	             argv[0], argv[1], run->status, status, run->out, run->err);
 	return run;
@@ -303,7 +250,7 @@ Test(replay_archive, state_without_the_archive_equals_the_whole_log_and_the_serv
 {
 	make_data();
 	/* The end: from the boundary snapshot, and from the whole log. */
-	struct run *run = expect(0, "state", data_dir, "--config", server.config, "--json");
+	struct command_run *run = expect(0, "state", data_dir, "--config", server.config, "--json");
 	uint64_t start = snapshot_event_of(run->out);
 	cr_assert_gt(start, 0, "no snapshot start: %s", run->out);
 	levels_are(run->out, events_total);
@@ -358,7 +305,7 @@ Test(replay_archive, state_without_the_archive_equals_the_whole_log_and_the_serv
 Test(replay_archive, history_starts_from_the_snapshot_with_its_balance, .timeout = 300)
 {
 	make_data();
-	struct run *run =
+	struct command_run *run =
 	        expect(0, "history", data_dir, "TEE@S1", "--config", server.config, "--json");
 	uint64_t start = snapshot_event_of(run->out);
 	cr_assert_gt(start, 0, "%s", run->out);
@@ -428,7 +375,8 @@ Test(replay_archive, a_segment_missing_from_the_archive_is_a_fault, .timeout = 3
 		copy_file(from, to);
 	}
 	closedir(handle);
-	struct run *run = expect(1, "state", data_dir, "--archive", gap, "--config", server.config);
+	struct command_run *run =
+	        expect(1, "state", data_dir, "--archive", gap, "--config", server.config);
 	contains(run->err, "segment 2 is missing");
 	contains(run->err, "log-0000000000000003.skl");
 	run = expect(1, "verify", data_dir, "--archive", gap, "--config", server.config);
@@ -489,7 +437,7 @@ Test(replay_archive, verify_goes_on_from_the_kept_head, .timeout = 300)
 	snprintf(path, sizeof(path), "%s/snapshots/snapshot-%016" PRIx64 ".head", data_dir,
 	         events_total);
 	char file_head[256];
-	read_file_into(path, file_head, sizeof(file_head));
+	command_read_file(path, file_head, sizeof(file_head));
 	file_head[strcspn(file_head, "\n")] = '\0';
 	cr_assert_str_eq(last, file_head);
 	char want[32];
@@ -497,7 +445,8 @@ Test(replay_archive, verify_goes_on_from_the_kept_head, .timeout = 300)
 	cr_assert(strncmp(last, want, strlen(want)) == 0, "%s", last);
 
 	/* Without the archive: from the head kept with the boundary snapshot. */
-	struct run *run = expect(0, "verify", data_dir, "--config", server.config, "--json");
+	struct command_run *run =
+	        expect(0, "verify", data_dir, "--config", server.config, "--json");
 	contains(run->out, "\"head_start\":{\"file\":");
 	char partial[CHAIN_TEXT_SIZE], whole[CHAIN_TEXT_SIZE];
 	head_of(run->out, partial);

@@ -12,13 +12,12 @@
  * killed after REPLAY_RUN_TIMEOUT_S; the server dies with the test process
  * and is stopped on every path by server_fini.
  */
-#include "server_harness.h"
+#include "command_harness.h"
 
 #include <inttypes.h>
 
 #define REPLAY_BINARY        SKULD_BINARY_DIR "/server/skuld-replay"
 #define REPLAY_RUN_TIMEOUT_S 120
-#define REPLAY_OUTPUT_MAX    (1u << 20)
 
 #define SHOP  1
 #define S1    1
@@ -31,14 +30,8 @@ static const char *const config_text = "items_max = 64\n"
                                        "locations_max = 16\n"
                                        "stock_max = 256\n";
 
-struct run {
-	int status;
-	char out[REPLAY_OUTPUT_MAX];
-	char err[REPLAY_OUTPUT_MAX];
-};
-
 static struct server server;
-static struct run run_result;
+static struct command_run run_result;
 static char data_dir[128];
 
 /* What the server said while the log was written. */
@@ -47,68 +40,22 @@ static uint64_t tee_last_version;  /* after the batch of events 14, 15 */
 static uint64_t mug_version;       /* after the listing (event 10) */
 static char time_after_13[64];     /* a time between the records of 13 and 14 */
 
-static void read_file_into(const char *path, char *buffer, size_t size)
+static struct command_run *replay_run_argv(const char *const *argv_in)
 {
-	buffer[0] = '\0';
-	FILE *file = fopen(path, "r");
-	if (file == NULL)
-		return;
-	size_t got = fread(buffer, 1, size - 1, file);
-	buffer[got] = '\0';
-	fclose(file);
-}
-
-static struct run *replay_run_argv(const char *const *argv_in)
-{
-	const char *argv[40];
+	static const char *const unset[] = {"SKULD_REPLAY_TIMING", NULL};
+	const char *argv[COMMAND_ARGS_MAX];
 	int argc = 0;
 	argv[argc++] = "skuld-replay";
-	for (int i = 0; argv_in[i] != NULL && argc < 39; i++)
+	for (int i = 0; argv_in[i] != NULL && argc < COMMAND_ARGS_MAX - 1; i++)
 		argv[argc++] = argv_in[i];
 	argv[argc] = NULL;
-	char out_path[128], err_path[128];
-	snprintf(out_path, sizeof(out_path), "%s/replay.out", server.dir);
-	snprintf(err_path, sizeof(err_path), "%s/replay.err", server.dir);
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(99);
-		int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (out < 0 || err < 0)
-			_exit(97);
-		dup2(out, STDOUT_FILENO);
-		dup2(err, STDERR_FILENO);
-		setenv("ASAN_OPTIONS", "detect_leaks=1", 1);
-		unsetenv("SKULD_REPLAY_TIMING");
-		execv(REPLAY_BINARY, (char *const *)argv);
-		_exit(98);
-	}
-	uint64_t deadline = harness_now_ms() + REPLAY_RUN_TIMEOUT_S * 1000;
-	int status = 0;
-	for (;;) {
-		pid_t done = waitpid(pid, &status, WNOHANG);
-		if (done == pid)
-			break;
-		if (harness_now_ms() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			cr_assert_fail("skuld-replay did not finish in %d s", REPLAY_RUN_TIMEOUT_S);
-		}
-		usleep(2000);
-	}
-	run_result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-	read_file_into(out_path, run_result.out, sizeof(run_result.out));
-	read_file_into(err_path, run_result.err, sizeof(run_result.err));
-	return &run_result;
+	return command_run(&run_result, REPLAY_BINARY, argv, server.dir, REPLAY_RUN_TIMEOUT_S,
+	                   unset);
 }
 
-static struct run *replay_expect(int status, const char *const *argv)
+static struct command_run *replay_expect(int status, const char *const *argv)
 {
-	struct run *run = replay_run_argv(argv);
+	struct command_run *run = replay_run_argv(argv);
 	cr_assert_eq(run->status, status, "%s: exit %d, wanted %d\nstdout: %s\nstderr: %s", argv[0],
 	             run->status, status, run->out, run->err);
 	return run;
@@ -361,8 +308,8 @@ Test(replay_channel, the_channel_at_several_points)
 	char item[1024], wanted[512];
 
 	/* After the listings (event 11): both dirty, nothing shown yet. */
-	struct run *run = expect(0, "channel-view", data_dir, "--channel", "SHOP", "--at", "11",
-	                         "--json", "--config", server.config);
+	struct command_run *run = expect(0, "channel-view", data_dir, "--channel", "SHOP", "--at",
+	                                 "11", "--json", "--config", server.config);
 	uint64_t listed_ns = at_recorded_ns(run->out);
 	contains(run->out, "\"summary\":{\"mapped\":2,\"dirty\":2,\"parked\":0,\"acks\":0,");
 	item_json(run->out, "TEE", item, sizeof(item));
@@ -405,8 +352,9 @@ Test(replay_channel, the_channel_at_several_points)
 	contains(item, wanted);
 
 	/* By time, between events 14 and 15: the sale at S2 changed nothing. */
-	struct run *by_time = expect(0, "channel-view", data_dir, "--channel", "SHOP", "--at",
-	                             time_after_13, "--json", "--config", server.config);
+	struct command_run *by_time =
+	        expect(0, "channel-view", data_dir, "--channel", "SHOP", "--at", time_after_13,
+	               "--json", "--config", server.config);
 	contains(by_time->out, "\"at\":{\"event\":14,");
 	char again[1024];
 	item_json(by_time->out, "TEE", again, sizeof(again));
@@ -443,8 +391,8 @@ Test(replay_channel, the_channel_at_several_points)
 Test(replay_channel, the_events_behind_one_item)
 {
 	make_log();
-	struct run *run = expect(0, "channel-view", data_dir, "--channel", "SHOP", "--item", "TEE",
-	                         "--json", "--config", server.config);
+	struct command_run *run = expect(0, "channel-view", data_dir, "--channel", "SHOP", "--item",
+	                                 "TEE", "--json", "--config", server.config);
 	struct event_row rows[32];
 	int count = event_rows(run->out, rows, 32);
 	/* The channel's definition, the receipt at S1 before the listing, the
@@ -511,8 +459,8 @@ Test(replay_channel, the_events_behind_one_item)
 Test(replay_channel, faults_and_usage)
 {
 	make_log();
-	struct run *run = expect(1, "channel-view", data_dir, "--channel", "AMAZON", "--config",
-	                         server.config);
+	struct command_run *run = expect(1, "channel-view", data_dir, "--channel", "AMAZON",
+	                                 "--config", server.config);
 	contains(run->err, "skuld-replay: channel 'AMAZON' is not defined in the log");
 	run = expect(1, "channel-view", data_dir, "--channel", "SHOP", "--item", "NOPE", "--config",
 	             server.config);

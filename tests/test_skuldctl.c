@@ -9,14 +9,13 @@
  * after CTL_RUN_TIMEOUT_S; the server dies with the test process
  * (server_harness.h) and is stopped on every path by server_fini.
  */
-#include "server_harness.h"
+#include "command_harness.h"
 #include "skuldctl_csv.h"
 
 #include <stdarg.h>
 
 #define CTL_BINARY        SKULD_BINARY_DIR "/client/skuldctl"
 #define CTL_RUN_TIMEOUT_S 120
-#define CTL_OUTPUT_MAX    (1u << 20)
 
 /* Capacities for a 50,000-SKU catalog (OPERATIONS.md: the defaults are
  * sized for a small shop). */
@@ -26,85 +25,31 @@ static const char *const big_config = "items_max = 65536\n"
                                       "attributes_max = 262144\n"
                                       "keys_max = 524288\n";
 
-struct run {
-	int status; /* exit status, or -signal */
-	char out[CTL_OUTPUT_MAX];
-	char err[CTL_OUTPUT_MAX];
-};
-
 static struct server server;
-static struct run run_result;
+static struct command_run run_result;
 static char server_address[32];
 
-static void read_file_into(const char *path, char *buffer, size_t size)
-{
-	buffer[0] = '\0';
-	FILE *file = fopen(path, "r");
-	if (file == NULL)
-		return;
-	size_t got = fread(buffer, 1, size - 1, file);
-	buffer[got] = '\0';
-	fclose(file);
-}
-
 /* Runs skuldctl with the arguments (NULL-terminated), --server first. */
-static struct run *ctl_run_argv(const char *const *argv_in)
+static struct command_run *ctl_run_argv(const char *const *argv_in)
 {
-	const char *argv[80];
+	static const char *const unset[] = {"SKULD_SERVER", "SKULD_TOKEN", NULL};
+	const char *argv[COMMAND_ARGS_MAX];
 	int argc = 0;
 	argv[argc++] = "skuldctl";
 	argv[argc++] = "--server";
 	argv[argc++] = server_address;
-	for (int i = 0; argv_in[i] != NULL && argc < 78; i++)
+	for (int i = 0; argv_in[i] != NULL && argc < COMMAND_ARGS_MAX - 1; i++)
 		argv[argc++] = argv_in[i];
 	argv[argc] = NULL;
-	char out_path[128], err_path[128];
-	snprintf(out_path, sizeof(out_path), "%s/ctl.out", server.dir);
-	snprintf(err_path, sizeof(err_path), "%s/ctl.err", server.dir);
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(99);
-		int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (out < 0 || err < 0)
-			_exit(97);
-		dup2(out, STDOUT_FILENO);
-		dup2(err, STDERR_FILENO);
-		setenv("ASAN_OPTIONS", "detect_leaks=1", 1);
-		unsetenv("SKULD_SERVER");
-		unsetenv("SKULD_TOKEN");
-		execv(CTL_BINARY, (char *const *)argv);
-		_exit(98);
-	}
-	uint64_t deadline = harness_now_ms() + CTL_RUN_TIMEOUT_S * 1000;
-	int status = 0;
-	for (;;) {
-		pid_t done = waitpid(pid, &status, WNOHANG);
-		if (done == pid)
-			break;
-		if (harness_now_ms() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			cr_assert_fail("skuldctl did not finish in %d s", CTL_RUN_TIMEOUT_S);
-		}
-		usleep(2000);
-	}
-	run_result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-	read_file_into(out_path, run_result.out, sizeof(run_result.out));
-	read_file_into(err_path, run_result.err, sizeof(run_result.err));
-	return &run_result;
+	return command_run(&run_result, CTL_BINARY, argv, server.dir, CTL_RUN_TIMEOUT_S, unset);
 }
 
 #define ctl(...) ctl_run_argv((const char *const[]){__VA_ARGS__, NULL})
 
 /* Runs and asserts the exit status and that stdout contains text. */
-static struct run *ctl_expect(int status, const char *text, const char *const *argv)
+static struct command_run *ctl_expect(int status, const char *text, const char *const *argv)
 {
-	struct run *run = ctl_run_argv(argv);
+	struct command_run *run = ctl_run_argv(argv);
 	cr_assert_eq(run->status, status, "%s: exit %d, wanted %d\nstdout: %s\nstderr: %s", argv[0],
 	             run->status, status, run->out, run->err);
 	if (text != NULL)
@@ -234,7 +179,7 @@ Test(skuldctl, stock_movements_human_and_json)
 	expect(0, "returned 1 TEE at S1: available 7", "return", "TEE@S1", "1", "--damaged");
 	expect(0, "adjusted by -2 TEE at S1: available 5", "adjust", "TEE@S1", "-2", "--reason",
 	       "theft");
-	struct run *run = expect(0, NULL, "--json", "level", "TEE@S1");
+	struct command_run *run = expect(0, NULL, "--json", "level", "TEE@S1");
 	contains(run->out, "\"sku\":\"TEE\",\"item\":1,\"location\":\"S1\",\"location_id\":1,"
 	                   "\"scale\":0,\"on_hand\":6,\"reserved\":0,\"committed\":0,"
 	                   "\"unsellable\":1,\"incoming\":0,\"available\":5}");
@@ -299,7 +244,7 @@ Test(skuldctl, holds_channels_and_stats)
 	expect(0, "\"location_id\":1,\"quantity\":5,", "--json", "reserve", "TEE@channel:web", "5",
 	       "--hold", "8");
 	/* Oversell refused: exit 1, JSON says why. */
-	struct run *run =
+	struct command_run *run =
 	        expect(1, "\"status\":\"INSUFFICIENT\"", "--json", "reserve", "TEE@S2", "5");
 	contains(run->err, "INSUFFICIENT");
 	expect(0, "\"holds_open\":1,", "--json", "stats");
@@ -329,7 +274,7 @@ Test(skuldctl, exit_codes_usage_refused_error)
 {
 	start(NULL);
 	define_shop();
-	struct run *run = expect(0, "Exit status", "--help");
+	struct command_run *run = expect(0, "Exit status", "--help");
 	contains(run->out, "3  connection or server error");
 	expect(2, NULL, "bogus");
 	expect(2, NULL, "sell", "TEE");
@@ -388,7 +333,7 @@ Test(skuldctl, import_50000_items_then_again_changes_nothing, .timeout = 300)
 	write_catalog(path, 2000);
 
 	/* --dry-run: checked, nothing sent. */
-	struct run *run =
+	struct command_run *run =
 	        expect(0, "50000 rows checked, no defects; 0 already present, 50000 would",
 	               "import", "items", path, "--dry-run");
 	cr_assert_eq(raw_lookup(SKULD_LOOKUP_SKU, "F00000-red-XS"), 0);
@@ -437,7 +382,7 @@ Test(skuldctl, import_reports_every_defect_and_applies_nothing)
 	                 "\"SCARF\nRED\",999,0,,,\r\n"             /* 11-12: newline in SKU */
 	                 "TEE-R -S,1010,0,,,\r\n"                  /* 13: space look-alike */
 	                 "GOOD-1,1111,0,,,\r\n");                  /* 14 */
-	struct run *run = expect(1, "defects in", "import", "items", path);
+	struct command_run *run = expect(1, "defects in", "import", "items", path);
 	/* Sorted by line; a family's gap is reported on its first line. */
 	contains(run->err, "line 2: family 'TEE' (lines 2..4) has no variant color=blue size=M\n"
 	                   "line 5: duplicate SKU");
@@ -486,7 +431,7 @@ Test(skuldctl, import_locations_bundles_counts)
 	       path);
 	cr_assert_eq(raw_lookup(SKULD_LOOKUP_LOCATION, "WH"), 3);
 	write_text(path, "code\nS1\ns1\n");
-	struct run *run = expect(1, NULL, "import", "locations", path);
+	struct command_run *run = expect(1, NULL, "import", "locations", path);
 	contains(run->err, "line 3: location code 's1' differs only in case or spaces from 'S1'");
 
 	path_in_dir(path, sizeof(path), "items.csv");
