@@ -1,8 +1,9 @@
 /*
  * push_harness.h — what the skuld-push end-to-end tests share: starting and
  * stopping a real skuld-push on a configuration file, reading a stand-in's
- * control API as JSON, a channel's push record from skuld, submitting events
- * that must succeed, and the small catalog of the single-channel tests.
+ * control API as JSON, a channel's push record from skuld, waiting until a
+ * channel shows what the ledger wants, submitting events that must succeed,
+ * and the small catalog of the single-channel tests.
  *
  * A worker dies with the test (PR_SET_PDEATHSIG); push_worker_stop with
  * SIGTERM asserts that it exited 0 (CHANNELS.md, "Exit status").
@@ -103,6 +104,38 @@ PUSH_HARNESS struct skuld_channel_push_record channel_push_of(struct client *cli
 	struct skuld_channel_push_record record;
 	cr_assert_eq(client_query(client, &query, &record, 1), 1);
 	return record;
+}
+
+/* Waits (20 s at most) until shown_of(item) equals want[item] for every
+ * item 1..items (want -1: any) and channel has nothing dirty; fails the test
+ * with what, naming what the channel shows. */
+PUSH_HARNESS void push_converge(struct client *client, uint32_t channel, uint32_t items,
+                                int64_t (*shown_of)(uint32_t item), const int64_t *want,
+                                const char *what)
+{
+	uint64_t deadline = harness_now_ms() + 20000;
+	int64_t shown[16];
+	uint32_t dirty = 0;
+	cr_assert_lt(items, 16);
+	for (;;) {
+		int equal = 1;
+		for (uint32_t item = 1; item <= items; item++) {
+			shown[item] = shown_of(item);
+			equal &= want[item] < 0 || shown[item] == want[item];
+		}
+		dirty = channel_push_of(client, channel).dirty;
+		if (equal && dirty == 0)
+			return;
+		if (harness_now_ms() > deadline)
+			break;
+		nanosleep(&(struct timespec){0, 50000000}, NULL);
+	}
+	char text[400] = "";
+	size_t used = 0;
+	for (uint32_t item = 1; item <= items && used < sizeof(text); item++)
+		used += (size_t)snprintf(text + used, sizeof(text) - used, " %lld",
+		                         (long long)shown[item]);
+	cr_assert_fail("%s: the channel shows%s, %u items dirty", what, text, dirty);
 }
 
 /* SUBMITs events[0..count) (count <= 16) and asserts every one is OK. */

@@ -137,29 +137,11 @@ static int64_t channel_quantity(uint32_t item)
 	return quantity;
 }
 
-/* Waits (20 s at most) until Amazon shows want[1..ITEMS] (-1: any) and
- * nothing is dirty. */
+/* Waits until the channel shows want[1..ITEMS] (-1: any) and nothing is
+ * dirty. */
 static void converge(const int64_t *want, const char *what)
 {
-	uint64_t deadline = harness_now_ms() + 20000;
-	int64_t shown[ITEMS + 1];
-	uint32_t dirty = 0;
-	for (;;) {
-		int equal = 1;
-		for (uint32_t item = 1; item <= ITEMS; item++) {
-			shown[item] = channel_quantity(item);
-			equal &= want[item] < 0 || shown[item] == want[item];
-		}
-		dirty = channel_push_of(&admin, SHOP).dirty;
-		if (equal && dirty == 0)
-			return;
-		if (harness_now_ms() > deadline)
-			break;
-		nanosleep(&(struct timespec){0, 50000000}, NULL);
-	}
-	cr_assert_fail("%s: Amazon shows %lld %lld %lld %lld, %u items dirty", what,
-	               (long long)shown[1], (long long)shown[2], (long long)shown[3],
-	               (long long)shown[4], dirty);
+	push_converge(&admin, SHOP, ITEMS, channel_quantity, want, what);
 }
 
 /* The applications the stand-in made to item's SKU: the sum of their
