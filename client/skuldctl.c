@@ -50,7 +50,8 @@ static const char usage_text[] =
         "  level SKU[@LOC]\n"
         "  levels LOC\n"
         "  channel-level SKU --channel NAME\n"
-        "  stats\n"
+        "  stats [--prometheus]\n"
+        "  metrics --listen HOST:PORT   (serves GET /metrics until SIGTERM)\n"
         "  chain-head\n"
         "Channels:\n"
         "  channels [NAME...]                  listings, dirty items, last push, exception\n"
@@ -81,8 +82,8 @@ struct args {
 	int option_count;
 };
 
-static const char *const flag_options[] = {"--json", "--dry-run",    "--damaged", "--open",
-                                           "--help", "--in-transit", NULL};
+static const char *const flag_options[] = {"--json", "--dry-run",    "--damaged",    "--open",
+                                           "--help", "--in-transit", "--prometheus", NULL};
 
 static int is_flag(const char *name)
 {
@@ -1359,11 +1360,15 @@ static int cmd_chain_head(struct ctl *ctl, struct args *args)
 static int cmd_stats(struct ctl *ctl, struct args *args)
 {
 	struct skuld_stats stats;
+	int prometheus = 0;
+	option(args, "--prometheus", &prometheus);
 	int rc = options_all_used(args, "stats");
 	if (rc != 0)
 		return rc;
 	if (args->positional_count != 1)
-		return usage_error("usage: stats%s", "");
+		return usage_error("usage: stats [--prometheus]%s", "");
+	if (prometheus)
+		return ctl_stats_prometheus(ctl);
 	if ((rc = ctl_connect(ctl)) != CTL_EXIT_OK)
 		return rc;
 	rc = skuld_stats(ctl->client, &stats, CTL_TIMEOUT_MS);
@@ -1476,6 +1481,15 @@ static int run(struct ctl *ctl, struct args *args)
 		return cmd_stats(ctl, args);
 	if (strcmp(command, "chain-head") == 0)
 		return cmd_chain_head(ctl, args);
+	if (strcmp(command, "metrics") == 0) {
+		const char *listen = option(args, "--listen", NULL);
+		int rc = options_all_used(args, "metrics");
+		if (rc != 0)
+			return rc;
+		if (args->positional_count != 1 || listen == NULL)
+			return usage_error("usage: metrics --listen HOST:PORT%s", "");
+		return ctl_metrics_serve(ctl, listen);
+	}
 	if (strcmp(command, "import") == 0)
 		return cmd_import(ctl, args);
 	if (strcmp(command, "channels") == 0) {

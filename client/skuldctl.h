@@ -114,6 +114,22 @@ skuld_u128 ctl_movement_key(const struct ctl *ctl, uint32_t line, const char *ac
 
 /* ---- Channels (skuldctl_channels.c) ----------------------------------------- */
 
+#define CTL_CHANNEL_SCAN_MAX 4096u
+
+struct ctl_channel_ref {
+	uint32_t id;
+	char name[SKULD_CODE_SIZE + 8]; /* as named, or "#ID" when found by the scan */
+};
+
+/* The channels named (count > 0), or every channel found by id from 1
+ * (skuldctl allocates them densely; the scan ends after a run of unknown
+ * ids), into out[0..*found), at most CTL_CHANNEL_SCAN_MAX. Returns an exit
+ * code (CTL_EXIT_REFUSED for an unknown name). */
+int ctl_channels_resolve(struct ctl *ctl, const char *const *names, int count,
+                         struct ctl_channel_ref *out, uint32_t *found);
+/* The CHANNEL_PUSH record of channel. Returns an exit code. */
+int ctl_channel_record(struct ctl *ctl, uint32_t channel, struct skuld_channel_push_record *record);
+
 /* `channels [NAME...]`: per channel, listings, dirty and parked items, the
  * oldest dirty age, the last push and the channel's exception. */
 int ctl_channels(struct ctl *ctl, const char *const *names, int count);
@@ -156,5 +172,15 @@ uint16_t ctl_chain_status(const struct skuld_result *results, uint32_t count, ui
  * enum ctl_exit code. */
 int ctl_import(struct ctl *ctl, const char *what, const char *path, int dry_run,
                const char *session);
+
+/* ---- Metrics (skuldctl_metrics.c) ------------------------------------------- */
+
+/* `stats --prometheus`: STATS and every channel's push record in the
+ * Prometheus text format, on stdout. */
+int ctl_stats_prometheus(struct ctl *ctl);
+/* `metrics --listen HOST:PORT`: serves the same at http://HOST:PORT/metrics,
+ * asking the server afresh per scrape, until SIGINT or SIGTERM. Prints
+ * "skuldctl: metrics on http://HOST:PORT/metrics" (port 0: the one taken). */
+int ctl_metrics_serve(struct ctl *ctl, const char *listen);
 
 #endif /* SKULD_CLIENT_SKULDCTL_H */

@@ -17,7 +17,6 @@
 #include "skuldctl_csv.h"
 
 #define CHANNEL_SCAN_GAP 16u /* unknown ids in a row that end a channel scan */
-#define CHANNEL_SCAN_MAX 4096u
 #define MAPPINGS_BATCH   512u
 #define SHOPIFY_ITEM_GID "gid://shopify/InventoryItem/"
 #define EXCEPTIONS_PAGE  256u
@@ -62,8 +61,7 @@ static int64_t age_s(uint64_t ns, uint64_t now)
 	return now > ns ? (int64_t)((now - ns) / 1000000000ull) : 0;
 }
 
-static int channel_record(struct ctl *ctl, uint32_t channel,
-                          struct skuld_channel_push_record *record)
+int ctl_channel_record(struct ctl *ctl, uint32_t channel, struct skuld_channel_push_record *record)
 {
 	struct skuld_query query = {.kind = SKULD_QUERY_CHANNEL_PUSH, .channel = channel};
 	union skuld_query_record answer;
@@ -79,15 +77,8 @@ static int channel_record(struct ctl *ctl, uint32_t channel,
 	return CTL_EXIT_OK;
 }
 
-struct channel_ref {
-	uint32_t id;
-	char name[SKULD_CODE_SIZE + 8];
-};
-
-/* The channels named, or every channel found by id from 1 (skuldctl
- * allocates them densely; the scan ends after a run of unknown ids). */
-static int channels_resolve(struct ctl *ctl, const char *const *names, int count,
-                            struct channel_ref *out, uint32_t *found)
+int ctl_channels_resolve(struct ctl *ctl, const char *const *names, int count,
+                         struct ctl_channel_ref *out, uint32_t *found)
 {
 	*found = 0;
 	for (int i = 0; i < count; i++) {
@@ -106,9 +97,9 @@ static int channels_resolve(struct ctl *ctl, const char *const *names, int count
 	if (count > 0)
 		return CTL_EXIT_OK;
 	uint32_t gap = 0;
-	for (uint32_t id = 1; id <= CHANNEL_SCAN_MAX && gap < CHANNEL_SCAN_GAP; id++) {
+	for (uint32_t id = 1; id <= CTL_CHANNEL_SCAN_MAX && gap < CHANNEL_SCAN_GAP; id++) {
 		struct skuld_channel_push_record record;
-		int rc = channel_record(ctl, id, &record);
+		int rc = ctl_channel_record(ctl, id, &record);
 		if (rc != CTL_EXIT_OK)
 			return rc;
 		if (record.status != SKULD_OK) {
@@ -125,11 +116,11 @@ static int channels_resolve(struct ctl *ctl, const char *const *names, int count
 
 int ctl_channels(struct ctl *ctl, const char *const *names, int count)
 {
-	static struct channel_ref channels[CHANNEL_SCAN_MAX];
+	static struct ctl_channel_ref channels[CTL_CHANNEL_SCAN_MAX];
 	uint32_t found = 0;
 	int rc = ctl_connect(ctl);
 	if (rc == CTL_EXIT_OK)
-		rc = channels_resolve(ctl, names, count, channels, &found);
+		rc = ctl_channels_resolve(ctl, names, count, channels, &found);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	uint64_t now = wall_ns();
@@ -140,7 +131,7 @@ int ctl_channels(struct ctl *ctl, const char *const *names, int count)
 		       "parked", "oldest_dirty", "last_push", "pushes", "exception");
 	for (uint32_t i = 0; i < found; i++) {
 		struct skuld_channel_push_record record;
-		if ((rc = channel_record(ctl, channels[i].id, &record)) != CTL_EXIT_OK)
+		if ((rc = ctl_channel_record(ctl, channels[i].id, &record)) != CTL_EXIT_OK)
 			return rc;
 		if (ctl->json) {
 			printf("%s{\"channel\":", i > 0 ? "," : "");
@@ -192,12 +183,12 @@ static void listing_text(struct ctl *ctl, uint32_t channel, uint32_t item,
 
 int ctl_exceptions(struct ctl *ctl, const char *name)
 {
-	static struct channel_ref channels[CHANNEL_SCAN_MAX];
+	static struct ctl_channel_ref channels[CTL_CHANNEL_SCAN_MAX];
 	static union skuld_query_record page[EXCEPTIONS_PAGE];
 	uint32_t found = 0;
 	int rc = ctl_connect(ctl);
 	if (rc == CTL_EXIT_OK)
-		rc = channels_resolve(ctl, &name, name != NULL, channels, &found);
+		rc = ctl_channels_resolve(ctl, &name, name != NULL, channels, &found);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	uint32_t listed = 0;

@@ -253,6 +253,103 @@ Test(skuldctl, holds_channels_and_stats)
 	stop();
 }
 
+/* The value of the sample "name " (no labels) in a Prometheus text, or -1. */
+static long long prometheus_value(const char *text, const char *name)
+{
+	char needle[96];
+	snprintf(needle, sizeof(needle), "\n%s ", name);
+	const char *at = strstr(text, needle);
+	return at != NULL ? strtoll(at + strlen(needle), NULL, 10) : -1;
+}
+
+/* GET path from the exporter on port: the whole answer, status line first. */
+static void http_get(uint16_t port, const char *path, char *answer, size_t size)
+{
+	int fd = socket_connect(port);
+	cr_assert_geq(fd, 0, "the exporter's port %u does not accept", port);
+	char request[128];
+	int length = snprintf(request, sizeof(request), "GET %s HTTP/1.0\r\n\r\n", path);
+	cr_assert_eq(write(fd, request, (size_t)length), length);
+	size_t used = 0;
+	for (int reads = 0; reads < 1000 && used + 1 < size; reads++) {
+		ssize_t n = read(fd, answer + used, size - 1 - used);
+		if (n <= 0)
+			break;
+		used += (size_t)n;
+	}
+	answer[used] = '\0';
+	close(fd);
+}
+
+Test(skuldctl, prometheus_metrics_on_stdout_and_over_http)
+{
+	start(NULL);
+	define_shop();
+	expect(0, NULL, "receive", "TEE@S1", "10");
+	expect(0, NULL, "define-channel", "web", "--pool", "S1,S2");
+	expect(0, NULL, "reserve", "TEE@S1", "4", "--hold", "9");
+	struct command_run *run =
+	        expect(0, "# TYPE skuld_events_total counter", "stats", "--prometheus");
+	struct skuld_stats stats = raw_stats();
+	cr_assert_eq(prometheus_value(run->out, "skuld_events_total"), (long long)stats.events);
+	cr_assert_eq(prometheus_value(run->out, "skuld_holds_open"), 1);
+	cr_assert_eq(prometheus_value(run->out, "skuld_event_durable"),
+	             (long long)stats.event_durable);
+	contains(run->out, "\nskuld_channel_listings{channel_id=\"1\"} 0\n");
+	contains(run->out, "\nskuld_channel_exception{channel_id=\"1\"} 0\n");
+
+	/* The endpoint: started on port 0, it names the port it took. */
+	int out[2];
+	cr_assert_eq(pipe(out), 0);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(99);
+		dup2(out[1], STDOUT_FILENO);
+		close(out[0]);
+		execl(CTL_BINARY, "skuldctl", "--server", server_address, "metrics", "--listen",
+		      "127.0.0.1:0", (char *)NULL);
+		_exit(98);
+	}
+	close(out[1]);
+	char line[256] = "";
+	size_t used = 0;
+	for (int polls = 0; polls < 100 && strchr(line, '\n') == NULL; polls++) {
+		struct pollfd ready = {.fd = out[0], .events = POLLIN};
+		if (poll(&ready, 1, 100) <= 0)
+			continue;
+		ssize_t n = read(out[0], line + used, sizeof(line) - 1 - used);
+		if (n <= 0)
+			break;
+		used += (size_t)n;
+		line[used] = '\0';
+	}
+	close(out[0]);
+	unsigned port = 0;
+	const char *at = strstr(line, "http://127.0.0.1:");
+	cr_assert(at != NULL && sscanf(at, "http://127.0.0.1:%u/metrics", &port) == 1,
+	          "no port in '%s'", line);
+	static char answer[1 << 16];
+	http_get((uint16_t)port, "/metrics", answer, sizeof(answer));
+	contains(answer, " 200 OK\r\n");
+	contains(answer, "text/plain; version=0.0.4");
+	cr_assert_eq(prometheus_value(answer, "skuld_holds_open"), 1);
+	/* A scrape asks afresh: the commit shows in the next one. */
+	expect(0, NULL, "commit", "9");
+	http_get((uint16_t)port, "/metrics", answer, sizeof(answer));
+	cr_assert_eq(prometheus_value(answer, "skuld_holds_open"), 0);
+	http_get((uint16_t)port, "/other", answer, sizeof(answer));
+	contains(answer, " 404 ");
+	int status = 0;
+	kill(pid, SIGTERM);
+	waitpid(pid, &status, 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exporter status %d", status);
+	stop();
+}
+
 Test(skuldctl, key_makes_a_movement_apply_once)
 {
 	start(NULL);
