@@ -3,6 +3,9 @@
  */
 #include "push.h"
 
+#include <stdio.h>
+#include <string.h>
+
 static const char *const exception_names[] = {
         [PUSH_EXCEPTION_NONE] = "none",
         [PUSH_EXCEPTION_UNMAPPED] = "unmapped",
@@ -45,4 +48,23 @@ int64_t push_base_units(int64_t whole, uint8_t scale)
 	if (whole < INT64_MIN / power)
 		return INT64_MIN;
 	return whole * power;
+}
+
+void push_result_set(struct push_result *result, const struct push_item *item,
+                     enum push_verdict verdict, enum push_exception exception, const char *detail)
+{
+	memset(result, 0, sizeof(*result));
+	result->item = item->item;
+	result->version = item->version;
+	result->verdict = verdict;
+	result->exception = exception;
+	snprintf(result->detail, sizeof(result->detail), "%s", detail != NULL ? detail : "");
+}
+
+void push_results_set(struct push_result *results, const struct push_item *items,
+                      const uint32_t *sent, uint32_t count, enum push_verdict verdict,
+                      enum push_exception exception, const char *detail)
+{
+	for (uint32_t i = 0; i < count; i++)
+		push_result_set(&results[sent[i]], &items[sent[i]], verdict, exception, detail);
 }

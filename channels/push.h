@@ -79,6 +79,17 @@ struct push_level {
 	char detail[PUSH_DETAIL_SIZE];
 };
 
+/* A fresh result for item: verdict, exception and the channel's detail
+ * (NULL: none); shown unknown. */
+void push_result_set(struct push_result *result, const struct push_item *item,
+                     enum push_verdict verdict, enum push_exception exception, const char *detail);
+
+/* The same verdict for every item one call carried: results[sent[i]] for
+ * items[sent[i]], i < count. */
+void push_results_set(struct push_result *results, const struct push_item *items,
+                      const uint32_t *sent, uint32_t count, enum push_verdict verdict,
+                      enum push_exception exception, const char *detail);
+
 /* quantity (base units at scale) in whole units, rounded down; negative
  * quantities show as 0. */
 int64_t push_whole_units(int64_t quantity, uint8_t scale);

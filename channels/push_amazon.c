@@ -269,20 +269,9 @@ static enum call_result sp_call(struct amazon_driver *driver, enum amazon_operat
 
 /* ---- Items ------------------------------------------------------------------------------ */
 
-static void result_set(struct push_result *result, const struct push_item *item,
-                       enum push_verdict verdict, enum push_exception exception, const char *detail)
-{
-	memset(result, 0, sizeof(*result));
-	result->item = item->item;
-	result->version = item->version;
-	result->verdict = verdict;
-	result->exception = exception;
-	snprintf(result->detail, sizeof(result->detail), "%s", detail != NULL ? detail : "");
-}
-
 static void accepted_set(struct push_result *result, const struct push_item *item, int64_t whole)
 {
-	result_set(result, item, PUSH_ACCEPTED, PUSH_EXCEPTION_NONE, NULL);
+	push_result_set(result, item, PUSH_ACCEPTED, PUSH_EXCEPTION_NONE, NULL);
 	result->shown = push_base_units(whole, item->scale);
 	result->shown_known = true;
 }
@@ -364,8 +353,8 @@ static enum patch_next patch_one(struct amazon_driver *driver, const struct push
 	    amazon_listing_url(url, sizeof(url), driver->config.api_url, driver->config.seller_id,
 	                       sku, driver->config.marketplace, NULL) != 0) {
 		free(body);
-		result_set(result, item, PUSH_EXCEPTION, PUSH_EXCEPTION_VALIDATION,
-		           body == NULL ? error : "the SKU does not fit a URL");
+		push_result_set(result, item, PUSH_EXCEPTION, PUSH_EXCEPTION_VALIDATION,
+		                body == NULL ? error : "the SKU does not fit a URL");
 		return PATCH_GO_ON;
 	}
 	struct http_response response;
@@ -375,18 +364,18 @@ static enum patch_next patch_one(struct amazon_driver *driver, const struct push
 	uint64_t now = clock_now(driver);
 	switch (sent) {
 	case CALL_NOT_SENT:
-		result_set(result, item, PUSH_RETRY, PUSH_EXCEPTION_NONE, "not reached");
+		push_result_set(result, item, PUSH_RETRY, PUSH_EXCEPTION_NONE, "not reached");
 		return PATCH_STOP;
 	case CALL_AUTH:
-		result_set(result, item, PUSH_EXCEPTION, PUSH_EXCEPTION_AUTH,
-		           "Login with Amazon refused the credentials");
+		push_result_set(result, item, PUSH_EXCEPTION, PUSH_EXCEPTION_AUTH,
+		                "Login with Amazon refused the credentials");
 		return PATCH_STOP;
 	case CALL_NO_TOKEN:
-		result_set(result, item, PUSH_RETRY, PUSH_EXCEPTION_NONE, "no access token");
+		push_result_set(result, item, PUSH_RETRY, PUSH_EXCEPTION_NONE, "no access token");
 		return PATCH_STOP;
 	case CALL_NO_ANSWER:
 		backoff_start(driver, 0, now);
-		result_set(result, item, PUSH_RETRY, PUSH_EXCEPTION_NONE, response.error);
+		push_result_set(result, item, PUSH_RETRY, PUSH_EXCEPTION_NONE, response.error);
 		return PATCH_STOP;
 	case CALL_ANSWERED:
 		break;
@@ -400,8 +389,8 @@ static enum patch_next patch_one(struct amazon_driver *driver, const struct push
 		driver->figures.patches_accepted++;
 		pending_add(driver, item->item, whole, now);
 		if (hold)
-			result_set(result, item, PUSH_RETRY, PUSH_EXCEPTION_NONE,
-			           "sent below the value of a feed in flight");
+			push_result_set(result, item, PUSH_RETRY, PUSH_EXCEPTION_NONE,
+			                "sent below the value of a feed in flight");
 		else
 			accepted_set(result, item, whole);
 		return PATCH_GO_ON;
@@ -415,28 +404,28 @@ static enum patch_next patch_one(struct amazon_driver *driver, const struct push
 			}
 		}
 		issue_detail(detail, sizeof(detail), &answer.error, "INVALID without issues");
-		result_set(result, item, PUSH_EXCEPTION, PUSH_EXCEPTION_VALIDATION, detail);
+		push_result_set(result, item, PUSH_EXCEPTION, PUSH_EXCEPTION_VALIDATION, detail);
 		return PATCH_GO_ON;
 	case AMAZON_NOT_FOUND:
 		issue_detail(detail, sizeof(detail), &answer.error, "404");
-		result_set(result, item, PUSH_EXCEPTION, PUSH_EXCEPTION_UNKNOWN, detail);
+		push_result_set(result, item, PUSH_EXCEPTION, PUSH_EXCEPTION_UNKNOWN, detail);
 		return PATCH_GO_ON;
 	case AMAZON_REJECTED:
 		issue_detail(detail, sizeof(detail), &answer.error, "the request was refused");
-		result_set(result, item, PUSH_EXCEPTION, PUSH_EXCEPTION_VALIDATION, detail);
+		push_result_set(result, item, PUSH_EXCEPTION, PUSH_EXCEPTION_VALIDATION, detail);
 		return PATCH_GO_ON;
 	case AMAZON_AUTH:
 		issue_detail(detail, sizeof(detail), &answer.error, "403");
-		result_set(result, item, PUSH_EXCEPTION, PUSH_EXCEPTION_AUTH, detail);
+		push_result_set(result, item, PUSH_EXCEPTION, PUSH_EXCEPTION_AUTH, detail);
 		backoff_start(driver, 0, now);
 		return PATCH_STOP;
 	case AMAZON_THROTTLED: /* sp_call emptied the bucket and backs off */
-		result_set(result, item, PUSH_RETRY, PUSH_EXCEPTION_NONE, "QuotaExceeded");
+		push_result_set(result, item, PUSH_RETRY, PUSH_EXCEPTION_NONE, "QuotaExceeded");
 		return PATCH_STOP;
 	default:
 		backoff_start(driver, response.retry_after_ms, now);
-		result_set(result, item, PUSH_RETRY, PUSH_EXCEPTION_NONE,
-		           "server error or unreadable answer");
+		push_result_set(result, item, PUSH_RETRY, PUSH_EXCEPTION_NONE,
+		                "server error or unreadable answer");
 		return PATCH_STOP;
 	}
 }
@@ -677,8 +666,8 @@ static void plan_items(struct amazon_driver *driver, const struct push_item *ite
 		skus[i] = item_sku(driver, item);
 		wholes[i] = quantity_to_send(item);
 		if (skus[i] == NULL) {
-			result_set(&results[i], item, PUSH_EXCEPTION, PUSH_EXCEPTION_UNMAPPED,
-			           "no Amazon SKU for this item");
+			push_result_set(&results[i], item, PUSH_EXCEPTION, PUSH_EXCEPTION_UNMAPPED,
+			                "no Amazon SKU for this item");
 			continue;
 		}
 		struct amazon_feed_entry *entry = entry_find(driver, item->item);
@@ -692,15 +681,16 @@ static void plan_items(struct amazon_driver *driver, const struct push_item *ite
 				plan[i] = PLAN_PATCH_HOLD;
 				continue;
 			}
-			result_set(&results[i], item, PUSH_RETRY, PUSH_EXCEPTION_NONE,
-			           same ? "in a feed in flight" : "waiting for a feed in flight");
+			push_result_set(&results[i], item, PUSH_RETRY, PUSH_EXCEPTION_NONE,
+			                same ? "in a feed in flight"
+			                     : "waiting for a feed in flight");
 			continue;
 		}
 		if (same && entry->state == AMAZON_ENTRY_ACCEPTED)
 			accepted_set(&results[i], item, wholes[i]);
 		else if (same && entry->state == AMAZON_ENTRY_INVALID)
-			result_set(&results[i], item, PUSH_EXCEPTION, PUSH_EXCEPTION_VALIDATION,
-			           entry->detail);
+			push_result_set(&results[i], item, PUSH_EXCEPTION,
+			                PUSH_EXCEPTION_VALIDATION, entry->detail);
 		else
 			plan[i] = PLAN_PATCH;
 		entry->item = 0; /* used: the item's next value is its own */
@@ -732,8 +722,8 @@ static void plan_feed(struct amazon_driver *driver, const struct push_item *item
 			if (plan[i] != PLAN_PATCH || wholes[i] == 0)
 				continue;
 			plan[i] = PLAN_DONE;
-			result_set(&results[i], &items[i], PUSH_RETRY, PUSH_EXCEPTION_NONE,
-			           "sent in a feed");
+			push_result_set(&results[i], &items[i], PUSH_RETRY, PUSH_EXCEPTION_NONE,
+			                "sent in a feed");
 		}
 	}
 	free(entries);
@@ -744,7 +734,7 @@ void amazon_driver_push(struct amazon_driver *driver, const struct push_item *it
                         struct push_result *results, uint64_t now_ns)
 {
 	for (uint32_t i = AMAZON_BATCH_MAX; i < count; i++)
-		result_set(&results[i], &items[i], PUSH_RETRY, PUSH_EXCEPTION_NONE, NULL);
+		push_result_set(&results[i], &items[i], PUSH_RETRY, PUSH_EXCEPTION_NONE, NULL);
 	if (count > AMAZON_BATCH_MAX)
 		count = AMAZON_BATCH_MAX;
 	if (count == 0)
@@ -756,8 +746,8 @@ void amazon_driver_push(struct amazon_driver *driver, const struct push_item *it
 	int64_t *wholes = calloc(count, sizeof(*wholes));
 	if (plan == NULL || skus == NULL || wholes == NULL) {
 		for (uint32_t i = 0; i < count; i++)
-			result_set(&results[i], &items[i], PUSH_RETRY, PUSH_EXCEPTION_NONE,
-			           "out of memory");
+			push_result_set(&results[i], &items[i], PUSH_RETRY, PUSH_EXCEPTION_NONE,
+			                "out of memory");
 		goto done;
 	}
 	plan_items(driver, items, count, results, plan, skus, wholes);
@@ -768,8 +758,8 @@ void amazon_driver_push(struct amazon_driver *driver, const struct push_item *it
 		if (plan[i] == PLAN_DONE)
 			continue;
 		if (stop) {
-			result_set(&results[i], &items[i], PUSH_RETRY, PUSH_EXCEPTION_NONE,
-			           "not reached");
+			push_result_set(&results[i], &items[i], PUSH_RETRY, PUSH_EXCEPTION_NONE,
+			                "not reached");
 			continue;
 		}
 		stop = patch_one(driver, &items[i], skus[i], wholes[i], plan[i] == PLAN_PATCH_HOLD,

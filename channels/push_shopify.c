@@ -36,26 +36,6 @@ uint64_t shopify_driver_wait_ns(const struct shopify_driver *driver, uint64_t no
 	return backoff > pace ? backoff : pace;
 }
 
-static void result_set(struct push_result *result, const struct push_item *item,
-                       enum push_verdict verdict, enum push_exception exception, const char *detail)
-{
-	memset(result, 0, sizeof(*result));
-	result->item = item->item;
-	result->version = item->version;
-	result->verdict = verdict;
-	result->exception = exception;
-	snprintf(result->detail, sizeof(result->detail), "%s", detail != NULL ? detail : "");
-}
-
-/* Every item in the call gets the same verdict. */
-static void results_all(struct push_result *results, const struct push_item *items,
-                        const uint32_t *sent, uint32_t count, enum push_verdict verdict,
-                        enum push_exception exception, const char *detail)
-{
-	for (uint32_t i = 0; i < count; i++)
-		result_set(&results[sent[i]], &items[sent[i]], verdict, exception, detail);
-}
-
 /* The whole units a call shows for item: after a stale answer, never more
  * than the channel was just read to show. */
 static int64_t quantity_to_send(const struct push_item *item)
@@ -188,7 +168,7 @@ static void user_errors_apply(struct shopify_driver *driver, const struct push_i
                               const struct shopify_answer *answer, struct push_result *results,
                               uint64_t now_ns)
 {
-	results_all(results, items, sent, count, PUSH_RETRY, PUSH_EXCEPTION_NONE, NULL);
+	push_results_set(results, items, sent, count, PUSH_RETRY, PUSH_EXCEPTION_NONE, NULL);
 	uint32_t stale[SHOPIFY_QUANTITIES_MAX];
 	uint32_t stale_count = 0;
 	for (uint32_t e = 0; e < answer->error_count; e++) {
@@ -200,8 +180,8 @@ static void user_errors_apply(struct shopify_driver *driver, const struct push_i
 			         error->code == SHOPIFY_ERROR_IDEMPOTENCY_MISMATCH)
 				driver->key[0] = '\0'; /* a new key next time */
 			else
-				results_all(results, items, sent, count, PUSH_EXCEPTION,
-				            PUSH_EXCEPTION_VALIDATION, error->message);
+				push_results_set(results, items, sent, count, PUSH_EXCEPTION,
+				                 PUSH_EXCEPTION_VALIDATION, error->message);
 			continue;
 		}
 		uint32_t at = sent[error->index];
@@ -210,9 +190,9 @@ static void user_errors_apply(struct shopify_driver *driver, const struct push_i
 			continue;
 		}
 		enum push_exception exception = listing_exception(error->code);
-		result_set(&results[at], &items[at],
-		           exception != PUSH_EXCEPTION_NONE ? PUSH_EXCEPTION : PUSH_RETRY,
-		           exception, error->message);
+		push_result_set(&results[at], &items[at],
+		                exception != PUSH_EXCEPTION_NONE ? PUSH_EXCEPTION : PUSH_RETRY,
+		                exception, error->message);
 	}
 	/* The call changed nothing; a retry of the rest is a new call. */
 	driver->key[0] = '\0';
@@ -230,8 +210,8 @@ static void answer_apply(struct shopify_driver *driver, const struct push_item *
 		driver->key[0] = '\0';
 		for (uint32_t i = 0; i < count; i++) {
 			const struct push_item *item = &items[sent[i]];
-			result_set(&results[sent[i]], item, PUSH_ACCEPTED, PUSH_EXCEPTION_NONE,
-			           NULL);
+			push_result_set(&results[sent[i]], item, PUSH_ACCEPTED, PUSH_EXCEPTION_NONE,
+			                NULL);
 			results[sent[i]].shown =
 			        push_base_units(quantity_to_send(item), item->scale);
 			results[sent[i]].shown_known = true;
@@ -247,26 +227,27 @@ static void answer_apply(struct shopify_driver *driver, const struct push_item *
 		cost_learn(driver, answer, now_ns);
 		if (response->retry_after_ms != 0)
 			driver->retry_at_ns = now_ns + response->retry_after_ms * 1000000ull;
-		results_all(results, items, sent, count, PUSH_RETRY, PUSH_EXCEPTION_NONE,
-		            "throttled");
+		push_results_set(results, items, sent, count, PUSH_RETRY, PUSH_EXCEPTION_NONE,
+		                 "throttled");
 		return;
 	case SHOPIFY_AUTH:
 		backoff_start(driver, response->retry_after_ms, now_ns);
-		results_all(results, items, sent, count, PUSH_EXCEPTION, PUSH_EXCEPTION_AUTH,
-		            "Shopify refused the access token");
+		push_results_set(results, items, sent, count, PUSH_EXCEPTION, PUSH_EXCEPTION_AUTH,
+		                 "Shopify refused the access token");
 		return;
 	case SHOPIFY_REJECTED:
 	case SHOPIFY_NOT_FOUND:
 		backoff_start(driver, 0, now_ns);
-		results_all(results, items, sent, count, PUSH_EXCEPTION, PUSH_EXCEPTION_VALIDATION,
-		            answer->message[0] ? answer->message : "unknown API version or shop");
+		push_results_set(
+		        results, items, sent, count, PUSH_EXCEPTION, PUSH_EXCEPTION_VALIDATION,
+		        answer->message[0] ? answer->message : "unknown API version or shop");
 		return;
 	case SHOPIFY_SERVER_ERROR:
 	case SHOPIFY_MALFORMED:
 	default:
 		backoff_start(driver, response->retry_after_ms, now_ns);
-		results_all(results, items, sent, count, PUSH_RETRY, PUSH_EXCEPTION_NONE,
-		            "server error or unreadable answer");
+		push_results_set(results, items, sent, count, PUSH_RETRY, PUSH_EXCEPTION_NONE,
+		                 "server error or unreadable answer");
 		return;
 	}
 }
@@ -282,23 +263,23 @@ static uint32_t call_select(const struct shopify_driver *driver, const struct pu
 	for (uint32_t i = 0; i < count && i < SHOPIFY_QUANTITIES_MAX; i++) {
 		const struct push_item *item = &items[i];
 		if (item->listing[0][0] == '\0' || item->listing[1][0] == '\0') {
-			result_set(&results[i], item, PUSH_EXCEPTION, PUSH_EXCEPTION_UNMAPPED,
-			           "no Shopify inventory item and location for this item");
+			push_result_set(&results[i], item, PUSH_EXCEPTION, PUSH_EXCEPTION_UNMAPPED,
+			                "no Shopify inventory item and location for this item");
 			continue;
 		}
 		if (rule == SHOPIFY_CAS_COMPARE_QUANTITY) {
 			if (known < 0)
 				known = item->shown_known;
 			if (known != item->shown_known) {
-				result_set(&results[i], item, PUSH_RETRY, PUSH_EXCEPTION_NONE,
-				           NULL);
+				push_result_set(&results[i], item, PUSH_RETRY, PUSH_EXCEPTION_NONE,
+				                NULL);
 				continue;
 			}
 		}
 		sent[used++] = i;
 	}
 	for (uint32_t i = SHOPIFY_QUANTITIES_MAX; i < count; i++)
-		result_set(&results[i], &items[i], PUSH_RETRY, PUSH_EXCEPTION_NONE, NULL);
+		push_result_set(&results[i], &items[i], PUSH_RETRY, PUSH_EXCEPTION_NONE, NULL);
 	return used;
 }
 
@@ -328,8 +309,8 @@ void shopify_driver_push(struct shopify_driver *driver, const struct push_item *
 	char error[128];
 	char *body = shopify_set_body(&set, error, sizeof(error));
 	if (body == NULL) {
-		results_all(results, items, sent, used, PUSH_EXCEPTION, PUSH_EXCEPTION_VALIDATION,
-		            error);
+		push_results_set(results, items, sent, used, PUSH_EXCEPTION,
+		                 PUSH_EXCEPTION_VALIDATION, error);
 		return;
 	}
 	struct http_response response;
@@ -337,8 +318,8 @@ void shopify_driver_push(struct shopify_driver *driver, const struct push_item *
 	free(body);
 	if (ret != 0) {
 		backoff_start(driver, 0, now_ns);
-		results_all(results, items, sent, used, PUSH_RETRY, PUSH_EXCEPTION_NONE,
-		            response.error);
+		push_results_set(results, items, sent, used, PUSH_RETRY, PUSH_EXCEPTION_NONE,
+		                 response.error);
 		return;
 	}
 	struct shopify_answer answer;

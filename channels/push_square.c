@@ -83,25 +83,6 @@ uint64_t square_driver_wait_ns(const struct square_driver *driver, uint64_t now_
 	return backoff > pace ? backoff : pace;
 }
 
-static void result_set(struct push_result *result, const struct push_item *item,
-                       enum push_verdict verdict, enum push_exception exception, const char *detail)
-{
-	memset(result, 0, sizeof(*result));
-	result->item = item->item;
-	result->version = item->version;
-	result->verdict = verdict;
-	result->exception = exception;
-	snprintf(result->detail, sizeof(result->detail), "%s", detail != NULL ? detail : "");
-}
-
-static void results_all(struct push_result *results, const struct push_item *items,
-                        const uint32_t *sent, uint32_t count, enum push_verdict verdict,
-                        enum push_exception exception, const char *detail)
-{
-	for (uint32_t i = 0; i < count; i++)
-		result_set(&results[sent[i]], &items[sent[i]], verdict, exception, detail);
-}
-
 /* The catalog object id of item: its listing, without the prefix the worker
  * put before an all-digit one. */
 static const char *object_of(const struct square_driver *driver, const struct push_item *item)
@@ -155,24 +136,25 @@ static uint32_t call_select(const struct square_driver *driver, const struct pus
 		const struct push_item *item = &items[i];
 		const char *object = object_of(driver, item);
 		if (i >= SQUARE_CHANGES_MAX) {
-			result_set(&results[i], item, PUSH_RETRY, PUSH_EXCEPTION_NONE, NULL);
+			push_result_set(&results[i], item, PUSH_RETRY, PUSH_EXCEPTION_NONE, NULL);
 			continue;
 		}
 		if (object[0] == '\0') {
-			result_set(&results[i], item, PUSH_EXCEPTION, PUSH_EXCEPTION_UNMAPPED,
-			           "no Square catalog object for this item");
+			push_result_set(&results[i], item, PUSH_EXCEPTION, PUSH_EXCEPTION_UNMAPPED,
+			                "no Square catalog object for this item");
 			continue;
 		}
 		if (strlen(object) >= SQUARE_ID_SIZE) {
-			result_set(&results[i], item, PUSH_EXCEPTION, PUSH_EXCEPTION_VALIDATION,
-			           "the listing is longer than a Square catalog object id");
+			push_result_set(&results[i], item, PUSH_EXCEPTION,
+			                PUSH_EXCEPTION_VALIDATION,
+			                "the listing is longer than a Square catalog object id");
 			continue;
 		}
 		bool twice = false;
 		for (uint32_t j = 0; j < used && !twice; j++)
 			twice = strcmp(object_of(driver, &items[sent[j]]), object) == 0;
 		if (twice) { /* two counts of one object in a call: the next call */
-			result_set(&results[i], item, PUSH_RETRY, PUSH_EXCEPTION_NONE, NULL);
+			push_result_set(&results[i], item, PUSH_RETRY, PUSH_EXCEPTION_NONE, NULL);
 			continue;
 		}
 		sent[used++] = i;
@@ -265,8 +247,8 @@ static void exception_object(const struct square_driver *driver, const struct pu
 	const char *object = object_of(driver, &items[sent[at]]);
 	for (uint32_t i = 0; i < count; i++)
 		if (strcmp(object_of(driver, &items[sent[i]]), object) == 0)
-			result_set(&results[sent[i]], &items[sent[i]], PUSH_EXCEPTION, exception,
-			           detail);
+			push_result_set(&results[sent[i]], &items[sent[i]], PUSH_EXCEPTION,
+			                exception, detail);
 }
 
 /* A batch Square refused as a whole or in part: nothing was applied. */
@@ -274,7 +256,8 @@ static void errors_apply(struct square_driver *driver, const struct push_item *i
                          const uint32_t *sent, uint32_t count, const struct square_answer *answer,
                          struct push_result *results, uint64_t now_ns)
 {
-	results_all(results, items, sent, count, PUSH_RETRY, PUSH_EXCEPTION_NONE, answer->message);
+	push_results_set(results, items, sent, count, PUSH_RETRY, PUSH_EXCEPTION_NONE,
+	                 answer->message);
 	key_forget(driver); /* Square keeps the refusal under the key: a new one next time */
 	bool batch_failed = false;
 	for (uint32_t e = 0; e < answer->error_count && !batch_failed; e++) {
@@ -295,15 +278,15 @@ static void errors_apply(struct square_driver *driver, const struct push_item *i
 			break;
 		}
 		if (error->field_kind == SQUARE_FIELD_LOCATION) {
-			results_all(results, items, sent, count, PUSH_EXCEPTION,
-			            PUSH_EXCEPTION_INACTIVE, detail);
+			push_results_set(results, items, sent, count, PUSH_EXCEPTION,
+			                 PUSH_EXCEPTION_INACTIVE, detail);
 			batch_failed = true;
 		} else if (error->index >= 0) {
 			exception_object(driver, items, sent, count, (uint32_t)error->index,
 			                 item_exception(error), detail, results);
 		} else {
-			results_all(results, items, sent, count, PUSH_EXCEPTION,
-			            PUSH_EXCEPTION_VALIDATION, detail);
+			push_results_set(results, items, sent, count, PUSH_EXCEPTION,
+			                 PUSH_EXCEPTION_VALIDATION, detail);
 			batch_failed = true;
 		}
 	}
@@ -320,7 +303,7 @@ static void accepted_apply(struct square_driver *driver, const struct push_item 
 	for (uint32_t i = 0; i < count; i++) {
 		const struct push_item *item = &items[sent[i]];
 		struct push_result *result = &results[sent[i]];
-		result_set(result, item, PUSH_ACCEPTED, PUSH_EXCEPTION_NONE, NULL);
+		push_result_set(result, item, PUSH_ACCEPTED, PUSH_EXCEPTION_NONE, NULL);
 		result->shown = quantity_to_send(item);
 		result->shown_known = true;
 		/* Square's count: the value sent plus whatever happened after its
@@ -351,27 +334,27 @@ static void answer_apply(struct square_driver *driver, const struct push_item *i
 		driver->calls_throttled++;
 		pace_throttled(&driver->bucket, now_ns);
 		backoff_start(driver, response->retry_after_ms, now_ns);
-		results_all(results, items, sent, count, PUSH_RETRY, PUSH_EXCEPTION_NONE,
-		            "rate limited");
+		push_results_set(results, items, sent, count, PUSH_RETRY, PUSH_EXCEPTION_NONE,
+		                 "rate limited");
 		return;
 	case SQUARE_AUTH:
 		backoff_start(driver, response->retry_after_ms, now_ns);
-		results_all(results, items, sent, count, PUSH_EXCEPTION, PUSH_EXCEPTION_AUTH,
-		            answer->message[0] ? answer->message : "Square refused the token");
+		push_results_set(results, items, sent, count, PUSH_EXCEPTION, PUSH_EXCEPTION_AUTH,
+		                 answer->message[0] ? answer->message : "Square refused the token");
 		return;
 	case SQUARE_REJECTED:
 		key_forget(driver);
 		backoff_start(driver, 0, now_ns);
-		results_all(results, items, sent, count, PUSH_EXCEPTION, PUSH_EXCEPTION_VALIDATION,
-		            answer->message);
+		push_results_set(results, items, sent, count, PUSH_EXCEPTION,
+		                 PUSH_EXCEPTION_VALIDATION, answer->message);
 		return;
 	case SQUARE_SERVER_ERROR:
 	case SQUARE_MALFORMED:
 	default:
 		/* Unknown whether applied: the same body under the same key next. */
 		backoff_start(driver, response->retry_after_ms, now_ns);
-		results_all(results, items, sent, count, PUSH_RETRY, PUSH_EXCEPTION_NONE,
-		            "server error or unreadable answer");
+		push_results_set(results, items, sent, count, PUSH_RETRY, PUSH_EXCEPTION_NONE,
+		                 "server error or unreadable answer");
 		return;
 	}
 }
@@ -386,16 +369,16 @@ void square_driver_push(struct square_driver *driver, const struct push_item *it
 	char error[128];
 	const char *body = body_choose(driver, items, sent, used, error, sizeof(error));
 	if (body == NULL) {
-		results_all(results, items, sent, used, PUSH_EXCEPTION, PUSH_EXCEPTION_VALIDATION,
-		            error);
+		push_results_set(results, items, sent, used, PUSH_EXCEPTION,
+		                 PUSH_EXCEPTION_VALIDATION, error);
 		return;
 	}
 	struct http_response response;
 	if (square_call(driver, "/v2/inventory/changes/batch-create", body, now_ns, &response) !=
 	    0) {
 		backoff_start(driver, 0, now_ns);
-		results_all(results, items, sent, used, PUSH_RETRY, PUSH_EXCEPTION_NONE,
-		            response.error);
+		push_results_set(results, items, sent, used, PUSH_RETRY, PUSH_EXCEPTION_NONE,
+		                 response.error);
 		return;
 	}
 	/* The changes as sent, for the errors that name one. */
