@@ -1,7 +1,8 @@
 # Thin wrapper over CMake so the README's two commands are one line each.
 #   make run    install what is missing, build, start the server
 #   make test   install what is missing, build, run every test (also under
-#               ASan + UBSan), check formatting, fuzz every decoder briefly
+#               ASan + UBSan, and the integration suites with the server under
+#               valgrind), check formatting, fuzz every decoder briefly
 #   make fuzz   the libFuzzer targets (clang), FUZZ_SECONDS each (docs/FUZZING.md)
 JOBS ?= $(shell nproc)
 DATA_DIR ?= $(CURDIR)/skuld-data
@@ -11,7 +12,7 @@ LISTEN ?= 127.0.0.1:7878
 # build keeps CI under 15). Longer runs: docs/FUZZING.md.
 FUZZ_SECONDS ?= 15
 
-.PHONY: all deps build build-sanitize build-fuzz run test test-release test-sanitize \
+.PHONY: all deps build build-sanitize build-fuzz run test test-release test-sanitize test-valgrind \
 	fuzz format format-check bench clean
 
 all: build
@@ -30,7 +31,7 @@ build-sanitize: deps
 run: build
 	exec build/server/skuld --listen $(LISTEN) --data-dir $(DATA_DIR)
 
-test: format-check test-release test-sanitize fuzz
+test: format-check test-release test-sanitize test-valgrind fuzz
 
 # The suites run side by side (every test has its own temporary directory and
 # ports); each Criterion suite runs its own tests one at a time.
@@ -40,6 +41,12 @@ test-release: build
 test-sanitize: build-sanitize
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir build-sanitize --output-on-failure -j $(JOBS)
+
+# The integration suites again with the server under valgrind's memcheck
+# (tests/server_harness.h: SKULD_TEST_VALGRIND); any report fails the test.
+VALGRIND_SUITES = ^(test_server_basic|test_server_input|test_push_e2e|test_gateway_e2e)$$
+test-valgrind: build
+	SKULD_TEST_VALGRIND=1 ctest --test-dir build --output-on-failure -j $(JOBS) -R '$(VALGRIND_SUITES)'
 
 # libFuzzer targets: clang with ASan + UBSan over every library they link;
 # each runs on a scratch copy of tests/fuzz/corpus/<target> (tests/fuzz/run.sh).

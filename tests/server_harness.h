@@ -93,6 +93,19 @@ HARNESS void server_start(struct server *server)
 		setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
 		char data_dir[80];
 		snprintf(data_dir, sizeof(data_dir), "%s/data", server->dir);
+		/* SKULD_TEST_VALGRIND set: the server runs under memcheck, which
+		 * writes what it finds to DIR/valgrind.PID.log (server_fini fails
+		 * the test when one is not empty; make test-valgrind). */
+		const char *valgrind = getenv("SKULD_TEST_VALGRIND");
+		if (valgrind != NULL && valgrind[0] != '\0') {
+			char log[160];
+			snprintf(log, sizeof(log), "--log-file=%s/valgrind.%%p.log", server->dir);
+			execlp("valgrind", "valgrind", "--quiet", "--leak-check=no", log,
+			       SKULD_BINARY_DIR "/server/skuld", "--listen", "127.0.0.1:0",
+			       "--data-dir", data_dir, "--config", server->config, server->flag,
+			       (char *)NULL);
+			_exit(96);
+		}
 		execl(SKULD_BINARY_DIR "/server/skuld", "skuld", "--listen", "127.0.0.1:0",
 		      "--data-dir", data_dir, "--config", server->config, server->flag,
 		      (char *)NULL);
@@ -189,9 +202,34 @@ HARNESS void remove_tree(const char *path)
 	rmdir(path);
 }
 
+/* Fails the test if memcheck reported anything (SKULD_TEST_VALGRIND). */
+HARNESS void valgrind_logs_check(const char *dir)
+{
+	DIR *directory = opendir(dir);
+	if (directory == NULL)
+		return;
+	struct dirent *entry;
+	char report[4096] = "";
+	while ((entry = readdir(directory)) != NULL && report[0] == '\0') {
+		if (strncmp(entry->d_name, "valgrind.", 9) != 0)
+			continue;
+		char path[512];
+		snprintf(path, sizeof(path), "%s/%s", dir, entry->d_name);
+		FILE *file = fopen(path, "r");
+		if (file == NULL)
+			continue;
+		size_t got = fread(report, 1, sizeof(report) - 1, file);
+		report[got] = '\0';
+		fclose(file);
+	}
+	closedir(directory);
+	cr_expect(report[0] == '\0', "valgrind found errors in the server:\n%s", report);
+}
+
 HARNESS void server_fini(struct server *server)
 {
 	server_kill(server);
+	valgrind_logs_check(server->dir);
 	remove_tree(server->dir);
 }
 
