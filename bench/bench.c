@@ -1,32 +1,40 @@
 /*
- * bench.c — skuld-bench: closed-loop load against a running skuld.
+ * bench.c — skuld-bench: closed- or open-loop load against a running skuld.
  *
- *   skuld-bench [--server HOST:PORT] [--connections N] [--batch B]
- *               [--keys K | --items I] [--locations L] [--hot H] [--stock Q]
- *               [--duration SECONDS] [--setup] [--server-pid PID] [--json]
+ *   skuld-bench [--server HOST:PORT] [--scenario NAME] [--connections N]
+ *               [--batch B] [--keys K | --items I] [--locations L] [--hot H]
+ *               [--stock Q] [--skew S] [--rate R] [--duration SECONDS]
+ *               [--setup] [--server-pid PID] [--json] [--plot PREFIX]
  *
- * N connections each keep one request in flight (closed loop). A request of
- * B events reserves B/2 new holds (at least one) and commits 3 in 4 and
- * releases 1 in 4 of the holds the same connection reserved in its previous
- * request, so the number of open holds stays steady. Item-locations are
- * uniform over I x L (--keys K sets I = K / L), or all traffic goes to H hot
- * items at location 1. --setup first defines the catalog and receives Q
- * units everywhere. At the end the ledger is checked against what the run
- * was told (bench_check.c): nothing oversold, every unit accounted for.
+ * The scenario (scenario.h: steady, the default, flash-sale, uniform, zipf,
+ * till-storm) chooses each request's events and gives the defaults of the
+ * catalog and load options; the command line overrides them. --setup first
+ * defines the catalog and receives Q units at every item-location (at the
+ * H hot items of location 1 with --hot). At the end the ledger is checked
+ * against what the run was told (bench_check.c): nothing oversold, every
+ * unit accounted for.
  *
- * Latency is measured per request, from the send to the reply; this is
- * closed-loop latency, which hides queueing a real arrival rate would see
- * (the open-loop mode comes with the peak-sale harness). Figures: events/s,
- * requests/s, accepted and refused events, latency percentiles, and the
- * CPU seconds of this process and (with --server-pid) of the server.
+ * Closed loop (the default): N connections each keep one request in
+ * flight; latency runs from the send to the reply, which hides queueing a
+ * real arrival rate would meet. Open loop (--rate R): request k falls due
+ * at start + k / R and goes out on an idle connection; when none is idle it
+ * waits, and its latency still runs from when it was due, so a server that
+ * falls behind shows its queueing (no coordinated omission). Requests due
+ * before the end that never found a connection are counted as never sent.
+ *
+ * Figures: events/s, requests/s, accepted and refused events, latency
+ * percentiles, the CPU seconds of this process and (with --server-pid) of
+ * the server, events per 100 ms for the plot (bench_plot.c).
  *
  * One thread, epoll, blocking-free sockets. Every loop is bounded by the
  * duration; the generator stops by itself.
  */
 #include "bench.h"
+#include "compare.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +44,14 @@
 
 static void usage(void)
 {
+	fprintf(stderr, "usage: skuld-bench [--server HOST:PORT] [--scenario ");
+	scenario_names_print(stderr);
 	fprintf(stderr,
-	        "usage: skuld-bench [--server HOST:PORT] [--connections N] [--batch B]\n"
-	        "                   [--items I] [--locations L] [--hot H] [--stock Q]\n"
-	        "                   [--duration SECONDS] [--setup] [--server-pid PID] [--json]\n");
+	        "]\n"
+	        "                   [--connections N] [--batch B] [--items I] [--locations L]\n"
+	        "                   [--hot H] [--stock Q] [--skew S] [--rate REQUESTS_PER_S]\n"
+	        "                   [--duration SECONDS] [--setup] [--server-pid PID] [--json]\n"
+	        "                   [--plot PREFIX]\n");
 	exit(2);
 }
 
@@ -55,16 +67,48 @@ static long parse_long(const char *text, long low, long high)
 	return value;
 }
 
+static double parse_double(const char *text, double low, double high)
+{
+	char *end = NULL;
+	errno = 0;
+	double value = strtod(text, &end);
+	if (errno != 0 || end == text || *end != '\0' || !(value >= low && value <= high)) {
+		fprintf(stderr, "skuld-bench: bad number '%s' (%g..%g)\n", text, low, high);
+		exit(2);
+	}
+	return value;
+}
+
+/* The scenario named on the command line, or the default; its defaults go
+ * into options before the other flags are read. */
+static void scenario_choose(struct bench_options *options, int argc, char **argv)
+{
+	const struct scenario *scenario = scenario_default();
+	for (int i = 1; i + 1 < argc; i++) {
+		if (strcmp(argv[i], "--scenario") != 0)
+			continue;
+		scenario = scenario_find(argv[i + 1]);
+		if (scenario == NULL) {
+			fprintf(stderr, "skuld-bench: unknown scenario '%s'\n", argv[i + 1]);
+			usage();
+		}
+	}
+	options->scenario = scenario;
+	options->connections = scenario->connections;
+	options->batch = scenario->batch;
+	options->items = scenario->items;
+	options->locations = scenario->locations;
+	options->hot = scenario->hot;
+	options->stock = scenario->stock;
+	options->skew = 1.0;
+}
+
 static void options_parse(struct bench_options *options, int argc, char **argv)
 {
 	const char *server = getenv("SKULD_SERVER");
 	options->server = server != NULL ? server : "127.0.0.1:7878";
-	options->connections = 4;
-	options->batch = 1000;
-	options->items = 1000;
-	options->locations = 100;
-	options->stock = 1000000000;
 	options->duration_s = 10;
+	scenario_choose(options, argc, argv);
 	uint32_t keys = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
@@ -77,11 +121,23 @@ static void options_parse(struct bench_options *options, int argc, char **argv)
 			options->json = 1;
 			continue;
 		}
+		if (strcmp(arg, "--forge-oversell") == 0) {
+			options->forge_oversell = 1;
+			continue;
+		}
 		if (value == NULL)
 			usage();
 		i++;
 		if (strcmp(arg, "--server") == 0)
 			options->server = value;
+		else if (strcmp(arg, "--scenario") == 0)
+			continue;
+		else if (strcmp(arg, "--skew") == 0)
+			options->skew = parse_double(value, 0.0, 10.0);
+		else if (strcmp(arg, "--rate") == 0)
+			options->rate = parse_double(value, 1.0, 1e8);
+		else if (strcmp(arg, "--plot") == 0)
+			options->plot = value;
 		else if (strcmp(arg, "--connections") == 0)
 			options->connections =
 			        (uint32_t)parse_long(value, 1, BENCH_CONNECTIONS_MAX);
@@ -110,6 +166,10 @@ static void options_parse(struct bench_options *options, int argc, char **argv)
 		fprintf(stderr, "skuld-bench: --hot must not exceed --items\n");
 		exit(2);
 	}
+	if (strcmp(options->scenario->name, "zipf") == 0 && options->hot != 0) {
+		fprintf(stderr, "skuld-bench: zipf draws over items x locations, not --hot\n");
+		exit(2);
+	}
 }
 
 uint64_t bench_now_ns(void)
@@ -119,18 +179,59 @@ uint64_t bench_now_ns(void)
 	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 }
 
-/* Runs the closed loop until the deadline; returns 0 or -1. */
+/* Open loop: sends every request due by now on an idle connection, and
+ * returns the time until the next one falls due (ns, at most 100 ms), or
+ * -1 when a send fails. */
+static int64_t open_loop_send(struct bench *bench, uint64_t now)
+{
+	uint64_t interval_ns = (uint64_t)llround(1e9 / bench->options.rate);
+	if (interval_ns == 0)
+		interval_ns = 1;
+	while (!bench->stopping && bench->due_ns <= now && bench->idle_count > 0) {
+		struct bench_connection *connection = bench->idle[--bench->idle_count];
+		if (connection_send_next(bench, connection, bench->due_ns) != 0)
+			return -1;
+		bench->due_ns += interval_ns;
+	}
+	if (bench->stopping || bench->idle_count == 0 || bench->due_ns > now + 100000000u)
+		return 100000000;
+	return bench->due_ns <= now ? 0 : (int64_t)(bench->due_ns - now);
+}
+
+/* Runs the loop until the deadline and every reply is in; 0 or -1. */
 static int bench_loop(struct bench *bench, uint64_t deadline_ns)
 {
 	struct epoll_event ready[BENCH_CONNECTIONS_MAX];
+	int open_loop = bench->options.rate > 0;
 	while (bench->connections_open > 0) {
 		uint64_t now = bench_now_ns();
-		if (now >= deadline_ns)
+		if (now >= deadline_ns && !bench->stopping) {
 			bench->stopping = 1;
-		int timeout_ms = 100;
-		int n = epoll_wait(bench->epoll_fd, ready, BENCH_CONNECTIONS_MAX, timeout_ms);
+			if (open_loop && bench->due_ns < deadline_ns) {
+				uint64_t interval_ns = (uint64_t)llround(1e9 / bench->options.rate);
+				bench->never_sent += (deadline_ns - bench->due_ns) /
+				                     (interval_ns ? interval_ns : 1);
+			}
+			/* Idle connections have nothing in flight: close them. */
+			while (bench->idle_count > 0) {
+				struct bench_connection *connection =
+				        bench->idle[--bench->idle_count];
+				epoll_ctl(bench->epoll_fd, EPOLL_CTL_DEL, connection->fd, NULL);
+				close(connection->fd);
+				connection->state = CONNECTION_CLOSED;
+				bench->connections_open--;
+			}
+			if (bench->connections_open == 0)
+				break;
+		}
+		int64_t timeout_ns = open_loop ? open_loop_send(bench, now) : 100000000;
+		if (timeout_ns < 0)
+			return -1;
+		struct timespec timeout = {.tv_sec = timeout_ns / 1000000000,
+		                           .tv_nsec = timeout_ns % 1000000000};
+		int n = epoll_pwait2(bench->epoll_fd, ready, BENCH_CONNECTIONS_MAX, &timeout, NULL);
 		if (n < 0 && errno != EINTR) {
-			perror("skuld-bench: epoll_wait");
+			perror("skuld-bench: epoll_pwait2");
 			return -1;
 		}
 		for (int i = 0; i < n; i++) {
@@ -146,13 +247,46 @@ static int bench_loop(struct bench *bench, uint64_t deadline_ns)
 	return 0;
 }
 
+/* Reads the levels after the run. Abandoned holds must have expired
+ * first: waits until the last one is past due, then reads again (up to 5 s
+ * more) while the server's expiry has not caught up. */
+static int totals_after_read(struct bench *bench, struct bench_totals *before,
+                             struct bench_totals *after)
+{
+	if (bench->abandoned_ok != 0) {
+		uint64_t due = bench->abandoned_last_ns + SCENARIO_TTL_ABANDON_S * 1000000000ull +
+		               200000000u;
+		uint64_t now = bench_now_ns();
+		if (due > now)
+			usleep((useconds_t)((due - now) / 1000u));
+	}
+	int64_t expected = bench_reserved_expected(bench);
+	for (int attempt = 0; attempt < 50; attempt++) {
+		if (bench_totals_read(bench, after, bench->options.forge_oversell) != 0)
+			return -1;
+		if (bench->abandoned_ok == 0 || after->reserved - before->reserved == expected)
+			return 0;
+		usleep(100000);
+	}
+	return 0;
+}
+
 /* Sets up, runs and checks one benchmark; returns the exit status. */
 static int bench_run(struct bench *bench)
 {
+	if (scenario_prepare(bench) != 0) {
+		fprintf(stderr, "skuld-bench: cannot prepare the scenario\n");
+		return 1;
+	}
+	bench->timeline_slots = (bench->options.duration_s + 12) * 10;
+	bench->timeline_requests = calloc(bench->timeline_slots, sizeof(uint64_t));
+	bench->timeline_events = calloc(bench->timeline_slots, sizeof(uint64_t));
+	if (bench->timeline_requests == NULL || bench->timeline_events == NULL)
+		return 1;
 	if (bench->options.setup && bench_setup(bench) != 0)
 		return 1;
 	struct bench_totals before, after;
-	if (bench_totals_read(bench, &before) != 0) {
+	if (bench_totals_read(bench, &before, 0) != 0) {
 		fprintf(stderr, "skuld-bench: cannot read the levels before the run\n");
 		return 1;
 	}
@@ -162,8 +296,11 @@ static int bench_run(struct bench *bench)
 	struct bench_cpu cpu_start;
 	bench_cpu_read(bench, &cpu_start);
 	bench->started_ns = bench_now_ns();
+	bench->due_ns = bench->started_ns;
 	for (uint32_t i = 0; i < bench->options.connections; i++) {
-		if (connection_send_next(bench, &bench->connections[i]) != 0)
+		if (bench->options.rate > 0)
+			bench->idle[bench->idle_count++] = &bench->connections[i];
+		else if (connection_send_next(bench, &bench->connections[i], 0) != 0)
 			return 1;
 	}
 	int status = bench_loop(bench, bench->started_ns +
@@ -173,25 +310,35 @@ static int bench_run(struct bench *bench)
 	bench_cpu_read(bench, &cpu_end);
 	if (status != 0)
 		return 1;
-	if (bench_totals_read(bench, &after) != 0) {
+	if (totals_after_read(bench, &before, &after) != 0) {
 		fprintf(stderr, "skuld-bench: cannot read the levels after the run\n");
 		return 1;
 	}
 	bench->check_failed = bench_check(bench, &before, &after) != 0;
 	bench_report(bench, &cpu_start, &cpu_end);
+	if (bench->options.plot != NULL && bench_plot(bench, bench->options.plot) != 0) {
+		fprintf(stderr, "skuld-bench: cannot write the plot %s\n", bench->options.plot);
+		return 1;
+	}
 	return bench->errors == 0 && !bench->check_failed ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "compare") == 0)
+		return compare_main(argc - 1, argv + 1);
 	struct bench *bench = calloc(1, sizeof(*bench));
 	if (bench == NULL)
 		return 1;
 	options_parse(&bench->options, argc, argv);
 	histogram_init(&bench->latency_us);
+	histogram_init(&bench->service_us);
 	bench->epoll_fd = -1;
 	int status = bench_run(bench);
 	connections_free(bench);
+	scenario_free(bench);
+	free(bench->timeline_requests);
+	free(bench->timeline_events);
 	if (bench->epoll_fd >= 0)
 		close(bench->epoll_fd);
 	free(bench);

@@ -9,17 +9,24 @@
 
 #include "histogram.h"
 #include "protocol.h"
+#include "scenario.h"
 
 #define BENCH_CONNECTIONS_MAX 1024u
+#define BENCH_SLICE_NS        100000000u /* the timeline's resolution: 100 ms */
 
 struct bench_options {
 	const char *server;
+	const struct scenario *scenario;
 	uint32_t connections;
 	uint32_t batch;
 	uint32_t items;
 	uint32_t locations;
 	uint32_t hot; /* 0: uniform over items x locations */
 	long stock;
+	double skew;        /* zipf's exponent */
+	double rate;        /* open loop: requests/s; 0: closed loop */
+	const char *plot;   /* path prefix of the plot files, or NULL */
+	int forge_oversell; /* test only: the check reads one forged oversold level */
 	uint32_t duration_s;
 	int server_pid; /* 0: server CPU not measured */
 	int setup;
@@ -40,7 +47,8 @@ struct bench_connection {
 	uint64_t request;   /* last request number sent */
 	uint64_t key_next;  /* idempotency key counter */
 	uint64_t hold_next; /* hold id counter */
-	uint64_t sent_ns;   /* when the request in flight was sent */
+	uint64_t due_ns;    /* when the request in flight was due (open loop) or sent */
+	uint64_t sent_ns;   /* when it was sent */
 	uint32_t events;    /* events in the request in flight */
 	/* Holds this connection reserved successfully and has not finished,
 	 * oldest first, with the units each holds. */
@@ -57,6 +65,26 @@ struct bench_connection {
 	size_t receive_capacity;
 };
 
+/* Sums over every level of the bench's catalog (bench_check.c). */
+struct bench_totals {
+	int64_t on_hand;
+	int64_t reserved;
+	int64_t committed;
+	uint64_t levels;
+	uint64_t oversold; /* levels with reserved + committed > on_hand, or available < 0 */
+};
+
+/* What the end-of-run check compared: the ledger's change against what
+ * the run was told. */
+struct bench_check_figures {
+	uint64_t levels;
+	uint64_t oversold_levels;
+	int64_t on_hand_ledger, on_hand_expected;
+	int64_t committed_ledger, committed_expected;
+	int64_t reserved_ledger, reserved_expected;
+	int64_t stock_before; /* available before the run, summed */
+};
+
 struct bench_cpu {
 	double self_s;
 	double server_s;
@@ -66,6 +94,16 @@ struct bench {
 	struct bench_options options;
 	struct bench_connection connections[BENCH_CONNECTIONS_MAX];
 	uint32_t connections_open;
+	/* Open loop: connections with no request in flight, and the time the
+	 * next request is due. */
+	struct bench_connection *idle[BENCH_CONNECTIONS_MAX];
+	uint32_t idle_count;
+	uint64_t due_ns;
+	uint64_t sent_late;  /* requests sent more than 1 ms after they were due */
+	uint64_t never_sent; /* requests due before the end that no connection was free for */
+	/* zipf: cumulative probabilities of ranks 1..zipf_size. */
+	double *zipf_cdf;
+	uint64_t zipf_size;
 	int epoll_fd;
 	int stopping;
 	uint64_t seed;
@@ -81,30 +119,39 @@ struct bench {
 	uint64_t reserved_ok;
 	uint64_t committed_ok;
 	uint64_t released_ok;
+	uint64_t abandoned_ok; /* reserves left to expire */
+	uint64_t accepted_by_kind[64];
 	int64_t units_reserved;
 	int64_t units_committed;
 	int64_t units_released;
-	struct histogram latency_us;
+	int64_t units_abandoned;
+	int64_t units_received;
+	int64_t units_sold;
+	int64_t units_returned;
+	uint64_t abandoned_last_ns;  /* when the last abandoned hold was granted */
+	struct histogram latency_us; /* from when due (open loop) or sent */
+	struct histogram service_us; /* from when sent: the server's share */
+	/* Completed requests and events per 100 ms since started_ns. */
+	uint64_t *timeline_requests;
+	uint64_t *timeline_events;
+	uint32_t timeline_slots;
 	int check_failed;
-};
-
-/* Sums over every level of the bench's catalog (bench_check.c). */
-struct bench_totals {
-	int64_t on_hand;
-	int64_t reserved;
-	int64_t committed;
-	uint64_t levels;
-	uint64_t oversold; /* levels with reserved + committed > on_hand */
+	struct bench_check_figures check;
 };
 
 uint64_t bench_now_ns(void);
+uint64_t bench_random(uint64_t *state);
+/* Events one request may hold: the batch, and at least a linked pair. */
+uint32_t bench_request_events_max(const struct bench_options *options);
 
 /* bench_net.c: sockets, frames and the request mix. */
 int bench_connect(const char *server);
 int connections_open(struct bench *bench);
 /* Closes what is still open and frees every connection's buffers. */
 void connections_free(struct bench *bench);
-int connection_send_next(struct bench *bench, struct bench_connection *connection);
+/* Sends the next request; due_ns is when it was due (latency is measured
+ * from then), 0 for now. */
+int connection_send_next(struct bench *bench, struct bench_connection *connection, uint64_t due_ns);
 int connection_service(struct bench *bench, struct bench_connection *connection,
                        uint32_t epoll_events);
 /* Sends one SUBMIT on a blocking socket and waits for its results. */
@@ -117,9 +164,14 @@ int bench_write_all(int fd, const void *bytes, size_t size);
  * valid reply to operation. */
 int bench_reply_read(int fd, uint8_t operation, uint8_t *buffer, size_t capacity);
 
-/* bench_check.c: the end-of-run check. */
-int bench_totals_read(const struct bench *bench, struct bench_totals *totals);
-int bench_check(const struct bench *bench, const struct bench_totals *before,
+/* bench_check.c: the end-of-run check. forge: test only, one level read
+ * is made oversold (options.forge_oversell) so the check must fail. */
+int bench_totals_read(const struct bench *bench, struct bench_totals *totals, int forge);
+/* The reserved units the ledger should have gained (abandoned holds
+ * counted as expired). */
+int64_t bench_reserved_expected(const struct bench *bench);
+/* Compares, fills bench->check and returns 0 when the ledger agrees. */
+int bench_check(struct bench *bench, const struct bench_totals *before,
                 const struct bench_totals *after);
 
 /* bench_setup.c: catalog and stock. */
@@ -129,5 +181,9 @@ int bench_setup(struct bench *bench);
 void bench_cpu_read(const struct bench *bench, struct bench_cpu *cpu);
 void bench_report(const struct bench *bench, const struct bench_cpu *start,
                   const struct bench_cpu *end);
+
+/* bench_plot.c: PREFIX-throughput.dat, PREFIX-latency.dat, PREFIX.gp, and
+ * PREFIX.svg when gnuplot is installed; 0 or -1. */
+int bench_plot(const struct bench *bench, const char *prefix);
 
 #endif

@@ -4,15 +4,24 @@
  *
  * Before and after the run, every level of the bench's catalog is read with
  * paged LOCATION_LEVELS queries and summed. The check then holds the server
- * to three things:
+ * to four things:
  *   - nothing oversold: at every item-location, reserved + committed never
  *     exceeds on_hand, and available is never negative;
  *   - every committed unit is one this run was told was committed:
- *     committed(after) - committed(before) = units of successful commits;
+ *     committed(after) - committed(before) = units of successful commits
+ *     (flash-sale: the stock sold is exactly what checkouts were told);
  *   - every held unit is accounted for: reserved(after) - reserved(before) =
- *     units reserved - units committed - units released by this run.
- * Holds live 600 s, far longer than a run, so none expires in between; the
- * bench must be the only writer while it runs.
+ *     units reserved - committed - released - abandoned by this run;
+ *   - on_hand moved only as told: on_hand(after) - on_hand(before) = units
+ *     received + returned - sold.
+ * Holds the run means to finish live 600 s, far longer than a run; holds it
+ * abandons live 1 s, and the caller reads "after" once they are past due
+ * (bench.c). The bench must be the only writer while it runs.
+ *
+ * Test only: with --forge-oversell the first level read after the run with
+ * stock on hand is altered as an overselling server would report it
+ * (committed one unit beyond on_hand), so a test can see this check catch
+ * it.
  */
 #include "bench.h"
 
@@ -49,7 +58,8 @@ static int query_page(int fd, skuld_u128 client, const struct skuld_query *query
 }
 
 /* Adds every level at location to totals; counts violations. */
-static int location_sum(int fd, skuld_u128 client, uint32_t location, struct bench_totals *totals)
+static int location_sum(int fd, skuld_u128 client, uint32_t location, struct bench_totals *totals,
+                        int *forge)
 {
 	struct skuld_level_record *records = calloc(SKULD_QUERY_LIMIT_MAX, sizeof(*records));
 	struct skuld_query query = {.kind = SKULD_QUERY_LOCATION_LEVELS,
@@ -64,9 +74,14 @@ static int location_sum(int fd, skuld_u128 client, uint32_t location, struct ben
 			return -1;
 		}
 		for (uint32_t i = 0; i < count; i++) {
-			const struct skuld_level_record *level = &records[i];
+			struct skuld_level_record *level = &records[i];
 			if (level->flags & SKULD_QUERY_CURSOR)
 				continue;
+			if (*forge && level->on_hand > 0) {
+				level->committed += level->available + 1;
+				level->available = -1;
+				*forge = 0;
+			}
 			totals->on_hand += level->on_hand;
 			totals->reserved += level->reserved;
 			totals->committed += level->committed;
@@ -83,7 +98,7 @@ static int location_sum(int fd, skuld_u128 client, uint32_t location, struct ben
 	return 0;
 }
 
-int bench_totals_read(const struct bench *bench, struct bench_totals *totals)
+int bench_totals_read(const struct bench *bench, struct bench_totals *totals, int forge)
 {
 	memset(totals, 0, sizeof(*totals));
 	skuld_u128 client = {.lo = (uint64_t)bench_now_ns() | 1, .hi = (uint64_t)getpid() << 1};
@@ -96,32 +111,49 @@ int bench_totals_read(const struct bench *bench, struct bench_totals *totals)
 	uint32_t locations = bench->options.hot != 0 ? 1 : bench->options.locations;
 	int status = 0;
 	for (uint32_t location = 1; location <= locations && status == 0; location++)
-		status = location_sum(fd, client, location, totals);
+		status = location_sum(fd, client, location, totals, &forge);
 	close(fd);
 	return status;
 }
 
-int bench_check(const struct bench *bench, const struct bench_totals *before,
+int64_t bench_reserved_expected(const struct bench *bench)
+{
+	return bench->units_reserved - bench->units_committed - bench->units_released -
+	       bench->units_abandoned;
+}
+
+int bench_check(struct bench *bench, const struct bench_totals *before,
                 const struct bench_totals *after)
 {
-	int64_t committed = after->committed - before->committed;
-	int64_t reserved = after->reserved - before->reserved;
-	int64_t reserved_expected =
-	        bench->units_reserved - bench->units_committed - bench->units_released;
+	struct bench_check_figures *check = &bench->check;
+	check->levels = after->levels;
+	check->oversold_levels = after->oversold;
+	check->stock_before = before->on_hand - before->reserved - before->committed;
+	check->committed_ledger = after->committed - before->committed;
+	check->committed_expected = bench->units_committed;
+	check->reserved_ledger = after->reserved - before->reserved;
+	check->reserved_expected = bench_reserved_expected(bench);
+	check->on_hand_ledger = after->on_hand - before->on_hand;
+	check->on_hand_expected = bench->units_received + bench->units_returned - bench->units_sold;
 	int failures = 0;
 	if (after->oversold != 0) {
 		fprintf(stderr, "check: %llu item-locations hold more than is on hand\n",
 		        (unsigned long long)after->oversold);
 		failures++;
 	}
-	if (committed != bench->units_committed) {
+	if (check->committed_ledger != check->committed_expected) {
 		fprintf(stderr, "check: the ledger committed %lld units, the run was told %lld\n",
-		        (long long)committed, (long long)bench->units_committed);
+		        (long long)check->committed_ledger, (long long)check->committed_expected);
 		failures++;
 	}
-	if (reserved != reserved_expected) {
+	if (check->reserved_ledger != check->reserved_expected) {
 		fprintf(stderr, "check: the ledger holds %lld more units, the run expects %lld\n",
-		        (long long)reserved, (long long)reserved_expected);
+		        (long long)check->reserved_ledger, (long long)check->reserved_expected);
+		failures++;
+	}
+	if (check->on_hand_ledger != check->on_hand_expected) {
+		fprintf(stderr, "check: on_hand moved by %lld units, the run expects %lld\n",
+		        (long long)check->on_hand_ledger, (long long)check->on_hand_expected);
 		failures++;
 	}
 	return failures == 0 ? 0 : -1;

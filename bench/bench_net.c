@@ -1,11 +1,15 @@
 /*
- * bench_net.c — skuld-bench's connections: REGISTER, the request mix, the
- * non-blocking send/receive state machine, and reply accounting.
+ * bench_net.c — skuld-bench's connections: REGISTER, sending the requests
+ * the scenario's chooser fills (scenario.c), the non-blocking send/receive
+ * state machine, and reply accounting by event kind.
  *
  * Invariants: a connection has at most one request in flight; its send
  * buffer keeps that request's events until the reply arrives, so the reply's
  * results are matched to the events they answer; holds[] lists the holds
- * this connection reserved successfully and has not finished yet.
+ * this connection reserved successfully, does not mean to abandon, and has
+ * not finished yet. Closed loop: a reply sends the connection's next
+ * request. Open loop: a reply puts the connection on bench->idle, and the
+ * loop (bench.c) sends when a request falls due.
  */
 #include "bench.h"
 
@@ -21,7 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static uint64_t random_next(uint64_t *state)
+uint64_t bench_random(uint64_t *state)
 {
 	uint64_t z = (*state += 0x9e3779b97f4a7c15u);
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
@@ -186,20 +190,20 @@ int connections_open(struct bench *bench)
 	for (uint32_t i = 0; i < options->connections; i++) {
 		struct bench_connection *connection = &bench->connections[i];
 		connection->index = i;
-		connection->client.lo = random_next(&bench->seed) | 1;
-		connection->client.hi = random_next(&bench->seed);
+		connection->client.lo = bench_random(&bench->seed) | 1;
+		connection->client.hi = bench_random(&bench->seed);
 		connection->hold_next = (uint64_t)(i + 1) << 40 | (bench->seed & 0xffffffu) << 16;
 		connection->fd = bench_connect(options->server);
 		if (connection->fd < 0 ||
 		    bench_register_blocking(connection->fd, connection->client))
 			return -1;
 		connection->request = 0;
-		connection->holds = calloc(2 * (size_t)options->batch + 2, sizeof(uint64_t));
-		connection->hold_units = calloc(2 * (size_t)options->batch + 2, sizeof(int64_t));
-		connection->send_buffer =
-		        malloc(SKULD_HEADER_SIZE + (size_t)options->batch * SKULD_EVENT_SIZE);
+		size_t events_max = bench_request_events_max(options);
+		connection->holds = calloc(2 * events_max + 2, sizeof(uint64_t));
+		connection->hold_units = calloc(2 * events_max + 2, sizeof(int64_t));
+		connection->send_buffer = malloc(SKULD_HEADER_SIZE + events_max * SKULD_EVENT_SIZE);
 		connection->receive_capacity =
-		        SKULD_HEADER_SIZE + (size_t)options->batch * SKULD_RESULT_SIZE + 64;
+		        SKULD_HEADER_SIZE + events_max * SKULD_RESULT_SIZE + 64;
 		connection->receive_buffer = malloc(connection->receive_capacity);
 		if (connection->holds == NULL || connection->hold_units == NULL ||
 		    connection->send_buffer == NULL || connection->receive_buffer == NULL)
@@ -227,49 +231,6 @@ void connections_free(struct bench *bench)
 	}
 }
 
-static void event_target(struct bench *bench, struct skuld_event *event)
-{
-	const struct bench_options *options = &bench->options;
-	uint64_t r = random_next(&bench->seed);
-	if (options->hot != 0) {
-		event->item = 1 + (uint32_t)(r % options->hot);
-		event->location = 1;
-	} else {
-		event->item = 1 + (uint32_t)(r % options->items);
-		event->location = 1 + (uint32_t)((r >> 32) % options->locations);
-	}
-	event->quantity = 1 + (int64_t)((r >> 24) & 1);
-}
-
-/* Fills the next request's events: finish up to half of the open holds,
- * reserve new ones with the rest. Returns the event count. */
-static uint32_t request_fill(struct bench *bench, struct bench_connection *connection,
-                             struct skuld_event *events)
-{
-	uint32_t batch = bench->options.batch;
-	uint32_t finish_max = batch > 1 ? batch / 2 : 1;
-	uint32_t finish =
-	        connection->holds_count < finish_max ? connection->holds_count : finish_max;
-	memset(events, 0, sizeof(*events) * batch);
-	for (uint32_t i = 0; i < batch; i++) {
-		struct skuld_event *event = &events[i];
-		event->key.lo = ++connection->key_next;
-		event->key.hi = connection->client.lo;
-		if (i < finish) {
-			event->id = connection->holds[i];
-			event->kind =
-			        (connection->key_next & 3) == 3 ? SKULD_RELEASE : SKULD_COMMIT;
-		} else {
-			event->kind = SKULD_RESERVE;
-			event->id = ++connection->hold_next;
-			event->ttl_s = 600;
-			event_target(bench, event);
-		}
-	}
-	connection->finishing = finish;
-	return batch;
-}
-
 static int connection_flush(struct bench *bench, struct bench_connection *connection)
 {
 	while (connection->send_done < connection->send_size) {
@@ -292,11 +253,16 @@ static int connection_flush(struct bench *bench, struct bench_connection *connec
 	return epoll_ctl(bench->epoll_fd, EPOLL_CTL_MOD, connection->fd, &interest);
 }
 
-int connection_send_next(struct bench *bench, struct bench_connection *connection)
+uint32_t bench_request_events_max(const struct bench_options *options)
+{
+	return options->batch < 2 ? 2 : options->batch;
+}
+
+int connection_send_next(struct bench *bench, struct bench_connection *connection, uint64_t due_ns)
 {
 	struct skuld_header *header = (struct skuld_header *)connection->send_buffer;
 	struct skuld_event *events = (void *)(connection->send_buffer + SKULD_HEADER_SIZE);
-	uint32_t count = request_fill(bench, connection, events);
+	uint32_t count = bench->options.scenario->fill(bench, connection, events);
 	header_fill(header, SKULD_OP_SUBMIT, connection->client, ++connection->request,
 	            count * SKULD_EVENT_SIZE, count);
 	proto_header_seal(header, events);
@@ -304,13 +270,54 @@ int connection_send_next(struct bench *bench, struct bench_connection *connectio
 	connection->send_done = 0;
 	connection->receive_size = 0;
 	connection->events = count;
-	connection->sent_ns = bench_now_ns();
+	uint64_t now = bench_now_ns();
+	if (due_ns != 0 && now > due_ns + 1000000u)
+		bench->sent_late++;
+	connection->due_ns = due_ns != 0 ? due_ns : now;
+	connection->sent_ns = now;
 	return connection_flush(bench, connection);
+}
+
+/* Counts one accepted event by kind, with its units. */
+static void result_count(struct bench *bench, const struct skuld_event *event, int64_t units)
+{
+	bench->accepted++;
+	bench->accepted_by_kind[event->kind < 64 ? event->kind : 63]++;
+	switch (event->kind) {
+	case SKULD_COMMIT:
+		bench->committed_ok++;
+		bench->units_committed += units;
+		break;
+	case SKULD_RELEASE:
+		bench->released_ok++;
+		bench->units_released += units;
+		break;
+	case SKULD_RESERVE:
+		bench->reserved_ok++;
+		bench->units_reserved += units;
+		if (event->ttl_s == SCENARIO_TTL_ABANDON_S) {
+			bench->abandoned_ok++;
+			bench->units_abandoned += units;
+			bench->abandoned_last_ns = bench_now_ns();
+		}
+		break;
+	case SKULD_RECEIVE:
+		bench->units_received += units;
+		break;
+	case SKULD_SALE:
+		bench->units_sold += units;
+		break;
+	case SKULD_RETURN:
+		bench->units_returned += units;
+		break;
+	default:
+		break;
+	}
 }
 
 /* Counts the results of the request in flight and updates the connection's
  * open holds: the first `finishing` holds were committed or released by it,
- * its successful reserves join the list. */
+ * its successful reserves (but abandoned ones) join the list. */
 static void results_account(struct bench *bench, struct bench_connection *connection,
                             const struct skuld_result *results, uint32_t count)
 {
@@ -325,14 +332,7 @@ static void results_account(struct bench *bench, struct bench_connection *connec
 			bench->refused_by_status[status < 64 ? status : 63]++;
 			continue;
 		}
-		bench->accepted++;
-		if (events[i].kind == SKULD_COMMIT) {
-			bench->committed_ok++;
-			bench->units_committed += units;
-		} else if (events[i].kind == SKULD_RELEASE) {
-			bench->released_ok++;
-			bench->units_released += units;
-		}
+		result_count(bench, &events[i], units);
 	}
 	connection->holds_count -= finished;
 	memmove(connection->holds, connection->holds + finished,
@@ -340,10 +340,9 @@ static void results_account(struct bench *bench, struct bench_connection *connec
 	memmove(connection->hold_units, connection->hold_units + finished,
 	        connection->holds_count * sizeof(int64_t));
 	for (uint32_t i = finished; i < count; i++) {
-		if (results[i].status != SKULD_OK || events[i].kind != SKULD_RESERVE)
+		if (results[i].status != SKULD_OK || events[i].kind != SKULD_RESERVE ||
+		    events[i].ttl_s == SCENARIO_TTL_ABANDON_S)
 			continue;
-		bench->reserved_ok++;
-		bench->units_reserved += events[i].quantity;
 		connection->holds[connection->holds_count] = events[i].id;
 		connection->hold_units[connection->holds_count++] = events[i].quantity;
 	}
@@ -380,15 +379,26 @@ static int reply_finish(struct bench *bench, struct bench_connection *connection
 		fprintf(stderr, "skuld-bench: reply does not answer the request\n");
 		return -1;
 	}
-	histogram_record(&bench->latency_us, (bench_now_ns() - connection->sent_ns) / 1000);
+	uint64_t now = bench_now_ns();
+	histogram_record(&bench->latency_us, (now - connection->due_ns) / 1000);
+	histogram_record(&bench->service_us, (now - connection->sent_ns) / 1000);
 	bench->requests++;
 	bench->events += header->count;
+	uint64_t slice = (now - bench->started_ns) / BENCH_SLICE_NS;
+	if (slice < bench->timeline_slots) {
+		bench->timeline_requests[slice]++;
+		bench->timeline_events[slice] += header->count;
+	}
 	results_account(bench, connection, (const void *)body, header->count);
 	if (bench->stopping) {
 		connection_close(bench, connection);
 		return 0;
 	}
-	return connection_send_next(bench, connection);
+	if (bench->options.rate > 0) {
+		bench->idle[bench->idle_count++] = connection;
+		return 0;
+	}
+	return connection_send_next(bench, connection, 0);
 }
 
 int connection_service(struct bench *bench, struct bench_connection *connection,

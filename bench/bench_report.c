@@ -1,6 +1,11 @@
 /*
  * bench_report.c — skuld-bench's figures as text for people or one JSON
- * object for scripts, and CPU time of this process and of the server.
+ * object (one line) for scripts, and CPU time of this process and of the
+ * server. The JSON keeps the fields of earlier versions (connections,
+ * batch, hot, seconds, events_per_s, requests_per_s, accepted, refused,
+ * errors, latency_us, cpu_s, check) and adds the scenario, the loop mode,
+ * refusals by status and acceptances by event kind, units by movement, the
+ * open loop's schedule misses and the check's figures.
  */
 #include "bench.h"
 
@@ -35,37 +40,109 @@ void bench_cpu_read(const struct bench *bench, struct bench_cpu *cpu)
 	cpu->server_s = bench->options.server_pid ? process_cpu_s(bench->options.server_pid) : -1;
 }
 
-void bench_report(const struct bench *bench, const struct bench_cpu *start,
-                  const struct bench_cpu *end)
+/* The figures both forms print. */
+struct figures {
+	double seconds;
+	double events_per_s;
+	double requests_per_s;
+	uint64_t p50, p90, p99, p999, max;
+	uint64_t service_p50, service_p99; /* from the send, not from when due */
+	double self_cpu;
+	double server_cpu; /* -1: not measured */
+};
+
+static void figures_compute(const struct bench *bench, const struct bench_cpu *start,
+                            const struct bench_cpu *end, struct figures *figures)
+{
+	const struct histogram *latency = &bench->latency_us;
+	figures->seconds = (double)(bench->finished_ns - bench->started_ns) / 1e9;
+	figures->events_per_s = (double)bench->events / figures->seconds;
+	figures->requests_per_s = (double)bench->requests / figures->seconds;
+	figures->p50 = histogram_percentile(latency, 50);
+	figures->p90 = histogram_percentile(latency, 90);
+	figures->p99 = histogram_percentile(latency, 99);
+	figures->p999 = histogram_percentile(latency, 99.9);
+	figures->max = latency->max;
+	figures->service_p50 = histogram_percentile(&bench->service_us, 50);
+	figures->service_p99 = histogram_percentile(&bench->service_us, 99);
+	figures->self_cpu = end->self_s - start->self_s;
+	figures->server_cpu =
+	        end->server_s >= 0 && start->server_s >= 0 ? end->server_s - start->server_s : -1;
+}
+
+static void json_counts(const uint64_t *counts, const char *(*name)(uint32_t))
+{
+	int first = 1;
+	printf("{");
+	for (uint32_t i = 0; i < 64; i++) {
+		if (counts[i] == 0)
+			continue;
+		printf("%s\"%s\":%llu", first ? "" : ",", name(i), (unsigned long long)counts[i]);
+		first = 0;
+	}
+	printf("}");
+}
+
+static void report_json(const struct bench *bench, const struct figures *f)
 {
 	const struct bench_options *options = &bench->options;
-	double seconds = (double)(bench->finished_ns - bench->started_ns) / 1e9;
-	double events_per_s = (double)bench->events / seconds;
-	double requests_per_s = (double)bench->requests / seconds;
-	const struct histogram *latency = &bench->latency_us;
-	uint64_t p50 = histogram_percentile(latency, 50), p90 = histogram_percentile(latency, 90);
-	uint64_t p99 = histogram_percentile(latency, 99),
-	         p999 = histogram_percentile(latency, 99.9);
-	double self_cpu = end->self_s - start->self_s;
-	double server_cpu =
-	        end->server_s >= 0 && start->server_s >= 0 ? end->server_s - start->server_s : -1;
-	if (options->json) {
-		printf("{\"connections\":%u,\"batch\":%u,\"hot\":%u,\"seconds\":%.3f,"
-		       "\"events_per_s\":%.0f,\"requests_per_s\":%.0f,\"accepted\":%llu,"
-		       "\"refused\":%llu,\"errors\":%llu,\"latency_us\":{\"p50\":%llu,"
-		       "\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu},"
-		       "\"cpu_s\":{\"bench\":%.2f,\"server\":%.2f},\"check\":\"%s\"}\n",
-		       options->connections, options->batch, options->hot, seconds, events_per_s,
-		       requests_per_s, (unsigned long long)bench->accepted,
-		       (unsigned long long)bench->refused, (unsigned long long)bench->errors,
-		       (unsigned long long)p50, (unsigned long long)p90, (unsigned long long)p99,
-		       (unsigned long long)p999, (unsigned long long)latency->max, self_cpu,
-		       server_cpu, bench->check_failed ? "failed" : "ok");
-		return;
-	}
-	printf("skuld-bench: %u connections, %u events/request, %s, %.1f s\n", options->connections,
-	       options->batch, options->hot ? "hot items" : "uniform", seconds);
-	printf("  throughput  %.0f events/s, %.0f requests/s\n", events_per_s, requests_per_s);
+	const struct bench_check_figures *check = &bench->check;
+	printf("{\"scenario\":\"%s\",\"mode\":\"%s\",\"rate\":%.0f,\"connections\":%u,"
+	       "\"batch\":%u,\"items\":%u,\"locations\":%u,\"hot\":%u,\"stock\":%ld,"
+	       "\"skew\":%.2f,\"seconds\":%.3f,",
+	       options->scenario->name, options->rate > 0 ? "open" : "closed", options->rate,
+	       options->connections, options->batch, options->items, options->locations,
+	       options->hot, options->stock, options->skew, f->seconds);
+	printf("\"events_per_s\":%.0f,\"requests_per_s\":%.0f,\"requests\":%llu,\"events\":%llu,"
+	       "\"accepted\":%llu,\"refused\":%llu,\"errors\":%llu,\"sent_late\":%llu,"
+	       "\"never_sent\":%llu,\"refused_by\":",
+	       f->events_per_s, f->requests_per_s, (unsigned long long)bench->requests,
+	       (unsigned long long)bench->events, (unsigned long long)bench->accepted,
+	       (unsigned long long)bench->refused, (unsigned long long)bench->errors,
+	       (unsigned long long)bench->sent_late, (unsigned long long)bench->never_sent);
+	json_counts(bench->refused_by_status, skuld_status_name);
+	printf(",\"accepted_by\":");
+	json_counts(bench->accepted_by_kind, skuld_event_kind_name);
+	printf(",\"units\":{\"reserved\":%lld,\"committed\":%lld,\"released\":%lld,"
+	       "\"abandoned\":%lld,\"received\":%lld,\"sold\":%lld,\"returned\":%lld},",
+	       (long long)bench->units_reserved, (long long)bench->units_committed,
+	       (long long)bench->units_released, (long long)bench->units_abandoned,
+	       (long long)bench->units_received, (long long)bench->units_sold,
+	       (long long)bench->units_returned);
+	printf("\"latency_us\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,"
+	       "\"max\":%llu},\"service_latency_us\":{\"p50\":%llu,\"p99\":%llu},\"cpu_s\":{"
+	       "\"bench\":%.2f,\"server\":%.2f},\"check\":\"%s\",",
+	       (unsigned long long)f->p50, (unsigned long long)f->p90, (unsigned long long)f->p99,
+	       (unsigned long long)f->p999, (unsigned long long)f->max,
+	       (unsigned long long)f->service_p50, (unsigned long long)f->service_p99, f->self_cpu,
+	       f->server_cpu, bench->check_failed ? "failed" : "ok");
+	printf("\"check_figures\":{\"levels\":%llu,\"oversold_levels\":%llu,"
+	       "\"stock_before\":%lld,\"committed_ledger\":%lld,\"committed_expected\":%lld,"
+	       "\"reserved_ledger\":%lld,\"reserved_expected\":%lld,\"on_hand_ledger\":%lld,"
+	       "\"on_hand_expected\":%lld}}\n",
+	       (unsigned long long)check->levels, (unsigned long long)check->oversold_levels,
+	       (long long)check->stock_before, (long long)check->committed_ledger,
+	       (long long)check->committed_expected, (long long)check->reserved_ledger,
+	       (long long)check->reserved_expected, (long long)check->on_hand_ledger,
+	       (long long)check->on_hand_expected);
+}
+
+static void report_text(const struct bench *bench, const struct figures *f)
+{
+	const struct bench_options *options = &bench->options;
+	const struct bench_check_figures *check = &bench->check;
+	printf("skuld-bench %s: %u connections, %u events/request, %s", options->scenario->name,
+	       options->connections, options->batch, options->hot ? "hot items" : "catalog");
+	if (options->rate > 0)
+		printf(", open loop at %.0f requests/s", options->rate);
+	else
+		printf(", closed loop");
+	printf(", %.1f s\n", f->seconds);
+	printf("  throughput  %.0f events/s, %.0f requests/s\n", f->events_per_s,
+	       f->requests_per_s);
+	if (options->rate > 0)
+		printf("  schedule    %llu requests sent over 1 ms late, %llu never sent\n",
+		       (unsigned long long)bench->sent_late, (unsigned long long)bench->never_sent);
 	printf("  events      %llu accepted, %llu refused, %llu errors\n",
 	       (unsigned long long)bench->accepted, (unsigned long long)bench->refused,
 	       (unsigned long long)bench->errors);
@@ -75,18 +152,41 @@ void bench_report(const struct bench *bench, const struct bench_cpu *start,
 			       (unsigned long long)bench->refused_by_status[status],
 			       skuld_status_name(status));
 	}
-	printf("  holds       %llu reserved, %llu committed, %llu released\n",
+	printf("  holds       %llu reserved, %llu committed, %llu released, %llu abandoned\n",
 	       (unsigned long long)bench->reserved_ok, (unsigned long long)bench->committed_ok,
-	       (unsigned long long)bench->released_ok);
-	printf("  latency us  p50 %llu  p90 %llu  p99 %llu  p99.9 %llu  max %llu\n",
-	       (unsigned long long)p50, (unsigned long long)p90, (unsigned long long)p99,
-	       (unsigned long long)p999, (unsigned long long)latency->max);
-	printf("  check       %s (nothing oversold; %lld units committed, %lld reserved, "
-	       "%lld released match the ledger)\n",
-	       bench->check_failed ? "FAILED" : "ok", (long long)bench->units_committed,
-	       (long long)bench->units_reserved, (long long)bench->units_released);
-	printf("  cpu s       bench %.2f", self_cpu);
-	if (server_cpu >= 0)
-		printf(", server %.2f", server_cpu);
+	       (unsigned long long)bench->released_ok, (unsigned long long)bench->abandoned_ok);
+	if (bench->units_sold != 0 || bench->units_returned != 0 || bench->units_received != 0)
+		printf("  units       %lld sold, %lld returned, %lld received\n",
+		       (long long)bench->units_sold, (long long)bench->units_returned,
+		       (long long)bench->units_received);
+	printf("  latency us  p50 %llu  p90 %llu  p99 %llu  p99.9 %llu  max %llu%s\n",
+	       (unsigned long long)f->p50, (unsigned long long)f->p90, (unsigned long long)f->p99,
+	       (unsigned long long)f->p999, (unsigned long long)f->max,
+	       options->rate > 0 ? " (from when due)" : "");
+	if (options->rate > 0)
+		printf("              from the send: p50 %llu  p99 %llu\n",
+		       (unsigned long long)f->service_p50, (unsigned long long)f->service_p99);
+	printf("  check       %s: %llu levels, %llu oversold; committed %lld (told %lld), "
+	       "reserved %+lld (expected %+lld), on_hand %+lld (expected %+lld); stock "
+	       "available before %lld\n",
+	       bench->check_failed ? "FAILED" : "ok", (unsigned long long)check->levels,
+	       (unsigned long long)check->oversold_levels, (long long)check->committed_ledger,
+	       (long long)check->committed_expected, (long long)check->reserved_ledger,
+	       (long long)check->reserved_expected, (long long)check->on_hand_ledger,
+	       (long long)check->on_hand_expected, (long long)check->stock_before);
+	printf("  cpu s       bench %.2f", f->self_cpu);
+	if (f->server_cpu >= 0)
+		printf(", server %.2f", f->server_cpu);
 	printf("\n");
+}
+
+void bench_report(const struct bench *bench, const struct bench_cpu *start,
+                  const struct bench_cpu *end)
+{
+	struct figures figures;
+	figures_compute(bench, start, end, &figures);
+	if (bench->options.json)
+		report_json(bench, &figures);
+	else
+		report_text(bench, &figures);
 }

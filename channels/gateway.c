@@ -1,6 +1,7 @@
 /*
  * gateway.c — skuld-gateway's core (gateway.h): configuration, keys, the
- * applier and the spool. The HTTP side is gateway_http.c.
+ * applier and the spool; a Square delivery's order is read through
+ * RetrieveOrder (channels/http.c). The HTTP server is skuld_gateway.c.
  */
 #define _GNU_SOURCE
 #include "gateway.h"
@@ -17,6 +18,8 @@
 #include <unistd.h>
 
 #include "gateway_shopify.h"
+#include "gateway_square.h"
+#include "http.h"
 #include "keyfile.h"
 #include "skuld/skuld.h"
 
@@ -34,6 +37,29 @@ struct sku_entry {
 };
 
 /* ---- Configuration ------------------------------------------------------------ */
+
+/* "listing = OBJECT:SKU": a channel listing (Square catalog object) and its SKU. */
+static enum keyfile_verdict listing_line(struct gateway_config *config, const char *value)
+{
+	const char *colon = strrchr(value, ':');
+	if (colon == NULL || config->listing_count == GATEWAY_LISTINGS_MAX || colon == value ||
+	    (size_t)(colon - value) >= GATEWAY_ID_SIZE || strlen(colon + 1) == 0 ||
+	    strlen(colon + 1) > SKULD_CODE_SIZE)
+		return KEYFILE_BAD_VALUE;
+	uint32_t at = config->listing_count++;
+	snprintf(config->listing_object[at], GATEWAY_ID_SIZE, "%.*s", (int)(colon - value), value);
+	snprintf(config->listing_sku[at], SKULD_CODE_SIZE + 1, "%s", colon + 1);
+	return KEYFILE_OK;
+}
+
+const char *gateway_listing_sku(const struct gateway_config *config, const char *listing)
+{
+	for (uint32_t i = 0; i < config->listing_count; i++) {
+		if (strcmp(config->listing_object[i], listing) == 0)
+			return config->listing_sku[i];
+	}
+	return NULL;
+}
 
 static enum keyfile_verdict config_key(void *context, const char *key, const char *value)
 {
@@ -55,6 +81,12 @@ static enum keyfile_verdict config_key(void *context, const char *key, const cha
 	        {"api_url", config->api_url, sizeof(config->api_url)},
 	        {"api_token", config->api_token, sizeof(config->api_token)},
 	        {"api_version", config->api_version, sizeof(config->api_version)},
+	        {"notification_url", config->notification_url, sizeof(config->notification_url)},
+	        {"lwa_url", config->lwa_url, sizeof(config->lwa_url)},
+	        {"lwa_client_id", config->lwa_client_id, sizeof(config->lwa_client_id)},
+	        {"lwa_client_secret", config->lwa_client_secret, sizeof(config->lwa_client_secret)},
+	        {"lwa_refresh_token", config->lwa_refresh_token, sizeof(config->lwa_refresh_token)},
+	        {"marketplace", config->marketplace, sizeof(config->marketplace)},
 	};
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		if (strcmp(key, texts[i].name) == 0)
@@ -78,6 +110,8 @@ static enum keyfile_verdict config_key(void *context, const char *key, const cha
 		snprintf(config->pos_store[at], SKULD_CODE_SIZE + 1, "%s", colon + 1);
 		return KEYFILE_OK;
 	}
+	if (strcmp(key, "listing") == 0)
+		return listing_line(config, value);
 	return KEYFILE_UNKNOWN_KEY;
 }
 
@@ -91,10 +125,23 @@ int gateway_config_read(struct gateway_config *config, const char *path, char *e
 	config->retry_s = 10;
 	config->poll_overlap_s = 300;
 	snprintf(config->api_version, sizeof(config->api_version), "2025-01");
+	snprintf(config->lwa_url, sizeof(config->lwa_url), "https://api.amazon.com");
+	snprintf(config->marketplace, sizeof(config->marketplace), "ATVPDKIKX0DER");
 	int ret = keyfile_read(path, config_key, config, error, error_size);
-	if (ret == 0 && (config->channel[0] == '\0' || config->secret[0] == '\0' ||
+	int amazon = strcmp(config->kind, "amazon") == 0; /* polled: no webhook secret */
+	if (ret == 0 && (config->channel[0] == '\0' || (config->secret[0] == '\0' && !amazon) ||
 	                 config->location[0] == '\0' || config->spool[0] == '\0')) {
 		snprintf(error, error_size, "%s: channel, secret, location and spool are required",
+		         path);
+		ret = -1;
+	}
+	if (ret == 0 && amazon &&
+	    (config->poll_s == 0 || config->api_url[0] == '\0' ||
+	     config->lwa_client_id[0] == '\0' || config->lwa_client_secret[0] == '\0' ||
+	     config->lwa_refresh_token[0] == '\0')) {
+		snprintf(error, error_size,
+		         "%s: kind amazon needs poll_s, api_url, lwa_client_id, lwa_client_secret "
+		         "and lwa_refresh_token",
 		         path);
 		ret = -1;
 	}
@@ -102,9 +149,20 @@ int gateway_config_read(struct gateway_config *config, const char *path, char *e
 		snprintf(error, error_size, "%s: poll_s needs api_url", path);
 		ret = -1;
 	}
-	if (ret == 0 && strcmp(config->kind, "shopify") != 0) {
-		snprintf(error, error_size, "%s: kind %s is not built (shopify is)", path,
-		         config->kind);
+	int square = strcmp(config->kind, "square") == 0;
+	if (ret == 0 && strcmp(config->kind, "shopify") != 0 && !square && !amazon) {
+		snprintf(error, error_size, "%s: kind %s is not one of shopify, square, amazon",
+		         path, config->kind);
+		ret = -1;
+	}
+	if (ret == 0 && square &&
+	    (config->notification_url[0] == '\0' || config->api_url[0] == '\0')) {
+		snprintf(error, error_size, "%s: kind square needs notification_url and api_url",
+		         path);
+		ret = -1;
+	}
+	if (ret == 0 && square && config->poll_s > 0) {
+		snprintf(error, error_size, "%s: poll_s is for kind shopify", path);
 		ret = -1;
 	}
 	return ret;
@@ -125,6 +183,7 @@ skuld_u128 gateway_key(const char *channel, const struct gateway_action *action,
 struct gateway {
 	const struct gateway_config *config;
 	skuld_client *client;
+	struct http_client *http; /* Square: RetrieveOrder; NULL otherwise */
 	struct gateway_figures figures;
 	uint32_t location;                 /* the online location's id */
 	uint32_t pos_ids[GATEWAY_POS_MAX]; /* ids of the stores, 0 until looked up */
@@ -186,11 +245,11 @@ static int spool_write(struct gateway *gateway)
 	for (uint32_t i = 0; i < gateway->spooled; i++) {
 		const struct gateway_action *action = &gateway->spool[i];
 		json_t *object = json_pack(
-		        "{s:i,s:s,s:I,s:s,s:I,s:s,s:s,s:s,s:s}", "kind", (int)action->kind, "sku",
-		        action->sku, "quantity", (json_int_t)action->quantity, "location",
+		        "{s:i,s:s,s:I,s:s,s:I,s:s,s:s,s:s,s:s,s:s}", "kind", (int)action->kind,
+		        "sku", action->sku, "quantity", (json_int_t)action->quantity, "location",
 		        action->channel_location, "occurred_at", (json_int_t)action->occurred_at,
 		        "order", action->order, "line", action->line, "refund", action->refund,
-		        "refund_line", action->refund_line);
+		        "refund_line", action->refund_line, "listing", action->listing);
 		char *text = object != NULL ? json_dumps(object, JSON_COMPACT) : NULL;
 		if (text != NULL)
 			fprintf(file, "%s\n", text);
@@ -248,7 +307,10 @@ static int spool_read(struct gateway *gateway, char *error, size_t error_size)
 		        copy_text(action.refund, sizeof(action.refund),
 		                  json_object_get(object, "refund")) &&
 		        copy_text(action.refund_line, sizeof(action.refund_line),
-		                  json_object_get(object, "refund_line"));
+		                  json_object_get(object, "refund_line")) &&
+		        (json_object_get(object, "listing") == NULL ||
+		         copy_text(action.listing, sizeof(action.listing),
+		                   json_object_get(object, "listing")));
 		if (ok) {
 			action.kind = (enum gateway_action_kind)json_integer_value(kind);
 			action.quantity = json_integer_value(quantity);
@@ -292,6 +354,12 @@ struct gateway *gateway_open(const struct gateway_config *config, volatile sig_a
 	}
 	gateway->config = config;
 	gateway->spool = calloc(SPOOL_MAX, sizeof(struct gateway_action));
+	if (strcmp(config->kind, "square") == 0 &&
+	    (http_global_init() != 0 || (gateway->http = http_client_create()) == NULL)) {
+		snprintf(error, error_size, "libcurl did not start");
+		gateway_close(gateway);
+		return NULL;
+	}
 	snprintf(gateway->spool_path, sizeof(gateway->spool_path), "%s/pending.jsonl",
 	         config->spool);
 	struct skuld_options options;
@@ -340,6 +408,7 @@ void gateway_close(struct gateway *gateway)
 	if (gateway == NULL)
 		return;
 	skuld_client_close(gateway->client);
+	http_client_destroy(gateway->http);
 	free(gateway->spool);
 	free(gateway);
 }
@@ -407,6 +476,17 @@ static uint32_t action_events(struct gateway *gateway, const struct gateway_acti
 	}
 }
 
+/* The SKU of an action: its own, else its listing's in the map; NULL when
+ * neither is known yet. */
+static const char *action_sku(const struct gateway *gateway, const struct gateway_action *action)
+{
+	if (action->sku[0] != '\0')
+		return action->sku;
+	if (action->listing[0] == '\0')
+		return NULL;
+	return gateway_listing_sku(gateway->config, action->listing);
+}
+
 enum apply_outcome {
 	APPLY_DONE = 0,   /* applied (or applied before) */
 	APPLY_WAIT = 1,   /* the SKU is not in the ledger: spool it */
@@ -423,7 +503,12 @@ static enum apply_outcome apply(struct gateway *gateway, const struct gateway_ac
 	for (uint32_t i = 0; i < count; i++) {
 		uint32_t item = 0, location = 0;
 		waiting[i] = false;
-		if (sku_item(gateway, actions[i].sku, &item) != 0 ||
+		const char *sku = action_sku(gateway, &actions[i]);
+		if (sku == NULL) {
+			waiting[i] = true; /* a listing not mapped yet */
+			continue;
+		}
+		if (sku_item(gateway, sku, &item) != 0 ||
 		    action_location(gateway, &actions[i], &location) != 0)
 			return APPLY_FAILED;
 		if (item == 0) {
@@ -471,10 +556,81 @@ static void delivery_remember(struct gateway *gateway, const char *id)
 	gateway->delivery_next = (gateway->delivery_next + 1) % DELIVERY_RING;
 }
 
+/* GET /v2/orders/{id} into gateway->actions; the count, -1 when the API
+ * gave no usable answer (503: Square delivers again), -2 when the order is
+ * not one the gateway reads (400). */
+static int square_order(struct gateway *gateway, const char *order_id)
+{
+	const struct gateway_config *config = gateway->config;
+	char url[384], authorization[160];
+	snprintf(url, sizeof(url), "%s/v2/orders/%s", config->api_url, order_id);
+	snprintf(authorization, sizeof(authorization), "Authorization: Bearer %s",
+	         config->api_token);
+	struct http_request request = {
+	        .method = "GET",
+	        .url = url,
+	        .headers = {authorization, "Square-Version: " GATEWAY_SQUARE_VERSION,
+	                    "Accept: application/json"},
+	        .timeout_ms = CALL_TIMEOUT,
+	};
+	struct http_response response;
+	if (http_call(gateway->http, &request, &response) != 0 || response.status != 200) {
+		fprintf(stderr, "skuld-gateway: RetrieveOrder %s: %s %ld\n", order_id,
+		        response.status == 0 ? response.error : "HTTP", response.status);
+		return -1;
+	}
+	char error[160];
+	int count = square_order_actions(config, response.body, response.body_size,
+	                                 gateway->actions, GATEWAY_LINES_MAX, error, sizeof(error));
+	if (count < 0) {
+		fprintf(stderr, "skuld-gateway: order %s: %s\n", order_id, error);
+		return -2;
+	}
+	return count;
+}
+
+/* A Square notification: signed over the notification URL and the body,
+ * deduplicated by its event_id, its order read and applied. */
+static int deliver_square(struct gateway *gateway, const char *signature, const void *body,
+                          size_t size)
+{
+	if (!square_webhook_verify(gateway->config->secret, gateway->config->notification_url, body,
+	                           size, signature)) {
+		gateway->figures.unverified++;
+		return 401;
+	}
+	struct square_event event;
+	char error[160];
+	if (square_event_read(body, size, &event, error, sizeof(error)) != 0) {
+		gateway->figures.malformed++;
+		fprintf(stderr, "skuld-gateway: square notification refused: %s\n", error);
+		return 400;
+	}
+	if (delivery_seen(gateway, event.event_id)) {
+		gateway->figures.duplicates++;
+		return 200;
+	}
+	if (event.kind != SQUARE_EVENT_OTHER && event.moves) {
+		int count = square_order(gateway, event.order_id);
+		if (count == -2) {
+			gateway->figures.malformed++;
+			return 400;
+		}
+		if (count < 0 || gateway_apply(gateway, gateway->actions, (uint32_t)count) != 0) {
+			gateway->figures.unavailable++;
+			return 503;
+		}
+	}
+	delivery_remember(gateway, event.event_id);
+	return 200;
+}
+
 int gateway_deliver(struct gateway *gateway, const char *topic, const char *delivery_id,
                     const char *signature, const void *body, size_t size)
 {
 	gateway->figures.deliveries++;
+	if (gateway->http != NULL)
+		return deliver_square(gateway, signature, body, size);
 	if (!shopify_webhook_verify(gateway->config->secret, body, size, signature)) {
 		gateway->figures.unverified++;
 		return 401;
@@ -514,10 +670,16 @@ int gateway_apply(struct gateway *gateway, const struct gateway_action *actions,
 			return -1;
 		}
 		gateway->spool[gateway->spooled++] = actions[i];
-		fprintf(stderr,
-		        "skuld-gateway: order %s line %s: SKU %s is not in the ledger; "
-		        "kept until it is\n",
-		        actions[i].order, actions[i].line, actions[i].sku);
+		if (actions[i].sku[0] == '\0')
+			fprintf(stderr,
+			        "skuld-gateway: order %s line %s: listing %s is not mapped to a "
+			        "SKU; kept until it is\n",
+			        actions[i].order, actions[i].line, actions[i].listing);
+		else
+			fprintf(stderr,
+			        "skuld-gateway: order %s line %s: SKU %s is not in the ledger; "
+			        "kept until it is\n",
+			        actions[i].order, actions[i].line, actions[i].sku);
 	}
 	if (gateway->spooled != before) {
 		if (spool_write(gateway) != 0) {
@@ -559,8 +721,9 @@ char *gateway_pending_json(struct gateway *gateway)
 	json_t *list = json_array();
 	for (uint32_t i = 0; i < gateway->spooled; i++) {
 		const struct gateway_action *action = &gateway->spool[i];
-		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:I}", "sku", action->sku,
-		                                      "order", action->order, "line", action->line,
+		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:I}", "sku", action->sku,
+		                                      "listing", action->listing, "order",
+		                                      action->order, "line", action->line,
 		                                      "quantity", (json_int_t)action->quantity));
 	}
 	char *text = json_dumps(list, JSON_COMPACT);

@@ -7,7 +7,9 @@
  * location, which ledger event(s), which key), and the applier that turns
  * actions into events: SKU and location look-ups, one request per delivery, and the
  * spool of actions that cannot be applied yet (an SKU the ledger does not
- * know: an exception, never a silent drop, applied once the item exists).
+ * know, or a channel listing the configuration does not map: an exception,
+ * never a silent drop, applied once the item or the mapping exists); for
+ * Square, the RetrieveOrder read of the order a notification names.
  *
  * Invariants:
  *   - A delivery is answered 200 only when every one of its actions is
@@ -26,9 +28,10 @@
 
 #include "protocol.h"
 
-#define GATEWAY_ID_SIZE   64u /* order, line and refund ids as text */
-#define GATEWAY_POS_MAX   64u /* channel locations mapped to stores */
-#define GATEWAY_LINES_MAX 512u
+#define GATEWAY_ID_SIZE      64u /* order, line and refund ids as text */
+#define GATEWAY_POS_MAX      64u /* channel locations mapped to stores */
+#define GATEWAY_LINES_MAX    512u
+#define GATEWAY_LISTINGS_MAX 1024u /* channel listings mapped to SKUs (Square) */
 
 enum gateway_action_kind {
 	GATEWAY_SALE = 1,            /* SALE */
@@ -47,33 +50,47 @@ struct gateway_action {
 	char line[GATEWAY_ID_SIZE];             /* its line id */
 	char refund[GATEWAY_ID_SIZE];           /* the refund and its line, for refund actions */
 	char refund_line[GATEWAY_ID_SIZE];
+	char listing[GATEWAY_ID_SIZE]; /* the channel's listing (Square: catalog object), "" if
+	                                  none; with sku "": not mapped yet (spooled) */
 };
 
 struct gateway_config {
 	char listen[64];  /* HOST:PORT for webhooks; port 0: any (printed) */
 	char server[128]; /* skuld, HOST:PORT */
 	char server_token[65];
-	char client_id_path[256]; /* "" : a new id per run */
-	char channel[33];         /* skuld channel name: the key source */
-	char kind[16];            /* "shopify" */
-	char secret[128];         /* webhook signing secret */
-	char location[33];        /* skuld location code online orders are fulfilled from */
-	char spool[256];          /* directory for actions not yet applicable */
-	uint32_t retry_s;         /* how often spooled actions are tried again */
-	uint32_t poll_s;          /* the safety-net orders poll: every poll_s; 0: off */
-	uint32_t poll_overlap_s;  /* each pass re-reads this much before its high-water mark */
-	char api_url[256];        /* the channel's API, for the poll */
-	char api_token[128];      /* X-Shopify-Access-Token */
-	char api_version[16];     /* YYYY-MM */
+	char client_id_path[256];   /* "" : a new id per run */
+	char channel[33];           /* skuld channel name: the key source */
+	char kind[16];              /* "shopify", "square" or "amazon" */
+	char secret[128];           /* webhook signing secret (Square: the signature key) */
+	char notification_url[256]; /* Square: the subscription's URL, as it signs it */
+	char location[33];          /* skuld location code online orders are fulfilled from */
+	char spool[256];            /* directory for actions not yet applicable */
+	uint32_t retry_s;           /* how often spooled actions are tried again */
+	uint32_t poll_s;            /* the safety-net orders poll: every poll_s; 0: off */
+	uint32_t poll_overlap_s;    /* each pass re-reads this much before its high-water mark */
+	char api_url[256];          /* the channel's API, for the poll */
+	char api_token[128];        /* X-Shopify-Access-Token; Square: the Bearer token */
+	char api_version[16];       /* YYYY-MM */
+	char lwa_url[256];          /* Amazon: Login with Amazon, https://api.amazon.com */
+	char lwa_client_id[128];    /* Amazon: LWA */
+	char lwa_client_secret[128];
+	char lwa_refresh_token[512];
+	char marketplace[32]; /* Amazon: the marketplace polled, ATVPDKIKX0DER */
 	uint32_t pos_count;
 	char pos_channel[GATEWAY_POS_MAX][GATEWAY_ID_SIZE];   /* channel location id ... */
 	char pos_store[GATEWAY_POS_MAX][SKULD_CODE_SIZE + 1]; /* ... -> skuld location code */
+	uint32_t listing_count;
+	char listing_object[GATEWAY_LISTINGS_MAX][GATEWAY_ID_SIZE]; /* "listing = OBJECT:SKU" */
+	char listing_sku[GATEWAY_LISTINGS_MAX][SKULD_CODE_SIZE + 1];
 };
 
 /* Fills defaults, then reads "key = value" lines ("pos = CHANNEL_ID:CODE"
  * repeats). Returns 0, or -1 with the line in error. */
 int gateway_config_read(struct gateway_config *config, const char *path, char *error,
                         size_t error_size);
+
+/* The SKU a channel listing is mapped to by a "listing" line, or NULL. */
+const char *gateway_listing_sku(const struct gateway_config *config, const char *listing);
 
 /* The key of an action: XXH3-128 over (channel, the ids, the action). */
 skuld_u128 gateway_key(const char *channel, const struct gateway_action *action, const char *what);
@@ -97,8 +114,11 @@ struct gateway *gateway_open(const struct gateway_config *config, volatile sig_a
                              char *error, size_t error_size);
 void gateway_close(struct gateway *gateway);
 
-/* Handles one delivery (headers already read). Returns the HTTP status to
- * answer: 200, 400, 401, 503. */
+/* Handles one delivery (headers already read). Shopify: topic, delivery id
+ * and signature from its headers. Square: signature from
+ * x-square-hmacsha256-signature; topic and delivery id are read from the
+ * body (type, event_id), and the order it names is read through
+ * RetrieveOrder. Returns the HTTP status to answer: 200, 400, 401, 503. */
 int gateway_deliver(struct gateway *gateway, const char *topic, const char *delivery_id,
                     const char *signature, const void *body, size_t size);
 

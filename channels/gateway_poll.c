@@ -52,20 +52,25 @@ static void time_text(uint64_t seconds, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int mark_write(struct gateway_poll *poll)
+void gateway_mark_text(uint64_t seconds, char out[32])
+{
+	time_text(seconds, out);
+}
+
+int gateway_mark_store(const char *path, const char *directory_path, uint64_t mark_s)
 {
 	char temporary[320], text[32];
-	snprintf(temporary, sizeof(temporary), "%s.new", poll->mark_path);
-	time_text(poll->mark_s, text);
+	snprintf(temporary, sizeof(temporary), "%s.new", path);
+	time_text(mark_s, text);
 	FILE *file = fopen(temporary, "w");
 	if (file == NULL)
 		return -1;
 	int ok = fprintf(file, "%s\n", text) > 0;
 	ok = fflush(file) == 0 && fsync(fileno(file)) == 0 && ok;
 	ok = fclose(file) == 0 && ok;
-	if (!ok || rename(temporary, poll->mark_path) != 0)
+	if (!ok || rename(temporary, path) != 0)
 		return -1;
-	int directory = open(poll->config->spool, O_RDONLY | O_DIRECTORY);
+	int directory = open(directory_path, O_RDONLY | O_DIRECTORY);
 	if (directory >= 0) {
 		fsync(directory);
 		close(directory);
@@ -73,10 +78,9 @@ static int mark_write(struct gateway_poll *poll)
 	return 0;
 }
 
-/* 1 read, 0 absent, -1 unreadable or not a mark. */
-static int mark_read(struct gateway_poll *poll)
+int gateway_mark_load(const char *path, uint64_t *mark_s)
 {
-	FILE *file = fopen(poll->mark_path, "r");
+	FILE *file = fopen(path, "r");
 	if (file == NULL)
 		return errno == ENOENT ? 0 : -1;
 	char line[64] = "";
@@ -86,8 +90,19 @@ static int mark_read(struct gateway_poll *poll)
 	uint64_t ns = 0;
 	if (!got || !shopify_time_parse(line, &ns))
 		return -1;
-	poll->mark_s = ns / 1000000000ull;
+	*mark_s = ns / 1000000000ull;
 	return 1;
+}
+
+static int mark_write(struct gateway_poll *poll)
+{
+	return gateway_mark_store(poll->mark_path, poll->config->spool, poll->mark_s);
+}
+
+/* 1 read, 0 absent, -1 unreadable or not a mark. */
+static int mark_read(struct gateway_poll *poll)
+{
+	return gateway_mark_load(poll->mark_path, &poll->mark_s);
 }
 
 struct gateway_poll *gateway_poll_open(const struct gateway_config *config, uint64_t now_s,

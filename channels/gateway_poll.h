@@ -66,6 +66,19 @@ void gateway_poll_step(struct gateway_poll *poll, uint64_t now_ns, gateway_poll_
 
 const struct gateway_poll_figures *gateway_poll_figures(const struct gateway_poll *poll);
 
+/* ---- High-water marks (shared with gateway_amazon.c) ------------------------- */
+
+/* Writes a mark file: one RFC 3339 UTC time and a newline, through PATH.new,
+ * fsync, rename and an fsync of directory. Returns 0 or -1 (errno). */
+int gateway_mark_store(const char *path, const char *directory, uint64_t mark_s);
+
+/* Reads a mark file into *mark_s: 1 read, 0 absent, -1 unreadable or not a
+ * mark. */
+int gateway_mark_load(const char *path, uint64_t *mark_s);
+
+/* A mark as RFC 3339 UTC text ("2026-11-27T09:30:00Z"). */
+void gateway_mark_text(uint64_t seconds, char out[32]);
+
 /* ---- Pure parts, for tests -------------------------------------------------- */
 
 /* The JSON body of the orders query: updated after since (RFC 3339), after

@@ -6,10 +6,13 @@
  *   skuld-gateway --config FILE
  *
  * With poll_s set, the main loop also runs the safety-net orders poll
- * (gateway_poll.h): its HTTP calls are made outside the gateway's lock, its
- * actions applied under it.
+ * (gateway_poll.h), or with kind = amazon the Amazon orders poll
+ * (gateway_amazon.h), the only way Amazon's orders come in: their HTTP
+ * calls are made outside the gateway's lock, their actions applied under it.
  *
- * Routes: POST /webhooks/shopify (a delivery: 200, 400, 401, 413, 503),
+ * Routes: POST /webhooks/shopify or, with kind = square, POST
+ * /webhooks/square (a delivery: 200, 400, 401, 413, 503; none with kind =
+ * amazon),
  * GET /pending (the spooled actions as JSON), GET /health. Prints
  * "skuld-gateway: listening on HOST:PORT" once it accepts, and its figures
  * on stderr when SIGINT or SIGTERM stops it (exit 0). Exit status 2: a bad
@@ -31,12 +34,14 @@
 #include <time.h>
 
 #include "gateway.h"
+#include "gateway_amazon.h"
 #include "gateway_poll.h"
 #include "http.h"
 
 #define BODY_MAX (4u << 20) /* larger deliveries are refused (413) */
 
 static volatile sig_atomic_t stop;
+static struct gateway_config config;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* the gateway: one caller */
 
 /* The poll's actions go through the same applier as the webhooks, under the
@@ -121,16 +126,22 @@ static enum MHD_Result on_request(void *context, struct MHD_Connection *connecti
 		free(pending);
 		return result;
 	}
-	if (strcmp(method, "POST") != 0 || strcmp(url, "/webhooks/shopify") != 0)
+	int square = strcmp(config.kind, "square") == 0;
+	if (strcmp(method, "POST") != 0 || strcmp(config.kind, "amazon") == 0 ||
+	    strcmp(url, square ? "/webhooks/square" : "/webhooks/shopify") != 0)
 		return reply(connection, MHD_HTTP_NOT_FOUND, "{\"error\":\"no such route\"}");
 	if (request->too_large)
 		return reply(connection, 413, "{\"error\":\"body too large\"}");
-	const char *topic =
-	        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Shopify-Topic");
-	const char *delivery =
-	        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Shopify-Webhook-Id");
-	const char *signature =
-	        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Shopify-Hmac-SHA256");
+	/* Square names the event in the body (gateway_deliver reads it). */
+	const char *topic = square ? NULL
+	                           : MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+	                                                         "X-Shopify-Topic");
+	const char *delivery = square ? NULL
+	                              : MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+	                                                            "X-Shopify-Webhook-Id");
+	const char *signature = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+	                                                    square ? "x-square-hmacsha256-signature"
+	                                                           : "X-Shopify-Hmac-SHA256");
 	pthread_mutex_lock(&lock);
 	int status = gateway_deliver(gateway, topic, delivery, signature,
 	                             request->body != NULL ? request->body : "", request->size);
@@ -178,7 +189,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: skuld-gateway --config FILE\n");
 		return 2;
 	}
-	static struct gateway_config config;
 	char error[512] = "";
 	struct sockaddr_in address;
 	if (gateway_config_read(&config, argv[2], error, sizeof(error)) != 0) {
@@ -203,13 +213,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct gateway_poll *poll = NULL;
+	struct gateway_amazon *amazon = NULL;
 	if (config.poll_s > 0) {
-		if (http_global_init() == 0)
+		int is_amazon = strcmp(config.kind, "amazon") == 0;
+		if (http_global_init() != 0)
+			snprintf(error, sizeof(error), "libcurl did not start");
+		else if (is_amazon)
+			amazon = gateway_amazon_open(&config, (uint64_t)time(NULL), error,
+			                             sizeof(error));
+		else
 			poll = gateway_poll_open(&config, (uint64_t)time(NULL), error,
 			                         sizeof(error));
-		else
-			snprintf(error, sizeof(error), "libcurl did not start");
-		if (poll == NULL) {
+		if (poll == NULL && amazon == NULL) {
 			fprintf(stderr, "skuld-gateway: poll: %s\n", error);
 			gateway_close(gateway);
 			return 1;
@@ -223,6 +238,7 @@ int main(int argc, char **argv)
 	if (daemon == NULL) {
 		fprintf(stderr, "skuld-gateway: cannot listen on %s\n", config.listen);
 		gateway_poll_close(poll);
+		gateway_amazon_close(amazon);
 		gateway_close(gateway);
 		return 1;
 	}
@@ -244,6 +260,8 @@ int main(int argc, char **argv)
 		/* One call at most, made without the lock: webhooks go on meanwhile. */
 		if (poll != NULL && !stop)
 			gateway_poll_step(poll, monotonic_ns(), poll_apply, gateway);
+		if (amazon != NULL && !stop)
+			gateway_amazon_step(amazon, monotonic_ns(), poll_apply, gateway);
 	}
 	MHD_stop_daemon(daemon);
 	if (poll != NULL) {
@@ -255,6 +273,16 @@ int main(int argc, char **argv)
 		        polled->passes, polled->calls, polled->throttled, polled->failed,
 		        polled->orders, polled->unapplied, polled->skipped);
 		gateway_poll_close(poll);
+	}
+	if (amazon != NULL) {
+		const struct gateway_amazon_figures *polled = gateway_amazon_figures(amazon);
+		fprintf(stderr,
+		        "skuld-gateway: amazon: passes %" PRIu64 ", calls %" PRIu64 " (%" PRIu64
+		        " throttled, %" PRIu64 " failed), orders %" PRIu64
+		        ", orders not applied %" PRIu64 ", skipped %" PRIu64 "\n",
+		        polled->passes, polled->calls, polled->throttled, polled->failed,
+		        polled->orders, polled->unapplied, polled->skipped);
+		gateway_amazon_close(amazon);
 	}
 	const struct gateway_figures *figures = gateway_figures(gateway);
 	fprintf(stderr,

@@ -412,6 +412,7 @@ static const struct status_text status_texts[] = {
         {SKULD_CATALOG_FULL, "a server table is full"},
         {SKULD_HOLD_NOT_DUE, "the hold is not yet due to expire"},
         {SKULD_CHAIN_TOO_LONG, "the linked chain is longer than the server allows"},
+        {SKULD_DENIED, "this token's role may not post this event"},
         {SKULD_ERR_MAGIC, "not a skuld frame"},
         {SKULD_ERR_VERSION, "no protocol version in common with the server"},
         {SKULD_ERR_OPERATION, "unknown operation"},
@@ -430,6 +431,7 @@ static const struct status_text status_texts[] = {
         {SKULD_ERR_TOKEN, "the server refused the token"},
         {SKULD_ERR_BUSY, "the server is overloaded; retry later"},
         {SKULD_ERR_QUERY, "malformed query or lookup"},
+        {SKULD_ERR_DENIED, "this token's role may not ask that"},
 };
 
 /* Library errors that strerror words for system calls, not for a ledger. */

@@ -100,6 +100,7 @@ static const struct name_entry status_names[] = {
         NAME(SKULD_, LISTING_UNKNOWN),
         NAME(SKULD_, VERSION_INVALID),
         NAME(SKULD_, LISTINGS_FULL),
+        NAME(SKULD_, DENIED),
         NAME(SKULD_, ERR_MAGIC),
         NAME(SKULD_, ERR_VERSION),
         NAME(SKULD_, ERR_OPERATION),
@@ -118,6 +119,7 @@ static const struct name_entry status_names[] = {
         NAME(SKULD_, ERR_TOKEN),
         NAME(SKULD_, ERR_BUSY),
         NAME(SKULD_, ERR_QUERY),
+        NAME(SKULD_, ERR_DENIED),
 };
 
 static const char *name_find(const struct name_entry *table, size_t count, uint32_t value)

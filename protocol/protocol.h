@@ -303,6 +303,7 @@ enum skuld_status {
 	SKULD_LISTING_UNKNOWN = 38,    /* (channel, item) has no listing (not mapped) */
 	SKULD_VERSION_INVALID = 39,    /* PUSH_ACK / _EXCEPTION of a version not offered */
 	SKULD_LISTINGS_FULL = 40,      /* the listing table is full */
+	SKULD_DENIED = 41,             /* the connection's role may not do this */
 	/* Frame-level errors (codec and server), sent in SKULD_OP_ERROR. */
 	SKULD_ERR_MAGIC = 100,
 	SKULD_ERR_VERSION = 101,
@@ -322,6 +323,7 @@ enum skuld_status {
 	SKULD_ERR_TOKEN = 115,          /* REGISTER token refused */
 	SKULD_ERR_BUSY = 116,           /* server overloaded; retry later */
 	SKULD_ERR_QUERY = 117,          /* QUERY / LOOKUP record malformed */
+	SKULD_ERR_DENIED = 118,         /* QUERY / LOOKUP / STATS outside the role */
 };
 
 enum skuld_result_flags {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "conn.h"
 #include "directory.h"
@@ -205,6 +206,19 @@ int config_set(struct server_config *config, const char *key, const char *value,
 		snprintf(config->token, sizeof(config->token), "%s", value);
 		return 0;
 	}
+	if (strncmp(key, "token.", 6) == 0) {
+		struct auth_token token;
+		if (auth_token_parse(key + 6, value, &token, error, error_size) != 0)
+			return -EINVAL;
+		int ret = auth_table_add(&config->tokens, &token);
+		if (ret == -EEXIST)
+			snprintf(error, error_size, "%s: name or secret used by another token",
+			         key);
+		else if (ret != 0)
+			snprintf(error, error_size, "%s: more than %u tokens", key,
+			         AUTH_TOKENS_MAX);
+		return ret != 0 ? -EINVAL : 0;
+	}
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		const struct key_entry *entry = &keys[i];
 		if (strcmp(key, key_file_name(entry)) != 0)
@@ -276,8 +290,23 @@ int config_load(struct server_config *config, const char *path, char *error, siz
 			ret = -EINVAL;
 		}
 	}
+	struct stat status;
+	if (ret == 0 && config_has_tokens(config) && fstat(fileno(file), &status) != 0) {
+		ret = -errno;
+		snprintf(error, error_size, "%s: %s", path, strerror(errno));
+	} else if (ret == 0 && config_has_tokens(config) && (status.st_mode & 077) != 0) {
+		snprintf(error, error_size,
+		         "%s holds tokens and is readable by others (mode %03o): chmod 600 it",
+		         path, (unsigned)(status.st_mode & 0777));
+		ret = -EPERM;
+	}
 	fclose(file);
 	return ret;
+}
+
+bool config_has_tokens(const struct server_config *config)
+{
+	return config->token[0] != '\0' || config->tokens.count > 0;
 }
 
 uint32_t config_reply_frame_max(const struct server_config *config)
@@ -358,6 +387,7 @@ uint64_t config_memory_bytes(const struct server_config *config)
 	bytes += ledger_memory_bytes(&config->ledger);
 	bytes += session_table_bytes(config->sessions_max);
 	bytes += directory_bytes(config->ledger.locations_max, config->ledger.channels_max);
+	bytes += sizeof(struct auth_table); /* the service's copy of the tokens */
 	/* The service's scratch: one reply frame, one log record read back. */
 	bytes += config_reply_frame_max(config);
 	bytes += log_record_size(config->ledger.batch_events_max);
@@ -377,6 +407,7 @@ struct service_config config_service(const struct server_config *config, const c
 	        .log_dir = log_dir,
 	        .archive_dir = config->archive_dir[0] != '\0' ? config->archive_dir : NULL,
 	        .token = config->token,
+	        .tokens = &config->tokens,
 	        .memory_bytes = config_memory_bytes(config),
 	};
 }

@@ -11,6 +11,10 @@
  * are ignored; keys are the field names below (ledger capacities without the
  * ledger. prefix). An unknown key, a value that is not a number where one is
  * expected, or a number out of range is an error naming the line.
+ * `token.<name> = <secret> <role> [location=..|channel=..]` may repeat, one
+ * per name (auth.h). A file that holds any token (these or the single
+ * `token`) must not be readable by group or other: config_load refuses it.
+ * With no token at all the server is open (every connection is admin).
  */
 #ifndef SKULD_SERVER_CONFIG_H
 #define SKULD_SERVER_CONFIG_H
@@ -18,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "ledger.h"
 #include "protocol.h"
 #include "service.h"
@@ -29,7 +34,8 @@ struct server_config {
 	char listen_host[64];               /* dotted IPv4 address */
 	uint16_t listen_port;               /* 0: an ephemeral port */
 	char data_dir[CONFIG_PATH_SIZE];    /* log in data_dir/log, port file, lock */
-	char token[SKULD_TOKEN_SIZE + 1];   /* REGISTER token; empty: any token */
+	char token[SKULD_TOKEN_SIZE + 1];   /* the single admin token; "" : none */
+	struct auth_table tokens;           /* token.<name> keys (auth.h) */
 	char archive_dir[CONFIG_PATH_SIZE]; /* retention moves segments here; empty: deletes */
 	uint64_t retain_bytes;              /* live log segments' size at most; 0: no limit */
 	uint32_t retain_days;               /* segments older than this leave; 0: no limit */
@@ -69,8 +75,9 @@ int config_set(struct server_config *config, const char *key, const char *value,
 /* Parses "HOST:PORT" into listen_host / listen_port. Returns 0 or -EINVAL. */
 int config_set_listen(struct server_config *config, const char *listen);
 
-/* Reads a `key = value` file. Returns 0, -errno when it cannot be read, or
- * -EINVAL with "FILE:LINE: why" in error. */
+/* Reads a `key = value` file. Returns 0, -errno when it cannot be read,
+ * -EINVAL with "FILE:LINE: why" in error, or -EPERM when the file holds
+ * tokens and its mode lets group or other read it. */
 int config_load(struct server_config *config, const char *path, char *error, size_t error_size);
 
 /* Checks the settings against each other and derives what is left at 0
@@ -88,6 +95,9 @@ uint32_t config_body_max(const struct server_config *config);
  * (what the server, skuld-replay and the tests create a service from). The
  * strings point into config and log_dir. */
 struct service_config config_service(const struct server_config *config, const char *log_dir);
+
+/* True when the configuration holds any token (not open to everyone). */
+bool config_has_tokens(const struct server_config *config);
 
 /* The memory bound of docs/OPERATIONS.md for these settings, in bytes. */
 uint64_t config_memory_bytes(const struct server_config *config);

@@ -296,6 +296,14 @@ int main(int argc, char **argv)
 	int status = arguments_parse(argc, argv, &config);
 	if (status != 0)
 		return status;
+	if (!config_has_tokens(&config))
+		fprintf(stderr,
+		        "skuld: warning: no tokens configured: every connection is admin "
+		        "(for development only; see docs/OPERATIONS.md, Tokens and roles)\n");
+	else
+		fprintf(stderr, "skuld: %u token%s configured\n",
+		        config.tokens.count + (config.token[0] != '\0'),
+		        config.tokens.count + (config.token[0] != '\0') == 1 ? "" : "s");
 	/* Signals are read from a signalfd by the loop. */
 	sigset_t mask;
 	sigemptyset(&mask);

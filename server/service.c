@@ -9,6 +9,13 @@
  *     request `request`) was evicted from the session table to make room.
  * Replay rebuilds the ledger, the directory and the session table from
  * exactly these.
+ *
+ * Roles (auth.h): a SUBMIT with any event the connection's role may not
+ * post is applied as nothing at all: its record is logged (the attempt is
+ * on the audit trail and the request number is used, so a retry gets the
+ * same reply) with SKULD_DENIED for each refused event and
+ * SKULD_LINKED_FAILED for the others, and replay applies no event of a
+ * record that holds a SKULD_DENIED result.
  */
 #include "service.h"
 
@@ -32,8 +39,9 @@ struct service {
 	struct service_config config;
 	char log_dir[LOG_PATH_SIZE];
 	char archive_dir[LOG_PATH_SIZE]; /* "": none */
-	char token[SKULD_TOKEN_SIZE];    /* NUL-padded, as on the wire */
-	bool token_any;
+	struct auth_table tokens;        /* token.<name> keys and the single admin token */
+	uint64_t denials;                /* refused events and reads since the last log line */
+	uint64_t denial_logged_ns;       /* when the last line was written */
 	struct ledger *ledger;
 	struct session_table sessions;
 	struct directory directory;
@@ -83,9 +91,18 @@ int service_create(const struct service_config *config, struct service **out)
 		return -ENOMEM;
 	service->config = *config;
 	snprintf(service->log_dir, sizeof(service->log_dir), "%s", config->log_dir);
-	service->token_any = config->token == NULL || config->token[0] == '\0';
-	if (!service->token_any)
-		memcpy(service->token, config->token, strlen(config->token));
+	if (config->tokens != NULL)
+		service->tokens = *config->tokens;
+	if (config->token != NULL && config->token[0] != '\0') {
+		/* The single `token` of older configurations: an admin token. */
+		struct auth_token admin = {.name = "token", .role = AUTH_ROLE_ADMIN};
+		memcpy(admin.secret, config->token, strlen(config->token));
+		if (auth_table_add(&service->tokens, &admin) != 0) {
+			free(service);
+			return -EINVAL;
+		}
+	}
+	service->config.tokens = NULL;
 	service->config.log_dir = service->log_dir;
 	if (config->archive_dir != NULL)
 		snprintf(service->archive_dir, sizeof(service->archive_dir), "%s",
@@ -388,8 +405,13 @@ static enum service_outcome frame_register(struct service *service, struct servi
 	if (header->request != 0)
 		return frame_error(service, peer, header, SKULD_ERR_REQUEST,
 		                   "REGISTER carries request number 0", reply);
-	if (!service->token_any && memcmp(request->token, service->token, SKULD_TOKEN_SIZE) != 0)
-		return frame_error(service, peer, header, SKULD_ERR_TOKEN, "token refused", reply);
+	int token = -1;
+	if (service->tokens.count > 0) {
+		token = auth_table_match(&service->tokens, request->token);
+		if (token < 0)
+			return frame_error(service, peer, header, SKULD_ERR_TOKEN, "token refused",
+			                   reply);
+	}
 	uint16_t version = proto_version_negotiate(request->version_min, request->version_max);
 	if (version == 0)
 		return frame_error(service, peer, header, SKULD_ERR_VERSION,
@@ -414,6 +436,10 @@ static enum service_outcome frame_register(struct service *service, struct servi
 	peer->session = session_index(&service->sessions, session) + 1;
 	peer->session_id = session->id;
 	peer->version = version;
+	peer->token = token;
+	peer->grant = (struct auth_grant){
+	        .role = token < 0 ? AUTH_ROLE_ADMIN : service->tokens.tokens[token].role,
+	};
 
 	struct skuld_register_reply *body =
 	        (struct skuld_register_reply *)(service->scratch + SKULD_HEADER_SIZE);
@@ -427,6 +453,98 @@ static enum service_outcome frame_register(struct service *service, struct servi
 	            SKULD_OK);
 	reply->takeover = takeover;
 	return SERVICE_REPLY;
+}
+
+/* ---- Roles ------------------------------------------------------------------ */
+
+/* The peer's grant, its binding resolved now if it was not yet: a location
+ * or channel named by code may be defined by an admin after the token's
+ * connection registered, and codes never change owner once defined. */
+static const struct auth_grant *peer_grant(const struct service *service, struct service_peer *peer)
+{
+	struct auth_grant *grant = &peer->grant;
+	if (peer->token < 0 || (grant->location != 0 || grant->channel != 0))
+		return grant;
+	const struct auth_token *token = &service->tokens.tokens[peer->token];
+	uint32_t id = token->bind_id;
+	bool location = token->role == AUTH_ROLE_TILL;
+	if (id == 0 && token->bind_code[0] != '\0')
+		id = directory_find(&service->directory,
+		                    location ? DIRECTORY_LOCATION : DIRECTORY_CHANNEL,
+		                    token->bind_code);
+	if (location)
+		grant->location = id;
+	else if (token->role == AUTH_ROLE_GATEWAY || token->role == AUTH_ROLE_PUSH)
+		grant->channel = id;
+	return grant;
+}
+
+/* Writes one line about a refusal, at most one a second; the lines between
+ * are counted into the next one. */
+static void denial_log(struct service *service, const struct service_peer *peer, uint64_t now_ns,
+                       const char *what, uint32_t count)
+{
+	service->denials += count;
+	if (service->denial_logged_ns != 0 && now_ns < service->denial_logged_ns + 1000000000ull)
+		return;
+	const struct auth_token *token = &service->tokens.tokens[peer->token];
+	fprintf(stderr, "skuld: denied: token '%s' (%s) %s; %llu refusal%s since the last line\n",
+	        token->name, auth_role_name(token->role), what,
+	        (unsigned long long)service->denials, service->denials == 1 ? "" : "s");
+	service->denials = 0;
+	service->denial_logged_ns = now_ns != 0 ? now_ns : 1;
+}
+
+/* Checks every event of a SUBMIT against the peer's role. When any is
+ * denied, fills results (SKULD_DENIED for those, SKULD_LINKED_FAILED for
+ * the others) and returns how many were denied; else returns 0. */
+static uint32_t submit_denied(struct service *service, struct service_peer *peer, uint64_t now_ns,
+                              const struct skuld_event *events, uint32_t count,
+                              struct skuld_result *results)
+{
+	const struct auth_grant *grant = peer_grant(service, peer);
+	if (grant->role == AUTH_ROLE_ADMIN)
+		return 0;
+	memset(results, 0, (size_t)count * sizeof(*results));
+	uint32_t denied = 0;
+	uint32_t first = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		struct auth_facts facts = {0};
+		if (auth_event_needs_hold(grant, &events[i])) {
+			struct ledger_hold_info hold;
+			facts.hold_known =
+			        ledger_hold(service->ledger, events[i].id, &hold) == SKULD_OK;
+			facts.hold_channel = hold.channel;
+		}
+		if (auth_event_needs_pool(grant, &events[i]))
+			facts.location_in_pool = ledger_pool_member(service->ledger, grant->channel,
+			                                            events[i].location);
+		results[i].index = i;
+		results[i].status = (uint16_t)auth_event(grant, &events[i], &facts);
+		if (results[i].status != SKULD_OK && denied++ == 0)
+			first = i;
+	}
+	if (denied == 0)
+		return 0;
+	for (uint32_t i = 0; i < count; i++) {
+		if (results[i].status == SKULD_OK)
+			results[i].status = SKULD_LINKED_FAILED;
+	}
+	char what[96];
+	snprintf(what, sizeof(what), "%u of %u events of a request (first: event %u, %s)", denied,
+	         count, first, skuld_event_kind_name(events[first].kind));
+	denial_log(service, peer, now_ns, what, denied);
+	return denied;
+}
+
+/* True when a logged record is a refused request (no event applied). */
+static bool record_refused(const struct skuld_result *results, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		if (results[i].status == SKULD_DENIED)
+			return true;
+	}
+	return false;
 }
 
 /* ---- SUBMIT ----------------------------------------------------------------- */
@@ -529,10 +647,14 @@ static enum service_outcome frame_submit(struct service *service, struct service
 	uint64_t timestamp = batch_time(service, now_ns);
 	struct skuld_result *results =
 	        (struct skuld_result *)(service->scratch + SKULD_HEADER_SIZE);
-	ledger_apply(service->ledger, timestamp, LEDGER_SOURCE_CLIENT, events, count, results);
+	bool refused = submit_denied(service, peer, now_ns, events, count, results) > 0;
+	if (!refused)
+		ledger_apply(service->ledger, timestamp, LEDGER_SOURCE_CLIENT, events, count,
+		             results);
 	uint64_t offset = log_append(service, timestamp, header->client, header->request,
 	                             SKULD_OP_SUBMIT, events, results, count);
-	directory_note(&service->directory, events, results, count);
+	if (!refused)
+		directory_note(&service->directory, events, results, count);
 	session_applied(&service->sessions, session, header->request, service->write_open, offset,
 	                count);
 	service->stats.requests++;
@@ -560,6 +682,16 @@ static enum service_outcome frame_read(struct service *service, struct service_p
 	uint8_t *out = service->scratch + SKULD_HEADER_SIZE;
 	uint32_t count = 0;
 	uint32_t body_size = 0;
+	const struct skuld_query *query = header->operation == SKULD_OP_QUERY ? body : NULL;
+	if (auth_read(peer_grant(service, peer), header->operation, query) != SKULD_OK) {
+		char what[64];
+		snprintf(what, sizeof(what), "a %s (query kind %u)",
+		         header->operation == SKULD_OP_QUERY ? "QUERY" : "read",
+		         query != NULL ? query->kind : 0);
+		denial_log(service, peer, now_ns, what, 1);
+		return frame_error(service, peer, header, SKULD_ERR_DENIED,
+		                   "this token's role may not ask this", reply);
+	}
 	switch (header->operation) {
 	case SKULD_OP_PING:
 		break;
@@ -699,6 +831,8 @@ int service_replay(struct service *service, const struct log_record *record, cha
 		         header->count, service->config.ledger.batch_events_max);
 		return -EPROTO;
 	}
+	if (record_refused(record->results, header->count))
+		return server ? 0 : replay_session(service, record);
 	struct skuld_result *results = (struct skuld_result *)service->record;
 	SKULD_ASSERT((uint64_t)header->count * SKULD_RESULT_SIZE <= service->record_size);
 	ledger_apply(service->ledger, header->timestamp_ns,

@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "ledger.h"
 #include "ledger_snapshot.h"
 #include "log.h"
@@ -44,15 +45,16 @@
 struct service_config {
 	struct ledger_config ledger;
 	uint32_t sessions_max;
-	uint32_t events_max;     /* most events per SUBMIT (REGISTER reply's events_max) */
-	uint32_t expire_batch;   /* EXPIRE events per service_expire call (K) */
-	uint32_t query_limit;    /* records per QUERY page */
-	uint32_t query_scan;     /* ids a list QUERY looks at */
-	uint32_t write_size_max; /* the log writer's write_size_max */
-	const char *log_dir;     /* segment directory, for saved replies */
-	const char *archive_dir; /* where retention moved older segments; NULL: none */
-	const char *token;       /* REGISTER token; NULL or "": any */
-	uint64_t memory_bytes;   /* reported in STATS */
+	uint32_t events_max;             /* most events per SUBMIT (REGISTER reply's events_max) */
+	uint32_t expire_batch;           /* EXPIRE events per service_expire call (K) */
+	uint32_t query_limit;            /* records per QUERY page */
+	uint32_t query_scan;             /* ids a list QUERY looks at */
+	uint32_t write_size_max;         /* the log writer's write_size_max */
+	const char *log_dir;             /* segment directory, for saved replies */
+	const char *archive_dir;         /* where retention moved older segments; NULL: none */
+	const char *token;               /* the single admin token; NULL or "": none */
+	const struct auth_table *tokens; /* token.<name> keys; NULL: none. Copied. */
+	uint64_t memory_bytes;           /* reported in STATS */
 };
 
 /* Per-connection protocol state, kept by the loop in its connection. */
@@ -61,6 +63,8 @@ struct service_peer {
 	uint64_t session_id;
 	uint16_t version; /* negotiated */
 	bool registered;
+	int32_t token;           /* index in the token table; -1: an open server */
+	struct auth_grant grant; /* role and binding (resolved when first needed) */
 };
 
 enum service_outcome {

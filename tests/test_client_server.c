@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,6 +98,8 @@ static int server_try_start(struct server *server, uint16_t port, char *why, siz
 	snprintf(config, sizeof(config), "%s/skuld.conf", server->directory);
 	file = fopen(config, "w");
 	cr_assert_not_null(file);
+	/* A file that holds a token must not be readable by others. */
+	cr_assert_eq(fchmod(fileno(file), 0600), 0);
 	fprintf(file, "token = %s\n", TOKEN);
 	fclose(file);
 	cr_assert_eq(pipe(out), 0);

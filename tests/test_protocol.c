@@ -723,6 +723,7 @@ static const struct want_status want_statuses[] = {
         {38, "LISTING_UNKNOWN"},
         {39, "VERSION_INVALID"},
         {40, "LISTINGS_FULL"},
+        {41, "DENIED"},
         {100, "ERR_MAGIC"},
         {101, "ERR_VERSION"},
         {102, "ERR_OPERATION"},
@@ -741,6 +742,7 @@ static const struct want_status want_statuses[] = {
         {115, "ERR_TOKEN"},
         {116, "ERR_BUSY"},
         {117, "ERR_QUERY"},
+        {118, "ERR_DENIED"},
 };
 
 Test(protocol, status_names_match_the_documented_codes)

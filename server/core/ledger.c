@@ -661,6 +661,13 @@ uint32_t ledger_hold(const struct ledger *ledger, uint64_t id, struct ledger_hol
 	return SKULD_OK;
 }
 
+bool ledger_pool_member(const struct ledger *ledger, uint32_t channel, uint32_t location)
+{
+	if (catalog_channel(&ledger->catalog, channel) == NULL)
+		return false;
+	return catalog_pool_find(&ledger->catalog, channel, location) != NULL;
+}
+
 uint32_t ledger_sku_lookup(const struct ledger *ledger, const char *code, int *retired)
 {
 	const struct sku *sku = catalog_sku_find(&ledger->catalog, code);

@@ -19,6 +19,7 @@
 #ifndef SKULD_LEDGER_H
 #define SKULD_LEDGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -140,6 +141,10 @@ uint32_t ledger_channel_quantity(const struct ledger *ledger, uint32_t channel, 
 /* Hold by id (open or remembered closed). Returns SKULD_OK or
  * SKULD_HOLD_UNKNOWN. */
 uint32_t ledger_hold(const struct ledger *ledger, uint64_t id, struct ledger_hold_info *out);
+
+/* True when location is an active member of channel's pool (false for
+ * unknown ids). */
+bool ledger_pool_member(const struct ledger *ledger, uint32_t channel, uint32_t location);
 
 /* Item of an SKU code (SKULD_CODE_SIZE bytes, NUL-padded). Returns the item
  * id or 0; *retired (may be NULL) says whether the code was retired. */

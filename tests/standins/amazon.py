@@ -7,6 +7,11 @@ What this file owns
     * Listings Items 2021-08-01: `PATCH` and `GET /listings/2021-08-01/items/{sellerId}/{sku}`;
     * Feeds 2021-06-30: createFeedDocument, createFeed, getFeed, getFeedDocument, with the
       presigned document URLs served under `/_documents/{id}` (PUT to upload, GET to read);
+    * Orders v0: getOrders (`GET /orders/v0/orders`: MarketplaceIds, LastUpdatedAfter or
+      CreatedAfter, FulfillmentChannels, OrderStatuses, MaxResultsPerPage, NextToken) and
+      getOrderItems (`GET /orders/v0/orders/{orderId}/orderItems`, NextToken), over orders a
+      test makes through the control API (`order`, `order_status`), each with its own
+      published rate limit (429 QuotaExceeded when its bucket is empty);
   plus a control API under `/_control/` through which a test seeds listings, drives the
   clock, injects faults and reads the state, the request log and every application.
   README.md beside this file is the user's guide; this header is the specification.
@@ -66,6 +71,9 @@ LISTING_PATH = re.compile(r"^/listings/2021-08-01/items/([^/]+)/([^/]+)$")
 FEED_PATH = re.compile(r"^/feeds/2021-06-30/feeds/([^/]+)$")
 DOCUMENT_PATH = re.compile(r"^/feeds/2021-06-30/documents/([^/]+)$")
 UPLOAD_PATH = re.compile(r"^/_documents/([^/]+)$")
+ORDER_ITEMS_PATH = re.compile(r"^/orders/v0/orders/([^/]+)/orderItems$")
+ORDER_STATUSES = ("Pending", "Unshipped", "PartiallyShipped", "Shipped", "Canceled", "Unfulfillable",
+                  "InvoiceUnconfirmed", "PendingAvailability")
 GET_INCLUDED = ("summaries", "attributes", "issues", "offers", "fulfillmentAvailability",
                 "procurement", "relationships", "productTypes")
 PATCH_INCLUDED = ("identifiers", "issues")
@@ -76,6 +84,7 @@ PUBLISHED_LIMITS = {
     "patchListingsItem": (5.0, 5), "getListingsItem": (5.0, 10),
     "createFeedDocument": (0.5, 15), "createFeed": (0.0083, 15), "getFeed": (2.0, 15),
     "getFeedDocument": (0.0222, 10),
+    "getOrders": (0.0167, 20), "getOrderItems": (0.5, 30),
 }
 UNAUTHORIZED = {"errors": [{"code": "Unauthorized", "message": "Access to requested resource is denied.",
                             "details": ""}]}
@@ -198,6 +207,8 @@ class Config:
     rate_limit_header: bool = True             # x-amzn-RateLimit-Limit on 200/201/202/400
     unknown_sku_buyable: bool = False          # an offer-only listing becomes BUYABLE
     max_hang_seconds: float = 30.0
+    orders_page_size: int = 100                # getOrders: orders per page (MaxResultsPerPage at most)
+    items_page_size: int = 100                 # getOrderItems: items per page [unverified]
 
     def update(self, changes):
         fields = {f.name for f in dataclasses.fields(self)}
@@ -363,6 +374,8 @@ class Standin:
         self.documents = {}          # id -> {"content": bytes|None, "kind": "input"|"report"}
         self.feeds = {}
         self.faults = []
+        self.orders = {}             # AmazonOrderId -> order (dict, the API's field names)
+        self.next_tokens = {}        # NextToken -> (operation, state)
         self._new_buckets()
 
     def _new_buckets(self):
@@ -377,6 +390,8 @@ class Standin:
         self.applications.clear()
         self.feeds.clear()
         self.documents.clear()
+        self.next_tokens.clear()
+        self.orders.clear()
         self.clock.run()
         self._new_buckets()
 
@@ -551,6 +566,11 @@ class Standin:
         match = UPLOAD_PATH.match(path)
         if match and method in ("PUT", "GET"):
             return "upload", match.groups()
+        if path == "/orders/v0/orders" and method == "GET":
+            return "getOrders", ()
+        match = ORDER_ITEMS_PATH.match(path)
+        if match and method == "GET":
+            return "getOrderItems", tuple(urllib.parse.unquote(g) for g in match.groups())
         return None, ()
 
     def fault_reply(self, fault, operation, answered):
@@ -836,6 +856,148 @@ class Standin:
 # The control API
 # ----------------------------------------------------------------------------------------
 
+    # -- Orders v0 ---------------------------------------------------------------------------
+
+    def _token(self, operation, state):
+        token = "NT-%d-%s" % (next(self.ids), uuid.uuid4().hex)
+        self.next_tokens[token] = (operation, state)
+        return token
+
+    @staticmethod
+    def _query_time(query, name):
+        value = (query.get(name) or [None])[0]
+        if value is None:
+            return None
+        try:
+            moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(name)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        return moment.timestamp()
+
+    def order_view(self, order):
+        return {"AmazonOrderId": order["AmazonOrderId"], "PurchaseDate": iso_time(order["PurchaseDate"]),
+                "LastUpdateDate": iso_time(order["LastUpdateDate"]), "OrderStatus": order["OrderStatus"],
+                "FulfillmentChannel": order["FulfillmentChannel"], "MarketplaceId": order["MarketplaceId"],
+                "SalesChannel": "Amazon.com", "OrderType": "StandardOrder",
+                "NumberOfItemsUnshipped": sum(i["QuantityOrdered"] for i in order["items"])
+                if order["OrderStatus"] in ("Unshipped", "Pending") else 0}
+
+    def getOrders(self, args, query, body, entry, base_url, fault):
+        marketplaces = (query.get("MarketplaceIds") or [""])[0].split(",")
+        if not marketplaces or marketplaces == [""]:
+            return json_reply(400, error_list("InvalidInput", "MarketplaceIds is required.", "MarketplaceIds"))
+        token = (query.get("NextToken") or [None])[0]
+        if token is not None:
+            state = self.next_tokens.get(token)
+            if state is None or state[0] != "getOrders":
+                return json_reply(400, error_list("InvalidInput", "Invalid NextToken.", "NextToken"))
+            matching, offset, size = state[1]
+        else:
+            try:
+                updated_after = self._query_time(query, "LastUpdatedAfter")
+                created_after = self._query_time(query, "CreatedAfter")
+            except ValueError as error:
+                return json_reply(400, error_list("InvalidInput", "%s is not an ISO 8601 date." % error, str(error)))
+            if (updated_after is None) == (created_after is None):
+                return json_reply(400, error_list(
+                    "InvalidInput", "Exactly one of CreatedAfter and LastUpdatedAfter is required."))
+            channels = [c for c in (query.get("FulfillmentChannels") or [""])[0].split(",") if c]
+            statuses = [c for c in (query.get("OrderStatuses") or [""])[0].split(",") if c]
+            try:
+                size = int((query.get("MaxResultsPerPage") or ["100"])[0])
+            except ValueError:
+                size = 0
+            if not 1 <= size <= 100:
+                return json_reply(400, error_list("InvalidInput", "MaxResultsPerPage must be 1..100."))
+            size = min(size, self.config.orders_page_size)
+            matching = sorted((o for o in self.orders.values()
+                               if o["MarketplaceId"] in marketplaces
+                               and (updated_after is None or o["LastUpdateDate"] > updated_after)
+                               and (created_after is None or o["PurchaseDate"] > created_after)
+                               and (not channels or o["FulfillmentChannel"] in channels)
+                               and (not statuses or o["OrderStatus"] in statuses)),
+                              key=lambda o: (o["LastUpdateDate"], o["AmazonOrderId"]))
+            matching = [o["AmazonOrderId"] for o in matching]
+            offset = 0
+        page = matching[offset:offset + size]
+        payload = {"Orders": [self.order_view(self.orders[i]) for i in page],
+                   "LastUpdatedBefore": iso_time(self.clock.now())}
+        if offset + size < len(matching):
+            payload["NextToken"] = self._token("getOrders", (matching, offset + size, size))
+        entry["orders"] = page
+        return json_reply(200, {"payload": payload})
+
+    def getOrderItems(self, args, query, body, entry, base_url, fault):
+        order = self.orders.get(args[0])
+        if order is None:
+            return json_reply(404, error_list("InvalidInput", "Invalid AmazonOrderId: %s" % args[0]))
+        token = (query.get("NextToken") or [None])[0]
+        offset = 0
+        if token is not None:
+            state = self.next_tokens.get(token)
+            if state is None or state[0] != "getOrderItems" or state[1][0] != args[0]:
+                return json_reply(400, error_list("InvalidInput", "Invalid NextToken.", "NextToken"))
+            offset = state[1][1]
+        size = max(1, self.config.items_page_size)
+        items = order["items"][offset:offset + size]
+        payload = {"AmazonOrderId": order["AmazonOrderId"],
+                   "OrderItems": [{"OrderItemId": i["OrderItemId"], "SellerSKU": i["SellerSKU"],
+                                   "ASIN": i["ASIN"], "QuantityOrdered": i["QuantityOrdered"],
+                                   "QuantityShipped": i["QuantityOrdered"] if order["OrderStatus"] == "Shipped"
+                                   else 0, "Title": i["SellerSKU"]} for i in items]}
+        if offset + size < len(order["items"]):
+            payload["NextToken"] = self._token("getOrderItems", (args[0], offset + size))
+        return json_reply(200, {"payload": payload})
+
+    def make_order(self, spec):
+        """An order on Amazon: its listings' quantities drop at once (as Amazon's do)."""
+        lines = spec.get("items")
+        channel = spec.get("fulfillmentChannel", "MFN")
+        status = spec.get("status", "Unshipped")
+        marketplace = spec.get("marketplaceId", self.config.marketplaces[0])
+        if not isinstance(lines, list) or not lines:
+            raise ValueError("items must be a non-empty list of {sku, quantity}")
+        if channel not in ("MFN", "AFN") or status not in ORDER_STATUSES:
+            raise ValueError("fulfillmentChannel is MFN or AFN; status one of " + ", ".join(ORDER_STATUSES))
+        sequence = next(self.ids)
+        order_id = spec.get("id", "111-%07d-%07d" % (sequence, sequence * 7 % 10000000))
+        if not isinstance(order_id, str) or order_id in self.orders:
+            raise ValueError("id must be a new text")
+        now = self.clock.now()
+        order = {"AmazonOrderId": order_id, "OrderStatus": status, "FulfillmentChannel": channel,
+                 "MarketplaceId": marketplace, "PurchaseDate": now, "LastUpdateDate": now, "items": []}
+        for index, line in enumerate(lines):
+            quantity = line.get("quantity") if isinstance(line, dict) else None
+            if not isinstance(line, dict) or not isinstance(line.get("sku"), str) or \
+                    isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+                raise ValueError("an item is {sku, quantity >= 1}")
+            order["items"].append({"OrderItemId": "%014d" % (sequence * 100 + index + 1), "SellerSKU": line["sku"],
+                                   "ASIN": "B0ORDER%03d" % index, "QuantityOrdered": quantity})
+        self.orders[order_id] = order
+        self._move(order, -1)
+        return self.order_view(order)
+
+    def _move(self, order, sign):
+        for item in order["items"]:
+            listing = self.listings.get((item["SellerSKU"], order["MarketplaceId"]))
+            if listing is not None and listing.quantity is not None:
+                listing.quantity = max(0, listing.quantity + sign * item["QuantityOrdered"])
+                listing.updated = self.clock.now()
+
+    def order_status(self, spec):
+        order = self.orders.get(spec.get("id"))
+        status = spec.get("status")
+        if order is None or status not in ORDER_STATUSES:
+            raise ValueError("id names an order; status one of " + ", ".join(ORDER_STATUSES))
+        if status == "Canceled" and order["OrderStatus"] != "Canceled":
+            self._move(order, +1)
+        order["OrderStatus"] = status
+        order["LastUpdateDate"] = self.clock.now()
+        return self.order_view(order)
+
+
 class Control:
     def __init__(self, standin, server):
         self.standin, self.server = standin, server
@@ -892,6 +1054,12 @@ class Control:
 
     def post_sale(self, spec):
         return self.standin.external_sale(spec)
+
+    def post_order(self, spec):
+        return self.standin.make_order(spec)
+
+    def post_order_status(self, spec):
+        return self.standin.order_status(spec)
 
     def post_config(self, spec):
         standin = self.standin

@@ -61,6 +61,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import graphql
 
+import webhooks
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_SCHEMA_PATH = os.path.join(HERE, "schema", "shopify-admin-2025-01-inventory.introspection.json")
 
@@ -1522,189 +1524,25 @@ class Orders:
         return accepts
 
 
-@dataclasses.dataclass
-class Delivery:
-    """One webhook delivery (a duplicate is another delivery of the same event)."""
-    webhook_id: str
-    event_id: str
-    topic: str
-    url: str
-    secret: str
-    body: bytes
-    order_id: int
-    due: float                   # time.monotonic() of the next attempt
-    attempts: int = 0
-    state: str = "pending"       # pending | delivered | failed | dropped
-    late: bool = False
-    duplicate: bool = False
-    statuses: list = dataclasses.field(default_factory=list)
+def webhook_headers(delivery, config):
+    """Shopify's headers of one delivery: X-Shopify-Topic, X-Shopify-Hmac-SHA256 (base64
+    HMAC-SHA256 of the body keyed with the subscription's secret), X-Shopify-Webhook-Id,
+    X-Shopify-Event-Id, X-Shopify-Shop-Domain, X-Shopify-API-Version, X-Shopify-Triggered-At."""
+    import hashlib
+    import hmac
+    signature = base64.b64encode(hmac.new(delivery.secret.encode(), delivery.body, hashlib.sha256).digest())
+    return {"X-Shopify-Topic": delivery.topic,
+            "X-Shopify-Hmac-SHA256": signature.decode(), "X-Shopify-Webhook-Id": delivery.webhook_id,
+            "X-Shopify-Event-Id": delivery.event_id, "X-Shopify-Shop-Domain": config.shop_domain,
+            "X-Shopify-API-Version": config.webhook_api_version,
+            "X-Shopify-Triggered-At": iso_time(time.time())}
 
 
-class Webhooks:
-    """Subscriptions and a background thread that delivers order events the way Shopify does:
-    a POST of the raw JSON with X-Shopify-Topic, X-Shopify-Hmac-SHA256 (base64 HMAC-SHA256 of
-    the body keyed with the subscription's secret), X-Shopify-Webhook-Id, X-Shopify-Event-Id,
-    X-Shopify-Shop-Domain, X-Shopify-API-Version and X-Shopify-Triggered-At.  A delivery
-    answered with anything but 2xx, or not answered within webhook_timeout_seconds, is tried
-    again after webhook_retry_initial_seconds doubling up to webhook_retry_max_seconds, at most
-    webhook_max_attempts times in all.  Delays are in real time (the stand-in's clock may be
-    frozen; a delivery is a real HTTP request)."""
+class Webhooks(webhooks.Webhooks):
+    """Order events delivered the way Shopify does (webhooks.py; headers: webhook_headers)."""
 
     def __init__(self, config):
-        self.config = config
-        self.condition = threading.Condition()
-        self.subscriptions = []
-        self.queue = []              # Delivery, ordered by due when taken
-        self.deliveries = []         # every Delivery made, for the control API
-        self.attempt_log = []        # one entry per attempt
-        self.sequence = 0
-        self.generation = 0
-        self.random = None
-        self._seed_random()
-        self.thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
-        self.thread.start()
-
-    def _seed_random(self):
-        import random
-        self.random = random.Random(self.config.webhook_seed)
-
-    def reset(self, config):
-        with self.condition:
-            self.config = config
-            self.subscriptions = []
-            self.queue = []
-            self.deliveries = []
-            self.attempt_log = []
-            self.generation += 1
-            self._seed_random()
-            self.condition.notify_all()
-
-    def subscribe(self, spec):
-        url = spec.get("url")
-        secret = spec.get("secret")
-        topics = spec.get("topics", list(ORDER_TOPICS))
-        if not isinstance(url, str) or not re.match(r"^http://[^/\s]+(/\S*)?$", url):
-            raise ValueError("url must be an http:// URL")
-        if not isinstance(secret, str) or not secret:
-            raise ValueError("secret must be a non-empty text")
-        if not isinstance(topics, list) or not topics or any(t not in ORDER_TOPICS for t in topics):
-            raise ValueError("topics must be a list of: " + ", ".join(ORDER_TOPICS))
-        with self.condition:
-            if spec.get("replace", True):
-                self.subscriptions = []
-            subscription = {"id": len(self.subscriptions) + 1, "url": url, "secret": secret, "topics": list(topics)}
-            self.subscriptions.append(subscription)
-            return {"subscriptions": [dict(s, secret="***") for s in self.subscriptions]}
-
-    def publish(self, topic, payload, order_id):
-        """Queues the event for every subscription to topic, with the configured drops,
-        lateness and duplicates."""
-        body = json.dumps(payload).encode()
-        config = self.config
-        with self.condition:
-            self.sequence += 1
-            event_id = "evt-%d-%d" % (self.generation, self.sequence)
-            now = time.monotonic()
-            for subscription in self.subscriptions:
-                if topic not in subscription["topics"]:
-                    continue
-                copies = 1 + (1 if self.random.random() < config.webhook_duplicate_rate else 0)
-                for copy_index in range(copies):
-                    self.sequence += 1
-                    webhook_id = "wh-%d-%d" % (self.generation, self.sequence)
-                    if copy_index and config.webhook_duplicate_same_id:
-                        webhook_id = self.deliveries[-1].webhook_id
-                    late = self.random.random() < config.webhook_late_rate
-                    due = now + config.webhook_delay_seconds
-                    if late:
-                        due += self.random.uniform(0.5, 1.0) * config.webhook_late_seconds
-                    if copy_index:
-                        due += self.random.uniform(0.0, max(0.05, config.webhook_late_seconds))
-                    delivery = Delivery(webhook_id, event_id, topic, subscription["url"], subscription["secret"],
-                                        body, order_id, due, late=late, duplicate=bool(copy_index))
-                    dropped = config.webhook_drop or self.random.random() < config.webhook_drop_rate
-                    if dropped:
-                        delivery.state = "dropped"
-                    else:
-                        self.queue.append(delivery)
-                    self.deliveries.append(delivery)
-                    if len(self.deliveries) > MAX_LOG_ENTRIES:
-                        del self.deliveries[: len(self.deliveries) - MAX_LOG_ENTRIES]
-            self.condition.notify_all()
-
-    def status(self, since=0):
-        with self.condition:
-            counts = {}
-            for delivery in self.deliveries:
-                counts[delivery.state] = counts.get(delivery.state, 0) + 1
-            return {"pending": sum(1 for d in self.deliveries if d.state == "pending"),
-                    "counts": counts,
-                    "subscriptions": [dict(s, secret="***") for s in self.subscriptions],
-                    "deliveries": [{"webhookId": d.webhook_id, "eventId": d.event_id, "topic": d.topic,
-                                    "orderId": d.order_id, "state": d.state, "attempts": d.attempts,
-                                    "statuses": list(d.statuses), "late": d.late, "duplicate": d.duplicate}
-                                   for d in self.deliveries],
-                    "attempts": [a for a in self.attempt_log if a["seq"] > since]}
-
-    def _run(self):
-        while True:
-            with self.condition:
-                if not self.queue:
-                    self.condition.wait(1.0)
-                    continue
-                self.queue.sort(key=lambda d: d.due)
-                wait = self.queue[0].due - time.monotonic()
-                if wait > 0:
-                    self.condition.wait(min(wait, 1.0))
-                    continue
-                delivery = self.queue.pop(0)
-                generation = self.generation
-                config = self.config
-                delivery.attempts += 1
-            status, outcome = self._send(delivery, config)
-            with self.condition:
-                if generation != self.generation:
-                    continue             # reset meanwhile: forgotten
-                delivery.statuses.append(status)
-                self.attempt_log.append({"seq": len(self.attempt_log) + 1, "webhookId": delivery.webhook_id,
-                                         "topic": delivery.topic, "orderId": delivery.order_id,
-                                         "attempt": delivery.attempts, "status": status, "outcome": outcome})
-                if len(self.attempt_log) > MAX_LOG_ENTRIES:
-                    del self.attempt_log[: len(self.attempt_log) - MAX_LOG_ENTRIES]
-                if status is not None and 200 <= status < 300:
-                    delivery.state = "delivered"
-                elif delivery.attempts >= config.webhook_max_attempts:
-                    delivery.state = "failed"
-                else:
-                    step = config.webhook_retry_initial_seconds * (2 ** (delivery.attempts - 1))
-                    delivery.due = time.monotonic() + min(step, config.webhook_retry_max_seconds)
-                    self.queue.append(delivery)
-
-    @staticmethod
-    def _send(delivery, config):
-        """(status or None, outcome) of one POST."""
-        import hashlib
-        import hmac
-        import http.client
-        url = urllib.parse.urlsplit(delivery.url)
-        signature = base64.b64encode(hmac.new(delivery.secret.encode(), delivery.body, hashlib.sha256).digest())
-        headers = {"Content-Type": "application/json", "X-Shopify-Topic": delivery.topic,
-                   "X-Shopify-Hmac-SHA256": signature.decode(), "X-Shopify-Webhook-Id": delivery.webhook_id,
-                   "X-Shopify-Event-Id": delivery.event_id, "X-Shopify-Shop-Domain": config.shop_domain,
-                   "X-Shopify-API-Version": config.webhook_api_version,
-                   "X-Shopify-Triggered-At": iso_time(time.time())}
-        connection = http.client.HTTPConnection(url.hostname, url.port or 80,
-                                                timeout=config.webhook_timeout_seconds)
-        try:
-            connection.request("POST", (url.path or "/") + ("?" + url.query if url.query else ""),
-                               body=delivery.body, headers=headers)
-            response = connection.getresponse()
-            response.read(65536)
-            return response.status, "answered"
-        except (OSError, http.client.HTTPException) as error:
-            return None, type(error).__name__
-        finally:
-            connection.close()
+        super().__init__(config, ORDER_TOPICS, webhook_headers)
 
 
 # ----------------------------------------------------------------------------------------

@@ -6,9 +6,12 @@ What this file owns
     POST /v2/inventory/changes/batch-create     (BatchChangeInventory)
     POST /v2/inventory/counts/batch-retrieve    (BatchRetrieveInventoryCounts)
     GET  /v2/inventory/{catalog_object_id}      (RetrieveInventoryCount)
+    GET  /v2/orders/{order_id}                  (RetrieveOrder)
   plus a control API under `/_control/` through which a test seeds catalog objects, locations
-  and counts, makes sales and adjustments on Square's side, drives the clock, injects faults
-  and reads the state and the request log.  README.md beside this file is the user's guide;
+  and counts, makes sales and adjustments on Square's side, makes, cancels and refunds orders
+  (each announced by a signed order.* or refund.* notification, delivered by webhooks.py with
+  retries, duplicates and late deliveries), drives the clock, injects faults and reads the
+  state and the request log.  README.md beside this file is the user's guide;
   this header is the specification.
 
 What is checked against the official schema, and what is modelled by hand
@@ -61,6 +64,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jsonschema
 
+import webhooks
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_SCHEMA_PATH = os.path.join(HERE, "schema", "square-inventory-2025-08-20.openapi.json")
 
@@ -81,6 +86,7 @@ OPERATIONS = {
     ("POST", "/v2/inventory/counts/batch-retrieve"): ("batch-retrieve", "BatchRetrieveInventoryCountsRequest"),
 }
 RETRIEVE_PATH = re.compile(r"^/v2/inventory/([^/]+)$")
+ORDER_PATH = re.compile(r"^/v2/orders/([^/]+)$")      # RetrieveOrder
 WRITE_OPERATIONS = ("batch-create",)
 
 
@@ -484,6 +490,19 @@ class Config:
     error_field_paths: bool = True            # field "changes[N].physical_count.x", else "x" [unverified]
     idempotency_ttl_seconds: float = 86400.0  # how long a key is remembered [unverified]
     max_hang_seconds: float = 30.0            # bound of `timeout` and `delay` faults
+    merchant_id: str = "MLSTANDIN0001"        # merchant_id of notifications
+    webhook_timeout_seconds: float = 5.0      # a delivery not answered by then failed
+    webhook_max_attempts: int = 8             # attempts per delivery, the first included
+    webhook_retry_initial_seconds: float = 1.0    # first retry after this, doubling ...
+    webhook_retry_max_seconds: float = 60.0   # ... up to this [unverified: Square retries for 24 h]
+    webhook_duplicate_rate: float = 0.0       # share of events delivered twice (same event_id)
+    webhook_duplicate_same_id: bool = False   # (no use to Square: its duplicates share event_id)
+    webhook_delay_seconds: float = 0.0        # every delivery this late
+    webhook_late_rate: float = 0.0            # share delivered late ...
+    webhook_late_seconds: float = 2.0         # ... by up to this much more (real seconds)
+    webhook_drop: bool = False                # every delivery dropped
+    webhook_drop_rate: float = 0.0            # share of deliveries dropped
+    webhook_seed: int = 1                     # the random draws (duplicates, lateness, drops)
 
     LISTS = ("tokens", "expired_tokens", "revoked_tokens", "read_only_tokens", "versions")
 
@@ -505,7 +524,12 @@ class Config:
             elif isinstance(current, (int, float)):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                     raise ValueError("%s must be a non-negative number" % key)
+                if key.startswith("webhook_") and key.endswith("_rate") and value > 1:
+                    raise ValueError("%s is a share, 0..1" % key)
                 value = type(current)(value)
+            elif isinstance(current, str):
+                if not isinstance(value, str) or not value:
+                    raise ValueError("%s must be a non-empty text" % key)
             setattr(self, key, value)
 
 
@@ -620,6 +644,8 @@ class Standin:
         self.idempotency = {}            # key -> IdempotencyRecord
         self.faults = []
         self.log = RequestLog(request_log_path)
+        self.orders = Orders(self.clock, self.inventory)
+        self.webhooks = webhooks.Webhooks(config, WEBHOOK_TYPES, webhook_headers)
 
     def reset(self):
         """Back to the settings it started with: forgets requests, faults and idempotency keys,
@@ -630,6 +656,7 @@ class Standin:
         self.log.entries.clear()
         self.clock.run()
         self.bucket = TokenBucket(self.clock, self.config.bucket_capacity, self.config.restore_rate)
+        self.webhooks.reset(self.config)
 
     def take_fault(self, operation):
         kind = "write" if operation in WRITE_OPERATIONS else "read"
@@ -687,6 +714,9 @@ class Standin:
         match = RETRIEVE_PATH.match(path)
         if method == "GET" and match is not None and match.group(1) not in ("changes", "counts"):
             return "retrieve", None, urllib.parse.unquote(match.group(1))
+        match = ORDER_PATH.match(path)
+        if method == "GET" and match is not None:
+            return "retrieve-order", None, urllib.parse.unquote(match.group(1))
         return None, None, None
 
     def _finish(self, entry, reply):
@@ -741,6 +771,12 @@ class Standin:
     def _answer(self, operation, schema_name, object_id, query, headers, body, entry):
         if operation == "retrieve":
             return self.retrieve(object_id, query)
+        if operation == "retrieve-order":
+            order = self.orders.orders.get(object_id)
+            if order is None:
+                return errors_reply(404, square_error("NOT_FOUND", "Could not find order with id `%s`." % object_id,
+                                                      None, "INVALID_REQUEST_ERROR"))
+            return json_reply(200, {"order": order.view()})
         media = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if media != "application/json":
             return errors_reply(400, square_error("INVALID_CONTENT_TYPE",
@@ -1002,6 +1038,9 @@ class Control:
             try:
                 if method == "GET" and route == "state":
                     return json_reply(200, self.state())
+                if method == "GET" and route == "webhooks":
+                    since = int((query.get("since") or ["0"])[0])
+                    return json_reply(200, standin.webhooks.status(since))
                 if method == "GET" and route == "log":
                     since = int((query.get("since") or ["0"])[0])
                     return Reply(200, standin.log.lines(since).encode(), {"Content-Type": "application/x-ndjson"})
@@ -1096,8 +1135,193 @@ class Control:
     def post_tokens(self, spec):
         self.standin.config.update({k: v for k, v in spec.items() if k in Config.LISTS and k != "versions"})
 
+    def _notify(self, order, kind, refund=None):
+        standin = self.standin
+        config = standin.config
+        now = time_text(standin.clock.now())
+        if refund is not None:
+            data = {"type": "refund", "id": refund["id"], "object": {"refund": refund}}
+        else:
+            data = {"type": "order_" + kind, "id": order.id,
+                    "object": {"order_" + kind: order.summary()}}
+        event_type = ("refund." if refund is not None else "order.") + kind
+        return standin.webhooks.publish(event_type, lambda event_id: {
+            "merchant_id": config.merchant_id, "type": event_type, "event_id": event_id,
+            "created_at": now, "data": data}, order.id)
+
+    def post_order(self, spec):
+        """An order (online, or at a till with pos: true): IN_STOCK -> SOLD at once, then
+        order.created is delivered."""
+        order = self.standin.orders.create(spec)
+        return dict(order.view(), eventId=self._notify(order, "created"))
+
+    def post_cancel(self, spec):
+        order = self.standin.orders.cancel(spec)
+        return dict(order.view(), eventId=self._notify(order, "updated"))
+
+    def post_refund(self, spec):
+        order, refund = self.standin.orders.refund(spec)
+        return {"order": order.view(), "refund": refund,
+                "eventId": self._notify(order, "created", refund=refund)}
+
+    def post_webhooks(self, spec):
+        return self.standin.webhooks.subscribe(spec)
+
     def post_shutdown(self, spec):
         threading.Thread(target=self.server.shutdown, daemon=True).start()
+
+
+# ----------------------------------------------------------------------------------------
+# Orders, and the notifications that announce them
+# ----------------------------------------------------------------------------------------
+
+WEBHOOK_TYPES = ("order.created", "order.updated", "refund.created", "refund.updated")
+
+
+def webhook_headers(delivery, config):
+    """Square's headers of one delivery: x-square-hmacsha256-signature, the base64
+    HMAC-SHA256 of the notification URL followed by the raw body, keyed with the
+    subscription's signature key; and the retry headers."""
+    import hashlib
+    import hmac
+    url = delivery.notification_url or delivery.url
+    signature = base64.b64encode(hmac.new(delivery.secret.encode(), url.encode() + delivery.body,
+                                          hashlib.sha256).digest())
+    headers = {"x-square-hmacsha256-signature": signature.decode(), "Square-Version": DEFAULT_VERSIONS[0]}
+    if delivery.attempts > 1:
+        headers["square-retry-number"] = str(delivery.attempts - 1)
+        headers["square-retry-reason"] = "http_error"
+    return headers
+
+
+@dataclasses.dataclass
+class Order:
+    id: str
+    location_id: str
+    state: str                   # OPEN | COMPLETED | CANCELED
+    created_at: float
+    closed_at: float = None
+    source: str = "Online Store"
+    line_items: list = dataclasses.field(default_factory=list)   # {uid, catalog_object_id, quantity}
+    returns: list = dataclasses.field(default_factory=list)
+    version: int = 1
+    updated_at: float = 0.0
+
+    def view(self):
+        """The Order as RetrieveOrder answers it (the fields used here)."""
+        order = {"id": self.id, "location_id": self.location_id, "state": self.state,
+                 "source": {"name": self.source}, "version": self.version,
+                 "created_at": time_text(self.created_at), "updated_at": time_text(self.updated_at),
+                 "line_items": [dict(line, quantity=str(line["quantity"]), item_type="ITEM")
+                                for line in self.line_items]}
+        if self.closed_at is not None:
+            order["closed_at"] = time_text(self.closed_at)
+        if self.returns:
+            order["returns"] = copy.deepcopy(self.returns)
+        return order
+
+    def summary(self):
+        """order_created / order_updated: the notification's summary (no lines)."""
+        return {"order_id": self.id, "location_id": self.location_id, "state": self.state,
+                "version": self.version, "created_at": time_text(self.created_at),
+                "updated_at": time_text(self.updated_at)}
+
+
+class Orders:
+    """Orders made through the control API; each moves the catalog object's IN_STOCK count at
+    its location (when the object is known there) as Square's own sales do."""
+
+    def __init__(self, clock, inventory):
+        self.clock = clock
+        self.inventory = inventory
+        self.orders = {}
+        self.sequence = 0
+
+    def _id(self, prefix):
+        self.sequence += 1
+        return "%s%018d" % (prefix, self.sequence)
+
+    def _move(self, order, line, quantity, from_state, to_state):
+        if (line["catalog_object_id"], order.location_id) in self.inventory.history:
+            self.inventory.external_adjustment({"catalog_object_id": line["catalog_object_id"],
+                                                "location_id": order.location_id, "quantity": quantity},
+                                               from_state, to_state)
+
+    def _get(self, spec):
+        order = self.orders.get(spec.get("order_id"))
+        if order is None:
+            raise ValueError("no order %r" % spec.get("order_id"))
+        return order
+
+    def create(self, spec):
+        location_id = spec.get("location_id")
+        lines = spec.get("lines")
+        state = spec.get("state", "OPEN")
+        if not isinstance(location_id, str) or not location_id:
+            raise ValueError("location_id must be a non-empty text")
+        if state not in ("OPEN", "COMPLETED"):
+            raise ValueError("state must be OPEN or COMPLETED")
+        if not isinstance(lines, list) or not lines:
+            raise ValueError("lines must be a non-empty list")
+        now = self.clock.now()
+        created = spec.get("created_at", now)         # a till's sale posted late names its time
+        if isinstance(created, str):
+            created = parse_time(created)
+        if not isinstance(created, (int, float)) or isinstance(created, bool):
+            raise ValueError("created_at must be RFC 3339 or seconds since the epoch")
+        order = Order(self._id("ORD"), location_id, state, float(created), updated_at=now,
+                      source="Square Point of Sale" if spec.get("pos") else "Online Store")
+        if state == "COMPLETED":
+            order.closed_at = float(created)
+        for index, line in enumerate(lines):
+            quantity = line.get("quantity") if isinstance(line, dict) else None
+            if not isinstance(line, dict) or not isinstance(line.get("catalog_object_id"), str) or \
+                    isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+                raise ValueError("a line is {catalog_object_id, quantity > 0}")
+            order.line_items.append({"uid": "%s-L%d" % (order.id, index + 1),
+                                     "catalog_object_id": line["catalog_object_id"], "quantity": quantity})
+        self.orders[order.id] = order
+        for line in order.line_items:
+            self._move(order, line, line["quantity"], "IN_STOCK", "SOLD")
+        return order
+
+    def cancel(self, spec):
+        order = self._get(spec)
+        if order.state != "OPEN":
+            raise ValueError("only an OPEN order can be canceled")
+        order.state = "CANCELED"
+        order.version += 1
+        order.updated_at = self.clock.now()
+        for line in order.line_items:
+            self._move(order, line, line["quantity"], "SOLD", "IN_STOCK")
+        return order
+
+    def refund(self, spec):
+        """Items refunded: a return order (returns[] naming the sold lines) and its refund."""
+        order = self._get(spec)
+        lines = spec.get("lines")
+        if not isinstance(lines, list) or not lines:
+            raise ValueError("lines must be a non-empty list of {uid, quantity}")
+        by_uid = {line["uid"]: line for line in order.line_items}
+        now = self.clock.now()
+        returned = Order(self._id("RET"), order.location_id, "COMPLETED", now, closed_at=now, updated_at=now,
+                         source=order.source)
+        return_lines = []
+        for index, line in enumerate(lines):
+            sold = by_uid.get(line.get("uid")) if isinstance(line, dict) else None
+            quantity = line.get("quantity") if isinstance(line, dict) else None
+            if sold is None or isinstance(quantity, bool) or not isinstance(quantity, int) or \
+                    not 0 < quantity <= sold["quantity"]:
+                raise ValueError("a refund line names a line uid of the order and 0 < quantity <= sold")
+            return_lines.append({"uid": "%s-R%d" % (returned.id, index + 1), "source_line_item_uid": sold["uid"],
+                                 "catalog_object_id": sold["catalog_object_id"], "quantity": str(quantity)})
+        returned.returns = [{"uid": returned.id + "-RETURN", "source_order_id": order.id,
+                             "return_line_items": return_lines}]
+        self.orders[returned.id] = returned
+        refund = {"id": self._id("REF"), "order_id": returned.id, "location_id": order.location_id,
+                  "status": spec.get("status", "COMPLETED"), "created_at": time_text(now),
+                  "reason": "Returning items"}
+        return returned, refund
 
 
 # ----------------------------------------------------------------------------------------

@@ -333,3 +333,60 @@ class FeedTest(Base):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OrdersTest(Base):
+    """getOrders / getOrderItems over orders made through the control API."""
+
+    def orders(self, query):
+        return call("GET", "/orders/v0/orders?MarketplaceIds=%s&%s" % (MARKET, query), None, self.auth)
+
+    def test_orders_updated_after_a_time_in_pages_merchant_fulfilled_only(self):
+        control("config", {"orders_page_size": 2})
+        made = [control("order", {"items": [{"sku": "MUG-RED", "quantity": 2}]})["AmazonOrderId"] for _ in range(3)]
+        control("order", {"items": [{"sku": "MUG-RED", "quantity": 1}], "fulfillmentChannel": "AFN"})
+        status, answer, _ = self.orders("LastUpdatedAfter=2020-01-01T00:00:00Z&FulfillmentChannels=MFN")
+        self.assertEqual(status, 200, answer)
+        first = [o["AmazonOrderId"] for o in answer["payload"]["Orders"]]
+        self.assertEqual(len(first), 2)
+        token_text = urllib.parse.quote(answer["payload"]["NextToken"], safe="")
+        status, answer, _ = self.orders("NextToken=" + token_text)
+        self.assertEqual(status, 200, answer)
+        self.assertNotIn("NextToken", answer["payload"])
+        self.assertEqual(first + [o["AmazonOrderId"] for o in answer["payload"]["Orders"]], made)
+        # Later than the last update: nothing; no time at all: refused.
+        status, answer, _ = self.orders("LastUpdatedAfter=2100-01-01T00:00:00Z")
+        self.assertEqual(answer["payload"]["Orders"], [])
+        status, answer, _ = self.orders("FulfillmentChannels=MFN")
+        self.assertEqual(status, 400)
+
+    def test_items_and_a_cancellation_that_gives_the_listing_back(self):
+        before = self.listing("MUG-RED")["quantity"]
+        order = control("order", {"items": [{"sku": "MUG-RED", "quantity": 2}, {"sku": "MUG-2", "quantity": 1}]})
+        self.assertEqual(self.listing("MUG-RED")["quantity"], before - 2)
+        control("config", {"items_page_size": 1})
+        path = "/orders/v0/orders/%s/orderItems" % order["AmazonOrderId"]
+        status, answer, _ = call("GET", path, None, self.auth)
+        self.assertEqual(status, 200, answer)
+        self.assertEqual([(i["SellerSKU"], i["QuantityOrdered"]) for i in answer["payload"]["OrderItems"]],
+                         [("MUG-RED", 2)])
+        status, answer, _ = call("GET", path + "?NextToken=" + urllib.parse.quote(answer["payload"]["NextToken"]),
+                                 None, self.auth)
+        self.assertEqual([i["SellerSKU"] for i in answer["payload"]["OrderItems"]], ["MUG-2"])
+        cancelled = control("order_status", {"id": order["AmazonOrderId"], "status": "Canceled"})
+        self.assertEqual(cancelled["OrderStatus"], "Canceled")
+        self.assertEqual(self.listing("MUG-RED")["quantity"], before)
+        self.assertEqual(call("GET", "/orders/v0/orders/nope/orderItems", None, self.auth)[0], 404)
+
+    def test_each_operation_has_its_own_rate_limit(self):
+        control("config", {"limits": {"getOrders": [0.001, 2]}})
+        statuses = [self.orders("LastUpdatedAfter=2020-01-01T00:00:00Z")[0] for _ in range(3)]
+        self.assertEqual(statuses, [200, 200, 429])
+        status, answer, _ = self.orders("LastUpdatedAfter=2020-01-01T00:00:00Z")
+        self.assertEqual(answer["errors"][0]["code"], "QuotaExceeded")
+        # getOrderItems draws on its own bucket.
+        order = control("order", {"items": [{"sku": "MUG-RED", "quantity": 1}]})
+        status, _, headers = call("GET", "/orders/v0/orders/%s/orderItems" % order["AmazonOrderId"], None, self.auth)
+        self.assertEqual(status, 200)
+        self.assertEqual(headers.get("x-amzn-RateLimit-Limit"), "0.5")
+

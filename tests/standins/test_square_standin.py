@@ -421,6 +421,100 @@ class Faults(StandinTest):
         self.assertEqual(last["version"], VERSION)
 
 
+class Receiver:
+    """A local HTTP server that keeps every notification posted to it (headers, body)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                received.append((dict(self.headers), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/webhooks/square" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait(self, count, seconds=10):
+        deadline = time.monotonic() + seconds
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.received
+
+
+class Orders(StandinTest):
+    """Orders made through the control API, their signed notifications and RetrieveOrder."""
+
+    NOTIFICATION_URL = "https://shop.example/webhooks/square"
+
+    def setUp(self):
+        super().setUp()
+        self.receiver = Receiver()
+        self.addCleanup(self.receiver.close)
+        control("webhooks", {"url": self.receiver.url, "secret": "sig-key",
+                             "notification_url": self.NOTIFICATION_URL})
+
+    def signed(self, headers, body):
+        import base64
+        import hashlib
+        import hmac
+        expected = base64.b64encode(hmac.new(b"sig-key", self.NOTIFICATION_URL.encode() + body,
+                                             hashlib.sha256).digest()).decode()
+        return headers.get("x-square-hmacsha256-signature") == expected
+
+    def test_an_order_is_announced_signed_and_read_back_with_its_lines(self):
+        order = control("order", {"location_id": "L1", "lines": [{"catalog_object_id": "VAR1", "quantity": 2}]})
+        self.assertEqual(shown("VAR1"), "3", "IN_STOCK -> SOLD at once")
+        (headers, body), = self.receiver.wait(1)
+        self.assertTrue(self.signed(headers, body))
+        event = json.loads(body)
+        self.assertEqual(event["type"], "order.created")
+        self.assertEqual(event["event_id"], order["eventId"])
+        self.assertEqual(event["data"]["object"]["order_created"]["order_id"], order["id"])
+        self.assertNotIn("line_items", event["data"]["object"]["order_created"])
+        status, _, raw = api("/v2/orders/" + order["id"], None, method="GET")
+        self.assertEqual(status, 200, raw)
+        line, = json.loads(raw)["order"]["line_items"]
+        self.assertEqual((line["catalog_object_id"], line["quantity"]), ("VAR1", "2"))
+        self.assertEqual(api("/v2/orders/nope", None, method="GET")[0], 404)
+        self.assertEqual(api("/v2/orders/" + order["id"], None, method="GET", token="bad")[0], 401)
+
+    def test_duplicates_share_the_event_id_and_cancel_and_refund_are_announced(self):
+        control("config", {"webhook_duplicate_rate": 1.0})
+        order = control("order", {"location_id": "L1", "lines": [{"catalog_object_id": "VAR1", "quantity": 1}]})
+        control("cancel", {"order_id": order["id"]})
+        self.assertEqual(shown("VAR1"), "5", "a cancellation gives the units back")
+        sold = control("order", {"location_id": "L1", "state": "COMPLETED",
+                                 "lines": [{"catalog_object_id": "VAR1", "quantity": 2}]})
+        refund = control("refund", {"order_id": sold["id"], "lines": [{"uid": sold["line_items"][0]["uid"],
+                                                                       "quantity": 1}]})
+        received = self.receiver.wait(8)
+        self.assertEqual(len(received), 8)
+        events = [json.loads(body) for _, body in received]
+        self.assertTrue(all(self.signed(h, b) for h, b in received))
+        self.assertEqual(sorted(e["type"] for e in events),
+                         sorted(["order.created", "order.updated", "order.created", "refund.created"] * 2))
+        for event_id in {e["event_id"] for e in events}:
+            self.assertEqual(sum(1 for e in events if e["event_id"] == event_id), 2)
+        returned = json.loads(api("/v2/orders/" + refund["order"]["id"], None, method="GET")[2])["order"]
+        line, = returned["returns"][0]["return_line_items"]
+        self.assertEqual((line["source_line_item_uid"], line["quantity"]), (sold["line_items"][0]["uid"], "1"))
+        self.assertEqual(returned["returns"][0]["source_order_id"], sold["id"])
+
+
 class Helpers(unittest.TestCase):
     def test_quantities_and_times(self):
         self.assertEqual(square.quantity_text(square.decimal.Decimal("2.50")), "2.5")
