@@ -9,6 +9,7 @@
  */
 #include <jansson.h>
 
+#include "gateway_harness.h"
 #include "gateway_shopify.h"
 #include "server_harness.h"
 #include "standin_harness.h"
@@ -20,9 +21,7 @@
 static struct server server;
 static struct client admin;
 static struct http_client *http;
-static pid_t gateway;
-static unsigned gateway_port;
-static char gateway_config[160];
+static struct gateway_process gateway;
 static uint64_t key_serial = 5000;
 
 static void one(struct skuld_event event)
@@ -42,55 +41,12 @@ static void define_item(uint32_t item, const char *sku)
 
 static void gateway_start(void)
 {
-	int out[2];
-	cr_assert_eq(pipe(out), 0);
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(99);
-		dup2(out[1], STDOUT_FILENO);
-		close(out[0]);
-		close(out[1]);
-		setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
-		execl(SKULD_BINARY_DIR "/channels/skuld-gateway", "skuld-gateway", "--config",
-		      gateway_config, (char *)NULL);
-		_exit(98);
-	}
-	close(out[1]);
-	gateway = pid;
-	char line[256] = "";
-	size_t have = 0;
-	uint64_t deadline = harness_now_ms() + 20000;
-	while (have < sizeof(line) - 1 && memchr(line, '\n', have) == NULL &&
-	       harness_now_ms() < deadline) {
-		struct pollfd poll_fd = {.fd = out[0], .events = POLLIN};
-		if (poll(&poll_fd, 1, 1000) <= 0)
-			continue;
-		ssize_t got = read(out[0], line + have, sizeof(line) - 1 - have);
-		if (got <= 0)
-			break;
-		have += (size_t)got;
-		line[have] = '\0';
-	}
-	close(out[0]);
-	char *at = strstr(line, "listening on 127.0.0.1:");
-	cr_assert_not_null(at, "skuld-gateway did not start: '%s'", line);
-	cr_assert_eq(sscanf(at, "listening on 127.0.0.1:%u", &gateway_port), 1);
+	gateway_process_start(&gateway);
 }
 
 static void gateway_stop(int signal_number)
 {
-	if (gateway <= 0)
-		return;
-	kill(gateway, signal_number);
-	int status = 0;
-	waitpid(gateway, &status, 0);
-	if (signal_number == SIGTERM)
-		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
-	gateway = 0;
+	gateway_process_stop(&gateway, signal_number);
 }
 
 static void setup(void)
@@ -113,8 +69,9 @@ static void setup(void)
 	for (uint32_t item = 1; item <= 2; item++)
 		for (uint32_t location = WEB; location <= STORE; location++)
 			one(event_stock(SKULD_RECEIVE, item, location, 10000, ++key_serial));
-	snprintf(gateway_config, sizeof(gateway_config), "%s/gateway.conf", server.dir);
-	FILE *file = fopen(gateway_config, "w");
+	snprintf(gateway.config, sizeof(gateway.config), "%s/gateway.conf", server.dir);
+	snprintf(gateway.log, sizeof(gateway.log), "%s/gateway.log", server.dir);
+	FILE *file = fopen(gateway.config, "w");
 	cr_assert_not_null(file);
 	fprintf(file,
 	        "listen = 127.0.0.1:0\nserver = 127.0.0.1:%u\nchannel = shopify\n"
@@ -140,7 +97,7 @@ TestSuite(gateway_e2e, .init = setup, .fini = teardown, .timeout = 180);
 static long deliver(const char *topic, const char *id, const char *body, const char *secret)
 {
 	char url[128], topic_header[96], id_header[96], signature_header[96], signature[45];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/webhooks/shopify", gateway_port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/webhooks/shopify", gateway.port);
 	shopify_webhook_sign(secret, body, strlen(body), signature);
 	snprintf(topic_header, sizeof(topic_header), "X-Shopify-Topic: %s", topic);
 	snprintf(id_header, sizeof(id_header), "X-Shopify-Webhook-Id: %s", id);
@@ -245,7 +202,7 @@ Test(gateway_e2e, pos_orders_cancellations_and_refunds)
 static long pending_count(void)
 {
 	char url[128];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/pending", gateway_port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/pending", gateway.port);
 	struct http_request request = {.method = "GET", .url = url, .timeout_ms = 5000};
 	struct http_response response;
 	cr_assert_eq(http_call(http, &request, &response), 0);

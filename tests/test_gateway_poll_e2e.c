@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 
+#include "gateway_harness.h"
 #include "server_harness.h"
 #include "standin_harness.h"
 
@@ -33,10 +34,7 @@ static struct server server;
 static struct client admin;
 static struct http_client *http;
 static struct standin shopify;
-static pid_t gateway;
-static unsigned gateway_port;
-static char gateway_config[160];
-static char gateway_log[160];
+static struct gateway_process gateway;
 static uint64_t key_serial = 7000;
 
 static void one(struct skuld_event event)
@@ -61,7 +59,7 @@ static void sleep_ms(unsigned ms)
 /* Writes the configuration and starts skuld-gateway; poll_s 0: no poll. */
 static void gateway_start(unsigned poll_s, unsigned overlap_s)
 {
-	FILE *file = fopen(gateway_config, "w");
+	FILE *file = fopen(gateway.config, "w");
 	cr_assert_not_null(file);
 	fprintf(file,
 	        "listen = 127.0.0.1:0\nserver = 127.0.0.1:%u\nchannel = shopify\n"
@@ -70,58 +68,12 @@ static void gateway_start(unsigned poll_s, unsigned overlap_s)
 	        "api_url = %s\napi_token = " TOKEN "\napi_version = 2025-01\n",
 	        server.port, server.dir, poll_s, overlap_s, shopify.base);
 	fclose(file);
-	int out[2];
-	cr_assert_eq(pipe(out), 0);
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(99);
-		dup2(out[1], STDOUT_FILENO);
-		int log = open(gateway_log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (log >= 0)
-			dup2(log, STDERR_FILENO);
-		close(out[0]);
-		close(out[1]);
-		setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
-		execl(SKULD_BINARY_DIR "/channels/skuld-gateway", "skuld-gateway", "--config",
-		      gateway_config, (char *)NULL);
-		_exit(98);
-	}
-	close(out[1]);
-	gateway = pid;
-	char line[256] = "";
-	size_t have = 0;
-	uint64_t deadline = harness_now_ms() + 20000;
-	while (have < sizeof(line) - 1 && memchr(line, '\n', have) == NULL &&
-	       harness_now_ms() < deadline) {
-		struct pollfd poll_fd = {.fd = out[0], .events = POLLIN};
-		if (poll(&poll_fd, 1, 1000) <= 0)
-			continue;
-		ssize_t got = read(out[0], line + have, sizeof(line) - 1 - have);
-		if (got <= 0)
-			break;
-		have += (size_t)got;
-		line[have] = '\0';
-	}
-	close(out[0]);
-	char *at = strstr(line, "listening on 127.0.0.1:");
-	cr_assert_not_null(at, "skuld-gateway did not start: '%s'", line);
-	cr_assert_eq(sscanf(at, "listening on 127.0.0.1:%u", &gateway_port), 1);
+	gateway_process_start(&gateway);
 }
 
 static void gateway_stop(int signal_number)
 {
-	if (gateway <= 0)
-		return;
-	kill(gateway, signal_number);
-	int status = 0;
-	waitpid(gateway, &status, 0);
-	if (signal_number == SIGTERM)
-		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
-	gateway = 0;
+	gateway_process_stop(&gateway, signal_number);
 }
 
 static void setup(void)
@@ -138,8 +90,8 @@ static void setup(void)
 	for (uint32_t item = 1; item <= 2; item++)
 		for (uint32_t location = WEB; location <= STORE; location++)
 			one(event_stock(SKULD_RECEIVE, item, location, 10000, ++key_serial));
-	snprintf(gateway_config, sizeof(gateway_config), "%s/gateway.conf", server.dir);
-	snprintf(gateway_log, sizeof(gateway_log), "%s/gateway.log", server.dir);
+	snprintf(gateway.config, sizeof(gateway.config), "%s/gateway.conf", server.dir);
+	snprintf(gateway.log, sizeof(gateway.log), "%s/gateway.log", server.dir);
 	standin_start(&shopify, "shopify.py", SEED);
 	/* A Plus shop's restore rate, so that passes over a few hundred orders
 	 * take seconds; the poll learns it from the first answer. */
@@ -166,7 +118,7 @@ static int64_t on_hand(uint32_t item, uint32_t location)
 static void subscribe(const char *secret)
 {
 	char url[96], body[256];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/webhooks/shopify", gateway_port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/webhooks/shopify", gateway.port);
 	snprintf(body, sizeof(body), "{\"url\": \"%s\", \"secret\": \"%s\"}", url, secret);
 	standin_control(&shopify, http, "webhooks", body);
 }
@@ -225,28 +177,9 @@ static void order(const char *sku, int quantity, const char *extra)
 	standin_control(&shopify, http, "order", body);
 }
 
-/* The figure next to label in the gateway's exit lines: the number after it
- * ("already applied 12"), else the one before it ("3 unverified"). */
 static long gateway_figure(const char *label)
 {
-	FILE *file = fopen(gateway_log, "r");
-	cr_assert_not_null(file);
-	char text[8192];
-	size_t size = fread(text, 1, sizeof(text) - 1, file);
-	fclose(file);
-	text[size] = '\0';
-	char *at = strstr(text, label);
-	cr_assert_not_null(at, "no '%s' in the gateway's output: %s", label, text);
-	char *after = at + strlen(label);
-	while (*after == ' ')
-		after++;
-	if (*after >= '0' && *after <= '9')
-		return strtol(after, NULL, 10);
-	while (at > text && at[-1] == ' ')
-		at--;
-	while (at > text && at[-1] >= '0' && at[-1] <= '9')
-		at--;
-	return strtol(at, NULL, 10);
+	return gateway_process_figure(&gateway, label);
 }
 
 Test(gateway_poll_e2e, an_order_at_the_standin_lowers_the_ledger_once)
