@@ -69,12 +69,7 @@ static uint32_t channel_id(enum channel_kind kind)
 
 static void submit_ok(struct skuld_event *events, uint32_t count)
 {
-	struct skuld_result results[16];
-	cr_assert_leq(count, 16);
-	cr_assert_eq(client_submit(&admin, events, count, results, NULL), 0);
-	for (uint32_t i = 0; i < count; i++)
-		cr_assert_eq(results[i].status, SKULD_OK, "event %u: %s", i,
-		             skuld_status_name(results[i].status));
+	push_submit_ok(&admin, events, count);
 }
 
 static void one(struct skuld_event event)
