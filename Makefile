@@ -44,7 +44,7 @@ test-sanitize: build-sanitize
 
 # The integration suites again with the server under valgrind's memcheck
 # (tests/server_harness.h: SKULD_TEST_VALGRIND); any report fails the test.
-VALGRIND_SUITES = ^(test_server_basic|test_server_input|test_push_e2e|test_gateway_e2e)$$
+VALGRIND_SUITES = ^(test_server_basic|test_server_input|test_push_e2e|test_gateway_e2e|test_gateway_push_e2e)$$
 test-valgrind: build
 	SKULD_TEST_VALGRIND=1 ctest --test-dir build --output-on-failure -j $(JOBS) -R '$(VALGRIND_SUITES)'
 

@@ -5,6 +5,9 @@
  *               [--batch B] [--keys K | --items I] [--locations L] [--hot H]
  *               [--stock Q] [--skew S] [--rate R] [--duration SECONDS]
  *               [--setup] [--server-pid PID] [--json] [--plot PREFIX]
+ *               [--pool NAME] [--disk-min-mb M]
+ *               [--start-server [--skuld PATH] [--data-dir DIR]
+ *                [--server-config FILE] [--fsync-delay-us N] [--keep]]
  *
  * The scenario (scenario.h: steady, the default, flash-sale, uniform, zipf,
  * till-storm) chooses each request's events and gives the defaults of the
@@ -12,7 +15,19 @@
  * defines the catalog and receives Q units at every item-location (at the
  * H hot items of location 1 with --hot). At the end the ledger is checked
  * against what the run was told (bench_check.c): nothing oversold, every
- * unit accounted for.
+ * unit accounted for. --pool NAME makes the reserves go against a
+ * channel's pool (scenario.h). mixed reports its tills, gateways and push
+ * workers each on their own as well.
+ *
+ * --start-server: skuld-bench starts its own skuld (bench_server.c) in a
+ * fresh directory under DIR, with --fsync-delay-us N as its fsync_delay_us
+ * (each log write completes N us after its fdatasync, as on a slower disk),
+ * implies --setup, and stops it and removes the directory at the end
+ * (unless --keep). Free space: a started server's file system, or a running
+ * server's data directory as its STATS report it, must have at least
+ * --disk-min-mb MiB free (default 1024), or the run is refused. The
+ * server's STATS before and after the run give the group commit figures:
+ * log writes, events per write, the largest write, write + fdatasync time.
  *
  * Closed loop (the default): N connections each keep one request in
  * flight; latency runs from the send to the reply, which hides queueing a
@@ -51,7 +66,9 @@ static void usage(void)
 	        "                   [--connections N] [--batch B] [--items I] [--locations L]\n"
 	        "                   [--hot H] [--stock Q] [--skew S] [--rate REQUESTS_PER_S]\n"
 	        "                   [--duration SECONDS] [--setup] [--server-pid PID] [--json]\n"
-	        "                   [--plot PREFIX]\n");
+	        "                   [--plot PREFIX] [--pool NAME] [--disk-min-mb M]\n"
+	        "                   [--start-server [--skuld PATH] [--data-dir DIR]\n"
+	        "                    [--server-config FILE] [--fsync-delay-us N] [--keep]]\n");
 	exit(2);
 }
 
@@ -103,11 +120,39 @@ static void scenario_choose(struct bench_options *options, int argc, char **argv
 	options->skew = 1.0;
 }
 
+/* What the flags cannot be together; exits 2 with why. */
+static void options_check(const struct bench_options *options)
+{
+	const char *why = NULL;
+	if (!options->start_server &&
+	    (options->fsync_delay_us != 0 || options->skuld_binary != NULL ||
+	     options->data_parent != NULL || options->server_config != NULL || options->keep))
+		why = "--fsync-delay-us, --skuld, --data-dir, --server-config and --keep apply to "
+		      "the server --start-server starts (a running server's settings cannot be "
+		      "changed)";
+	else if (options->pool != NULL &&
+	         (options->pool[0] == '\0' || strlen(options->pool) >= SKULD_CODE_SIZE))
+		why = "--pool: a channel name of 1..31 characters";
+	else if (options->pool != NULL && strcmp(options->scenario->name, "till-storm") == 0)
+		why = "--pool: till-storm reserves nothing (tills sell at their location)";
+	else if (options->listings && options->rate > 0)
+		why = "mixed runs in closed loop only (--rate)";
+	else if (options->listings && options->connections < 3)
+		why = "mixed: at least 3 connections (a push worker, a gateway, a till)";
+	else if (options->listings && options->hot != 0)
+		why = "mixed: tills and gateways draw over items x locations, not --hot";
+	if (why == NULL)
+		return;
+	fprintf(stderr, "skuld-bench: %s\n", why);
+	exit(2);
+}
+
 static void options_parse(struct bench_options *options, int argc, char **argv)
 {
 	const char *server = getenv("SKULD_SERVER");
 	options->server = server != NULL ? server : "127.0.0.1:7878";
 	options->duration_s = 10;
+	options->disk_min_mb = BENCH_DISK_MIN_MB;
 	scenario_choose(options, argc, argv);
 	uint32_t keys = 0;
 	for (int i = 1; i < argc; i++) {
@@ -123,6 +168,14 @@ static void options_parse(struct bench_options *options, int argc, char **argv)
 		}
 		if (strcmp(arg, "--forge-oversell") == 0) {
 			options->forge_oversell = 1;
+			continue;
+		}
+		if (strcmp(arg, "--start-server") == 0) {
+			options->start_server = 1;
+			continue;
+		}
+		if (strcmp(arg, "--keep") == 0) {
+			options->keep = 1;
 			continue;
 		}
 		if (value == NULL)
@@ -157,11 +210,31 @@ static void options_parse(struct bench_options *options, int argc, char **argv)
 			options->duration_s = (uint32_t)parse_long(value, 1, 3600);
 		else if (strcmp(arg, "--server-pid") == 0)
 			options->server_pid = (int)parse_long(value, 1, 1 << 30);
+		else if (strcmp(arg, "--pool") == 0)
+			options->pool = value;
+		else if (strcmp(arg, "--skuld") == 0)
+			options->skuld_binary = value;
+		else if (strcmp(arg, "--data-dir") == 0)
+			options->data_parent = value;
+		else if (strcmp(arg, "--server-config") == 0)
+			options->server_config = value;
+		else if (strcmp(arg, "--fsync-delay-us") == 0)
+			options->fsync_delay_us = (uint32_t)parse_long(value, 0, 1000000);
+		else if (strcmp(arg, "--disk-min-mb") == 0)
+			options->disk_min_mb = (uint32_t)parse_long(value, 0, UINT32_MAX);
 		else
 			usage();
 	}
 	if (keys != 0)
 		options->items = (keys + options->locations - 1) / options->locations;
+	if (strcmp(options->scenario->name, "mixed") == 0) {
+		/* Gateways reserve against the channel WEB (or --pool), which
+		 * lists every item for the push workers. */
+		options->listings = 1;
+		if (options->pool == NULL)
+			options->pool = "WEB";
+	}
+	options_check(options);
 	if (options->hot > options->items) {
 		fprintf(stderr, "skuld-bench: --hot must not exceed --items\n");
 		exit(2);
@@ -198,6 +271,27 @@ static int64_t open_loop_send(struct bench *bench, uint64_t now)
 	return bench->due_ns <= now ? 0 : (int64_t)(bench->due_ns - now);
 }
 
+/* Closed loop: sends the next request of every parked connection (a push
+ * worker pausing, mixed) whose pause is over; returns the time until
+ * the next one is due (ns, at most 100 ms), or -1 when a send fails. */
+static int64_t parked_send(struct bench *bench, uint64_t now)
+{
+	int64_t timeout_ns = 100000000;
+	for (uint32_t i = 0; !bench->stopping && i < bench->idle_count;) {
+		struct bench_connection *connection = bench->idle[i];
+		if (connection->resume_ns > now) {
+			int64_t until = (int64_t)(connection->resume_ns - now);
+			timeout_ns = until < timeout_ns ? until : timeout_ns;
+			i++;
+			continue;
+		}
+		bench->idle[i] = bench->idle[--bench->idle_count];
+		if (connection_send_next(bench, connection, 0) != 0)
+			return -1;
+	}
+	return timeout_ns;
+}
+
 /* Runs the loop until the deadline and every reply is in; 0 or -1. */
 static int bench_loop(struct bench *bench, uint64_t deadline_ns)
 {
@@ -224,7 +318,8 @@ static int bench_loop(struct bench *bench, uint64_t deadline_ns)
 			if (bench->connections_open == 0)
 				break;
 		}
-		int64_t timeout_ns = open_loop ? open_loop_send(bench, now) : 100000000;
+		int64_t timeout_ns =
+		        open_loop ? open_loop_send(bench, now) : parked_send(bench, now);
 		if (timeout_ns < 0)
 			return -1;
 		struct timespec timeout = {.tv_sec = timeout_ns / 1000000000,
@@ -271,6 +366,26 @@ static int totals_after_read(struct bench *bench, struct bench_totals *before,
 	return 0;
 }
 
+/* A running server: its STATS say how much is free where its data is
+ * (sampled every 10 s; 0 before the first sample, then not checked). A
+ * server that does not answer STATS is run against unchecked. */
+static int server_disk_check(struct bench *bench)
+{
+	struct skuld_stats stats;
+	if (bench_stats_read(bench->options.server, &stats) != 0) {
+		/* A token whose role may not read STATS, or a test double. */
+		fprintf(stderr,
+		        "skuld-bench: no STATS from %s: its free disk space is not checked and "
+		        "no group commit figures are reported\n",
+		        bench->options.server);
+		return 0;
+	}
+	if (stats.disk_free_bytes == 0)
+		return 0;
+	return bench_disk_check(&bench->options, (int64_t)(stats.disk_free_bytes >> 20),
+	                        "the server's data directory (its STATS)");
+}
+
 /* Sets up, runs and checks one benchmark; returns the exit status. */
 static int bench_run(struct bench *bench)
 {
@@ -283,6 +398,15 @@ static int bench_run(struct bench *bench)
 	bench->timeline_events = calloc(bench->timeline_slots, sizeof(uint64_t));
 	if (bench->timeline_requests == NULL || bench->timeline_events == NULL)
 		return 1;
+	if (bench->options.pool != NULL) {
+		bench->pool_reserves = calloc(bench->options.locations + 1u, sizeof(uint64_t));
+		if (bench->pool_reserves == NULL)
+			return 1;
+	}
+	if (bench->options.start_server && bench_server_start(bench) != 0)
+		return 1;
+	if (!bench->options.start_server && server_disk_check(bench) != 0)
+		return 1;
 	if (bench->options.setup && bench_setup(bench) != 0)
 		return 1;
 	struct bench_totals before, after;
@@ -290,6 +414,7 @@ static int bench_run(struct bench *bench)
 		fprintf(stderr, "skuld-bench: cannot read the levels before the run\n");
 		return 1;
 	}
+	bench->stats_ok = bench_stats_read(bench->options.server, &bench->stats_before) == 0;
 	bench->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (bench->epoll_fd < 0 || connections_open(bench) != 0)
 		return 1;
@@ -314,6 +439,8 @@ static int bench_run(struct bench *bench)
 		fprintf(stderr, "skuld-bench: cannot read the levels after the run\n");
 		return 1;
 	}
+	bench->stats_ok = bench->stats_ok &&
+	                  bench_stats_read(bench->options.server, &bench->stats_after) == 0;
 	bench->check_failed = bench_check(bench, &before, &after) != 0;
 	bench_report(bench, &cpu_start, &cpu_end);
 	if (bench->options.plot != NULL && bench_plot(bench, bench->options.plot) != 0) {
@@ -333,9 +460,13 @@ int main(int argc, char **argv)
 	options_parse(&bench->options, argc, argv);
 	histogram_init(&bench->latency_us);
 	histogram_init(&bench->service_us);
+	for (uint32_t i = 0; i < BENCH_ROLES; i++)
+		histogram_init(&bench->roles[i].latency_us);
 	bench->epoll_fd = -1;
 	int status = bench_run(bench);
 	connections_free(bench);
+	bench_server_stop(bench);
+	free(bench->pool_reserves);
 	scenario_free(bench);
 	free(bench->timeline_requests);
 	free(bench->timeline_events);

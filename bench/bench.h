@@ -13,6 +13,39 @@
 
 #define BENCH_CONNECTIONS_MAX 1024u
 #define BENCH_SLICE_NS        100000000u /* the timeline's resolution: 100 ms */
+#define BENCH_CHANNEL         1u         /* --pool: the channel the bench defines */
+#define BENCH_DISK_MIN_MB     1024u      /* --disk-min-mb's default */
+#define BENCH_PUSH_PULL_MAX   64u        /* mixed: push records one PUSH query asks for */
+#define BENCH_PUSH_IDLE_NS    20000000u  /* mixed: a push worker that found nothing waits */
+#define BENCH_PUSH_CALL_NS    10000000u  /* mixed: a push worker's channel call per page */
+
+/* mixed: what a connection plays (scenario_role); every other scenario's
+ * connections are all BENCH_ROLE_TILL and report no roles. */
+enum bench_role {
+	BENCH_ROLE_TILL = 0,    /* sales, returns, exchanges at a location */
+	BENCH_ROLE_GATEWAY = 1, /* reserve, then commit or release, against the pool */
+	BENCH_ROLE_PUSH = 2,    /* QUERY PUSH of dirty items, then PUSH_ACK of them */
+	BENCH_ROLES = 3,
+};
+
+/* One role's figures (mixed). */
+struct bench_role_figures {
+	uint32_t connections;
+	uint64_t requests; /* SUBMITs and QUERYs answered */
+	uint64_t queries;
+	uint64_t events;
+	uint64_t accepted;
+	uint64_t refused;
+	uint64_t records; /* push records the queries returned */
+	struct histogram latency_us;
+};
+
+/* A push record to acknowledge (mixed). */
+struct bench_push_item {
+	uint32_t item;
+	uint64_t version;
+	int64_t quantity;
+};
 
 struct bench_options {
 	const char *server;
@@ -31,6 +64,23 @@ struct bench_options {
 	int server_pid; /* 0: server CPU not measured */
 	int setup;
 	int json;
+	const char *pool; /* --pool NAME: reserves against channel BENCH_CHANNEL's pool */
+	int listings;     /* the setup maps every item on the channel (mixed) */
+	/* --start-server: skuld-bench starts its own skuld (bench_server.c). */
+	int start_server;
+	const char *skuld_binary;  /* --skuld PATH; default: this build's */
+	const char *data_parent;   /* --data-dir DIR: the run's directory is made in DIR */
+	const char *server_config; /* --server-config FILE: keys added to the defaults */
+	uint32_t fsync_delay_us;   /* --fsync-delay-us: the started server's fsync_delay_us */
+	uint32_t disk_min_mb;      /* refuse a run with less free on the data file system */
+	int keep;                  /* --keep: leave the run's directory */
+};
+
+/* The skuld skuld-bench started (--start-server). */
+struct bench_server {
+	int pid;        /* 0: none */
+	char dir[4096]; /* the run's directory: skuld.conf, server.log, data/; "": none */
+	char address[32];
 };
 
 enum connection_state {
@@ -50,6 +100,15 @@ struct bench_connection {
 	uint64_t due_ns;    /* when the request in flight was due (open loop) or sent */
 	uint64_t sent_ns;   /* when it was sent */
 	uint32_t events;    /* events in the request in flight */
+	uint8_t operation;  /* of the request in flight: SKULD_OP_SUBMIT or _QUERY */
+	uint8_t role;       /* enum bench_role */
+	uint64_t resume_ns; /* mixed: a parked push worker's next query is due then */
+	/* mixed, push workers: the next query, and the records the last one
+	 * returned, acknowledged by the next request. */
+	struct skuld_query query;
+	uint32_t push_cursor;
+	struct bench_push_item push[BENCH_PUSH_PULL_MAX];
+	uint32_t push_count;
 	/* Holds this connection reserved successfully and has not finished,
 	 * oldest first, with the units each holds. */
 	uint64_t *holds;
@@ -137,11 +196,22 @@ struct bench {
 	uint32_t timeline_slots;
 	int check_failed;
 	struct bench_check_figures check;
+	int roles_on; /* mixed: roles reported */
+	struct bench_role_figures roles[BENCH_ROLES];
+	/* --pool: accepted channel reserves by the location the ledger chose
+	 * (1..locations), for the report's spread. */
+	uint64_t *pool_reserves;
+	/* The server's STATS before and after the run (group commit figures). */
+	struct skuld_stats stats_before;
+	struct skuld_stats stats_after;
+	int stats_ok;
+	struct bench_server server;
 };
 
 uint64_t bench_now_ns(void);
 uint64_t bench_random(uint64_t *state);
-/* Events one request may hold: the batch, and at least a linked pair. */
+/* Events one request may hold: the batch, and at least a linked pair (and
+ * a push worker's acknowledgements, mixed). */
 uint32_t bench_request_events_max(const struct bench_options *options);
 
 /* bench_net.c: sockets, frames and the request mix. */
@@ -163,6 +233,24 @@ int bench_write_all(int fd, const void *bytes, size_t size);
 /* Reads one reply frame on a blocking socket into buffer; 0 when it is a
  * valid reply to operation. */
 int bench_reply_read(int fd, uint8_t operation, uint8_t *buffer, size_t capacity);
+/* Reads the server's STATS over a new connection; 0 or -1. */
+int bench_stats_read(const char *server, struct skuld_stats *stats);
+
+/* bench_server.c: the free-space check, and the skuld of --start-server.
+ * Each returns 0, or -1 after printing why. */
+/* Free space of the file system holding path, in MiB, or -1. */
+int64_t bench_disk_free_mb(const char *path);
+/* Refuses (-1, with a message naming what and the bound) when free_mb is
+ * below options->disk_min_mb. */
+int bench_disk_check(const struct bench_options *options, int64_t free_mb, const char *what);
+/* Checks the free space, makes the run's directory, starts skuld there on
+ * a free port and waits (bounded) until it listens. */
+int bench_server_start(struct bench *bench);
+/* Stops it (SIGTERM, at most 20 s, then SIGKILL) and removes the run's
+ * directory unless --keep. */
+void bench_server_stop(struct bench *bench);
+/* The skuld beside this skuld-bench (BUILD/bench/../server/skuld). */
+const char *bench_skuld_binary_default(char *path, size_t size);
 
 /* bench_check.c: the end-of-run check. forge: test only, one level read
  * is made oversold (options.forge_oversell) so the check must fail. */

@@ -108,7 +108,9 @@ int bench_totals_read(const struct bench *bench, struct bench_totals *totals, in
 			close(fd);
 		return -1;
 	}
-	uint32_t locations = bench->options.hot != 0 ? 1 : bench->options.locations;
+	uint32_t locations = bench->options.hot != 0 && bench->options.pool == NULL
+	                             ? 1
+	                             : bench->options.locations;
 	int status = 0;
 	for (uint32_t location = 1; location <= locations && status == 0; location++)
 		status = location_sum(fd, client, location, totals, &forge);

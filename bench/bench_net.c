@@ -154,6 +154,31 @@ int bench_register_blocking(int fd, skuld_u128 client)
 	return bench_reply_read(fd, SKULD_OP_REGISTER, reply, sizeof(reply));
 }
 
+int bench_stats_read(const char *server, struct skuld_stats *stats)
+{
+	skuld_u128 client = {.lo = bench_now_ns() | 1, .hi = (uint64_t)getpid() << 2 | 1};
+	int fd = bench_connect(server);
+	if (fd < 0)
+		return -1;
+	struct skuld_header header;
+	header_fill(&header, SKULD_OP_STATS, client, 0, 0, 0);
+	proto_header_seal(&header, NULL);
+	/* The reply is 256-byte records (PROTOCOL.md section 14): the first is
+	 * struct skuld_stats; room for every record this build knows. */
+	_Alignas(8) uint8_t reply[SKULD_HEADER_SIZE + 3 * 256];
+	static_assert(SKULD_STATS_RECORDS * SKULD_STATS_RECORD_SIZE == 3 * 256, "stats reply");
+	int status = -1;
+	if (bench_register_blocking(fd, client) == 0 &&
+	    bench_write_all(fd, &header, sizeof(header)) == 0 &&
+	    bench_reply_read(fd, SKULD_OP_STATS, reply, sizeof(reply)) == 0 &&
+	    ((const struct skuld_header *)reply)->body_size >= sizeof(*stats)) {
+		memcpy(stats, reply + SKULD_HEADER_SIZE, sizeof(*stats));
+		status = 0;
+	}
+	close(fd);
+	return status;
+}
+
 int bench_submit_blocking(int fd, skuld_u128 client, uint64_t request,
                           const struct skuld_event *events, uint32_t count,
                           struct skuld_result *results)
@@ -198,12 +223,15 @@ int connections_open(struct bench *bench)
 		    bench_register_blocking(connection->fd, connection->client))
 			return -1;
 		connection->request = 0;
+		connection->role = scenario_role(bench, i);
+		bench->roles[connection->role].connections++;
 		size_t events_max = bench_request_events_max(options);
 		connection->holds = calloc(2 * events_max + 2, sizeof(uint64_t));
 		connection->hold_units = calloc(2 * events_max + 2, sizeof(int64_t));
 		connection->send_buffer = malloc(SKULD_HEADER_SIZE + events_max * SKULD_EVENT_SIZE);
 		connection->receive_capacity =
-		        SKULD_HEADER_SIZE + events_max * SKULD_RESULT_SIZE + 64;
+		        SKULD_HEADER_SIZE + events_max * SKULD_RESULT_SIZE +
+		        BENCH_PUSH_PULL_MAX * sizeof(struct skuld_push_record);
 		connection->receive_buffer = malloc(connection->receive_capacity);
 		if (connection->holds == NULL || connection->hold_units == NULL ||
 		    connection->send_buffer == NULL || connection->receive_buffer == NULL)
@@ -255,7 +283,23 @@ static int connection_flush(struct bench *bench, struct bench_connection *connec
 
 uint32_t bench_request_events_max(const struct bench_options *options)
 {
-	return options->batch < 2 ? 2 : options->batch;
+	uint32_t events = options->batch < 2 ? 2 : options->batch;
+	if (strcmp(options->scenario->name, "mixed") == 0 && events < BENCH_PUSH_PULL_MAX)
+		events = BENCH_PUSH_PULL_MAX;
+	return events;
+}
+
+/* The chooser asked for connection->query instead of events. */
+static void query_frame(struct bench_connection *connection)
+{
+	struct skuld_header *header = (struct skuld_header *)connection->send_buffer;
+	uint8_t *body = connection->send_buffer + SKULD_HEADER_SIZE;
+	memcpy(body, &connection->query, sizeof(connection->query));
+	header_fill(header, SKULD_OP_QUERY, connection->client, 0, sizeof(connection->query), 1);
+	proto_header_seal(header, body);
+	connection->send_size = SKULD_HEADER_SIZE + sizeof(connection->query);
+	connection->operation = SKULD_OP_QUERY;
+	connection->events = 0;
 }
 
 int connection_send_next(struct bench *bench, struct bench_connection *connection, uint64_t due_ns)
@@ -263,13 +307,18 @@ int connection_send_next(struct bench *bench, struct bench_connection *connectio
 	struct skuld_header *header = (struct skuld_header *)connection->send_buffer;
 	struct skuld_event *events = (void *)(connection->send_buffer + SKULD_HEADER_SIZE);
 	uint32_t count = bench->options.scenario->fill(bench, connection, events);
-	header_fill(header, SKULD_OP_SUBMIT, connection->client, ++connection->request,
-	            count * SKULD_EVENT_SIZE, count);
-	proto_header_seal(header, events);
-	connection->send_size = SKULD_HEADER_SIZE + (size_t)count * SKULD_EVENT_SIZE;
+	if (count == 0) {
+		query_frame(connection);
+	} else {
+		header_fill(header, SKULD_OP_SUBMIT, connection->client, ++connection->request,
+		            count * SKULD_EVENT_SIZE, count);
+		proto_header_seal(header, events);
+		connection->send_size = SKULD_HEADER_SIZE + (size_t)count * SKULD_EVENT_SIZE;
+		connection->operation = SKULD_OP_SUBMIT;
+		connection->events = count;
+	}
 	connection->send_done = 0;
 	connection->receive_size = 0;
-	connection->events = count;
 	uint64_t now = bench_now_ns();
 	if (due_ns != 0 && now > due_ns + 1000000u)
 		bench->sent_late++;
@@ -323,16 +372,24 @@ static void results_account(struct bench *bench, struct bench_connection *connec
 {
 	const struct skuld_event *events =
 	        (const void *)(connection->send_buffer + SKULD_HEADER_SIZE);
+	struct bench_role_figures *role = &bench->roles[connection->role];
 	uint32_t finished = connection->finishing;
 	for (uint32_t i = 0; i < count; i++) {
 		uint32_t status = results[i].status;
 		int64_t units = i < finished ? connection->hold_units[i] : events[i].quantity;
+		role->accepted += status == SKULD_OK;
+		role->refused += status != SKULD_OK;
 		if (status != SKULD_OK) {
 			bench->refused++;
 			bench->refused_by_status[status < 64 ? status : 63]++;
 			continue;
 		}
 		result_count(bench, &events[i], units);
+		/* --pool: where the ledger put each channel hold. */
+		if (events[i].kind == SKULD_RESERVE && events[i].channel != 0 &&
+		    bench->pool_reserves != NULL && results[i].location >= 1 &&
+		    results[i].location <= bench->options.locations)
+			bench->pool_reserves[results[i].location]++;
 	}
 	connection->holds_count -= finished;
 	memmove(connection->holds, connection->holds + finished,
@@ -374,27 +431,50 @@ static int reply_finish(struct bench *bench, struct bench_connection *connection
 		connection_close(bench, connection);
 		return 0;
 	}
-	if (header->operation != SKULD_OP_SUBMIT || header->request != connection->request ||
-	    header->count != connection->events) {
+	int query = connection->operation == SKULD_OP_QUERY;
+	if (header->operation != connection->operation ||
+	    (!query &&
+	     (header->request != connection->request || header->count != connection->events))) {
 		fprintf(stderr, "skuld-bench: reply does not answer the request\n");
 		return -1;
 	}
 	uint64_t now = bench_now_ns();
+	uint32_t events = query ? 0 : header->count;
+	struct bench_role_figures *role = &bench->roles[connection->role];
 	histogram_record(&bench->latency_us, (now - connection->due_ns) / 1000);
 	histogram_record(&bench->service_us, (now - connection->sent_ns) / 1000);
+	histogram_record(&role->latency_us, (now - connection->due_ns) / 1000);
 	bench->requests++;
-	bench->events += header->count;
+	bench->events += events;
+	role->requests++;
+	role->events += events;
 	uint64_t slice = (now - bench->started_ns) / BENCH_SLICE_NS;
 	if (slice < bench->timeline_slots) {
 		bench->timeline_requests[slice]++;
-		bench->timeline_events[slice] += header->count;
+		bench->timeline_events[slice] += events;
 	}
-	results_account(bench, connection, (const void *)body, header->count);
+	if (query) {
+		role->queries++;
+		role->records += header->count;
+		scenario_push_records(connection, body, header->count);
+	} else {
+		results_account(bench, connection, (const void *)body, header->count);
+	}
 	if (bench->stopping) {
 		connection_close(bench, connection);
 		return 0;
 	}
 	if (bench->options.rate > 0) {
+		bench->idle[bench->idle_count++] = connection;
+		return 0;
+	}
+	uint64_t pause_ns = 0;
+	if (connection->role == BENCH_ROLE_PUSH && !query)
+		pause_ns = BENCH_PUSH_CALL_NS; /* the channel's API call, after the fact */
+	else if (query && connection->push_count == 0 && connection->push_cursor == 0)
+		pause_ns = BENCH_PUSH_IDLE_NS; /* nothing dirty */
+	if (pause_ns != 0) {
+		connection->resume_ns = now + pause_ns;
 		bench->idle[bench->idle_count++] = connection;
 		return 0;
 	}

@@ -5,7 +5,9 @@
  * batch, hot, seconds, events_per_s, requests_per_s, accepted, refused,
  * errors, latency_us, cpu_s, check) and adds the scenario, the loop mode,
  * refusals by status and acceptances by event kind, units by movement, the
- * open loop's schedule misses and the check's figures.
+ * open loop's schedule misses and the check's figures, the server's group
+ * commit figures over the run (from STATS), and with --pool where the
+ * ledger placed the channel holds.
  */
 #include "bench.h"
 
@@ -70,6 +72,46 @@ static void figures_compute(const struct bench *bench, const struct bench_cpu *s
 	        end->server_s >= 0 && start->server_s >= 0 ? end->server_s - start->server_s : -1;
 }
 
+/* Group commit over the run, from the server's STATS before and after. */
+struct group_commit {
+	uint64_t writes;         /* log writes made durable during the run */
+	uint64_t events;         /* events they held (the run's, setup's and EXPIREs) */
+	double events_per_write; /* mean */
+	uint64_t events_max;     /* STATS group_events_max: since the server started */
+	int events_max_in_run;   /* it grew during the run, so it is the run's */
+	double write_us_mean;    /* write + fdatasync (+ fsync_delay_us) per write */
+	uint64_t disk_free_mb;
+};
+
+static void group_commit_compute(const struct bench *bench, struct group_commit *group)
+{
+	const struct skuld_stats *before = &bench->stats_before;
+	const struct skuld_stats *after = &bench->stats_after;
+	group->writes = after->log_writes - before->log_writes;
+	group->events = after->event_durable - before->event_durable;
+	group->events_per_write = group->writes ? (double)group->events / group->writes : 0;
+	group->events_max = after->group_events_max;
+	group->events_max_in_run = after->group_events_max > before->group_events_max;
+	group->write_us_mean = group->writes
+	                               ? (double)(after->fsync_ns_total - before->fsync_ns_total) /
+	                                         1e3 / (double)group->writes
+	                               : 0;
+	group->disk_free_mb = after->disk_free_bytes >> 20;
+}
+
+/* --pool: how many locations got channel holds, and the most one got. */
+static void pool_spread(const struct bench *bench, uint32_t *used, uint64_t *most)
+{
+	*used = 0;
+	*most = 0;
+	for (uint32_t location = 1;
+	     bench->pool_reserves != NULL && location <= bench->options.locations; location++) {
+		uint64_t count = bench->pool_reserves[location];
+		*used += count != 0;
+		*most = count > *most ? count : *most;
+	}
+}
+
 static void json_counts(const uint64_t *counts, const char *(*name)(uint32_t))
 {
 	int first = 1;
@@ -119,12 +161,112 @@ static void report_json(const struct bench *bench, const struct figures *f)
 	printf("\"check_figures\":{\"levels\":%llu,\"oversold_levels\":%llu,"
 	       "\"stock_before\":%lld,\"committed_ledger\":%lld,\"committed_expected\":%lld,"
 	       "\"reserved_ledger\":%lld,\"reserved_expected\":%lld,\"on_hand_ledger\":%lld,"
-	       "\"on_hand_expected\":%lld}}\n",
+	       "\"on_hand_expected\":%lld}",
 	       (unsigned long long)check->levels, (unsigned long long)check->oversold_levels,
 	       (long long)check->stock_before, (long long)check->committed_ledger,
 	       (long long)check->committed_expected, (long long)check->reserved_ledger,
 	       (long long)check->reserved_expected, (long long)check->on_hand_ledger,
 	       (long long)check->on_hand_expected);
+}
+
+static const char *const role_names[BENCH_ROLES] = {"till", "gateway", "push"};
+
+/* mixed: ,"roles":{"till":{...},...} */
+static void report_json_roles(const struct bench *bench, double seconds)
+{
+	printf(",\"roles\":{");
+	for (uint32_t i = 0; i < BENCH_ROLES; i++) {
+		const struct bench_role_figures *role = &bench->roles[i];
+		const struct histogram *latency = &role->latency_us;
+		printf("%s\"%s\":{\"connections\":%u,\"requests\":%llu,\"requests_per_s\":%.0f,"
+		       "\"queries\":%llu,\"records\":%llu,\"events\":%llu,\"accepted\":%llu,"
+		       "\"refused\":%llu,\"latency_us\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,"
+		       "\"p999\":%llu,\"max\":%llu}}",
+		       i ? "," : "", role_names[i], role->connections,
+		       (unsigned long long)role->requests, (double)role->requests / seconds,
+		       (unsigned long long)role->queries, (unsigned long long)role->records,
+		       (unsigned long long)role->events, (unsigned long long)role->accepted,
+		       (unsigned long long)role->refused,
+		       (unsigned long long)histogram_percentile(latency, 50),
+		       (unsigned long long)histogram_percentile(latency, 90),
+		       (unsigned long long)histogram_percentile(latency, 99),
+		       (unsigned long long)histogram_percentile(latency, 99.9),
+		       (unsigned long long)latency->max);
+	}
+	printf("}");
+}
+
+static void report_text_roles(const struct bench *bench, double seconds)
+{
+	for (uint32_t i = 0; i < BENCH_ROLES; i++) {
+		const struct bench_role_figures *role = &bench->roles[i];
+		printf("  %-10s  %u connections, %.0f requests/s", role_names[i], role->connections,
+		       (double)role->requests / seconds);
+		if (role->queries != 0)
+			printf(" (%llu queries, %llu dirty items seen)",
+			       (unsigned long long)role->queries,
+			       (unsigned long long)role->records);
+		printf(", %llu accepted, %llu refused; p50 %llu  p99 %llu  max %llu us\n",
+		       (unsigned long long)role->accepted, (unsigned long long)role->refused,
+		       (unsigned long long)histogram_percentile(&role->latency_us, 50),
+		       (unsigned long long)histogram_percentile(&role->latency_us, 99),
+		       (unsigned long long)role->latency_us.max);
+	}
+}
+
+/* The fields after check_figures; each begins with a comma. */
+static void report_json_server(const struct bench *bench)
+{
+	const struct bench_options *options = &bench->options;
+	printf(",\"server_started\":%s,\"fsync_delay_us\":%u",
+	       options->start_server ? "true" : "false", options->fsync_delay_us);
+	if (bench->stats_ok) {
+		struct group_commit group;
+		group_commit_compute(bench, &group);
+		printf(",\"group_commit\":{\"writes\":%llu,\"events\":%llu,"
+		       "\"events_per_write\":%.2f,\"group_events_max\":%llu,"
+		       "\"group_events_max_in_run\":%s,\"write_us_mean\":%.1f,"
+		       "\"disk_free_mb\":%llu}",
+		       (unsigned long long)group.writes, (unsigned long long)group.events,
+		       group.events_per_write, (unsigned long long)group.events_max,
+		       group.events_max_in_run ? "true" : "false", group.write_us_mean,
+		       (unsigned long long)group.disk_free_mb);
+	}
+	if (options->pool != NULL) {
+		uint32_t used;
+		uint64_t most;
+		pool_spread(bench, &used, &most);
+		printf(",\"pool\":{\"channel\":%u,\"name\":\"%s\",\"locations\":%u,"
+		       "\"locations_used\":%u,\"reserves_at_busiest\":%llu}",
+		       BENCH_CHANNEL, options->pool, options->locations, used,
+		       (unsigned long long)most);
+	}
+}
+
+static void report_text_server(const struct bench *bench)
+{
+	const struct bench_options *options = &bench->options;
+	if (bench->stats_ok) {
+		struct group_commit group;
+		group_commit_compute(bench, &group);
+		printf("  group       %llu log writes, %.1f events per write, at most %llu%s; "
+		       "write + fdatasync %.0f us mean",
+		       (unsigned long long)group.writes, group.events_per_write,
+		       (unsigned long long)group.events_max,
+		       group.events_max_in_run ? "" : " (since the server started)",
+		       group.write_us_mean);
+		if (options->fsync_delay_us != 0)
+			printf(" (fsync_delay_us %u)", options->fsync_delay_us);
+		printf("\n");
+	}
+	if (options->pool != NULL) {
+		uint32_t used;
+		uint64_t most;
+		pool_spread(bench, &used, &most);
+		printf("  pool        channel %s: holds placed at %u of %u locations, at most %llu "
+		       "at one\n",
+		       options->pool, used, options->locations, (unsigned long long)most);
+	}
 }
 
 static void report_text(const struct bench *bench, const struct figures *f)
@@ -185,8 +327,16 @@ void bench_report(const struct bench *bench, const struct bench_cpu *start,
 {
 	struct figures figures;
 	figures_compute(bench, start, end, &figures);
-	if (bench->options.json)
+	if (bench->options.json) {
 		report_json(bench, &figures);
-	else
+		report_json_server(bench);
+		if (bench->options.listings)
+			report_json_roles(bench, figures.seconds);
+		printf("}\n");
+	} else {
 		report_text(bench, &figures);
+		if (bench->options.listings)
+			report_text_roles(bench, figures.seconds);
+		report_text_server(bench);
+	}
 }

@@ -1,6 +1,8 @@
 /*
  * bench_setup.c — defines skuld-bench's catalog (locations STORE-n, items
- * SKU-n) and receives the starting stock at every item-location, in
+ * SKU-n), with --pool the channel whose pool holds every location (and
+ * for mixed a listing of every item on it), and
+ * receives the starting stock at every item-location, in
  * batches of 1,000 over one connection. Idempotency keys are derived from
  * the ids, so running the setup twice is harmless: the second run's events
  * come back REPLAYED and change nothing.
@@ -16,6 +18,8 @@
 #define SETUP_KEY_LOCATION 0x10000000000ull
 #define SETUP_KEY_ITEM     0x20000000000ull
 #define SETUP_KEY_RECEIVE  0x30000000000ull
+#define SETUP_KEY_CHANNEL  0x40000000000ull
+#define SETUP_KEY_LISTING  0x50000000000ull
 
 struct setup {
 	int fd;
@@ -38,7 +42,8 @@ static int setup_flush(struct setup *setup)
 	for (uint32_t i = 0; i < setup->count; i++) {
 		const struct skuld_result *result = &setup->results[i];
 		int existed = result->status == SKULD_ITEM_EXISTS ||
-		              result->status == SKULD_LOCATION_EXISTS;
+		              result->status == SKULD_LOCATION_EXISTS ||
+		              result->status == SKULD_CHANNEL_EXISTS;
 		if (result->status != SKULD_OK && !existed) {
 			fprintf(stderr, "skuld-bench: setup %s failed: %s\n",
 			        skuld_event_kind_name(setup->events[i].kind),
@@ -86,10 +91,43 @@ static int setup_catalog(struct setup *setup, const struct bench_options *option
 	return 0;
 }
 
+/* --pool NAME: channel BENCH_CHANNEL called NAME, buffer 0, with every
+ * bench location in its pool at floor 0; mixed: every item listed on it
+ * as NAME-n. */
+static int setup_channel(struct setup *setup, const struct bench_options *options)
+{
+	if (options->pool == NULL)
+		return 0;
+	struct skuld_event *event = setup_next(setup, SETUP_KEY_CHANNEL);
+	if (event == NULL)
+		return -1;
+	event->kind = SKULD_CHANNEL_DEFINE;
+	event->channel = BENCH_CHANNEL;
+	snprintf(event->code, sizeof(event->code), "%s", options->pool);
+	for (uint32_t location = 1; location <= options->locations; location++) {
+		event = setup_next(setup, SETUP_KEY_CHANNEL + location);
+		if (event == NULL)
+			return -1;
+		event->kind = SKULD_CHANNEL_POOL;
+		event->channel = BENCH_CHANNEL;
+		event->location = location;
+	}
+	for (uint32_t item = 1; options->listings && item <= options->items; item++) {
+		event = setup_next(setup, SETUP_KEY_LISTING + item);
+		if (event == NULL)
+			return -1;
+		event->kind = SKULD_CHANNEL_LISTING;
+		event->channel = BENCH_CHANNEL;
+		event->item = item;
+		snprintf(event->listing, sizeof(event->listing), "%s-%u", options->pool, item);
+	}
+	return 0;
+}
+
 static int setup_stock(struct setup *setup, const struct bench_options *options)
 {
 	uint32_t items = options->hot != 0 ? options->hot : options->items;
-	uint32_t locations = options->hot != 0 ? 1 : options->locations;
+	uint32_t locations = options->hot != 0 && options->pool == NULL ? 1 : options->locations;
 	for (uint32_t item = 1; item <= items; item++) {
 		for (uint32_t location = 1; location <= locations; location++) {
 			uint64_t key = SETUP_KEY_RECEIVE + (uint64_t)item * 100000u + location;
@@ -116,6 +154,7 @@ int bench_setup(struct bench *bench)
 	int status = -1;
 	if (setup->fd >= 0 && bench_register_blocking(setup->fd, setup->client) == 0 &&
 	    setup_catalog(setup, &bench->options) == 0 &&
+	    setup_channel(setup, &bench->options) == 0 &&
 	    setup_stock(setup, &bench->options) == 0 && setup_flush(setup) == 0) {
 		status = 0;
 		if (!bench->options.json)

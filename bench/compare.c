@@ -2,8 +2,9 @@
  * compare.c — `skuld-bench compare SCENARIO`: the same workload, at the
  * same durability, against skuld and against its peers in one run.
  *
- *   skuld-bench compare uniform|flash-sale [--connections N] [--duration S]
- *                       [--items I] [--stock Q] [--skuld PATH] [--json]
+ *   skuld-bench compare uniform|flash-sale|zipf|till-storm [--connections N]
+ *                       [--duration S] [--items I] [--stock Q] [--skew S]
+ *                       [--skuld PATH] [--json]
  *
  * Targets, in order: skuld (every reply after its group commit's
  * fdatasync), Redis with appendfsync always and everysec, PostgreSQL with
@@ -15,23 +16,30 @@
  *
  * Workload: N threads per target, each with its own blocking connection.
  * One checkout is a reserve of 1 unit of an item, then a commit (9 in 10)
- * or a release of the hold. Thread t draws its operations from a generator
+ * or a release of the hold; zipf draws the item by rank, P(rank k)
+ * proportional to 1/k^S (--skew, default 1.0), the rest uniformly. A
+ * till-storm transaction is one request: a sale (7 in 10), a return (2 in
+ * 10) or an exchange (1 in 10, a return and a sale of another item, all or
+ * nothing), recorded whatever the stock. Thread t draws its operations from a generator
  * seeded by t alone (workload_next), so every target gets the same
  * operations in the same order; only how far each gets in the duration
  * differs. Latency is per request (reserve, commit or release), from the
  * call to its answer.
  *
  * The check, per target: the units the clients saw committed equal the
- * units the store says are sold, and sold + available equals the stock
- * loaded (every hold is finished by the end) with nothing below zero.
+ * units the store says are sold (till-storm: sold less returned), and
+ * sold + available equals the stock loaded (every hold is finished by the
+ * end) with nothing below zero.
  */
 #define _GNU_SOURCE
 #include "compare.h"
 
+#include "bench.h"
 #include "histogram.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +57,7 @@ struct compare_options {
 	uint32_t duration_s;
 	uint32_t items;
 	long stock;
+	double skew;
 	const char *skuld_binary;
 	int json;
 };
@@ -113,7 +122,63 @@ static void workload_next(const struct compare_workload *workload, uint32_t thre
 	uint64_t random = workload_random(state);
 	checkout->item = 1 + (uint32_t)(random % workload->items);
 	checkout->release = (random >> 40) % 10 == 0;
+	if (workload->zipf_cdf != NULL) {
+		double u = (double)(workload_random(state) >> 11) * 0x1.0p-53;
+		uint32_t low = 0, high = workload->items - 1;
+		while (low < high) {
+			uint32_t middle = low + (high - low) / 2;
+			if (workload->zipf_cdf[middle] < u)
+				low = middle + 1;
+			else
+				high = middle;
+		}
+		checkout->item = 1 + low;
+	}
 	checkout->hold = ((uint64_t)(thread + 1) << 40) | (sequence + 1);
+}
+
+struct till_transaction {
+	enum compare_till_kind kind;
+	uint32_t return_item;
+	uint32_t sale_item; /* another item than return_item in an exchange */
+};
+
+static void till_next(const struct compare_workload *workload, uint64_t *state,
+                      struct till_transaction *transaction)
+{
+	uint64_t random = workload_random(state);
+	uint32_t draw = (uint32_t)(random % 10);
+	transaction->kind = draw < 7 ? COMPARE_SALE : draw < 9 ? COMPARE_RETURN : COMPARE_EXCHANGE;
+	transaction->return_item = 1 + (uint32_t)((random >> 8) % workload->items);
+	transaction->sale_item = 1 + (uint32_t)((random >> 36) % workload->items);
+	if (transaction->kind == COMPARE_EXCHANGE &&
+	    transaction->sale_item == transaction->return_item)
+		transaction->sale_item = transaction->sale_item % workload->items + 1;
+}
+
+/* till-storm: transactions until the end; 0, or -1 on an error. */
+static void till_worker_run(struct worker *worker, void *connection)
+{
+	const struct peer_ops *ops = worker->target->ops;
+	uint64_t state = 0x74696c6cull ^ ((uint64_t)worker->index << 32);
+	while (compare_now_ns() < worker->end_ns) {
+		struct till_transaction transaction;
+		till_next(worker->workload, &state, &transaction);
+		uint64_t sent = compare_now_ns();
+		int status = ops->till(connection, transaction.kind, transaction.return_item,
+		                       transaction.sale_item);
+		histogram_record(&worker->latency_us, (compare_now_ns() - sent) / 1000u);
+		worker->requests++;
+		worker->checkouts++;
+		if (status != 1) {
+			worker->errors++;
+			break;
+		}
+		worker->committed++;
+		worker->units_committed += transaction.kind == COMPARE_SALE     ? 1
+		                           : transaction.kind == COMPARE_RETURN ? -1
+		                                                                : 0;
+	}
 }
 
 static void *worker_run(void *argument)
@@ -126,6 +191,11 @@ static void *worker_run(void *argument)
 	pthread_barrier_wait(worker->start);
 	if (connection == NULL)
 		return NULL;
+	if (worker->workload->scenario == COMPARE_TILL_STORM) {
+		till_worker_run(worker, connection);
+		ops->close(connection);
+		return NULL;
+	}
 	uint64_t state = 0x636f6d70617265ull ^ ((uint64_t)worker->index << 32);
 	for (uint64_t sequence = 0; compare_now_ns() < worker->end_ns; sequence++) {
 		struct checkout checkout;
@@ -251,8 +321,9 @@ static int target_run(struct target *target, const struct compare_options *optio
 static void usage(void)
 {
 	fprintf(stderr,
-	        "usage: skuld-bench compare uniform|flash-sale [--connections N] [--duration S]\n"
-	        "                           [--items I] [--stock Q] [--skuld PATH] [--json]\n");
+	        "usage: skuld-bench compare uniform|flash-sale|zipf|till-storm [--connections N]\n"
+	        "                           [--duration S] [--items I] [--stock Q] [--skew S]\n"
+	        "                           [--skuld PATH] [--json]\n");
 	exit(2);
 }
 
@@ -270,19 +341,34 @@ static long number(const char *text, long low, long high)
 	return value;
 }
 
-/* The skuld binary next to this skuld-bench: BUILD/bench/.. /server/skuld. */
-static const char *skuld_binary_default(char *path, size_t size)
+static double skew_parse(const char *text)
 {
-	char self[4096];
-	ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (length <= 0)
-		return "skuld";
-	self[length] = '\0';
-	char *slash = strrchr(self, '/');
-	if (slash != NULL)
-		*slash = '\0';
-	snprintf(path, size, "%.4000s/../server/skuld", self);
-	return path;
+	char *end = NULL;
+	errno = 0;
+	double value = strtod(text, &end);
+	if (errno != 0 || end == text || *end != '\0' || !(value >= 0 && value <= 10)) {
+		fprintf(stderr, "skuld-bench compare: bad skew '%s' (0..10)\n", text);
+		exit(2);
+	}
+	return value;
+}
+
+/* COMPARE_ZIPF: the cumulative probabilities of ranks 1..items (the caller
+ * frees), or NULL. */
+static double *zipf_cdf_make(uint32_t items, double skew)
+{
+	double *cdf = malloc((size_t)items * sizeof(double));
+	if (cdf == NULL)
+		return NULL;
+	double sum = 0;
+	for (uint32_t k = 0; k < items; k++) {
+		sum += 1.0 / pow((double)(k + 1), skew);
+		cdf[k] = sum;
+	}
+	for (uint32_t k = 0; k < items; k++)
+		cdf[k] /= sum;
+	cdf[items - 1] = 1.0;
+	return cdf;
 }
 
 static void options_parse(struct compare_options *options, int argc, char **argv, char *skuld_path,
@@ -299,12 +385,21 @@ static void options_parse(struct compare_options *options, int argc, char **argv
 		options->scenario = COMPARE_FLASH_SALE;
 		options->items = 10;
 		options->stock = 100;
+	} else if (strcmp(argv[1], "zipf") == 0) {
+		options->scenario = COMPARE_ZIPF;
+		options->items = 10000;
+		options->stock = 100000;
+	} else if (strcmp(argv[1], "till-storm") == 0) {
+		options->scenario = COMPARE_TILL_STORM;
+		options->items = 500;
+		options->stock = 1000000;
 	} else {
 		usage();
 	}
 	options->connections = 8;
 	options->duration_s = 10;
-	options->skuld_binary = skuld_binary_default(skuld_path, skuld_size);
+	options->skew = 1.0;
+	options->skuld_binary = bench_skuld_binary_default(skuld_path, skuld_size);
 	for (int i = 2; i < argc; i++) {
 		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(argv[i], "--json") == 0) {
@@ -323,6 +418,8 @@ static void options_parse(struct compare_options *options, int argc, char **argv
 			options->stock = number(value, 1, 1000000);
 		else if (strcmp(argv[i], "--skuld") == 0)
 			options->skuld_binary = value;
+		else if (strcmp(argv[i], "--skew") == 0 && options->scenario == COMPARE_ZIPF)
+			options->skew = skew_parse(value);
 		else
 			usage();
 		i++;
@@ -369,8 +466,15 @@ static void report_text(const struct compare_options *options, struct target *ta
 		       ping->p99_us, "-", "-", skuld_rate > 0 ? ping->per_s / skuld_rate : 0);
 	else
 		printf("%-22s skipped: redis-benchmark is not installed\n", "redis-benchmark ping");
-	printf("checkout = reserve 1 unit, then commit (9 in 10) or release: 2 requests when "
-	       "reserved; vs skuld = requests/s over skuld's\n");
+	if (options->scenario == COMPARE_TILL_STORM)
+		printf("checkout = one till transaction per request: a sale (7 in 10), a return (2 "
+		       "in 10) or an exchange (1 in 10, all or nothing); vs skuld = requests/s "
+		       "over "
+		       "skuld's\n");
+	else
+		printf("checkout = reserve 1 unit, then commit (9 in 10) or release: 2 requests "
+		       "when "
+		       "reserved; vs skuld = requests/s over skuld's\n");
 }
 
 static void report_json(const struct compare_options *options, struct target *targets,
@@ -378,9 +482,9 @@ static void report_json(const struct compare_options *options, struct target *ta
 {
 	double skuld_rate = targets[0].ran ? target_rate(&targets[0], targets[0].requests) : 0;
 	printf("{\"scenario\":\"%s\",\"connections\":%u,\"duration_s\":%u,\"items\":%u,"
-	       "\"stock\":%ld,\"targets\":[",
+	       "\"stock\":%ld,\"skew\":%.2f,\"targets\":[",
 	       options->scenario_name, options->connections, options->duration_s, options->items,
-	       options->stock);
+	       options->stock, options->skew);
 	int first = 1;
 	for (uint32_t i = 0; i < COMPARE_TARGETS; i++) {
 		struct target *target = &targets[i];
@@ -428,6 +532,13 @@ int compare_main(int argc, char **argv)
 	options_parse(&options, argc, argv, skuld_path, sizeof(skuld_path));
 	struct compare_workload workload = {
 	        .scenario = options.scenario, .items = options.items, .stock = options.stock};
+	double *zipf_cdf = NULL;
+	if (options.scenario == COMPARE_ZIPF) {
+		zipf_cdf = zipf_cdf_make(options.items, options.skew);
+		if (zipf_cdf == NULL)
+			return 1;
+		workload.zipf_cdf = zipf_cdf;
+	}
 
 	struct peer_process skuld = {0}, redis = {0}, postgres = {0};
 	struct target targets[COMPARE_TARGETS] = {
@@ -494,5 +605,6 @@ int compare_main(int argc, char **argv)
 		report_json(&options, targets, &ping);
 	else
 		report_text(&options, targets, &ping);
+	free(zipf_cdf);
 	return failed ? 1 : 0;
 }

@@ -17,12 +17,22 @@
 enum compare_scenario {
 	COMPARE_UNIFORM = 0,    /* reserve 1 of a random item of I, then commit (9/10) or release */
 	COMPARE_FLASH_SALE = 1, /* the same over a few hot items with little stock: refusals */
+	COMPARE_ZIPF = 2,       /* the same, item of rank k drawn with P proportional to 1/k^S */
+	COMPARE_TILL_STORM = 3, /* till transactions: a sale, a return or an exchange */
+};
+
+/* A till transaction (COMPARE_TILL_STORM), of 1 unit each way. */
+enum compare_till_kind {
+	COMPARE_SALE = 0,     /* 7 in 10 */
+	COMPARE_RETURN = 1,   /* 2 in 10: back into stock */
+	COMPARE_EXCHANGE = 2, /* 1 in 10: a return and a sale of another item, all or nothing */
 };
 
 struct compare_workload {
 	enum compare_scenario scenario;
-	uint32_t items; /* the catalog: items 1..items, one location */
-	long stock;     /* units of each item at the start */
+	uint32_t items;         /* the catalog: items 1..items, one location */
+	long stock;             /* units of each item at the start */
+	const double *zipf_cdf; /* COMPARE_ZIPF: P(rank <= k + 1), items entries */
 };
 
 /* One peer connection's outcome of a call: 1 done, 0 refused (not enough
@@ -37,8 +47,14 @@ struct peer_ops {
 	int (*reserve)(void *connection, uint64_t hold, uint32_t item, long quantity);
 	int (*commit)(void *connection, uint64_t hold);
 	int (*release)(void *connection, uint64_t hold);
-	/* Units sold (committed) and units left available, summed over the
-	 * catalog; 0 or -1. */
+	/* COMPARE_TILL_STORM: records a till transaction whatever the stock (a
+	 * sale is a fact): return_item comes back (RETURN, EXCHANGE), sale_item
+	 * goes (SALE, EXCHANGE); an exchange is one atomic change. 1 done, -1
+	 * error. */
+	int (*till)(void *connection, enum compare_till_kind kind, uint32_t return_item,
+	            uint32_t sale_item);
+	/* Units sold (committed; till-storm: sold less returned) and units left
+	 * available, summed over the catalog; 0 or -1. */
 	int (*totals)(void *connection, const struct compare_workload *workload, int64_t *sold,
 	              int64_t *available);
 };

@@ -17,6 +17,12 @@
  *   commit   DELETE the hold RETURNING it, UPDATE stock SET sold += quantity,
  *            INSERT the event
  *   release  the same, giving the units back to available
+ *   till     (till-storm) one UPDATE of the sold item (available - 1,
+ *            sold + 1) or the returned one (the reverse), or for an exchange
+ *            one UPDATE of both rows (WHERE item IN (...): locked in index
+ *            order, so two exchanges cannot deadlock), plus the events; a
+ *            serialization failure or deadlock is retried, as an
+ *            application would
  *
  * Durability is synchronous_commit, set per connection (on: the WAL is
  * flushed before COMMIT returns; off: up to three wal_writer_delay later).
@@ -52,6 +58,27 @@ static const char *const postgres_release =
         "WHERE stock.item = h.item) "
         "INSERT INTO events (kind, hold, item, quantity) SELECT 'release', $1, item, quantity "
         "FROM h";
+
+/* $1: the returned item, $2: the sold item ($1 != $2 for an exchange). */
+static const char *const postgres_sale =
+        "WITH u AS (UPDATE stock SET available = available - 1, sold = sold + 1 "
+        "WHERE item = $2 RETURNING item) "
+        "INSERT INTO events (kind, hold, item, quantity) SELECT 'sale', 0, item, 1 FROM u "
+        "WHERE $1::integer IS NOT NULL";
+
+static const char *const postgres_return =
+        "WITH u AS (UPDATE stock SET available = available + 1, sold = sold - 1 "
+        "WHERE item = $1 RETURNING item) "
+        "INSERT INTO events (kind, hold, item, quantity) SELECT 'return', 0, item, 1 FROM u "
+        "WHERE $2::integer IS NOT NULL";
+
+static const char *const postgres_exchange =
+        "WITH u AS (UPDATE stock SET "
+        "available = available + CASE WHEN item = $1 THEN 1 ELSE -1 END, "
+        "sold = sold + CASE WHEN item = $1 THEN -1 ELSE 1 END "
+        "WHERE item IN ($1, $2) RETURNING item) "
+        "INSERT INTO events (kind, hold, item, quantity) "
+        "SELECT CASE WHEN item = $1 THEN 'return' ELSE 'sale' END, 0, item, 1 FROM u";
 
 static void postgres_close(void *connection)
 {
@@ -125,19 +152,40 @@ static int postgres_prepare(struct peer_postgres *peer)
 	    postgres_result(peer, PQprepare(peer->connection, "commit", postgres_commit, 1, NULL),
 	                    PGRES_COMMAND_OK, "prepare") != 0 ||
 	    postgres_result(peer, PQprepare(peer->connection, "release", postgres_release, 1, NULL),
+	                    PGRES_COMMAND_OK, "prepare") != 0 ||
+	    postgres_result(peer, PQprepare(peer->connection, "sale", postgres_sale, 2, NULL),
+	                    PGRES_COMMAND_OK, "prepare") != 0 ||
+	    postgres_result(peer, PQprepare(peer->connection, "return", postgres_return, 2, NULL),
+	                    PGRES_COMMAND_OK, "prepare") != 0 ||
+	    postgres_result(peer,
+	                    PQprepare(peer->connection, "exchange", postgres_exchange, 2, NULL),
 	                    PGRES_COMMAND_OK, "prepare") != 0)
 		return -1;
 	peer->prepared = 1;
 	return 0;
 }
 
-/* Rows a prepared statement changed, or -1. */
+/* A deadlock (40P01) or serialization failure (40001): the statement had
+ * no effect and may run again. */
+static int postgres_retryable(const char *state)
+{
+	return state != NULL && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0);
+}
+
+/* Rows a prepared statement changed (retried when retryable), or -1. */
 static long postgres_run(struct peer_postgres *peer, const char *name, int count,
                          const char *const *values)
 {
 	if (postgres_prepare(peer) != 0)
 		return -1;
 	PGresult *result = PQexecPrepared(peer->connection, name, count, values, NULL, NULL, 0);
+	for (int retry = 0;
+	     retry < 5 && result != NULL && PQresultStatus(result) == PGRES_FATAL_ERROR &&
+	     postgres_retryable(PQresultErrorField(result, PG_DIAG_SQLSTATE));
+	     retry++) {
+		PQclear(result);
+		result = PQexecPrepared(peer->connection, name, count, values, NULL, NULL, 0);
+	}
 	if (result == NULL || PQresultStatus(result) != PGRES_COMMAND_OK) {
 		fprintf(stderr, "skuld-bench compare: postgres %s: %s", name,
 		        PQerrorMessage(peer->connection));
@@ -178,6 +226,18 @@ static int postgres_release_call(void *connection, uint64_t hold)
 	return postgres_finish(connection, "release", hold);
 }
 
+static int postgres_till(void *connection, enum compare_till_kind kind, uint32_t return_item,
+                         uint32_t sale_item)
+{
+	static const char *const statements[] = {"sale", "return", "exchange"};
+	char return_text[16], sale_text[16];
+	snprintf(return_text, sizeof(return_text), "%u", return_item);
+	snprintf(sale_text, sizeof(sale_text), "%u", sale_item);
+	const char *values[2] = {return_text, sale_text};
+	long rows = postgres_run(connection, statements[kind], 2, values);
+	return rows == (kind == COMPARE_EXCHANGE ? 2 : 1) ? 1 : -1;
+}
+
 static int postgres_totals(void *connection, const struct compare_workload *workload, int64_t *sold,
                            int64_t *available)
 {
@@ -209,5 +269,6 @@ const struct peer_ops peer_postgres_ops = {
         .reserve = postgres_reserve_call,
         .commit = postgres_commit_call,
         .release = postgres_release_call,
+        .till = postgres_till,
         .totals = postgres_totals,
 };

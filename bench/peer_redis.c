@@ -9,6 +9,8 @@
  *   reserve  available >= quantity ? DECRBY, HSET the hold, XADD : refuse
  *   commit   the hold exists ? DEL it, INCRBY sold, XADD : error
  *   release  the hold exists ? DEL it, INCRBY available back, XADD : error
+ *   till     a return INCRBY available, DECRBY sold; a sale the reverse;
+ *            an exchange both in one script; an XADD for each (till-storm)
  *
  * Durability is the server's appendfsync, set by this connection (always:
  * the AOF is fsynced before the reply; everysec: once a second).
@@ -43,10 +45,26 @@ static const char *const redis_finish_script =
         "'qty', h[2])\n"
         "return 1\n";
 
+/* KEYS: avail and sold of the returned item, then of the sold item;
+ * ARGV[1]: sale, return or exchange; ARGV[2], ARGV[3]: the two items. */
+static const char *const redis_till_script =
+        "if ARGV[1] ~= 'sale' then\n"
+        "  redis.call('INCRBY', KEYS[1], 1)\n"
+        "  redis.call('DECRBY', KEYS[2], 1)\n"
+        "  redis.call('XADD', 'events', '*', 'kind', 'return', 'item', ARGV[2], 'qty', 1)\n"
+        "end\n"
+        "if ARGV[1] ~= 'return' then\n"
+        "  redis.call('DECRBY', KEYS[3], 1)\n"
+        "  redis.call('INCRBY', KEYS[4], 1)\n"
+        "  redis.call('XADD', 'events', '*', 'kind', 'sale', 'item', ARGV[3], 'qty', 1)\n"
+        "end\n"
+        "return 1\n";
+
 struct peer_redis {
 	redisContext *context;
 	char reserve_sha[48];
 	char finish_sha[48];
+	char till_sha[48];
 };
 
 static void redis_close(void *connection)
@@ -100,7 +118,8 @@ static void *redis_open(const char *address, const char *option)
 	    redis_ok(peer, redisCommand(peer->context, "CONFIG SET appendfsync %s", option),
 	             "CONFIG SET") != 0 ||
 	    redis_script_load(peer, redis_reserve_script, peer->reserve_sha) != 0 ||
-	    redis_script_load(peer, redis_finish_script, peer->finish_sha) != 0) {
+	    redis_script_load(peer, redis_finish_script, peer->finish_sha) != 0 ||
+	    redis_script_load(peer, redis_till_script, peer->till_sha) != 0) {
 		fprintf(stderr, "skuld-bench compare: redis at %s: %s\n", address,
 		        peer->context != NULL ? peer->context->errstr : "no memory");
 		redis_close(peer);
@@ -191,14 +210,43 @@ static int redis_release(void *connection, uint64_t hold)
 	return redis_finish(connection, hold, "avail:", "release");
 }
 
-/* The integer in a bulk string reply (absent: 0); -1 when not a number. */
-static int64_t redis_number(const redisReply *reply)
+static int redis_till(void *connection, enum compare_till_kind kind, uint32_t return_item,
+                      uint32_t sale_item)
 {
+	static const char *const kinds[] = {"sale", "return", "exchange"};
+	struct peer_redis *peer = connection;
+	char keys[4][32], items[2][16];
+	snprintf(keys[0], sizeof(keys[0]), "avail:%u", return_item);
+	snprintf(keys[1], sizeof(keys[1]), "sold:%u", return_item);
+	snprintf(keys[2], sizeof(keys[2]), "avail:%u", sale_item);
+	snprintf(keys[3], sizeof(keys[3]), "sold:%u", sale_item);
+	snprintf(items[0], sizeof(items[0]), "%u", return_item);
+	snprintf(items[1], sizeof(items[1]), "%u", sale_item);
+	const char *argv[] = {"EVALSHA", peer->till_sha, "4",         keys[0],  keys[1],
+	                      keys[2],   keys[3],        kinds[kind], items[0], items[1]};
+	redisReply *reply = redisCommandArgv(peer->context, 10, argv, NULL);
+	int ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+	if (!ok)
+		fprintf(stderr, "skuld-bench compare: redis till: %s\n",
+		        reply == NULL                      ? peer->context->errstr
+		        : reply->type == REDIS_REPLY_ERROR ? reply->str
+		                                           : "unexpected reply");
+	if (reply != NULL)
+		freeReplyObject(reply);
+	return ok ? 1 : -1;
+}
+
+/* The integer in a bulk string reply (absent: 0) into *value; 0, or -1
+ * when not a number. */
+static int redis_number(const redisReply *reply, int64_t *value)
+{
+	*value = 0;
 	if (reply->type == REDIS_REPLY_NIL)
 		return 0;
 	if (reply->type != REDIS_REPLY_STRING)
 		return -1;
-	return strtoll(reply->str, NULL, 10);
+	*value = strtoll(reply->str, NULL, 10);
+	return 0;
 }
 
 static int redis_totals(void *connection, const struct compare_workload *workload, int64_t *sold,
@@ -215,10 +263,12 @@ static int redis_totals(void *connection, const struct compare_workload *workloa
 				freeReplyObject(reply);
 			return -1;
 		}
-		int64_t left = redis_number(reply->element[0]);
-		int64_t gone = redis_number(reply->element[1]);
+		int64_t left, gone;
+		int bad = redis_number(reply->element[0], &left) != 0 ||
+		          redis_number(reply->element[1], &gone) != 0;
 		freeReplyObject(reply);
-		if (left < 0 || gone < 0)
+		/* Returns may outnumber an item's sales in a till storm. */
+		if (bad || left < 0 || (gone < 0 && workload->scenario != COMPARE_TILL_STORM))
 			return -1;
 		*available += left;
 		*sold += gone;
@@ -239,5 +289,6 @@ const struct peer_ops peer_redis_ops = {
         .reserve = redis_reserve,
         .commit = redis_commit,
         .release = redis_release,
+        .till = redis_till,
         .totals = redis_totals,
 };

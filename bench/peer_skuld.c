@@ -4,7 +4,9 @@
  * across threads. A reserve is a RESERVE event with a 300 s hold at
  * location 1, a commit a COMMIT of the whole hold, a release a RELEASE;
  * each is one SUBMIT of one event and is answered after the group commit
- * that holds it is fdatasynced.
+ * that holds it is fdatasynced. A till transaction (till-storm) is one
+ * SUBMIT of a SALE, of a RETURN restocked, or of both LINKED (an exchange,
+ * all or nothing), at location 1.
  */
 #include "compare.h"
 
@@ -177,6 +179,36 @@ static int skuld_release(void *connection, uint64_t hold)
 	return skuld_finish(peer, &event);
 }
 
+static int skuld_till(void *connection, enum compare_till_kind kind, uint32_t return_item,
+                      uint32_t sale_item)
+{
+	struct peer_skuld *peer = connection;
+	struct skuld_event events[2];
+	struct skuld_result results[2];
+	uint32_t count = 0;
+	if (kind != COMPARE_SALE)
+		skuld_event_return(&events[count++], skuld_next_key(peer), return_item, 1, 1,
+		                   SKULD_DISPOSITION_RESTOCK);
+	if (kind != COMPARE_RETURN)
+		skuld_event_sale(&events[count++], skuld_next_key(peer), sale_item, 1, 1);
+	skuld_events_link(events, count);
+	int status =
+	        skuld_submit(peer->client, events, count, results, NULL, PEER_SKULD_TIMEOUT_MS);
+	if (status != 0) {
+		fprintf(stderr, "skuld-bench compare: skuld: %s\n", skuld_strerror(status));
+		return -1;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		if (results[i].status != SKULD_OK) {
+			fprintf(stderr, "skuld-bench compare: skuld %s: %s\n",
+			        skuld_event_kind_name(events[i].kind),
+			        skuld_status_name(results[i].status));
+			return -1;
+		}
+	}
+	return 1;
+}
+
 static int skuld_totals(void *connection, const struct compare_workload *workload, int64_t *sold,
                         int64_t *available)
 {
@@ -190,7 +222,9 @@ static int skuld_totals(void *connection, const struct compare_workload *workloa
 			return -1;
 		if (level.available < 0 || level.reserved != 0)
 			return -1;
-		*sold += level.committed;
+		/* Holds commit into committed; till sales take on_hand itself. */
+		*sold += workload->scenario == COMPARE_TILL_STORM ? workload->stock - level.on_hand
+		                                                  : level.committed;
 		*available += level.available;
 	}
 	return 0;
@@ -204,5 +238,6 @@ const struct peer_ops peer_skuld_ops = {
         .reserve = skuld_reserve,
         .commit = skuld_commit,
         .release = skuld_release,
+        .till = skuld_till,
         .totals = skuld_totals,
 };

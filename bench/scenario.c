@@ -97,6 +97,11 @@ static void reserve_fill(struct bench *bench, struct bench_connection *connectio
 	event->ttl_s = ttl_s;
 	target(bench, event);
 	event->quantity = 1 + (int64_t)(bench_random(&bench->seed) & 1);
+	if (bench->options.pool != NULL) {
+		/* Against the channel's pool: the ledger picks the location. */
+		event->channel = BENCH_CHANNEL;
+		event->location = 0;
+	}
 }
 
 /* steady, uniform, zipf: finish half, reserve the rest; every eighth
@@ -150,13 +155,12 @@ static uint32_t fill_flash_sale(struct bench *bench, struct bench_connection *co
 	return batch;
 }
 
-/* till-storm: till transactions until the batch is full; an exchange is a
+/* Till transactions until batch events are written; an exchange is a
  * linked RETURN + SALE and needs two slots. */
-static uint32_t fill_till_storm(struct bench *bench, struct bench_connection *connection,
-                                struct skuld_event *events)
+static uint32_t till_fill(struct bench *bench, struct bench_connection *connection,
+                          struct skuld_event *events, uint32_t batch)
 {
-	uint32_t room = bench_request_events_max(&bench->options);
-	uint32_t batch = bench->options.batch;
+	uint32_t room = batch < 2 ? 2 : batch;
 	uint32_t count = 0;
 	memset(events, 0, sizeof(*events) * room);
 	connection->finishing = 0;
@@ -190,12 +194,92 @@ static uint32_t fill_till_storm(struct bench *bench, struct bench_connection *co
 	return count;
 }
 
+static uint32_t fill_till_storm(struct bench *bench, struct bench_connection *connection,
+                                struct skuld_event *events)
+{
+	return till_fill(bench, connection, events, bench->options.batch);
+}
+
+/* A push worker: acknowledges what its last query returned, or asks for
+ * the next page of dirty items (returns 0: the request is the query). */
+static uint32_t push_fill(struct bench *bench, struct bench_connection *connection,
+                          struct skuld_event *events)
+{
+	connection->finishing = 0;
+	uint32_t count = connection->push_count;
+	if (count == 0) {
+		memset(&connection->query, 0, sizeof(connection->query));
+		connection->query.kind = SKULD_QUERY_PUSH;
+		connection->query.channel = BENCH_CHANNEL;
+		connection->query.after_item = connection->push_cursor;
+		connection->query.limit = BENCH_PUSH_PULL_MAX;
+		return 0;
+	}
+	memset(events, 0, sizeof(*events) * count);
+	for (uint32_t i = 0; i < count; i++) {
+		struct skuld_event *event = &events[i];
+		event_key(connection, event);
+		event->kind = SKULD_PUSH_ACK;
+		event->channel = BENCH_CHANNEL;
+		event->item = connection->push[i].item;
+		event->id = connection->push[i].version;
+		event->quantity = connection->push[i].quantity;
+	}
+	(void)bench;
+	connection->push_count = 0;
+	return count;
+}
+
+/* mixed: each connection plays its role (scenario_role). */
+static uint32_t fill_mixed(struct bench *bench, struct bench_connection *connection,
+                           struct skuld_event *events)
+{
+	switch (connection->role) {
+	case BENCH_ROLE_PUSH:
+		return push_fill(bench, connection, events);
+	case BENCH_ROLE_GATEWAY:
+		return fill_flash_sale(bench, connection, events);
+	default:
+		return till_fill(bench, connection, events, 1);
+	}
+}
+
+void scenario_push_records(struct bench_connection *connection, const void *records, uint32_t count)
+{
+	const struct skuld_push_record *record = records;
+	connection->push_count = 0;
+	for (uint32_t i = 0; i < count && i < BENCH_PUSH_PULL_MAX; i++) {
+		if (record[i].status != SKULD_OK || (record[i].flags & SKULD_QUERY_CURSOR) ||
+		    record[i].version == 0)
+			continue;
+		struct bench_push_item *item = &connection->push[connection->push_count++];
+		item->item = record[i].item;
+		item->version = record[i].version;
+		item->quantity = record[i].quantity < 0 ? 0 : record[i].quantity;
+	}
+	int more = count != 0 && (record[count - 1].flags & SKULD_QUERY_MORE);
+	connection->push_cursor = more ? record[count - 1].item : 0;
+}
+
+uint8_t scenario_role(const struct bench *bench, uint32_t index)
+{
+	if (strcmp(bench->options.scenario->name, "mixed") != 0)
+		return BENCH_ROLE_TILL;
+	uint32_t connections = bench->options.connections;
+	uint32_t push = connections / 8 ? connections / 8 : 1;
+	uint32_t gateways = connections / 4 ? connections / 4 : 1;
+	if (index < push)
+		return BENCH_ROLE_PUSH;
+	return index < push + gateways ? BENCH_ROLE_GATEWAY : BENCH_ROLE_TILL;
+}
+
 static const struct scenario scenarios[] = {
         {"steady", 4, 1000, 1000, 100, 0, 1000000000, fill_steady},
         {"flash-sale", 64, 2, 5, 1, 5, 2000, fill_flash_sale},
         {"uniform", 4, 1000, 10000, 100, 0, 1000, fill_replenished},
         {"zipf", 4, 1000, 10000, 100, 0, 1000, fill_replenished},
         {"till-storm", 512, 1, 500, 200, 0, 1000000, fill_till_storm},
+        {"mixed", 64, 2, 1000, 20, 0, 100000, fill_mixed},
 };
 
 const struct scenario *scenario_find(const char *name)

@@ -20,6 +20,23 @@
  *               return (2 in 10) or one exchange (1 in 10: RETURN + SALE at
  *               the same location, LINKED, all or nothing), 500 items x 200
  *               locations, 512 connections
+ *   mixed       tills, gateways and push workers at once over 1,000 items x
+ *               20 locations, 100,000 units each, a channel WEB whose pool
+ *               holds every location and which lists every item: of N
+ *               connections, N/8 (at least 1) are push workers, N/4 (at
+ *               least 1) gateways, the rest tills. A till sends one
+ *               till-storm transaction per request; a gateway a flash-sale
+ *               request against the pool; a push worker pages through the
+ *               channel's dirty items (QUERY PUSH, 64 at a time, its own
+ *               cursor), acknowledges each with PUSH_ACK at the version and
+ *               quantity offered, as skuld-push does once the channel took
+ *               it, then waits 10 ms (the channel's API call, not made), or
+ *               20 ms when nothing was dirty. Closed loop only
+ *
+ * With --pool NAME, every RESERVE of steady, flash-sale, uniform and zipf
+ * goes against channel BENCH_CHANNEL's pool (location 0) and the ledger
+ * picks the location; the setup defines the channel with every bench
+ * location in its pool, and flash-sale's hot items are stocked at each.
  *
  * Invariant: a chooser writes finishing events (COMMIT, RELEASE of
  * connection->holds[0..finishing)) first, then anything else, at most
@@ -49,7 +66,9 @@ struct scenario {
 	uint32_t locations;
 	uint32_t hot; /* 0: uniform or zipf over items x locations */
 	long stock;
-	/* Fills events; returns their count (1..bench_request_events_max). */
+	/* Fills events; returns their count (1..bench_request_events_max), or
+	 * 0 when this request is the QUERY the chooser put in
+	 * connection->query. */
 	uint32_t (*fill)(struct bench *bench, struct bench_connection *connection,
 	                 struct skuld_event *events);
 };
@@ -60,6 +79,12 @@ const struct scenario *scenario_find(const char *name);
 const struct scenario *scenario_default(void);
 /* Writes the names, separated by '|', to file. */
 void scenario_names_print(FILE *file);
+
+/* The role of connection index (mixed), else BENCH_ROLE_TILL. */
+uint8_t scenario_role(const struct bench *bench, uint32_t index);
+/* mixed: takes the records of a QUERY PUSH reply for the next request. */
+void scenario_push_records(struct bench_connection *connection, const void *records,
+                           uint32_t count);
 
 /* Builds what the scenario needs before the run (zipf's table); 0 or -1. */
 int scenario_prepare(struct bench *bench);

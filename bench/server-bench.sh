@@ -3,12 +3,15 @@
 # starts skuld (bench/skuld-bench.conf) on a free port in a temporary data
 # directory, runs skuld-bench batched, unbatched and hot, runs
 # redis-benchmark's PING (-c 64 -P 1) as the round-trip yardstick when
-# redis-server is installed, and removes everything it made.
+# redis-server is installed, and removes everything it made. FSYNC_DELAY_US
+# (default 0) is the server's fsync_delay_us: each log write completes that
+# much later, as on a slower disk (benchmarks only, docs/OPERATIONS.md).
 #
-#   bench/server-bench.sh [BUILD_DIR] [SECONDS]
+#   bench/server-bench.sh [BUILD_DIR] [SECONDS] [FSYNC_DELAY_US]
 set -eu
 build=${1:-build}
 seconds=${2:-8}
+fsync_delay_us=${3:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
 data=$(mktemp -d /tmp/skuld-bench-XXXXXX)
 server_pid=""
@@ -20,8 +23,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+{ cat "$root/bench/skuld-bench.conf"; echo "fsync_delay_us = $fsync_delay_us"; } >"$data/skuld.conf"
 "$build/server/skuld" --listen 127.0.0.1:0 --data-dir "$data" \
-	--config "$root/bench/skuld-bench.conf" >"$data/server.out" 2>"$data/server.err" &
+	--config "$data/skuld.conf" >"$data/server.out" 2>"$data/server.err" &
 server_pid=$!
 for _ in $(seq 1 100); do
 	[ -s "$data/port" ] && break

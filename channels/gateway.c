@@ -1,22 +1,29 @@
 /*
  * gateway.c — skuld-gateway's core (gateway.h): configuration, keys, the
  * applier and the spool; a Square delivery's order is read through
- * RetrieveOrder (channels/http.c). The HTTP server is skuld_gateway.c.
+ * RetrieveOrder (channels/http.c) and measured against its record
+ * (SPOOL/square/ORDER.json, written before what it adds is submitted); a
+ * line's checkout hold is committed in a request of its own, its answer
+ * deciding whether the line is sold by a SALE instead. The HTTP server is
+ * skuld_gateway.c.
  */
 #define _GNU_SOURCE
 #include "gateway.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway_poll.h"
 #include "gateway_shopify.h"
 #include "gateway_square.h"
 #include "http.h"
@@ -72,6 +79,8 @@ static enum keyfile_verdict config_key(void *context, const char *key, const cha
 	        {"listen", config->listen, sizeof(config->listen)},
 	        {"server", config->server, sizeof(config->server)},
 	        {"server_token", config->server_token, sizeof(config->server_token)},
+	        {"server_tls_ca", config->server_tls_ca, sizeof(config->server_tls_ca)},
+	        {"server_tls_name", config->server_tls_name, sizeof(config->server_tls_name)},
 	        {"client_id_path", config->client_id_path, sizeof(config->client_id_path)},
 	        {"channel", config->channel, sizeof(config->channel)},
 	        {"kind", config->kind, sizeof(config->kind)},
@@ -183,11 +192,15 @@ skuld_u128 gateway_key(const char *channel, const struct gateway_action *action,
 struct gateway {
 	const struct gateway_config *config;
 	skuld_client *client;
-	struct http_client *http; /* Square: RetrieveOrder; NULL otherwise */
+	struct http_client *http; /* Square: RetrieveOrder; Shopify with api_url: the order read
+	                             back; NULL otherwise */
+	bool square;
 	struct gateway_figures figures;
 	uint32_t location;                 /* the online location's id */
 	uint32_t pos_ids[GATEWAY_POS_MAX]; /* ids of the stores, 0 until looked up */
 	struct gateway_action *spool;      /* [SPOOL_MAX] */
+	struct square_record *record;      /* Square: the order being applied */
+	char records_path[280];            /* Square: SPOOL/square, the order records */
 	uint32_t spooled;
 	char spool_path[300];
 	char deliveries[DELIVERY_RING][GATEWAY_ID_SIZE];
@@ -233,6 +246,66 @@ static int sku_item(struct gateway *gateway, const char *sku, uint32_t *item)
 	return 0;
 }
 
+static int copy_text(char *out, size_t size, json_t *value)
+{
+	const char *text = json_string_value(value);
+	if (text == NULL || strlen(text) >= size)
+		return 0;
+	snprintf(out, size, "%s", text);
+	return 1;
+}
+
+/* An action as the spool and the Square records keep it. */
+static json_t *action_json(const struct gateway_action *action)
+{
+	return json_pack("{s:i,s:s,s:I,s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "kind",
+	                 (int)action->kind, "sku", action->sku, "quantity",
+	                 (json_int_t)action->quantity, "location", action->channel_location,
+	                 "occurred_at", (json_int_t)action->occurred_at, "order", action->order,
+	                 "line", action->line, "refund", action->refund, "refund_line",
+	                 action->refund_line, "listing", action->listing, "hold",
+	                 (json_int_t)action->hold, "linked", (int)action->linked);
+}
+
+/* action_json's object into *action; 1, or 0 when it is not one (quantity
+ * below least). Files written before "listing" and "hold" existed read. */
+static int action_parse(json_t *object, struct gateway_action *action, int64_t least)
+{
+	memset(action, 0, sizeof(*action));
+	json_t *kind = json_object_get(object, "kind");
+	json_t *quantity = json_object_get(object, "quantity");
+	json_t *occurred = json_object_get(object, "occurred_at");
+	json_t *hold = json_object_get(object, "hold");
+	json_t *linked = json_object_get(object, "linked");
+	int ok =
+	        object != NULL && json_is_integer(kind) &&
+	        json_integer_value(kind) >= GATEWAY_SALE &&
+	        json_integer_value(kind) <= GATEWAY_ACTION_KIND_MAX && json_is_integer(quantity) &&
+	        json_integer_value(quantity) >= least && json_integer_value(quantity) <= 1000000 &&
+	        json_is_integer(occurred) && (hold == NULL || json_is_integer(hold)) &&
+	        (linked == NULL || json_is_boolean(linked)) &&
+	        copy_text(action->sku, sizeof(action->sku), json_object_get(object, "sku")) &&
+	        copy_text(action->channel_location, sizeof(action->channel_location),
+	                  json_object_get(object, "location")) &&
+	        copy_text(action->order, sizeof(action->order), json_object_get(object, "order")) &&
+	        copy_text(action->line, sizeof(action->line), json_object_get(object, "line")) &&
+	        copy_text(action->refund, sizeof(action->refund),
+	                  json_object_get(object, "refund")) &&
+	        copy_text(action->refund_line, sizeof(action->refund_line),
+	                  json_object_get(object, "refund_line")) &&
+	        (json_object_get(object, "listing") == NULL ||
+	         copy_text(action->listing, sizeof(action->listing),
+	                   json_object_get(object, "listing")));
+	if (!ok)
+		return 0;
+	action->kind = (enum gateway_action_kind)json_integer_value(kind);
+	action->quantity = json_integer_value(quantity);
+	action->occurred_at = (uint64_t)json_integer_value(occurred);
+	action->hold = hold != NULL ? (uint64_t)json_integer_value(hold) : 0;
+	action->linked = json_is_true(linked);
+	return 1;
+}
+
 /* The spool file holds one JSON object per pending action; it is
  * rewritten whole (temporary file, fsync, rename) after every change. */
 static int spool_write(struct gateway *gateway)
@@ -243,13 +316,7 @@ static int spool_write(struct gateway *gateway)
 	if (file == NULL)
 		return -1;
 	for (uint32_t i = 0; i < gateway->spooled; i++) {
-		const struct gateway_action *action = &gateway->spool[i];
-		json_t *object = json_pack(
-		        "{s:i,s:s,s:I,s:s,s:I,s:s,s:s,s:s,s:s,s:s}", "kind", (int)action->kind,
-		        "sku", action->sku, "quantity", (json_int_t)action->quantity, "location",
-		        action->channel_location, "occurred_at", (json_int_t)action->occurred_at,
-		        "order", action->order, "line", action->line, "refund", action->refund,
-		        "refund_line", action->refund_line, "listing", action->listing);
+		json_t *object = action_json(&gateway->spool[i]);
 		char *text = object != NULL ? json_dumps(object, JSON_COMPACT) : NULL;
 		if (text != NULL)
 			fprintf(file, "%s\n", text);
@@ -268,15 +335,6 @@ static int spool_write(struct gateway *gateway)
 	return 0;
 }
 
-static int copy_text(char *out, size_t size, json_t *value)
-{
-	const char *text = json_string_value(value);
-	if (text == NULL || strlen(text) >= size)
-		return 0;
-	snprintf(out, size, "%s", text);
-	return 1;
-}
-
 static int spool_read(struct gateway *gateway, char *error, size_t error_size)
 {
 	FILE *file = fopen(gateway->spool_path, "r");
@@ -288,34 +346,7 @@ static int spool_read(struct gateway *gateway, char *error, size_t error_size)
 		number++;
 		json_t *object = json_loads(line, 0, NULL);
 		struct gateway_action action;
-		memset(&action, 0, sizeof(action));
-		json_t *kind = json_object_get(object, "kind");
-		json_t *quantity = json_object_get(object, "quantity");
-		json_t *occurred = json_object_get(object, "occurred_at");
-		int ok =
-		        object != NULL && json_is_integer(kind) &&
-		        json_integer_value(kind) >= GATEWAY_SALE &&
-		        json_integer_value(kind) <= GATEWAY_RESTOCK && json_is_integer(quantity) &&
-		        json_integer_value(quantity) > 0 && json_is_integer(occurred) &&
-		        copy_text(action.sku, sizeof(action.sku), json_object_get(object, "sku")) &&
-		        copy_text(action.channel_location, sizeof(action.channel_location),
-		                  json_object_get(object, "location")) &&
-		        copy_text(action.order, sizeof(action.order),
-		                  json_object_get(object, "order")) &&
-		        copy_text(action.line, sizeof(action.line),
-		                  json_object_get(object, "line")) &&
-		        copy_text(action.refund, sizeof(action.refund),
-		                  json_object_get(object, "refund")) &&
-		        copy_text(action.refund_line, sizeof(action.refund_line),
-		                  json_object_get(object, "refund_line")) &&
-		        (json_object_get(object, "listing") == NULL ||
-		         copy_text(action.listing, sizeof(action.listing),
-		                   json_object_get(object, "listing")));
-		if (ok) {
-			action.kind = (enum gateway_action_kind)json_integer_value(kind);
-			action.quantity = json_integer_value(quantity);
-			action.occurred_at = (uint64_t)json_integer_value(occurred);
-		}
+		int ok = action_parse(object, &action, 1);
 		json_decref(object);
 		if (!ok || gateway->spooled == SPOOL_MAX) {
 			snprintf(error, error_size, "%s:%d: not a spooled action (or too many)",
@@ -354,8 +385,18 @@ struct gateway *gateway_open(const struct gateway_config *config, volatile sig_a
 	}
 	gateway->config = config;
 	gateway->spool = calloc(SPOOL_MAX, sizeof(struct gateway_action));
-	if (strcmp(config->kind, "square") == 0 &&
-	    (http_global_init() != 0 || (gateway->http = http_client_create()) == NULL)) {
+	gateway->square = strcmp(config->kind, "square") == 0;
+	snprintf(gateway->records_path, sizeof(gateway->records_path), "%s/square", config->spool);
+	if (gateway->square && ((gateway->record = calloc(1, sizeof(*gateway->record))) == NULL ||
+	                        (mkdir(gateway->records_path, 0700) != 0 && errno != EEXIST))) {
+		snprintf(error, error_size, "%s: %s", gateway->records_path,
+		         gateway->record == NULL ? "out of memory" : strerror(errno));
+		gateway_close(gateway);
+		return NULL;
+	}
+	bool reads = gateway->square ||
+	             (strcmp(config->kind, "shopify") == 0 && config->api_url[0] != '\0');
+	if (reads && (http_global_init() != 0 || (gateway->http = http_client_create()) == NULL)) {
 		snprintf(error, error_size, "libcurl did not start");
 		gateway_close(gateway);
 		return NULL;
@@ -368,6 +409,9 @@ struct gateway *gateway_open(const struct gateway_config *config, volatile sig_a
 	options.address = address;
 	options.token = config->server_token;
 	options.client_name = "skuld-gateway";
+	options.tls_ca_file = config->server_tls_ca[0] != '\0' ? config->server_tls_ca : NULL;
+	options.tls_server_name =
+	        config->server_tls_name[0] != '\0' ? config->server_tls_name : NULL;
 	options.client_id_path = config->client_id_path[0] != '\0' ? config->client_id_path : NULL;
 	int rc = gateway->spool == NULL || address == NULL
 	                 ? -ENOMEM
@@ -410,6 +454,7 @@ void gateway_close(struct gateway *gateway)
 	skuld_client_close(gateway->client);
 	http_client_destroy(gateway->http);
 	free(gateway->spool);
+	free(gateway->record);
 	free(gateway);
 }
 
@@ -461,11 +506,45 @@ static uint32_t action_events(struct gateway *gateway, const struct gateway_acti
 		skuld_event_return(&events[1], gateway_key(channel, action, "cancel"), item,
 		                   location, action->quantity, SKULD_DISPOSITION_RESTOCK);
 		return 2;
+	case GATEWAY_EXCHANGE_SALE:
+		skuld_event_sale(&events[0], gateway_key(channel, action, "exchange-sale"), item,
+		                 location, action->quantity);
+		events[0].occurred_at = action->occurred_at;
+		return 1;
+	case GATEWAY_CANCEL_RETURN:
+		/* GATEWAY_CANCEL's second event, alone: the line's SALE and edits
+		 * were applied (and recorded) before. */
+		skuld_event_return(&events[0], gateway_key(channel, action, "cancel"), item,
+		                   location, action->quantity, SKULD_DISPOSITION_RESTOCK);
+		return 1;
 	case GATEWAY_RESTOCK:
 		skuld_event_return(&events[0], gateway_key(channel, action, "restock"), item,
 		                   location, action->quantity, SKULD_DISPOSITION_RESTOCK);
 		events[0].occurred_at = action->occurred_at;
 		return 1;
+	case GATEWAY_EDIT_ADD:
+	case GATEWAY_EDIT_ADD_CANCEL:
+		/* An edit's change, keyed by the edit: applied once, by whichever
+		 * path brings it. Cancelled: the change (same event, same key) and
+		 * its undoing, in one request, as GATEWAY_CANCEL does for a line. */
+		skuld_event_sale(&events[0], gateway_key(channel, action, "edit-add"), item,
+		                 location, action->quantity);
+		events[0].occurred_at = action->occurred_at;
+		if (action->kind == GATEWAY_EDIT_ADD)
+			return 1;
+		skuld_event_return(&events[1], gateway_key(channel, action, "edit-add-cancel"),
+		                   item, location, action->quantity, SKULD_DISPOSITION_RESTOCK);
+		return 2;
+	case GATEWAY_EDIT_REMOVE:
+	case GATEWAY_EDIT_REMOVE_CANCEL:
+		skuld_event_return(&events[0], gateway_key(channel, action, "edit-remove"), item,
+		                   location, action->quantity, SKULD_DISPOSITION_RESTOCK);
+		events[0].occurred_at = action->occurred_at;
+		if (action->kind == GATEWAY_EDIT_REMOVE)
+			return 1;
+		skuld_event_sale(&events[1], gateway_key(channel, action, "edit-remove-cancel"),
+		                 item, location, action->quantity);
+		return 2;
 	case GATEWAY_EXPECTED_RETURN:
 	default:
 		skuld_event_return(&events[0], gateway_key(channel, action, "expected-return"),
@@ -493,6 +572,72 @@ enum apply_outcome {
 	APPLY_FAILED = 2, /* skuld did not answer: try the delivery again */
 };
 
+/* The hold a headless checkout reserved for a line (action->hold), committed
+ * for the line's units: a request of its own, so that its answer decides
+ * alone what happens to the line. Returns 1 when the hold is sold (now, by
+ * an earlier delivery, or by the shop's own COMMIT), 0 when it is gone
+ * (expired, released, unknown, holding fewer units: the caller sells the
+ * line by a SALE instead), -1 when skuld did not answer. */
+static int hold_commit(struct gateway *gateway, const struct gateway_action *action)
+{
+	struct skuld_event event;
+	struct skuld_result result;
+	skuld_event_commit(&event, gateway_key(gateway->config->channel, action, "commit"),
+	                   action->hold, action->quantity);
+	if (skuld_submit(gateway->client, &event, 1, &result, NULL, CALL_TIMEOUT) != 0)
+		return -1;
+	if (result.flags & SKULD_RESULT_REPLAYED) {
+		gateway->figures.replayed++;
+		return 1;
+	}
+	if (result.status == SKULD_OK) {
+		gateway->figures.applied++;
+		gateway->figures.holds_committed++;
+		return 1;
+	}
+	if (result.status == SKULD_HOLD_CLOSED) {
+		/* Committed or released: the hold's state tells which. */
+		struct skuld_hold_record hold;
+		if (skuld_query_hold(gateway->client, action->hold, &hold, CALL_TIMEOUT) != 0)
+			return -1;
+		if (hold.status == SKULD_OK && hold.state == SKULD_HOLD_STATE_COMMITTED)
+			return 1;
+	}
+	fprintf(stderr,
+	        "skuld-gateway: order %s line %s: hold %" PRIu64 " is gone (%s); the line is "
+	        "sold by a SALE instead\n",
+	        action->order, action->line, action->hold, skuld_status_name(result.status));
+	return 0;
+}
+
+/* The events of actions[i] (item, location known) at gateway->events[at]:
+ * its own, or for a line with a hold, the hold's COMMIT (sent at once,
+ * hold_commit) and what remains: nothing for a sale, the RETURN for a
+ * cancellation; the line's SALE when the hold is gone (*instead set).
+ * Returns how many, or -1 when skuld did not answer. */
+static int line_events(struct gateway *gateway, const struct gateway_action *action, uint32_t item,
+                       uint32_t location, uint32_t at, bool *instead)
+{
+	*instead = false;
+	struct skuld_event *events = &gateway->events[at];
+	if (action->hold == 0 || (action->kind != GATEWAY_SALE && action->kind != GATEWAY_CANCEL))
+		return (int)action_events(gateway, action, item, location, events);
+	int committed = hold_commit(gateway, action);
+	if (committed < 0)
+		return -1;
+	struct gateway_action line = *action;
+	line.hold = 0;
+	uint32_t made = action_events(gateway, &line, item, location, events);
+	if (!committed) {
+		*instead = true; /* events[0] is the line's SALE */
+		return (int)made;
+	}
+	if (made == 1)
+		return 0;
+	events[0] = events[1]; /* the cancellation's RETURN */
+	return 1;
+}
+
 /* Applies actions[0..count): each SKU looked up, the events of the known
  * ones sent in one SUBMIT (one chain per action). waiting[i] is set for
  * the actions whose SKU is unknown. */
@@ -500,24 +645,44 @@ static enum apply_outcome apply(struct gateway *gateway, const struct gateway_ac
                                 uint32_t count, bool *waiting)
 {
 	uint32_t events = 0;
+	bool instead[2 * GATEWAY_LINES_MAX]; /* a SALE sent because its line's hold is gone */
+	uint32_t items[GATEWAY_LINES_MAX];   /* 0: the action waits for its SKU */
 	for (uint32_t i = 0; i < count; i++) {
-		uint32_t item = 0, location = 0;
-		waiting[i] = false;
+		items[i] = 0;
 		const char *sku = action_sku(gateway, &actions[i]);
-		if (sku == NULL) {
-			waiting[i] = true; /* a listing not mapped yet */
-			continue;
-		}
-		if (sku_item(gateway, sku, &item) != 0 ||
-		    action_location(gateway, &actions[i], &location) != 0)
-			return APPLY_FAILED;
-		if (item == 0) {
-			waiting[i] = true;
-			continue;
-		}
-		events += action_events(gateway, &actions[i], item, location,
-		                        &gateway->events[events]);
+		if (sku != NULL && sku_item(gateway, sku, &items[i]) != 0)
+			return APPLY_FAILED; /* sku NULL: a listing not mapped yet */
 	}
+	/* A linked group (an exchange) waits whole when one of its SKUs is unknown. */
+	for (uint32_t first = 0; first < count;) {
+		uint32_t last = first;
+		bool wait = items[first] == 0;
+		while (actions[last].linked && last + 1 < count)
+			wait = wait || items[++last] == 0;
+		for (uint32_t i = first; i <= last; i++)
+			waiting[i] = wait;
+		first = last + 1;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t location = 0;
+		if (waiting[i])
+			continue;
+		if (action_location(gateway, &actions[i], &location) != 0)
+			return APPLY_FAILED;
+		bool sold_instead;
+		int made = line_events(gateway, &actions[i], items[i], location, events,
+		                       &sold_instead);
+		if (made < 0)
+			return APPLY_FAILED;
+		for (int k = 0; k < made; k++)
+			instead[events + (uint32_t)k] = sold_instead && k == 0;
+		events += (uint32_t)made;
+		if (made > 0 && actions[i].linked)
+			gateway->events[events - 1].flags |= SKULD_EVENT_LINKED;
+	}
+	/* A chain is never left open (a group cut by the end of a spool slice). */
+	if (events > 0)
+		gateway->events[events - 1].flags &= (uint16_t)~SKULD_EVENT_LINKED;
 	if (events == 0)
 		return APPLY_DONE;
 	if (skuld_submit(gateway->client, gateway->events, events, gateway->results, NULL,
@@ -527,9 +692,10 @@ static enum apply_outcome apply(struct gateway *gateway, const struct gateway_ac
 		const struct skuld_result *result = &gateway->results[i];
 		if (result->flags & SKULD_RESULT_REPLAYED)
 			gateway->figures.replayed++;
-		else if (result->status == SKULD_OK)
+		else if (result->status == SKULD_OK) {
 			gateway->figures.applied++;
-		else if (result->status != SKULD_LINKED_FAILED)
+			gateway->figures.holds_gone += instead[i];
+		} else if (result->status != SKULD_LINKED_FAILED)
 			fprintf(stderr, "skuld-gateway: %s refused: %s\n",
 			        skuld_event_kind_name(gateway->events[i].kind),
 			        skuld_status_name(result->status));
@@ -559,7 +725,8 @@ static void delivery_remember(struct gateway *gateway, const char *id)
 /* GET /v2/orders/{id} into gateway->actions; the count, -1 when the API
  * gave no usable answer (503: Square delivers again), -2 when the order is
  * not one the gateway reads (400). */
-static int square_order(struct gateway *gateway, const char *order_id)
+static int square_order(struct gateway *gateway, const char *order_id,
+                        struct square_order_head *head)
 {
 	const struct gateway_config *config = gateway->config;
 	char url[384], authorization[160];
@@ -580,13 +747,206 @@ static int square_order(struct gateway *gateway, const char *order_id)
 		return -1;
 	}
 	char error[160];
-	int count = square_order_actions(config, response.body, response.body_size,
-	                                 gateway->actions, GATEWAY_LINES_MAX, error, sizeof(error));
+	int count = square_order_read(config, response.body, response.body_size, head,
+	                              gateway->actions, GATEWAY_LINES_MAX, error, sizeof(error));
 	if (count < 0) {
 		fprintf(stderr, "skuld-gateway: order %s: %s\n", order_id, error);
 		return -2;
 	}
 	return count;
+}
+
+/* Whether an order read back is cancelled (its actions give units back). */
+static bool read_back_cancelled(const struct gateway_action *actions, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++)
+		if (actions[i].kind == GATEWAY_CANCEL ||
+		    actions[i].kind == GATEWAY_EDIT_ADD_CANCEL ||
+		    actions[i].kind == GATEWAY_EDIT_REMOVE_CANCEL)
+			return true;
+	return false;
+}
+
+/* The order a Shopify orders/edited or orders/cancelled webhook names, read
+ * back through the Admin API (gateway_order_body) into gateway->actions:
+ * the count, -1 when the API gave no usable answer (503: Shopify delivers
+ * again), -2 when the order cannot be applied (400). */
+static int shopify_order(struct gateway *gateway, const char *order_id, char *error,
+                         size_t error_size)
+{
+	const struct gateway_config *config = gateway->config;
+	char *body = gateway_order_body(order_id);
+	if (body == NULL)
+		return -1;
+	char url[384], token[160];
+	snprintf(url, sizeof(url), "%s/admin/api/%s/graphql.json", config->api_url,
+	         config->api_version);
+	snprintf(token, sizeof(token), "X-Shopify-Access-Token: %s", config->api_token);
+	struct http_request request = {
+	        .method = "POST",
+	        .url = url,
+	        .headers = {"Content-Type: application/json", token},
+	        .body = body,
+	        .body_size = strlen(body),
+	        .timeout_ms = CALL_TIMEOUT,
+	};
+	struct http_response response;
+	int answered = http_call(gateway->http, &request, &response) == 0;
+	free(body);
+	int count = answered ? gateway_order_read(response.status, response.body,
+	                                          response.body_size, gateway->actions,
+	                                          GATEWAY_LINES_MAX, error, error_size)
+	                     : -1;
+	if (!answered)
+		snprintf(error, error_size, "%s", response.error);
+	if (count == -1)
+		fprintf(stderr, "skuld-gateway: order %s read back: %s\n", order_id, error);
+	return count;
+}
+
+/* ---- Square order records ----------------------------------------------------- */
+
+/* SPOOL/square/ORDER.json: what the gateway applied of a Square order
+ * (struct square_record), one JSON object, rewritten whole through a
+ * temporary file, fsync and rename before the facts it adds are submitted.
+ * The order id is Square's ([A-Za-z0-9_-], square_event_read checks). */
+static void record_path(const struct gateway *gateway, const char *order_id, const char *suffix,
+                        char *out, size_t size)
+{
+	snprintf(out, size, "%s/%s.json%s", gateway->records_path, order_id, suffix);
+}
+
+static json_t *actions_json(const struct gateway_action *actions, uint32_t count)
+{
+	json_t *list = json_array();
+	for (uint32_t i = 0; i < count && list != NULL; i++)
+		json_array_append_new(list, action_json(&actions[i]));
+	return list;
+}
+
+static int actions_parse(json_t *list, struct gateway_action *actions, uint32_t *count,
+                         int64_t least)
+{
+	size_t i;
+	json_t *one;
+	if (!json_is_array(list) || json_array_size(list) > GATEWAY_LINES_MAX)
+		return 0;
+	json_array_foreach(list, i, one)
+	{
+		if (!action_parse(one, &actions[i], least))
+			return 0;
+	}
+	*count = (uint32_t)json_array_size(list);
+	return 1;
+}
+
+/* Reads order_id's record into gateway->record (empty when there is none).
+ * Returns 0, or -1 when it exists but cannot be read (never guessed). */
+static int record_load(struct gateway *gateway, const char *order_id)
+{
+	struct square_record *record = gateway->record;
+	memset(record, 0, offsetof(struct square_record, lines));
+	record->line_count = 0;
+	record->pending_count = 0;
+	snprintf(record->order, sizeof(record->order), "%s", order_id);
+	char path[400];
+	record_path(gateway, order_id, "", path, sizeof(path));
+	json_error_t parse_error;
+	json_t *root = json_load_file(path, 0, &parse_error);
+	if (root == NULL) {
+		if (access(path, F_OK) != 0 && errno == ENOENT)
+			return 0;
+		fprintf(stderr, "skuld-gateway: %s: %s\n", path, parse_error.text);
+		return -1;
+	}
+	json_t *version = json_object_get(root, "version");
+	int ok = json_is_integer(version) && json_integer_value(version) >= 1 &&
+	         actions_parse(json_object_get(root, "lines"), record->lines, &record->line_count,
+	                       0) &&
+	         actions_parse(json_object_get(root, "pending"), record->pending,
+	                       &record->pending_count, 1);
+	if (ok)
+		record->version = json_integer_value(version);
+	json_decref(root);
+	if (!ok)
+		fprintf(stderr, "skuld-gateway: %s is not an order record\n", path);
+	return ok ? 0 : -1;
+}
+
+/* Writes gateway->record durably. Returns 0 or -1. */
+static int record_store(struct gateway *gateway)
+{
+	const struct square_record *record = gateway->record;
+	char path[400], temporary[400];
+	record_path(gateway, record->order, "", path, sizeof(path));
+	record_path(gateway, record->order, ".new", temporary, sizeof(temporary));
+	json_t *root = json_pack("{s:s,s:I,s:o,s:o}", "order", record->order, "version",
+	                         (json_int_t)record->version, "lines",
+	                         actions_json(record->lines, record->line_count), "pending",
+	                         actions_json(record->pending, record->pending_count));
+	char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
+	json_decref(root);
+	int file =
+	        text != NULL ? open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+	size_t size = text != NULL ? strlen(text) : 0;
+	int ok = file >= 0 && write(file, text, size) == (ssize_t)size && fsync(file) == 0;
+	if (file >= 0)
+		ok = close(file) == 0 && ok;
+	free(text);
+	if (!ok || rename(temporary, path) != 0) {
+		fprintf(stderr, "skuld-gateway: cannot write %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	int directory = open(gateway->records_path, O_RDONLY | O_DIRECTORY);
+	if (directory >= 0) {
+		fsync(directory);
+		close(directory);
+	}
+	return 0;
+}
+
+/* Applies the record's pending facts; on success they are no longer
+ * pending (the record is rewritten; if that fails they are sent again
+ * later and REPLAYED). Returns 0, or -1 when skuld did not take them. */
+static int record_flush(struct gateway *gateway)
+{
+	struct square_record *record = gateway->record;
+	if (record->pending_count == 0)
+		return 0;
+	if (gateway_apply(gateway, record->pending, record->pending_count) != 0)
+		return -1;
+	record->pending_count = 0;
+	record_store(gateway);
+	return 0;
+}
+
+/* The order read (head, gateway->actions[0..count)) against its record:
+ * what is still pending first, then the facts of a newer version, recorded
+ * before they are sent; the returns (keyed on their own) after. Returns 0,
+ * -1 (503: try again), -2 (400: facts that do not fit). */
+static int square_apply(struct gateway *gateway, const char *order_id,
+                        const struct square_order_head *head, uint32_t count)
+{
+	struct square_record *record = gateway->record;
+	if (record_load(gateway, order_id) != 0 || record_flush(gateway) != 0)
+		return -1;
+	char error[160];
+	int added = square_record_step(record, head, gateway->actions, count, error, sizeof(error));
+	if (added < 0) {
+		fprintf(stderr, "skuld-gateway: order %s: %s\n", order_id, error);
+		return -2;
+	}
+	if (added == 0 && head->state != SQUARE_ORDER_DRAFT && record->version > head->version)
+		gateway->figures.stale++; /* read before the version applied (lagging) */
+	if (added > 0 && (record_store(gateway) != 0 || record_flush(gateway) != 0))
+		return -1;
+	/* Returned items: each keyed by its return line, applied once on its own. */
+	uint32_t returns = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		if (gateway->actions[i].kind == GATEWAY_EXPECTED_RETURN)
+			gateway->actions[returns++] = gateway->actions[i];
+	}
+	return gateway_apply(gateway, gateway->actions, returns) == 0 ? 0 : -1;
 }
 
 /* A Square notification: signed over the notification URL and the body,
@@ -610,13 +970,31 @@ static int deliver_square(struct gateway *gateway, const char *signature, const 
 		gateway->figures.duplicates++;
 		return 200;
 	}
+	if (event.kind == SQUARE_EVENT_ORDER && event.moves && event.version > 0) {
+		/* A notification of a version applied already, or older: nothing
+		 * to read (what it said is in the ledger, or was overtaken). */
+		if (record_load(gateway, event.order_id) != 0) {
+			gateway->figures.unavailable++;
+			return 503;
+		}
+		if (gateway->record->version >= event.version &&
+		    gateway->record->pending_count == 0) {
+			if (gateway->record->version > event.version)
+				gateway->figures.stale++;
+			delivery_remember(gateway, event.event_id);
+			return 200;
+		}
+	}
 	if (event.kind != SQUARE_EVENT_OTHER && event.moves) {
-		int count = square_order(gateway, event.order_id);
+		struct square_order_head head;
+		int count = square_order(gateway, event.order_id, &head);
+		if (count >= 0)
+			count = square_apply(gateway, event.order_id, &head, (uint32_t)count);
 		if (count == -2) {
 			gateway->figures.malformed++;
 			return 400;
 		}
-		if (count < 0 || gateway_apply(gateway, gateway->actions, (uint32_t)count) != 0) {
+		if (count < 0) {
 			gateway->figures.unavailable++;
 			return 503;
 		}
@@ -629,7 +1007,7 @@ int gateway_deliver(struct gateway *gateway, const char *topic, const char *deli
                     const char *signature, const void *body, size_t size)
 {
 	gateway->figures.deliveries++;
-	if (gateway->http != NULL)
+	if (gateway->square)
 		return deliver_square(gateway, signature, body, size);
 	if (!shopify_webhook_verify(gateway->config->secret, body, size, signature)) {
 		gateway->figures.unverified++;
@@ -639,9 +1017,37 @@ int gateway_deliver(struct gateway *gateway, const char *topic, const char *deli
 		gateway->figures.duplicates++;
 		return 200;
 	}
-	char error[160];
-	int count = shopify_webhook_actions(topic, body, size, gateway->actions, GATEWAY_LINES_MAX,
-	                                    error, sizeof(error));
+	char error[160] = "", order_id[GATEWAY_ID_SIZE];
+	int read_back = shopify_webhook_order(topic, body, size, order_id, error, sizeof(error));
+	if (read_back == 1 && gateway->http == NULL && strcmp(topic, "orders/edited") == 0) {
+		/* Its payload has no SKUs: without the Admin API nothing can be applied. */
+		gateway->figures.unread++;
+		fprintf(stderr,
+		        "skuld-gateway: orders/edited for order %s not applied: it is read back "
+		        "through the Admin API, and api_url is not set\n",
+		        order_id);
+		delivery_remember(gateway, delivery_id);
+		return 200;
+	}
+	int count;
+	if (read_back == 1 && gateway->http != NULL) {
+		count = shopify_order(gateway, order_id, error, sizeof(error));
+		if (count > 0 && strcmp(topic, "orders/cancelled") == 0 &&
+		    !read_back_cancelled(gateway->actions, (uint32_t)count)) {
+			/* The API does not show the cancellation yet: ask again. */
+			fprintf(stderr, "skuld-gateway: order %s read back not yet cancelled\n",
+			        order_id);
+			count = -1;
+		}
+	} else if (read_back < 0)
+		count = -2;
+	else if ((count = shopify_webhook_actions(topic, body, size, gateway->actions,
+	                                          GATEWAY_LINES_MAX, error, sizeof(error))) < 0)
+		count = -2; /* not what Shopify sends */
+	if (count == -1) {
+		gateway->figures.unavailable++;
+		return 503;
+	}
 	if (count < 0) {
 		gateway->figures.malformed++;
 		fprintf(stderr, "skuld-gateway: %s delivery %s refused: %s\n", topic,

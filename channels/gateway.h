@@ -9,7 +9,10 @@
  * spool of actions that cannot be applied yet (an SKU the ledger does not
  * know, or a channel listing the configuration does not map: an exception,
  * never a silent drop, applied once the item or the mapping exists); for
- * Square, the RetrieveOrder read of the order a notification names.
+ * Square, the RetrieveOrder read of the order a notification names and the
+ * per-order record its changes are measured against; a line's checkout hold
+ * committed instead of its SALE (the SALE when the hold is gone, counted);
+ * the actions of an exchange sent as one linked chain.
  *
  * Invariants:
  *   - A delivery is answered 200 only when every one of its actions is
@@ -18,6 +21,19 @@
  *   - An action's key depends only on the channel's ids and the action, so
  *     a duplicate delivery, a retry and a poll of the same line are
  *     answered REPLAYED by the ledger: applied once.
+ *   - A Shopify order's lines are facts that never change once made: the
+ *     order's own sale of a line (its units as first ordered) and each
+ *     committed edit's change of it (keyed by the edit's id). The ledger
+ *     holds their sum, which is what the order says now, whichever path
+ *     (webhook, read-back, poll) and order of arrival brought them.
+ *   - A Square order keeps no history, only its version: the gateway keeps a
+ *     record per order in the spool (SPOOL/square/ORDER.json: per line uid,
+ *     the units applied, and the order version last applied), written
+ *     durably before the difference it implies is submitted. The
+ *     difference's key is derived from (order, line uid, version), so a
+ *     crash between record and submit sends the same events again (REPLAYED
+ *     if they got through); a version not newer than the record's changes
+ *     nothing.
  */
 #ifndef SKULD_CHANNELS_GATEWAY_H
 #define SKULD_CHANNELS_GATEWAY_H
@@ -38,7 +54,21 @@ enum gateway_action_kind {
 	GATEWAY_CANCEL = 2,          /* SALE (the order's, same key) and RETURN to stock */
 	GATEWAY_EXPECTED_RETURN = 3, /* RETURN with EXPECTED: refunded, parcel not back */
 	GATEWAY_RESTOCK = 4,         /* RETURN to stock: a refund that cancels unfulfilled units */
+	/* Shopify order edits: one action per (edit, line), refund = the edit's id. */
+	GATEWAY_EDIT_ADD = 5,           /* SALE of the units the edit added */
+	GATEWAY_EDIT_REMOVE = 6,        /* RETURN to stock of the units it removed */
+	GATEWAY_EDIT_ADD_CANCEL = 7,    /* the edit's SALE (same key) and a RETURN: cancelled */
+	GATEWAY_EDIT_REMOVE_CANCEL = 8, /* the edit's RETURN (same key) and a SALE: cancelled */
+	/* Square: a cancelled line the gateway applied before (its record, docs/GATEWAY.md
+	   "Square order edits"): the RETURN of GATEWAY_CANCEL alone (key "cancel"), of the
+	   units the line holds. */
+	GATEWAY_CANCEL_RETURN = 9,
+	/* Shopify: the item an exchange sends out in place of the one coming back (refund =
+	   the refund's id, refund_line = the exchange line item's, line = its new line item):
+	   a SALE, linked with the refund's RETURNs (action.linked). */
+	GATEWAY_EXCHANGE_SALE = 10,
 };
+#define GATEWAY_ACTION_KIND_MAX GATEWAY_EXCHANGE_SALE
 
 struct gateway_action {
 	enum gateway_action_kind kind;
@@ -48,16 +78,24 @@ struct gateway_action {
 	uint64_t occurred_at;                   /* ns since the epoch; 0: unknown */
 	char order[GATEWAY_ID_SIZE];            /* the channel's order id */
 	char line[GATEWAY_ID_SIZE];             /* its line id */
-	char refund[GATEWAY_ID_SIZE];           /* the refund and its line, for refund actions */
+	char refund[GATEWAY_ID_SIZE];           /* the refund and its line, for refund actions;
+	                                           the order edit, for edit actions */
 	char refund_line[GATEWAY_ID_SIZE];
 	char listing[GATEWAY_ID_SIZE]; /* the channel's listing (Square: catalog object), "" if
 	                                  none; with sku "": not mapped yet (spooled) */
+	bool linked;   /* its events and the next action's are one all-or-nothing chain (an
+	                  exchange: the RETURN and the SALE of the replacement) */
+	uint64_t hold; /* SALE, CANCEL: the hold a headless checkout reserved for this line
+	                  (Shopify's `_skuld_hold` line property), committed instead of a
+	                  SALE; 0: none (docs/GATEWAY.md, "Holds") */
 };
 
 struct gateway_config {
 	char listen[64];  /* HOST:PORT for webhooks; port 0: any (printed) */
 	char server[128]; /* skuld, HOST:PORT */
 	char server_token[65];
+	char server_tls_ca[256];    /* PEM CAs: speak TLS to skuld ("" : plaintext) */
+	char server_tls_name[256];  /* name skuld's certificate carries ("" : its host) */
 	char client_id_path[256];   /* "" : a new id per run */
 	char channel[33];           /* skuld channel name: the key source */
 	char kind[16];              /* "shopify", "square" or "amazon" */
@@ -98,14 +136,18 @@ skuld_u128 gateway_key(const char *channel, const struct gateway_action *action,
 struct gateway;
 
 struct gateway_figures {
-	uint64_t deliveries;  /* webhooks received */
-	uint64_t unverified;  /* refused: bad signature (401) */
-	uint64_t duplicates;  /* delivery ids seen before */
-	uint64_t malformed;   /* bodies that are not what the channel sends (400) */
-	uint64_t applied;     /* actions the ledger applied */
-	uint64_t replayed;    /* actions it had applied already */
-	uint64_t spooled;     /* actions waiting for their SKU */
-	uint64_t unavailable; /* deliveries answered 503 (skuld did not answer) */
+	uint64_t deliveries;      /* webhooks received */
+	uint64_t unverified;      /* refused: bad signature (401) */
+	uint64_t duplicates;      /* delivery ids seen before */
+	uint64_t malformed;       /* bodies that are not what the channel sends (400) */
+	uint64_t applied;         /* actions the ledger applied */
+	uint64_t replayed;        /* actions it had applied already */
+	uint64_t spooled;         /* actions waiting for their SKU */
+	uint64_t unavailable;     /* deliveries answered 503 (skuld did not answer) */
+	uint64_t unread;          /* orders/edited not applied: no api_url to read the order */
+	uint64_t stale;           /* Square: notifications of an order version older than applied */
+	uint64_t holds_committed; /* lines sold by committing their checkout's hold */
+	uint64_t holds_gone;      /* lines whose hold was gone: sold by a SALE instead */
 };
 
 /* Starts: connects to skuld (retrying until *stop), reads the spool.

@@ -153,16 +153,39 @@ const struct gateway_poll_figures *gateway_poll_figures(const struct gateway_pol
 
 /* ---- The query and its answer -------------------------------------------------------- */
 
+/* An order's fields, with AGREEMENTS sales agreements (the order and its
+ * edits) of SALES product sales each (both numbers as text). */
+#define ORDER_FIELDS(AGREEMENTS, SALES)                                                            \
+	"id legacyResourceId createdAt updatedAt cancelledAt sourceName physicalLocation { id }"   \
+	" lineItems(first: 20) { pageInfo { hasNextPage } nodes { id sku quantity "                \
+	"customAttributes { key value } } }"                                                       \
+	" agreements(first: " AGREEMENTS ") { pageInfo { hasNextPage } nodes {"                    \
+	" id reason happenedAt sales(first: " SALES ") { pageInfo { hasNextPage }"                 \
+	" nodes { quantity ... on ProductSale { lineItem { id sku } } } } } }"
+
 static const char ORDERS_QUERY[] =
         "query SkuldOrders($first: Int!, $after: String, $query: String!) {"
         " orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {"
         " pageInfo { hasNextPage endCursor }"
-        " edges { cursor node { id legacyResourceId createdAt updatedAt cancelledAt"
-        " sourceName physicalLocation { id }"
-        " lineItems(first: 20) { pageInfo { hasNextPage } nodes { id sku quantity } }"
-        " } } } }";
+        " edges { cursor node { " ORDER_FIELDS("5", "10") " } } } }";
+
+/* One order, read back for its orders/edited or orders/cancelled webhook:
+ * room for more edits than a page of orders could afford, at about 310
+ * points (it shares the shop's bucket with the poll). */
+static const char ORDER_QUERY[] =
+        "query SkuldOrder($id: ID!) { order(id: $id) { " ORDER_FIELDS("10", "10") " } }";
 
 _Static_assert(GATEWAY_POLL_LINES == 20, "the query asks for 20 line items");
+
+char *gateway_order_body(const char *order_id)
+{
+	char gid[96];
+	snprintf(gid, sizeof(gid), "gid://shopify/Order/%s", order_id);
+	json_t *root = json_pack("{s:s,s:{s:s}}", "query", ORDER_QUERY, "variables", "id", gid);
+	char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
+	json_decref(root);
+	return text;
+}
 
 char *gateway_poll_body(const char *since, const char *after)
 {
@@ -231,9 +254,134 @@ static int throttled(json_t *errors)
 	return 0;
 }
 
+/* One change an order edit made to a line; or, with edit "", the units the
+ * order itself sold on it (its ORDER agreement). */
+struct edit_fact {
+	char edit[GATEWAY_ID_SIZE];
+	char line[GATEWAY_ID_SIZE];
+	char sku[SKULD_CODE_SIZE + 1];
+	int64_t quantity; /* signed: > 0 added, < 0 removed */
+	uint64_t happened_ns;
+};
+
+#define EDIT_FACTS 256u
+
+/* The ORDER_EDIT agreements of an order into facts (summed per edit and
+ * line). Returns how many, or -1 with a reason in page->message when the
+ * agreements are cut short (more than the query asked for) or malformed:
+ * the order's edits cannot be known, so nothing of it is applied. No
+ * agreements field at all: no edits. *ordered is set when the ORDER
+ * agreement was read (its sales, edit "", are the order's own units). */
+static int edit_facts(json_t *node, const char *order_id, struct gateway_poll_page *page,
+                      struct edit_fact *facts, int *ordered)
+{
+	*ordered = 0;
+	json_t *connection = json_object_get(node, "agreements");
+	if (connection == NULL || json_is_null(connection))
+		return 0;
+	json_t *agreements = json_object_get(connection, "nodes");
+	if (!json_is_array(agreements) ||
+	    json_is_true(json_object_get(json_object_get(connection, "pageInfo"), "hasNextPage"))) {
+		snprintf(page->message, sizeof(page->message),
+		         "order %s: more sales agreements (edits) than one read holds", order_id);
+		return -1;
+	}
+	uint32_t count = 0;
+	size_t i, j;
+	json_t *agreement, *sale;
+	json_array_foreach(agreements, i, agreement)
+	{
+		const char *reason = json_string_value(json_object_get(agreement, "reason"));
+		int original = reason != NULL && strcmp(reason, "ORDER") == 0;
+		if (!original && (reason == NULL || strcmp(reason, "ORDER_EDIT") != 0))
+			continue; /* refunds, returns */
+		char edit[GATEWAY_ID_SIZE];
+		uint64_t happened_ns = 0;
+		json_t *sales = json_object_get(json_object_get(agreement, "sales"), "nodes");
+		if (!gid_tail(json_object_get(agreement, "id"), edit) || !json_is_array(sales) ||
+		    !shopify_time_parse(json_string_value(json_object_get(agreement, "happenedAt")),
+		                        &happened_ns) ||
+		    json_is_true(json_object_get(
+		            json_object_get(json_object_get(agreement, "sales"), "pageInfo"),
+		            "hasNextPage"))) {
+			snprintf(page->message, sizeof(page->message),
+			         "order %s: an edit without id, happenedAt or all its sales",
+			         order_id);
+			return -1;
+		}
+		if (original) {
+			edit[0] = '\0';
+			*ordered = 1;
+		}
+		json_array_foreach(sales, j, sale)
+		{
+			json_t *item = json_object_get(sale, "lineItem");
+			json_t *quantity = json_object_get(sale, "quantity");
+			if (item == NULL || json_is_null(item))
+				continue; /* not a product sale: shipping, a fee, a tip */
+			char line[GATEWAY_ID_SIZE];
+			if (!gid_tail(json_object_get(item, "id"), line) ||
+			    !json_is_integer(quantity) || json_integer_value(quantity) < -1000000 ||
+			    json_integer_value(quantity) > 1000000) {
+				snprintf(page->message, sizeof(page->message),
+				         "order %s edit %s: a sale without line or quantity",
+				         order_id, edit);
+				return -1;
+			}
+			struct edit_fact *fact = NULL;
+			for (uint32_t k = 0; k < count && fact == NULL; k++)
+				if (strcmp(facts[k].edit, edit) == 0 &&
+				    strcmp(facts[k].line, line) == 0)
+					fact = &facts[k];
+			if (fact == NULL) {
+				if (count == EDIT_FACTS) {
+					snprintf(page->message, sizeof(page->message),
+					         "order %s: more edited lines than one read holds",
+					         order_id);
+					return -1;
+				}
+				fact = &facts[count++];
+				memset(fact, 0, sizeof(*fact));
+				snprintf(fact->edit, sizeof(fact->edit), "%s", edit);
+				snprintf(fact->line, sizeof(fact->line), "%s", line);
+				fact->happened_ns = happened_ns;
+			}
+			const char *sku = json_string_value(json_object_get(item, "sku"));
+			if (sku != NULL && strlen(sku) <= SKULD_CODE_SIZE)
+				snprintf(fact->sku, sizeof(fact->sku), "%s", sku);
+			fact->quantity += json_integer_value(quantity);
+		}
+	}
+	return (int)count;
+}
+
+/* The units the order itself sold on a line: its ORDER agreement's sales
+ * when read (ordered), else the line's quantity less the units its edits
+ * added. */
+static int64_t own_units(const struct edit_fact *facts, int count, int ordered, const char *line,
+                         int64_t quantity)
+{
+	int64_t own = ordered ? 0 : quantity;
+	for (int i = 0; i < count; i++) {
+		if (strcmp(facts[i].line, line) != 0)
+			continue;
+		if (facts[i].edit[0] == '\0')
+			own += facts[i].quantity;
+		else if (!ordered && facts[i].quantity > 0)
+			own -= facts[i].quantity;
+	}
+	return own;
+}
+
+static int order_lines(json_t *node, const char *order_id, const char *location, int cancelled,
+                       uint64_t created_ns, struct gateway_poll_page *page, struct edit_fact *facts,
+                       struct gateway_action *actions, uint32_t room);
+
 /* One order into actions; returns how many, or -1 (logged in page) when
  * the order cannot be read. Lines without a SKU or with quantity 0 are
- * skipped (counted), as no ledger event can come of them. */
+ * skipped (counted), as no ledger event can come of them. A line's own
+ * SALE is its quantity less the units edits added; each edit's change of a
+ * line is one more action, keyed by the edit. */
 static int order_actions(json_t *node, struct gateway_poll_page *page,
                          struct gateway_action *actions, uint32_t room, uint64_t *updated_s)
 {
@@ -268,6 +416,27 @@ static int order_actions(json_t *node, struct gateway_poll_page *page,
 		        order_id, GATEWAY_POLL_LINES);
 		page->skipped++;
 	}
+	struct edit_fact *facts = calloc(EDIT_FACTS, sizeof(*facts));
+	if (facts == NULL) {
+		snprintf(page->message, sizeof(page->message), "order %s: out of memory", order_id);
+		return -1;
+	}
+	int ret = order_lines(node, order_id, location, cancelled != NULL, created_ns, page, facts,
+	                      actions, room);
+	free(facts);
+	return ret;
+}
+
+/* The lines and edits of an order (read by order_actions) into actions. */
+static int order_lines(json_t *node, const char *order_id, const char *location, int cancelled,
+                       uint64_t created_ns, struct gateway_poll_page *page, struct edit_fact *facts,
+                       struct gateway_action *actions, uint32_t room)
+{
+	json_t *lines = json_object_get(json_object_get(node, "lineItems"), "nodes");
+	int ordered = 0;
+	int fact_count = edit_facts(node, order_id, page, facts, &ordered);
+	if (fact_count < 0)
+		return -1;
 	uint32_t count = 0;
 	size_t i;
 	json_t *line;
@@ -283,7 +452,15 @@ static int order_actions(json_t *node, struct gateway_poll_page *page,
 			         "order %s: a line without id or a quantity 0..1000000", order_id);
 			return -1;
 		}
-		if (json_integer_value(quantity) == 0)
+		int64_t own = own_units(facts, fact_count, ordered, line_id,
+		                        json_integer_value(quantity));
+		if (own < 0 || own > json_integer_value(quantity)) {
+			snprintf(page->message, sizeof(page->message),
+			         "order %s: line %s: its own units and its edits do not add up",
+			         order_id, line_id);
+			return -1;
+		}
+		if (own == 0)
 			continue;
 		if (sku == NULL || strlen(sku) > SKULD_CODE_SIZE) {
 			fprintf(stderr, "skuld-gateway: poll: order %s line %s has no usable SKU\n",
@@ -295,12 +472,43 @@ static int order_actions(json_t *node, struct gateway_poll_page *page,
 			return (int)room + 1; /* does not fit */
 		struct gateway_action *action = &actions[count++];
 		memset(action, 0, sizeof(*action));
-		action->kind = cancelled != NULL ? GATEWAY_CANCEL : GATEWAY_SALE;
-		action->quantity = json_integer_value(quantity);
+		action->kind = cancelled ? GATEWAY_CANCEL : GATEWAY_SALE;
+		action->quantity = own;
+		action->hold = shopify_line_hold(json_object_get(line, "customAttributes"), "key");
 		action->occurred_at = created_ns;
 		snprintf(action->sku, sizeof(action->sku), "%s", sku);
 		snprintf(action->order, sizeof(action->order), "%s", order_id);
 		snprintf(action->line, sizeof(action->line), "%s", line_id);
+		snprintf(action->channel_location, sizeof(action->channel_location), "%s",
+		         location);
+	}
+	/* The edits, after the lines: a cancellation's RETURN of a line comes
+	 * before the SALE that undoes an edit's removal. */
+	for (int k = 0; k < fact_count; k++) {
+		const struct edit_fact *fact = &facts[k];
+		if (fact->quantity == 0 || fact->edit[0] == '\0')
+			continue; /* no change, or the order's own units (above) */
+		if (fact->sku[0] == '\0') {
+			fprintf(stderr,
+			        "skuld-gateway: order %s edit %s: line %s has no usable SKU\n",
+			        order_id, fact->edit, fact->line);
+			page->skipped++;
+			continue;
+		}
+		if (count == room)
+			return (int)room + 1;
+		struct gateway_action *action = &actions[count++];
+		memset(action, 0, sizeof(*action));
+		if (fact->quantity > 0)
+			action->kind = cancelled ? GATEWAY_EDIT_ADD_CANCEL : GATEWAY_EDIT_ADD;
+		else
+			action->kind = cancelled ? GATEWAY_EDIT_REMOVE_CANCEL : GATEWAY_EDIT_REMOVE;
+		action->quantity = fact->quantity > 0 ? fact->quantity : -fact->quantity;
+		action->occurred_at = fact->happened_ns;
+		snprintf(action->sku, sizeof(action->sku), "%s", fact->sku);
+		snprintf(action->order, sizeof(action->order), "%s", order_id);
+		snprintf(action->line, sizeof(action->line), "%s", fact->line);
+		snprintf(action->refund, sizeof(action->refund), "%s", fact->edit);
 		snprintf(action->channel_location, sizeof(action->channel_location), "%s",
 		         location);
 	}
@@ -389,6 +597,42 @@ void gateway_poll_read(long http_status, const char *body, size_t size,
 		           max);
 	}
 	json_decref(root);
+}
+
+int gateway_order_read(long http_status, const char *body, size_t size,
+                       struct gateway_action *actions, uint32_t max, char *error, size_t error_size)
+{
+	struct gateway_poll_page page;
+	memset(&page, 0, sizeof(page));
+	json_t *root = body != NULL ? json_loadb(body, size, 0, NULL) : NULL;
+	json_t *node = json_object_get(json_object_get(root, "data"), "order");
+	int ret;
+	json_t *errors = json_object_get(root, "errors");
+	if (http_status != 200 || root == NULL || errors != NULL) {
+		const char *code = json_string_value(json_object_get(
+		        json_object_get(json_array_get(errors, 0), "extensions"), "code"));
+		snprintf(error, error_size, "HTTP %ld%s%s", http_status,
+		         root == NULL     ? ", not JSON"
+		         : errors != NULL ? ", GraphQL error "
+		                          : "",
+		         errors != NULL ? (code != NULL ? code : "(no code)") : "");
+		ret = -1;
+	} else if (node == NULL || json_is_null(node)) {
+		snprintf(error, error_size, "no such order");
+		ret = -2;
+	} else {
+		uint64_t updated_s = 0;
+		ret = order_actions(node, &page, actions, max, &updated_s);
+		if (ret > (int)max) {
+			snprintf(error, error_size, "more actions than one apply holds");
+			ret = -2;
+		} else if (ret < 0) {
+			snprintf(error, error_size, "%s", page.message);
+			ret = -2;
+		}
+	}
+	json_decref(root);
+	return ret;
 }
 
 /* ---- The step ------------------------------------------------------------------------ */
@@ -494,7 +738,10 @@ void gateway_poll_step(struct gateway_poll *poll, uint64_t now_ns, gateway_poll_
 		uint64_t after_ms = response.retry_after_ms;
 		if (refill_ns != PACE_NEVER && refill_ns / 1000000ull > after_ms)
 			after_ms = refill_ns / 1000000ull;
-		fail_later(poll, now_ns, after_ms);
+		/* Throttled is not failing: the webhooks' read-backs share the
+		 * bucket. Wait for the refill, without growing the backoff, so the
+		 * safety net is not starved for a minute by a burst of edits. */
+		poll->next_ns = now_ns + (after_ms > 100 ? after_ms : 100) * 1000000ull;
 		return;
 	}
 	if (page.outcome != GATEWAY_POLL_OK) {

@@ -7,8 +7,17 @@
  * newline, rewritten through a temporary file, fsync and rename), the
  * orders query and its pages, the cost bucket (pace.h) and the backoff of
  * failed or throttled calls, and the translation of an order into actions:
- *   every order      orders/create's actions (a SALE per line, same keys);
- *   a cancelled one  orders/cancelled's actions (the SALE and the RETURN).
+ *   every order      orders/create's actions (a SALE per line, same keys,
+ *                    of the units the order itself sold: its ORDER sales
+ *                    agreement's, else the line's quantity less what edits
+ *                    added), and per committed order edit
+ *                    (its ORDER_EDIT sales agreement) and line the change:
+ *                    units added a SALE, units removed a RETURN to stock,
+ *                    keyed by the edit's id;
+ *   a cancelled one  orders/cancelled's actions (the SALE and the RETURN),
+ *                    and each edit's change with its undoing.
+ * The same translation reads one order back for the orders/edited and
+ * orders/cancelled webhooks (gateway_order_read).
  * Applying them is the caller's (gateway_apply under the gateway's lock),
  * so a line is applied once whichever path, webhook or poll, comes first.
  *
@@ -32,7 +41,7 @@
 
 #include "gateway.h"
 
-#define GATEWAY_POLL_ORDERS 10u /* orders per page (a query of about 460 points) */
+#define GATEWAY_POLL_ORDERS 5u  /* orders per page (a query of about 940 points) */
 #define GATEWAY_POLL_LINES  20u /* line items read per order */
 
 struct gateway_poll;
@@ -114,5 +123,20 @@ struct gateway_poll_page {
 void gateway_poll_read(long http_status, const char *body, size_t size,
                        struct gateway_poll_page *page, struct gateway_action *actions,
                        uint32_t max);
+
+/* ---- One order, read back (orders/edited, orders/cancelled) ---------------- */
+
+/* The JSON body of the query for one order (its numeric id), with its
+ * lines and sales agreements. malloc'd, NULL when out of memory. */
+char *gateway_order_body(const char *order_id);
+
+/* Reads the answer to gateway_order_body's query into actions (room for
+ * max): the same actions the poll makes of the order. Returns how many,
+ * -1 when the answer is not usable (no answer, not 200, GraphQL errors:
+ * try again), -2 when the order cannot be applied (unknown, malformed,
+ * too large), with a reason in error. */
+int gateway_order_read(long http_status, const char *body, size_t size,
+                       struct gateway_action *actions, uint32_t max, char *error,
+                       size_t error_size);
 
 #endif /* SKULD_CHANNELS_GATEWAY_POLL_H */

@@ -94,6 +94,29 @@ int shopify_time_parse(const char *text, uint64_t *out)
 	return 1;
 }
 
+uint64_t shopify_line_hold(json_t *list, const char *name_field)
+{
+	size_t i;
+	json_t *entry;
+	json_array_foreach(list, i, entry)
+	{
+		const char *name = json_string_value(json_object_get(entry, name_field));
+		if (name == NULL || strcmp(name, SHOPIFY_HOLD_PROPERTY) != 0)
+			continue;
+		const char *value = json_string_value(json_object_get(entry, "value"));
+		uint64_t hold = 0;
+		if (value == NULL || value[0] == '\0' || strlen(value) > 20)
+			return 0;
+		for (const char *c = value; *c != '\0'; c++) {
+			if (*c < '0' || *c > '9' || hold > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
+				return 0;
+			hold = hold * 10 + (uint64_t)(*c - '0');
+		}
+		return hold;
+	}
+	return 0;
+}
+
 static int sku_text(json_t *value, char out[SKULD_CODE_SIZE + 1])
 {
 	const char *text = json_string_value(value);
@@ -170,7 +193,55 @@ static int order_lines(struct reader *reader, json_t *order, enum gateway_action
 		if (!shopify_id_text(json_object_get(line, "id"), action->line) ||
 		    !sku_text(json_object_get(line, "sku"), action->sku))
 			return fail(reader, "a line has no id, or its sku is missing or too long");
+		action->hold = shopify_line_hold(json_object_get(line, "properties"), "name");
 	}
+	return 0;
+}
+
+/* An exchange: the refund's return (refund.return) sends items out in place
+ * of those coming back, exchange_line_items [{id, quantity, line_item: {id,
+ * sku}}]. Each is a SALE (GATEWAY_EXCHANGE_SALE), and the refund's actions
+ * and these become one linked chain: the return and the replacement apply
+ * together or not at all. */
+static int exchange_lines(struct reader *reader, json_t *refund, const char *refund_id,
+                          const char *order_id, uint64_t occurred_at)
+{
+	json_t *lines = json_object_get(json_object_get(refund, "return"), "exchange_line_items");
+	if (lines == NULL || json_is_null(lines))
+		return 0;
+	if (!json_is_array(lines))
+		return fail(reader, "return.exchange_line_items is not a list");
+	uint32_t first = reader->count;
+	size_t i;
+	json_t *line;
+	json_array_foreach(lines, i, line)
+	{
+		json_t *quantity = json_object_get(line, "quantity");
+		json_t *item = json_object_get(line, "line_item");
+		if (!json_is_integer(quantity) || json_integer_value(quantity) < 0 ||
+		    json_integer_value(quantity) > 1000000)
+			return fail(reader, "an exchange line's quantity is not 0..1000000");
+		if (json_integer_value(quantity) == 0)
+			continue;
+		struct gateway_action *action = next(reader);
+		if (action == NULL)
+			return fail(reader, "more lines than one delivery may carry");
+		action->kind = GATEWAY_EXCHANGE_SALE;
+		action->quantity = json_integer_value(quantity);
+		action->occurred_at = occurred_at;
+		snprintf(action->order, sizeof(action->order), "%s", order_id);
+		snprintf(action->refund, sizeof(action->refund), "%s", refund_id);
+		if (!shopify_id_text(json_object_get(line, "id"), action->refund_line) ||
+		    !shopify_id_text(json_object_get(item, "id"), action->line) ||
+		    !sku_text(json_object_get(item, "sku"), action->sku))
+			return fail(reader,
+			            "an exchange line has no id, line_item.id or line_item.sku");
+	}
+	if (reader->count == first)
+		return 0;
+	/* The delivery's actions are the refund's, then these: one chain. */
+	for (uint32_t k = 0; k + 1 < reader->count; k++)
+		reader->actions[k].linked = true;
 	return 0;
 }
 
@@ -223,7 +294,26 @@ static int refund_lines(struct reader *reader, json_t *refund)
 		/* A restock at a store names it; else the online location. */
 		shopify_id_text(json_object_get(line, "location_id"), action->channel_location);
 	}
-	return 0;
+	return exchange_lines(reader, refund, refund_id, order_id, occurred_at);
+}
+
+int shopify_webhook_order(const char *topic, const void *body, size_t size,
+                          char order_id[GATEWAY_ID_SIZE], char *error, size_t error_size)
+{
+	int edited = topic != NULL && strcmp(topic, "orders/edited") == 0;
+	if (topic == NULL || (!edited && strcmp(topic, "orders/cancelled") != 0))
+		return 0;
+	json_t *root = json_loadb(body, size, 0, NULL);
+	json_t *id = edited ? json_object_get(json_object_get(root, "order_edit"), "order_id")
+	                    : json_object_get(root, "id");
+	int ok = shopify_id_text(id, order_id);
+	json_decref(root);
+	if (!ok) {
+		snprintf(error, error_size, "%s",
+		         edited ? "no order_edit.order_id" : "no order id");
+		return -1;
+	}
+	return 1;
 }
 
 int shopify_webhook_actions(const char *topic, const void *body, size_t size,

@@ -17,7 +17,13 @@
  *                    RETURN (incoming, until the parcel is scanned in);
  *                    "cancel": a RETURN to stock (part of an order
  *                    cancelled before fulfilment; its SALE is the order's);
- *                    "no_restock": nothing.
+ *                    "no_restock": nothing;
+ *   orders/edited    nothing by itself: its payload names the order and the
+ *                    lines' deltas, without SKUs, so the gateway reads the
+ *                    order back (shopify_webhook_order, gateway_poll.h) and
+ *                    applies each edit's change as a fact keyed by the edit.
+ * A line carrying the property `_skuld_hold` (a headless checkout's hold id,
+ * in decimal) is sold by committing that hold (action.hold; gateway.h).
  * Every action's key derives from the shop, the order (or refund) and line
  * ids and the action, so the same line is applied once however often and in
  * whatever order it arrives.
@@ -52,6 +58,13 @@ int shopify_webhook_actions(const char *topic, const void *body, size_t size,
                             struct gateway_action *actions, uint32_t max, char *error,
                             size_t error_size);
 
+/* The order a delivery of topic is about, for the topics the gateway reads
+ * back from the Admin API when it can (orders/edited: order_edit.order_id;
+ * orders/cancelled: id). Returns 1 with the id in order_id, 0 for another
+ * topic, -1 with a reason in error for a body without the id. */
+int shopify_webhook_order(const char *topic, const void *body, size_t size,
+                          char order_id[GATEWAY_ID_SIZE], char *error, size_t error_size);
+
 /* RFC 3339 text ("2026-11-27T09:30:00-05:00", fraction optional) as ns
  * since the epoch into *out. Returns 1, or 0 for anything else. */
 int shopify_time_parse(const char *text, uint64_t *out);
@@ -60,5 +73,14 @@ int shopify_time_parse(const char *text, uint64_t *out);
  * characters shorter than GATEWAY_ID_SIZE. Returns 1, or 0 when missing or
  * malformed. */
 int shopify_id_text(json_t *value, char out[GATEWAY_ID_SIZE]);
+
+#define SHOPIFY_HOLD_PROPERTY "_skuld_hold" /* a line property: the hold to commit */
+
+/* The hold a line's properties name: list is REST's `properties`
+ * ([{name, value}], name_field "name") or GraphQL's `customAttributes`
+ * ([{key, value}], name_field "key"). The value is the hold id in decimal,
+ * 1..2^64-1. Returns it, or 0 when the line names none or the value is not
+ * a hold id (the line is then sold by a SALE). */
+uint64_t shopify_line_hold(json_t *list, const char *name_field);
 
 #endif /* SKULD_CHANNELS_GATEWAY_SHOPIFY_H */

@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,9 @@ int square_event_read(const void *body, size_t size, struct square_event *event,
 			goto done;
 		}
 		const char *state = json_string_value(json_object_get(summary, "state"));
+		json_t *version = json_object_get(summary, "version");
+		if (json_is_integer(version) && json_integer_value(version) > 0)
+			event->version = json_integer_value(version);
 		event->kind = SQUARE_EVENT_ORDER;
 		event->moves = state == NULL || strcmp(state, "DRAFT") != 0;
 	} else if (strcmp(type, "refund.created") == 0 || strcmp(type, "refund.updated") == 0) {
@@ -125,6 +129,7 @@ done:
 
 struct reader {
 	const struct gateway_config *config;
+	struct square_order_head *head;
 	struct gateway_action *actions;
 	uint32_t count;
 	uint32_t max;
@@ -181,6 +186,13 @@ static int order_read(struct reader *reader, json_t *order)
 	    (closed == NULL && created != NULL && !shopify_time_parse(created, &occurred_at)))
 		return fail(reader->error, reader->error_size,
 		            "closed_at or created_at is not an RFC 3339 time");
+	json_t *version = json_object_get(order, "version");
+	const char *updated = json_string_value(json_object_get(order, "updated_at"));
+	if ((version != NULL && (!json_is_integer(version) || json_integer_value(version) < 1)) ||
+	    (updated != NULL && !shopify_time_parse(updated, &reader->head->updated_at)))
+		return fail(reader->error, reader->error_size,
+		            "version is not a positive integer or updated_at not a time");
+	reader->head->version = version != NULL ? json_integer_value(version) : 0;
 	enum gateway_action_kind kind;
 	if (strcmp(state, "OPEN") == 0 || strcmp(state, "COMPLETED") == 0)
 		kind = GATEWAY_SALE;
@@ -191,6 +203,7 @@ static int order_read(struct reader *reader, json_t *order)
 	else
 		return fail(reader->error, reader->error_size,
 		            "the order's state is not one Square sends");
+	reader->head->state = kind == GATEWAY_SALE ? SQUARE_ORDER_OPEN : SQUARE_ORDER_CANCELED;
 	json_t *lines = json_object_get(order, "line_items");
 	size_t i;
 	json_t *line;
@@ -238,7 +251,17 @@ int square_order_actions(const struct gateway_config *config, const void *body, 
                          struct gateway_action *actions, uint32_t max, char *error,
                          size_t error_size)
 {
+	struct square_order_head head;
+	return square_order_read(config, body, size, &head, actions, max, error, error_size);
+}
+
+int square_order_read(const struct gateway_config *config, const void *body, size_t size,
+                      struct square_order_head *head, struct gateway_action *actions, uint32_t max,
+                      char *error, size_t error_size)
+{
+	memset(head, 0, sizeof(*head));
 	struct reader reader = {.config = config,
+	                        .head = head,
 	                        .actions = actions,
 	                        .max = max,
 	                        .error = error,
@@ -249,4 +272,124 @@ int square_order_actions(const struct gateway_config *config, const void *body, 
 	int ret = order_read(&reader, json_object_get(root, "order"));
 	json_decref(root);
 	return ret < 0 ? -1 : (int)reader.count;
+}
+
+/* ---- The record of an order's lines (square_record_step) ------------------------ */
+
+struct step {
+	struct square_record *record;
+	const struct square_order_head *head;
+	uint32_t added; /* facts appended */
+};
+
+static struct gateway_action *fact(struct step *step, const struct gateway_action *line,
+                                   enum gateway_action_kind kind, int64_t quantity)
+{
+	struct square_record *record = step->record;
+	if (record->pending_count == GATEWAY_LINES_MAX)
+		return NULL;
+	struct gateway_action *out = &record->pending[record->pending_count++];
+	*out = *line;
+	out->kind = kind;
+	out->quantity = quantity;
+	step->added++;
+	return out;
+}
+
+/* The difference between units (what the order says now) and what line
+ * holds, keyed by the version. 0 when it does not fit. */
+static int difference(struct step *step, struct gateway_action *line, int64_t units)
+{
+	int64_t delta = units - line->quantity;
+	if (delta == 0)
+		return 1;
+	struct gateway_action *out =
+	        fact(step, line, delta > 0 ? GATEWAY_EDIT_ADD : GATEWAY_EDIT_REMOVE,
+	             delta > 0 ? delta : -delta);
+	if (out == NULL)
+		return 0;
+	snprintf(out->refund, sizeof(out->refund), "v%lld", (long long)step->head->version);
+	out->refund_line[0] = '\0';
+	if (step->head->updated_at != 0)
+		out->occurred_at = step->head->updated_at;
+	line->quantity = units;
+	return 1;
+}
+
+/* A line already recorded, as the order now says (units; cancelled). */
+static int line_step(struct step *step, struct gateway_action *line, int64_t units, bool cancelled)
+{
+	if (line->kind == GATEWAY_CANCEL)
+		return 1; /* cancelled before: its units are back */
+	if (!difference(step, line, units))
+		return 0;
+	if (!cancelled)
+		return 1;
+	/* GATEWAY_CANCEL's RETURN (key "cancel", no time: byte for byte the one
+	   a first sight of the cancelled line sends), of the units it holds. */
+	if (line->quantity > 0) {
+		struct gateway_action *out =
+		        fact(step, line, GATEWAY_CANCEL_RETURN, line->quantity);
+		if (out == NULL)
+			return 0;
+		out->occurred_at = 0;
+	}
+	line->kind = GATEWAY_CANCEL;
+	line->quantity = 0;
+	return 1;
+}
+
+static struct gateway_action *record_line(struct square_record *record, const char *uid)
+{
+	for (uint32_t i = 0; i < record->line_count; i++) {
+		if (strcmp(record->lines[i].line, uid) == 0)
+			return &record->lines[i];
+	}
+	return NULL;
+}
+
+int square_record_step(struct square_record *record, const struct square_order_head *head,
+                       const struct gateway_action *actions, uint32_t count, char *error,
+                       size_t error_size)
+{
+	if (head->state == SQUARE_ORDER_DRAFT)
+		return 0;
+	if (head->version < 1)
+		return fail(error, error_size, "the order has no version");
+	if (record->version != 0 && head->version <= record->version)
+		return 0; /* stale or repeated: applied already */
+	struct square_record *work = record;
+	struct step step = {.record = work, .head = head};
+	bool cancelled = head->state == SQUARE_ORDER_CANCELED;
+	bool seen[GATEWAY_LINES_MAX] = {false};
+	int ok = 1;
+	for (uint32_t i = 0; i < count && ok; i++) {
+		const struct gateway_action *action = &actions[i];
+		if (action->kind != GATEWAY_SALE && action->kind != GATEWAY_CANCEL)
+			continue;
+		struct gateway_action *line = record_line(work, action->line);
+		if (line == NULL) {
+			/* First sight: the action as it is (keys "sale", "cancel"). */
+			ok = work->line_count < GATEWAY_LINES_MAX &&
+			     fact(&step, action, action->kind, action->quantity) != NULL;
+			if (!ok)
+				break;
+			seen[work->line_count] = true;
+			line = &work->lines[work->line_count++];
+			*line = *action;
+			line->quantity = cancelled ? 0 : action->quantity;
+			continue;
+		}
+		seen[line - work->lines] = true;
+		ok = line_step(&step, line, action->quantity, cancelled);
+	}
+	/* Lines the order no longer lists (removed, or 0 units). */
+	for (uint32_t i = 0; i < work->line_count && ok; i++) {
+		if (!seen[i])
+			ok = line_step(&step, &work->lines[i], 0, cancelled);
+	}
+	if (!ok)
+		return fail(error, error_size, "more changes than one delivery may carry");
+	work->version = head->version;
+	return (int)step.added;
 }

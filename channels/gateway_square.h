@@ -23,6 +23,12 @@
  * configuration's listing map (gateway_listing_sku). A line whose object is
  * not mapped keeps its catalog_object_id (action.listing) and is spooled as
  * an exception until the map names it.
+ * Square keeps no history of an order's changes, only its version: what a
+ * line gives is measured against the gateway's record of the order
+ * (struct square_record, square_record_step): a first sight is the action
+ * above, a newer version the difference of each line's units (keyed by the
+ * version), a cancellation the return of what the line holds, a stale or
+ * repeated version nothing.
  * Square's notifications carry a summary of the order (order_created,
  * order_updated: order_id, state, version) or the refund (order_id,
  * status), never its lines: the gateway reads the order through
@@ -61,6 +67,7 @@ struct square_event {
 	char event_id[GATEWAY_ID_SIZE];
 	char order_id[GATEWAY_ID_SIZE]; /* the order to read; "" for OTHER */
 	int moves;                      /* 0: nothing to read (a DRAFT, a failed refund) */
+	int64_t version;                /* ORDER: the summary's order version; 0: not given */
 };
 
 /* Reads a notification's envelope. Returns 0, or -1 with a reason in error
@@ -75,6 +82,67 @@ int square_event_read(const void *body, size_t size, struct square_event *event,
 int square_order_actions(const struct gateway_config *config, const void *body, size_t size,
                          struct gateway_action *actions, uint32_t max, char *error,
                          size_t error_size);
+
+enum square_order_state {
+	SQUARE_ORDER_DRAFT = 0,
+	SQUARE_ORDER_OPEN = 1, /* OPEN or COMPLETED: its lines are sold */
+	SQUARE_ORDER_CANCELED = 2,
+};
+
+/* What an order says besides its lines. */
+struct square_order_head {
+	enum square_order_state state;
+	int64_t version;     /* Square's order version (1, 2, ...); 0: the answer has none */
+	uint64_t updated_at; /* ns since the epoch; 0: not given */
+};
+
+/* square_order_actions, and the order's state, version and updated_at into
+ * head. A line's action is its first sight: a SALE (OPEN, COMPLETED) or a
+ * CANCEL (CANCELED) of its quantity now; square_record_step turns them into
+ * the facts still to apply. */
+int square_order_read(const struct gateway_config *config, const void *body, size_t size,
+                      struct square_order_head *head, struct gateway_action *actions, uint32_t max,
+                      char *error, size_t error_size);
+
+/* What the gateway has applied of one Square order: Square keeps no history
+ * of an order's changes, only its version, so the difference between what
+ * the order says now and what was applied is computed against this record
+ * (kept by the gateway in its spool, durably, before the difference is
+ * submitted; docs/GATEWAY.md, "Square order edits"). */
+struct square_record {
+	char order[GATEWAY_ID_SIZE];
+	int64_t version; /* the order version last applied; 0: none yet */
+	uint32_t line_count;
+	/* Per line uid (line): kind GATEWAY_SALE, or GATEWAY_CANCEL once cancelled;
+	   quantity = the units the ledger holds for it once pending is applied;
+	   listing, sku, channel_location, occurred_at as first seen. */
+	struct gateway_action lines[GATEWAY_LINES_MAX];
+	uint32_t pending_count;
+	/* Facts recorded but not yet acknowledged by the ledger: sent again, byte
+	   for byte (same keys), until they are. */
+	struct gateway_action pending[GATEWAY_LINES_MAX];
+};
+
+/* Brings record to the order read (head, and its line actions from
+ * square_order_read; other actions are ignored): for a version newer than
+ * the record's, appends to record->pending the facts that make the ledger
+ * hold what the order says now, each with its own key:
+ *   a line not seen before      its first-sight action (SALE or CANCEL,
+ *                               keys "sale", "cancel");
+ *   a line whose units changed  EDIT_ADD or EDIT_REMOVE of the difference,
+ *                               refund = "v" + version (a line gone from the
+ *                               order counts as 0 units);
+ *   a line cancelled            the difference to its last units, then
+ *                               CANCEL_RETURN of them (key "cancel");
+ *   a line cancelled before     nothing.
+ * The record's lines and version follow. A version not newer than the
+ * record's (a stale or repeated notification) changes nothing. Returns the
+ * number of facts appended, or -1 with a reason in error when the order has
+ * no version or the facts do not fit (record is then half changed: read it
+ * again from where it is kept). */
+int square_record_step(struct square_record *record, const struct square_order_head *head,
+                       const struct gateway_action *actions, uint32_t count, char *error,
+                       size_t error_size);
 
 /* A Square quantity ("2", "2.000") as whole units into *out. Returns 1, or
  * 0 for a fraction, a negative value, more than 1,000,000 or not a number. */

@@ -34,6 +34,8 @@ static enum keyfile_verdict config_key(void *context, const char *key, const cha
 	} texts[] = {
 	        {"server", config->server, sizeof(config->server)},
 	        {"server_token", config->server_token, sizeof(config->server_token)},
+	        {"server_tls_ca", config->server_tls_ca, sizeof(config->server_tls_ca)},
+	        {"server_tls_name", config->server_tls_name, sizeof(config->server_tls_name)},
 	        {"client_id_path", config->client_id_path, sizeof(config->client_id_path)},
 	        {"channel", config->channel, sizeof(config->channel)},
 	        {"kind", config->kind, sizeof(config->kind)},
@@ -579,6 +581,9 @@ int push_worker_run(const struct push_worker_config *config, const struct push_d
 	options.address = address;
 	options.token = config->server_token;
 	options.client_name = "skuld-push";
+	options.tls_ca_file = config->server_tls_ca[0] != '\0' ? config->server_tls_ca : NULL;
+	options.tls_server_name =
+	        config->server_tls_name[0] != '\0' ? config->server_tls_name : NULL;
 	options.client_id_path = config->client_id_path[0] != '\0' ? config->client_id_path : NULL;
 	int ret = worker->cache.slots == NULL || worker->round == NULL || address == NULL
 	                  ? -ENOMEM

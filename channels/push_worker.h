@@ -35,6 +35,8 @@
 struct push_worker_config {
 	char server[128];                 /* skuld address, HOST:PORT */
 	char server_token[65];            /* REGISTER token */
+	char server_tls_ca[256];          /* PEM CAs: speak TLS to skuld ("" : plaintext) */
+	char server_tls_name[256];        /* name skuld's certificate carries ("" : its host) */
 	char client_id_path[256];         /* where the worker's client id is kept ("" : per run) */
 	char channel[33];                 /* skuld channel name */
 	char kind[16];                    /* "shopify" */

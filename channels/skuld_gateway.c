@@ -289,9 +289,11 @@ int main(int argc, char **argv)
 	        "skuld-gateway: deliveries %" PRIu64 " (%" PRIu64 " unverified, %" PRIu64
 	        " duplicates, %" PRIu64 " malformed, %" PRIu64
 	        " answered 503), actions applied %" PRIu64 ", already applied %" PRIu64
-	        ", spooled %" PRIu64 "\n",
+	        ", spooled %" PRIu64 ", stale %" PRIu64 ", holds committed %" PRIu64
+	        ", holds gone (sold) %" PRIu64 "\n",
 	        figures->deliveries, figures->unverified, figures->duplicates, figures->malformed,
-	        figures->unavailable, figures->applied, figures->replayed, figures->spooled);
+	        figures->unavailable, figures->applied, figures->replayed, figures->spooled,
+	        figures->stale, figures->holds_committed, figures->holds_gone);
 	gateway_close(gateway);
 	return 0;
 }

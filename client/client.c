@@ -61,12 +61,12 @@ static uint32_t or_default(uint32_t value, uint32_t fallback)
 /* Splits "HOST:PORT" or "[V6]:PORT" into two heap strings. 0 or -EINVAL/-ENOMEM. */
 static int address_split(const char *address, char **host, char **port)
 {
-	size_t length = strnlen(address, ADDRESS_SIZE_MAX);
+	size_t length = strlen(address);
 	const char *colon = strrchr(address, ':');
 	const char *host_begin = address;
 	size_t host_length;
 
-	if (length == 0 || length == ADDRESS_SIZE_MAX || colon == NULL || colon[1] == '\0')
+	if (length == 0 || length >= ADDRESS_SIZE_MAX || colon == NULL || colon[1] == '\0')
 		return -EINVAL;
 	host_length = (size_t)(colon - address);
 	if (host_length >= 2 && address[0] == '[' && address[host_length - 1] == ']') {
@@ -109,6 +109,7 @@ static void client_free(struct skuld_client *client)
 	pthread_mutex_destroy(&client->lock);
 	pthread_cond_destroy(&client->io_wake);
 	pthread_cond_destroy(&client->state_wake);
+	skuld__tls_free(client);
 	free(client->request.slices);
 	free(client->send_buffer);
 	free(client->receive_buffer);
@@ -168,6 +169,8 @@ SKULD_EXTERN int skuld_client_create(skuld_client **out, const struct skuld_opti
 		               options->client_name, 1);
 	if (rc == 0)
 		rc = client_identity(client, options);
+	if (rc == 0)
+		rc = skuld__tls_setup(client, options);
 	if (rc != 0) {
 		client_free(client);
 		return rc;
@@ -178,6 +181,10 @@ SKULD_EXTERN int skuld_client_create(skuld_client **out, const struct skuld_opti
 	client->options.token = NULL;
 	client->options.client_name = NULL;
 	client->options.client_id_path = NULL;
+	client->options.tls_ca_file = NULL;
+	client->options.tls_server_name = NULL;
+	client->options.tls_cert_file = NULL;
+	client->options.tls_key_file = NULL;
 	client->options.timeout_ms = or_default(options->timeout_ms, DEFAULT_TIMEOUT_MS);
 	client->options.connect_timeout_ms =
 	        or_default(options->connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS);
@@ -433,6 +440,7 @@ SKULD_EXTERN int skuld_query(skuld_client *client, const struct skuld_query *que
 	           request.kind == SKULD_QUERY_LOCATION_LEVELS ||
 	           request.kind == SKULD_QUERY_CHANNEL || request.kind == SKULD_QUERY_PUSH ||
 	           request.kind == SKULD_QUERY_PUSH_ALL || request.kind == SKULD_QUERY_EXCEPTIONS ||
+	           request.kind == SKULD_QUERY_DISCREPANCIES ||
 	           (request.kind == SKULD_QUERY_LISTING && request.item == 0);
 	if (list) {
 		if (request.limit == 0 || request.limit > capacity)
@@ -563,4 +571,29 @@ SKULD_EXTERN int skuld_stats(skuld_client *client, struct skuld_stats *out, uint
 	call.reply_record_size = sizeof(*out);
 	call.reply_capacity = 1;
 	return call_run(client, &call, timeout_ms);
+}
+
+SKULD_EXTERN int skuld_stats_all(skuld_client *client, struct skuld_stats_all *out,
+                                 uint32_t *records, uint32_t timeout_ms)
+{
+	static_assert(sizeof(struct skuld_stats_all) ==
+	                      SKULD_STATS_RECORDS * SKULD_STATS_RECORD_SIZE,
+	              "stats records");
+	struct skuld_stats_all all;
+	struct skuld__call call = {.operation = SKULD_OP_STATS};
+	int rc;
+
+	if (out == NULL)
+		return -EINVAL;
+	memset(&all, 0, sizeof(all));
+	call.reply = &all;
+	call.reply_record_size = SKULD_STATS_RECORD_SIZE;
+	call.reply_capacity = SKULD_STATS_RECORDS;
+	rc = call_run(client, &call, timeout_ms);
+	if (rc != 0)
+		return rc;
+	*out = all;
+	if (records != NULL)
+		*records = call.reply_count;
+	return 0;
 }

@@ -142,13 +142,26 @@ struct skuld_client {
 	struct skuld__request request;
 	uint64_t calls, requests, events, resends, connects, replayed;
 
+	/* TLS: set at create when options ask for it (io.c), read-only after. */
+	struct ssl_ctx_st *tls_context; /* OpenSSL SSL_CTX; NULL: plaintext */
+	char *tls_server_name;          /* the name the certificate must carry */
+
 	/* I/O thread only. */
 	int fd;
+	struct ssl_st *tls;            /* the connection's OpenSSL SSL while fd is TLS; else NULL */
 	unsigned char *send_buffer;    /* header + up to SKULD_BODY_SIZE_MAX */
 	unsigned char *receive_buffer; /* header + up to SKULD_BODY_SIZE_MAX */
 	uint32_t send_size;            /* bytes of the frame in send_buffer */
 	uint64_t random_state;         /* back-off jitter */
 };
+
+/* Sets up TLS from options (io.c): nothing when neither tls_ca_file nor
+ * tls_server_name is set. Returns 0, -EINVAL (a CA, certificate or key file
+ * that cannot be loaded) or -ENOMEM. */
+int skuld__tls_setup(struct skuld_client *client, const struct skuld_options *options);
+
+/* Frees what skuld__tls_setup made. */
+void skuld__tls_free(struct skuld_client *client);
 
 /* Starts the I/O thread (io.c); called with the lock held, once. */
 int skuld__io_start(struct skuld_client *client);

@@ -413,6 +413,7 @@ static const struct status_text status_texts[] = {
         {SKULD_HOLD_NOT_DUE, "the hold is not yet due to expire"},
         {SKULD_CHAIN_TOO_LONG, "the linked chain is longer than the server allows"},
         {SKULD_DENIED, "this token's role may not post this event"},
+        {SKULD_DISCREPANCY_UNKNOWN, "no discrepancy is remembered for this item and location"},
         {SKULD_ERR_MAGIC, "not a skuld frame"},
         {SKULD_ERR_VERSION, "no protocol version in common with the server"},
         {SKULD_ERR_OPERATION, "unknown operation"},
@@ -432,6 +433,7 @@ static const struct status_text status_texts[] = {
         {SKULD_ERR_BUSY, "the server is overloaded; retry later"},
         {SKULD_ERR_QUERY, "malformed query or lookup"},
         {SKULD_ERR_DENIED, "this token's role may not ask that"},
+        {SKULD_ERR_TLS_REQUIRED, "the server takes TLS connections only (give a CA file)"},
 };
 
 /* Library errors that strerror words for system calls, not for a ledger. */
@@ -442,6 +444,7 @@ static const struct status_text errno_texts[] = {
         {EMSGSIZE, "more events than one request may carry"},
         {EAGAIN, "too many calls waiting on this client"},
         {EPROTO, "the server sent a frame that breaks the protocol"},
+        {EKEYREJECTED, "the server's TLS certificate did not verify (CA file, server name)"},
         {ECONNRESET, "the server closed the connection"},
         {ECONNREFUSED, "connection refused (is the server running?)"},
         {EHOSTUNREACH, "cannot resolve or reach the server's address"},

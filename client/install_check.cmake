@@ -42,7 +42,7 @@ if(NOT shared_output MATCHES "^not enough stock available [0-9a-f]+ ERR_TOKEN\n$
 endif()
 
 # The same program against libskuld.a (pkg-config --static for its deps).
-run(${env} sh -c "${CC} ${EXTRA_FLAGS} hello.c $(pkg-config --cflags skuld) -L${prefix}/${LIBDIR} -Wl,-Bstatic -lskuld -Wl,-Bdynamic $(pkg-config --static --libs-only-l libxxhash) -pthread -o hello-static"
+run(${env} sh -c "${CC} ${EXTRA_FLAGS} hello.c $(pkg-config --cflags skuld) -L${prefix}/${LIBDIR} -Wl,-Bstatic -lskuld -Wl,-Bdynamic $(pkg-config --static --libs-only-l libxxhash libssl libcrypto) -pthread -o hello-static"
     WORKING_DIRECTORY ${WORK_DIR})
 run(${WORK_DIR}/hello-static)
 if(NOT RUN_OUTPUT STREQUAL shared_output)

@@ -23,17 +23,31 @@
  *
  * Every wait is bounded: poll() with the attempt's deadline and the wake
  * eventfd, which becomes readable for good when the client closes.
+ *
+ * TLS (options tls_ca_file / tls_server_name): the same socket, non-blocking,
+ * under an OpenSSL SSL; the handshake runs right after connect, before
+ * REGISTER, and verifies the server's chain against the CA file and its name
+ * (DNS name, or IP address) against tls_server_name or the address's host.
+ * Every byte then goes through SSL_read / SSL_write, which say which way
+ * to poll (WANT_READ / WANT_WRITE). A certificate that does not verify is
+ * -EKEYREJECTED; the token is never sent.
  */
 #include "client_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 /* ---- Waiting and byte transfer (no lock held) ----------------------------- */
 
@@ -61,50 +75,91 @@ static int fd_wait(struct skuld_client *client, int fd, short events, uint64_t d
 	}
 }
 
-static int send_all(struct skuld_client *client, int fd, const unsigned char *bytes, size_t size,
-                    uint64_t deadline)
+/* -EAGAIN with *events set when OpenSSL must wait for the socket; else the
+ * error an SSL call's failure stands for. */
+static ssize_t tls_result(SSL *ssl, int n, short *events)
 {
-	size_t sent = 0;
+	int reason = SSL_get_error(ssl, n);
 
-	while (sent < size) {
-		ssize_t n = send(fd, bytes + sent, size - sent, MSG_NOSIGNAL);
+	ERR_clear_error();
+	if (reason == SSL_ERROR_WANT_READ) {
+		*events = POLLIN;
+		return -EAGAIN;
+	}
+	if (reason == SSL_ERROR_WANT_WRITE) {
+		*events = POLLOUT;
+		return -EAGAIN;
+	}
+	if (reason == SSL_ERROR_SYSCALL && errno == EINTR)
+		return -EINTR;
+	if (reason == SSL_ERROR_ZERO_RETURN || reason == SSL_ERROR_SYSCALL)
+		return -ECONNRESET;
+	return -EPROTO;
+}
+
+/* One send or receive of at most size bytes, through TLS when the client
+ * has a session: > 0 bytes moved; -EAGAIN with *events to poll for; -EINTR;
+ * -ECONNRESET when the peer closed; another -errno. */
+static ssize_t transfer(struct skuld_client *client, int fd, const unsigned char *out,
+                        unsigned char *in, size_t size, short *events)
+{
+	ssize_t n;
+
+	if (client->tls != NULL) {
+		int chunk = size > INT32_MAX ? INT32_MAX : (int)size;
+
+		ERR_clear_error();
+		n = out != NULL ? SSL_write(client->tls, out, chunk)
+		                : SSL_read(client->tls, in, chunk);
+		return n > 0 ? n : tls_result(client->tls, (int)n, events);
+	}
+	n = out != NULL ? send(fd, out, size, MSG_NOSIGNAL) : recv(fd, in, size, 0);
+	if (n > 0)
+		return n;
+	if (n == 0)
+		return -ECONNRESET;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		*events = out != NULL ? POLLOUT : POLLIN;
+		return -EAGAIN;
+	}
+	return -errno;
+}
+
+/* Sends size bytes from out, or receives them into in, by the deadline. */
+static int transfer_all(struct skuld_client *client, int fd, const unsigned char *out,
+                        unsigned char *in, size_t size, uint64_t deadline)
+{
+	size_t done = 0;
+
+	while (done < size) {
+		short events = 0;
+		ssize_t n = transfer(client, fd, out != NULL ? out + done : NULL,
+		                     in != NULL ? in + done : NULL, size - done, &events);
 
 		if (n > 0) {
-			sent += (size_t)n;
-		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int rc = fd_wait(client, fd, POLLOUT, deadline);
+			done += (size_t)n;
+		} else if (n == -EAGAIN) {
+			int rc = fd_wait(client, fd, events, deadline);
 
 			if (rc != 0)
 				return rc;
-		} else if (n < 0 && errno != EINTR) {
-			return -errno;
+		} else if (n != -EINTR) {
+			return (int)n;
 		}
 	}
 	return 0;
 }
 
+static int send_all(struct skuld_client *client, int fd, const unsigned char *bytes, size_t size,
+                    uint64_t deadline)
+{
+	return transfer_all(client, fd, bytes, NULL, size, deadline);
+}
+
 static int receive_exact(struct skuld_client *client, int fd, unsigned char *bytes, size_t size,
                          uint64_t deadline)
 {
-	size_t received = 0;
-
-	while (received < size) {
-		ssize_t n = recv(fd, bytes + received, size - received, 0);
-
-		if (n > 0) {
-			received += (size_t)n;
-		} else if (n == 0) {
-			return -ECONNRESET;
-		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			int rc = fd_wait(client, fd, POLLIN, deadline);
-
-			if (rc != 0)
-				return rc;
-		} else if (errno != EINTR) {
-			return -errno;
-		}
-	}
-	return 0;
+	return transfer_all(client, fd, NULL, bytes, size, deadline);
 }
 
 /* Reads one frame into buffer and checks it as PROTOCOL.md section 6 says.
@@ -211,6 +266,110 @@ static int socket_connect(struct skuld_client *client, uint64_t deadline)
 	}
 	freeaddrinfo(addresses);
 	return fd >= 0 ? fd : rc;
+}
+
+/* ---- TLS (no lock held, except setup and free) ---------------------------- */
+
+int skuld__tls_setup(struct skuld_client *client, const struct skuld_options *options)
+{
+	const char *name =
+	        options->tls_server_name != NULL ? options->tls_server_name : client->host;
+	const char *key =
+	        options->tls_key_file != NULL ? options->tls_key_file : options->tls_cert_file;
+	SSL_CTX *context;
+	int ok;
+
+	if (options->tls_ca_file == NULL && options->tls_server_name == NULL)
+		return 0;
+	context = SSL_CTX_new(TLS_client_method());
+	client->tls_server_name = strdup(name);
+	if (context == NULL || client->tls_server_name == NULL) {
+		SSL_CTX_free(context);
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	client->tls_context = context;
+	ok = SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) == 1;
+	if (ok && options->tls_ca_file != NULL)
+		ok = SSL_CTX_load_verify_locations(context, options->tls_ca_file, NULL) == 1;
+	else if (ok)
+		ok = SSL_CTX_set_default_verify_paths(context) == 1;
+	if (ok && options->tls_cert_file != NULL)
+		ok = SSL_CTX_use_certificate_chain_file(context, options->tls_cert_file) == 1 &&
+		     SSL_CTX_use_PrivateKey_file(context, key, SSL_FILETYPE_PEM) == 1 &&
+		     SSL_CTX_check_private_key(context) == 1;
+	ERR_clear_error();
+	if (!ok)
+		return -EINVAL;
+	SSL_CTX_set_verify(context, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(context,
+	                 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_options(context, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	return 0;
+}
+
+void skuld__tls_free(struct skuld_client *client)
+{
+	SSL_CTX_free(client->tls_context);
+	client->tls_context = NULL;
+	free(client->tls_server_name);
+	client->tls_server_name = NULL;
+}
+
+/* Forgets the connection's TLS session (a close_notify is tried, never
+ * waited for). */
+static void tls_drop(struct skuld_client *client)
+{
+	if (client->tls == NULL)
+		return;
+	if (SSL_is_init_finished(client->tls))
+		SSL_shutdown(client->tls);
+	ERR_clear_error();
+	SSL_free(client->tls);
+	client->tls = NULL;
+}
+
+/* The TLS handshake on a connected fd: the server's chain must verify
+ * against the CA and carry tls_server_name (an IP address is matched as
+ * one). Returns 0 with client->tls set, -EKEYREJECTED when the certificate
+ * does not verify, -ENOMEM, or the error that ended the attempt. */
+static int tls_handshake(struct skuld_client *client, int fd, uint64_t deadline)
+{
+	const char *name = client->tls_server_name;
+	unsigned char address[16];
+	SSL *ssl = SSL_new(client->tls_context);
+	int is_address =
+	        inet_pton(AF_INET, name, address) == 1 || inet_pton(AF_INET6, name, address) == 1;
+	int rc = 0;
+
+	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
+		SSL_free(ssl);
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	if (is_address)
+		rc = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? 0 : -EINVAL;
+	else if (SSL_set1_host(ssl, name) != 1 || SSL_set_tlsext_host_name(ssl, name) != 1)
+		rc = -EINVAL;
+	client->tls = ssl;
+	while (rc == 0) {
+		short events = 0;
+		int n;
+
+		ERR_clear_error();
+		n = SSL_connect(ssl);
+		if (n == 1)
+			return 0;
+		rc = (int)tls_result(ssl, n, &events);
+		if (SSL_get_verify_result(ssl) != X509_V_OK)
+			rc = -EKEYREJECTED;
+		if (rc == -EAGAIN)
+			rc = fd_wait(client, fd, events, deadline);
+		else if (rc == -EINTR)
+			rc = 0;
+	}
+	tls_drop(client);
+	return rc;
 }
 
 /* Sends REGISTER on fd and reads the reply into *reply. Returns 0, a
@@ -340,9 +499,15 @@ static int io_connect(struct skuld_client *client)
 
 	pthread_mutex_unlock(&client->lock);
 	fd = socket_connect(client, deadline);
-	rc = fd < 0 ? fd : register_exchange(client, fd, deadline, &reply);
-	if (rc != 0 && fd >= 0)
+	rc = fd < 0 ? fd : 0;
+	if (rc == 0 && client->tls_context != NULL)
+		rc = tls_handshake(client, fd, deadline);
+	if (rc == 0)
+		rc = register_exchange(client, fd, deadline, &reply);
+	if (rc != 0 && fd >= 0) {
+		tls_drop(client);
 		close(fd);
+	}
 	pthread_mutex_lock(&client->lock);
 	client->attempts++;
 	if (rc == 0) {
@@ -449,7 +614,7 @@ static int reply_apply(struct skuld_client *client)
 	if (request->slices[0].call != NULL) {
 		struct skuld__call *call = request->slices[0].call;
 
-		if (request->operation == SKULD_OP_STATS && header->count != 1)
+		if (request->operation == SKULD_OP_STATS && header->count < 1)
 			return -EPROTO;
 		records_deliver(call, header, body);
 	}
@@ -479,6 +644,7 @@ static int io_exchange(struct skuld_client *client)
 
 static void connection_drop(struct skuld_client *client)
 {
+	tls_drop(client);
 	if (client->fd >= 0)
 		close(client->fd);
 	client->fd = -1;
@@ -530,7 +696,15 @@ static void *io_main(void *argument)
 {
 	struct skuld_client *client = argument;
 	uint32_t backoff = 0;
+	sigset_t pipe_signal;
 
+	/* OpenSSL writes to the socket with write(), not send(MSG_NOSIGNAL): a
+	 * peer that closed must not kill the program with SIGPIPE. Blocked in
+	 * this thread only, the signal stays pending here and write() says
+	 * EPIPE. */
+	sigemptyset(&pipe_signal);
+	sigaddset(&pipe_signal, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_signal, NULL);
 	pthread_mutex_lock(&client->lock);
 	while (!client->closing) {
 		int rc;

@@ -22,7 +22,8 @@
 #define COMPONENTS_MAX 64
 
 static const char usage_text[] =
-        "usage: skuldctl [--server HOST:PORT] [--json] [--token T] [--key K] COMMAND ...\n"
+        "usage: skuldctl [--server HOST:PORT] [--json] [--token T] [--key K] [--tls-ca FILE]\n"
+        "                COMMAND ...\n"
         "\n"
         "Catalog:\n"
         "  define-item SKU [--barcode B] [--scale N]\n"
@@ -55,10 +56,15 @@ static const char usage_text[] =
         "  chain-head\n"
         "Channels:\n"
         "  channels [NAME...]                  listings, dirty items, last push, exception\n"
-        "  exceptions [--channel NAME]         open channel exceptions\n"
+        "  exceptions [--channel NAME | --discrepancies [--location LOC]] [--all]\n"
+        "                                      open channel exceptions and stock discrepancies\n"
+        "  acknowledge SKU@LOC                 acknowledge the discrepancy of SKU at LOC (admin)\n"
         "\n"
         "Server: --server, else $SKULD_SERVER, else 127.0.0.1:7878. Token: --token or "
         "$SKULD_TOKEN.\n"
+        "TLS: --tls-ca FILE or $SKULD_TLS_CA (the CA the server's certificate must chain to;\n"
+        "the name checked is the server's host, or --tls-server-name / "
+        "$SKULD_TLS_SERVER_NAME).\n"
         "--key K makes a movement idempotent: the same command with the same K is applied\n"
         "once (the repeat prints \"already applied\"). Without it every run is a new movement.\n"
         "Definitions and imports are always idempotent.\n"
@@ -82,8 +88,9 @@ struct args {
 	int option_count;
 };
 
-static const char *const flag_options[] = {"--json", "--dry-run",    "--damaged",    "--open",
-                                           "--help", "--in-transit", "--prometheus", NULL};
+static const char *const flag_options[] = {
+        "--json",       "--dry-run",    "--damaged",       "--open", "--help",
+        "--in-transit", "--prometheus", "--discrepancies", "--all",  NULL};
 
 static int is_flag(const char *name)
 {
@@ -1140,6 +1147,86 @@ static int cmd_hold_action(struct ctl *ctl, struct args *args, const char *comma
 	return hold_print(ctl, command, verb, hold, &result, scale, NULL);
 }
 
+/* ---- Exceptions and discrepancies --------------------------------------------- */
+
+/* `exceptions`: channel exceptions and discrepancies; --channel NAME keeps
+ * one channel's exceptions, --discrepancies (and --location) only
+ * discrepancies. */
+static int cmd_exceptions(struct ctl *ctl, struct args *args)
+{
+	int only_discrepancies = 0, all = 0;
+	const char *name = option(args, "--channel", NULL);
+	const char *location = option(args, "--location", NULL);
+	option(args, "--discrepancies", &only_discrepancies);
+	option(args, "--all", &all);
+	int rc = options_all_used(args, "exceptions");
+	if (rc != 0)
+		return rc;
+	if (args->positional_count != 1 || (name != NULL && (only_discrepancies || location)))
+		return usage_error(
+		        "usage: exceptions [--channel NAME | --discrepancies [--location "
+		        "LOC]] [--all]%s",
+		        "");
+	struct ctl_exception_filter filter = {
+	        .channels = location == NULL && !only_discrepancies,
+	        .discrepancies = name == NULL,
+	        .acknowledged = all,
+	};
+	if (location != NULL) {
+		struct place_ref place;
+		memset(&place, 0, sizeof(place));
+		if ((rc = copy_code(place.code, location, strlen(location), "location")) != 0)
+			return rc;
+		if ((rc = ctl_connect(ctl)) != CTL_EXIT_OK ||
+		    (rc = place_resolve(ctl, &place)) != 0)
+			return rc;
+		filter.location = place.id;
+	}
+	return ctl_exceptions(ctl, name, &filter);
+}
+
+/* `acknowledge SKU@LOC`: a DISCREPANCY_ACK event (admin tokens only). */
+static int cmd_acknowledge(struct ctl *ctl, struct args *args)
+{
+	struct item_ref item;
+	struct place_ref place;
+	int rc = options_all_used(args, "acknowledge");
+	if (rc != 0)
+		return rc;
+	if (args->positional_count != 2)
+		return usage_error("usage: acknowledge SKU@LOC%s", "");
+	if ((rc = split_target(args->positional[1], &item, &place, 0, 0)) != 0)
+		return rc;
+	if ((rc = ctl_connect(ctl)) != CTL_EXIT_OK || (rc = item_resolve(ctl, &item)) != 0 ||
+	    (rc = place_resolve(ctl, &place)) != 0)
+		return rc;
+	char action[96];
+	snprintf(action, sizeof(action), "acknowledge %" PRIu32 " %" PRIu32, item.id, place.id);
+	struct skuld_event event;
+	memset(&event, 0, sizeof(event));
+	event.kind = SKULD_DISCREPANCY_ACK;
+	event.key = ctl_movement_key(ctl, 0, action);
+	event.item = item.id;
+	event.location = place.id;
+	struct skuld_result result;
+	if ((rc = ctl_submit(ctl, &event, 1, &result)) != CTL_EXIT_OK)
+		return rc;
+	if (result.status != SKULD_OK)
+		return refused(ctl, "acknowledge", result.status);
+	if (ctl->json) {
+		printf("{\"command\":\"acknowledge\",\"sku\":");
+		ctl_json_string(stdout, item.sku);
+		printf(",\"location\":");
+		ctl_json_string(stdout, place.code);
+		printf(",\"replayed\":%s}\n",
+		       (result.flags & SKULD_RESULT_REPLAYED) ? "true" : "false");
+	} else {
+		printf("discrepancy of %s at %s acknowledged%s\n", item.sku, place.code,
+		       (result.flags & SKULD_RESULT_REPLAYED) ? " (already applied)" : "");
+	}
+	return CTL_EXIT_OK;
+}
+
 /* ---- Queries ------------------------------------------------------------------- */
 
 static int cmd_level(struct ctl *ctl, struct args *args)
@@ -1357,9 +1444,69 @@ static int cmd_chain_head(struct ctl *ctl, struct args *args)
 	return CTL_EXIT_OK;
 }
 
+/* Prints one figure of `stats`, as text or as a JSON member. */
+static void stats_field(const struct ctl *ctl, const char *name, uint64_t value, int *first)
+{
+	if (ctl->json)
+		printf("%s\"%s\":%" PRIu64, *first ? "{" : ",", name, value);
+	else
+		printf("%-22s %" PRIu64 "\n", name, value);
+	*first = 0;
+}
+
+/* STATS records 1 and 2 (docs/PROTOCOL.md section 14): the limit counters,
+ * the SUBMIT latency histogram (one line per bucket, its upper bound in
+ * microseconds; "inf" for the last) and the non-zero ERROR counts by name. */
+static void stats_limits_print(const struct ctl *ctl, const struct skuld_stats_all *all, int *first)
+{
+	const struct skuld_stats_limits *limits = &all->limits;
+	const struct {
+		const char *name;
+		uint64_t value;
+	} fields[] = {
+	        {"frames_oversize", limits->frames_oversize},
+	        {"closed_slow", limits->closed_slow},
+	        {"closed_unregistered", limits->closed_unregistered},
+	        {"closed_idle", limits->closed_idle},
+	        {"closed_stalled", limits->closed_stalled},
+	        {"reply_waits", limits->reply_waits},
+	        {"pool_waits", limits->pool_waits},
+	        {"recv_paused", limits->recv_paused},
+	        {"denied_events", limits->denied_events},
+	        {"denied_reads", limits->denied_reads},
+	        {"tokens_refused", limits->tokens_refused},
+	        {"sessions_busy", limits->sessions_busy},
+	        {"latency_count", limits->latency_count},
+	        {"latency_sum_ns", limits->latency_sum_ns},
+	        {"latency_max_ns", limits->latency_max_ns},
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		stats_field(ctl, fields[i].name, fields[i].value, first);
+	for (uint32_t i = 0; i < SKULD_STATS_LATENCY_BUCKETS; i++) {
+		char name[40];
+		if (i + 1 < SKULD_STATS_LATENCY_BUCKETS)
+			snprintf(name, sizeof(name), "latency_le_%lluus",
+			         (SKULD_STATS_LATENCY_BASE_NS << i) / 1000ull);
+		else
+			snprintf(name, sizeof(name), "latency_le_inf");
+		stats_field(ctl, name, limits->latency_bucket[i], first);
+	}
+	for (uint32_t i = 0; i < sizeof(all->rejects.rejected) / sizeof(uint64_t); i++) {
+		if (all->rejects.rejected[i] == 0)
+			continue;
+		char name[48];
+		snprintf(name, sizeof(name), "rejected_%s", skuld_status_name(100 + i));
+		for (char *c = name; *c != '\0'; c++)
+			*c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+		stats_field(ctl, name, all->rejects.rejected[i], first);
+	}
+}
+
 static int cmd_stats(struct ctl *ctl, struct args *args)
 {
-	struct skuld_stats stats;
+	struct skuld_stats_all all;
+	const struct skuld_stats *stats = &all.server;
+	uint32_t records = 0;
 	int prometheus = 0;
 	option(args, "--prometheus", &prometheus);
 	int rc = options_all_used(args, "stats");
@@ -1371,51 +1518,48 @@ static int cmd_stats(struct ctl *ctl, struct args *args)
 		return ctl_stats_prometheus(ctl);
 	if ((rc = ctl_connect(ctl)) != CTL_EXIT_OK)
 		return rc;
-	rc = skuld_stats(ctl->client, &stats, CTL_TIMEOUT_MS);
+	rc = skuld_stats_all(ctl->client, &all, &records, CTL_TIMEOUT_MS);
 	if (rc != 0)
 		return ctl_fail(rc, "stats");
 	const struct {
 		const char *name;
 		uint64_t value;
 	} fields[] = {
-	        {"uptime_ns", stats.uptime_ns},
-	        {"connections_open", stats.connections_open},
-	        {"connections_accepted", stats.connections_accepted},
-	        {"connections_refused", stats.connections_refused},
-	        {"sessions", stats.sessions},
-	        {"requests", stats.requests},
-	        {"requests_retried", stats.requests_retried},
-	        {"events", stats.events},
-	        {"events_expired", stats.events_expired},
-	        {"queries", stats.queries},
-	        {"frames_rejected", stats.frames_rejected},
-	        {"log_bytes", stats.log_bytes},
-	        {"log_writes", stats.log_writes},
-	        {"event_durable", stats.event_durable},
-	        {"write_durable", stats.write_durable},
-	        {"group_records_last", stats.group_records_last},
-	        {"group_records_max", stats.group_records_max},
-	        {"group_events_last", stats.group_events_last},
-	        {"group_events_max", stats.group_events_max},
-	        {"fsync_ns_last", stats.fsync_ns_last},
-	        {"fsync_ns_max", stats.fsync_ns_max},
-	        {"fsync_ns_total", stats.fsync_ns_total},
-	        {"holds_open", stats.holds_open},
-	        {"memory_bytes", stats.memory_bytes},
-	        {"log_segment", stats.log_segment},
-	        {"disk_free_bytes", stats.disk_free_bytes},
-	        {"disk_alarm", stats.disk_alarm},
+	        {"uptime_ns", stats->uptime_ns},
+	        {"connections_open", stats->connections_open},
+	        {"connections_accepted", stats->connections_accepted},
+	        {"connections_refused", stats->connections_refused},
+	        {"sessions", stats->sessions},
+	        {"requests", stats->requests},
+	        {"requests_retried", stats->requests_retried},
+	        {"events", stats->events},
+	        {"events_expired", stats->events_expired},
+	        {"queries", stats->queries},
+	        {"frames_rejected", stats->frames_rejected},
+	        {"log_bytes", stats->log_bytes},
+	        {"log_writes", stats->log_writes},
+	        {"event_durable", stats->event_durable},
+	        {"write_durable", stats->write_durable},
+	        {"group_records_last", stats->group_records_last},
+	        {"group_records_max", stats->group_records_max},
+	        {"group_events_last", stats->group_events_last},
+	        {"group_events_max", stats->group_events_max},
+	        {"fsync_ns_last", stats->fsync_ns_last},
+	        {"fsync_ns_max", stats->fsync_ns_max},
+	        {"fsync_ns_total", stats->fsync_ns_total},
+	        {"holds_open", stats->holds_open},
+	        {"memory_bytes", stats->memory_bytes},
+	        {"log_segment", stats->log_segment},
+	        {"disk_free_bytes", stats->disk_free_bytes},
+	        {"disk_alarm", stats->disk_alarm},
 	};
-	size_t count = sizeof(fields) / sizeof(fields[0]);
+	int first = 1;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		stats_field(ctl, fields[i].name, fields[i].value, &first);
+	if (records >= 2) /* an older server sends the first record only */
+		stats_limits_print(ctl, &all, &first);
 	if (ctl->json)
-		printf("{");
-	for (size_t i = 0; i < count; i++) {
-		if (ctl->json)
-			printf("\"%s\":%" PRIu64 "%s", fields[i].name, fields[i].value,
-			       i + 1 < count ? "," : "}\n");
-		else
-			printf("%-22s %" PRIu64 "\n", fields[i].name, fields[i].value);
-	}
+		printf("}\n");
 	return CTL_EXIT_OK;
 }
 
@@ -1498,15 +1642,10 @@ static int run(struct ctl *ctl, struct args *args)
 			return rc;
 		return ctl_channels(ctl, &args->positional[1], args->positional_count - 1);
 	}
-	if (strcmp(command, "exceptions") == 0) {
-		const char *name = option(args, "--channel", NULL);
-		int rc = options_all_used(args, "exceptions");
-		if (rc != 0)
-			return rc;
-		if (args->positional_count != 1)
-			return usage_error("usage: exceptions [--channel NAME]%s", "");
-		return ctl_exceptions(ctl, name);
-	}
+	if (strcmp(command, "exceptions") == 0)
+		return cmd_exceptions(ctl, args);
+	if (strcmp(command, "acknowledge") == 0)
+		return cmd_acknowledge(ctl, args);
 	return usage_error("unknown command '%s'", command);
 }
 
@@ -1519,6 +1658,12 @@ int main(int argc, char **argv)
 	if (ctl.server == NULL || ctl.server[0] == '\0')
 		ctl.server = "127.0.0.1:7878";
 	ctl.token = getenv("SKULD_TOKEN");
+	ctl.tls_ca = getenv("SKULD_TLS_CA");
+	ctl.tls_name = getenv("SKULD_TLS_SERVER_NAME");
+	if (ctl.tls_ca != NULL && ctl.tls_ca[0] == '\0')
+		ctl.tls_ca = NULL;
+	if (ctl.tls_name != NULL && ctl.tls_name[0] == '\0')
+		ctl.tls_name = NULL;
 	int rc = args_parse(&args, argc - 1, argv + 1);
 	if (rc != 0)
 		return rc;
@@ -1533,6 +1678,10 @@ int main(int argc, char **argv)
 		ctl.server = value;
 	if ((value = option(&args, "--token", NULL)) != NULL)
 		ctl.token = value;
+	if ((value = option(&args, "--tls-ca", NULL)) != NULL)
+		ctl.tls_ca = value;
+	if ((value = option(&args, "--tls-server-name", NULL)) != NULL)
+		ctl.tls_name = value;
 	if ((value = option(&args, "--key", NULL)) != NULL)
 		ctl.key = value;
 	if ((value = option(&args, "--idempotency", NULL)) != NULL)

@@ -40,6 +40,8 @@ struct ctl {
 	skuld_client *client; /* NULL until ctl_connect */
 	const char *server;   /* "HOST:PORT" */
 	const char *token;    /* may be NULL */
+	const char *tls_ca;   /* --tls-ca / $SKULD_TLS_CA: speak TLS, verify with it; or NULL */
+	const char *tls_name; /* --tls-server-name / $SKULD_TLS_SERVER_NAME, or NULL */
 	const char *key;      /* --key: idempotency source for movements, or NULL */
 	int json;             /* --json */
 	uint32_t events_max;  /* from the REGISTER reply */
@@ -133,8 +135,17 @@ int ctl_channel_record(struct ctl *ctl, uint32_t channel, struct skuld_channel_p
 /* `channels [NAME...]`: per channel, listings, dirty and parked items, the
  * oldest dirty age, the last push and the channel's exception. */
 int ctl_channels(struct ctl *ctl, const char *const *names, int count);
-/* `exceptions [--channel NAME]`: every open channel exception. */
-int ctl_exceptions(struct ctl *ctl, const char *name);
+/* What `exceptions` lists. */
+struct ctl_exception_filter {
+	int channels;      /* channel exceptions (of `name`, or of every channel) */
+	int discrepancies; /* discrepancy records */
+	uint32_t location; /* discrepancies of this location only, 0: all */
+	int acknowledged;  /* --all: acknowledged discrepancies too */
+};
+
+/* `exceptions [--channel NAME] [--discrepancies] [--location LOC] [--all]`:
+ * open channel exceptions, then remembered discrepancies. */
+int ctl_exceptions(struct ctl *ctl, const char *name, const struct ctl_exception_filter *filter);
 /* `import mappings FILE.csv [--dry-run]`: columns sku, channel, listing
  * ("-" unmaps). */
 int ctl_import_mappings(struct ctl *ctl, const char *path, int dry_run);

@@ -3,7 +3,8 @@
  * `skuldctl import mappings FILE.csv` (docs/SKULDCTL.md, docs/CHANNELS.md).
  *
  * Owns: the reading of the channel push records for people (ages from the
- * ledger's wall-clock times), the exception list with each item's listing,
+ * ledger's wall-clock times), the exception list with each item's listing
+ * and the remembered stock discrepancies (sale short, count off),
  * and the mapping import: every row checked before anything is sent, then
  * CHANNEL_LISTING events whose keys derive from (channel, SKU, listing), so
  * a re-run of the same file is answered REPLAYED and changes nothing.
@@ -19,7 +20,7 @@
 #define CHANNEL_SCAN_GAP 16u /* unknown ids in a row that end a channel scan */
 #define MAPPINGS_BATCH   512u
 #define SHOPIFY_ITEM_GID "gid://shopify/InventoryItem/"
-#define EXCEPTIONS_PAGE  256u
+#define EXCEPTIONS_PAGE  256u /* records per page, channel exceptions or discrepancies */
 #define MAPPING_ROWS_MAX (1u << 22)
 
 static const char *const exception_names[] = {
@@ -181,19 +182,44 @@ static void listing_text(struct ctl *ctl, uint32_t channel, uint32_t item,
 	out[SKULD_LISTING_SIZE] = '\0';
 }
 
-int ctl_exceptions(struct ctl *ctl, const char *name)
+/* Prints one channel exception (listed: how many came before it). */
+static void exception_print(struct ctl *ctl, const struct ctl_channel_ref *channel,
+                            const struct skuld_exception_record *record, uint32_t listed)
 {
-	static struct ctl_channel_ref channels[CTL_CHANNEL_SCAN_MAX];
+	char listing[SKULD_LISTING_SIZE + 1], first[32], last[32],
+	        detail[SKULD_EXCEPTION_DETAIL_SIZE + 1];
+	listing_text(ctl, channel->id, record->item, listing);
+	time_text(record->first_seen, first);
+	time_text(record->last_seen, last);
+	memcpy(detail, record->detail, SKULD_EXCEPTION_DETAIL_SIZE);
+	detail[SKULD_EXCEPTION_DETAIL_SIZE] = '\0';
+	if (ctl->json) {
+		printf("%s{\"channel\":", listed > 0 ? "," : "");
+		ctl_json_string(stdout, channel->name);
+		printf(",\"item\":%" PRIu32 ",\"listing\":", record->item);
+		ctl_json_string(stdout, listing);
+		printf(",\"exception\":");
+		ctl_json_string(stdout, exception_name(record->exception));
+		printf(",\"reports\":%" PRIu32 ",\"first_seen\":\"%s\","
+		       "\"last_seen\":\"%s\",\"detail\":",
+		       record->reports, first, last);
+		ctl_json_string(stdout, detail);
+		printf("}");
+	} else {
+		printf("%s item %s%" PRIu32 " listing %s: %s, %" PRIu32
+		       " report%s, first %s, last %s%s%s\n",
+		       channel->name, record->item == 0 ? "(channel) " : "", record->item,
+		       listing[0] ? listing : "-", exception_name(record->exception),
+		       record->reports, record->reports == 1 ? "" : "s", first, last,
+		       detail[0] ? ": " : "", detail);
+	}
+}
+
+/* Lists the open exceptions of every channel in channels; adds to *listed. */
+static int channel_exceptions(struct ctl *ctl, const struct ctl_channel_ref *channels,
+                              uint32_t found, uint32_t *listed)
+{
 	static union skuld_query_record page[EXCEPTIONS_PAGE];
-	uint32_t found = 0;
-	int rc = ctl_connect(ctl);
-	if (rc == CTL_EXIT_OK)
-		rc = ctl_channels_resolve(ctl, &name, name != NULL, channels, &found);
-	if (rc != CTL_EXIT_OK)
-		return rc;
-	uint32_t listed = 0;
-	if (ctl->json)
-		printf("[");
 	for (uint32_t c = 0; c < found; c++) {
 		uint32_t after = 0;
 		for (uint32_t pages = 0; pages < 65536; pages++) {
@@ -202,8 +228,8 @@ int ctl_exceptions(struct ctl *ctl, const char *name)
 			                            .after_item = after,
 			                            .limit = EXCEPTIONS_PAGE};
 			uint32_t count = 0;
-			rc = skuld_query(ctl->client, &query, page, EXCEPTIONS_PAGE, &count,
-			                 CTL_TIMEOUT_MS);
+			int rc = skuld_query(ctl->client, &query, page, EXCEPTIONS_PAGE, &count,
+			                     CTL_TIMEOUT_MS);
 			if (rc != 0)
 				return ctl_fail(rc, "exceptions query");
 			for (uint32_t i = 0; i < count; i++) {
@@ -212,42 +238,129 @@ int ctl_exceptions(struct ctl *ctl, const char *name)
 				if (record->status != SKULD_OK ||
 				    (record->flags & SKULD_QUERY_CURSOR))
 					continue;
-				char listing[SKULD_LISTING_SIZE + 1], first[32], last[32],
-				        detail[SKULD_EXCEPTION_DETAIL_SIZE + 1];
-				listing_text(ctl, channels[c].id, record->item, listing);
-				time_text(record->first_seen, first);
-				time_text(record->last_seen, last);
-				memcpy(detail, record->detail, SKULD_EXCEPTION_DETAIL_SIZE);
-				detail[SKULD_EXCEPTION_DETAIL_SIZE] = '\0';
-				if (ctl->json) {
-					printf("%s{\"channel\":", listed > 0 ? "," : "");
-					ctl_json_string(stdout, channels[c].name);
-					printf(",\"item\":%" PRIu32 ",\"listing\":", record->item);
-					ctl_json_string(stdout, listing);
-					printf(",\"exception\":");
-					ctl_json_string(stdout, exception_name(record->exception));
-					printf(",\"reports\":%" PRIu32 ",\"first_seen\":\"%s\","
-					       "\"last_seen\":\"%s\",\"detail\":",
-					       record->reports, first, last);
-					ctl_json_string(stdout, detail);
-					printf("}");
-				} else {
-					printf("%s item %s%" PRIu32 " listing %s: %s, %" PRIu32
-					       " report%s, first %s, last %s%s%s\n",
-					       channels[c].name,
-					       record->item == 0 ? "(channel) " : "", record->item,
-					       listing[0] ? listing : "-",
-					       exception_name(record->exception), record->reports,
-					       record->reports == 1 ? "" : "s", first, last,
-					       detail[0] ? ": " : "", detail);
-				}
-				listed++;
+				exception_print(ctl, &channels[c], record, *listed);
+				(*listed)++;
 			}
 			if (count == 0 || !(page[count - 1].exception.flags & SKULD_QUERY_MORE))
 				break;
 			after = page[count - 1].exception.item;
 		}
 	}
+	return CTL_EXIT_OK;
+}
+
+/* "sale-short", "count-off" or both, of the flags' kind bits. */
+static const char *discrepancy_kinds(uint8_t flags)
+{
+	int sale = (flags & SKULD_DISCREPANCY_SALE_SHORT) != 0;
+	int count = (flags & SKULD_DISCREPANCY_COUNT_OFF) != 0;
+	return sale && count ? "sale-short,count-off" : count ? "count-off" : "sale-short";
+}
+
+static void discrepancy_print(struct ctl *ctl, const struct skuld_discrepancy_record *record,
+                              uint32_t listed)
+{
+	uint8_t scale = 0;
+	if (ctl_item_scale(ctl, record->item, &scale) != CTL_EXIT_OK)
+		scale = 0; /* the item is gone from the catalog: print base units */
+	char expected[CTL_QUANTITY_CHARS], found[CTL_QUANTITY_CHARS], first[32], last[32];
+	ctl_quantity_format(record->expected, scale, expected);
+	ctl_quantity_format(record->found, scale, found);
+	time_text(record->first_at, first);
+	time_text(record->last_at, last);
+	int count = (record->flags & SKULD_DISCREPANCY_LAST_COUNT) != 0;
+	int acknowledged = (record->flags & SKULD_DISCREPANCY_ACKNOWLEDGED) != 0;
+	if (ctl->json) {
+		printf("%s{\"discrepancy\":\"%s\",\"kinds\":\"%s\",\"item\":%" PRIu32
+		       ",\"location\":%" PRIu32 ",\"occurrences\":%" PRIu32
+		       ",\"first_sequence\":%" PRIu64 ",\"last_sequence\":%" PRIu64
+		       ",\"first_at\":\"%s\",\"last_at\":\"%s\",\"expected\":%s,\"found\":%s,"
+		       "\"acknowledged\":%s}",
+		       listed > 0 ? "," : "", count ? "count-off" : "sale-short",
+		       discrepancy_kinds(record->flags), record->item, record->location,
+		       record->occurrences, record->first_sequence, record->last_sequence, first,
+		       last, expected, found, acknowledged ? "true" : "false");
+		return;
+	}
+	printf("discrepancy item %" PRIu32 " at location %" PRIu32 ": %s, %" PRIu32
+	       " occurrence%s, first event %" PRIu64 " at %s, last event %" PRIu64
+	       " at %s: %s %s, %s %s%s\n",
+	       record->item, record->location, discrepancy_kinds(record->flags),
+	       record->occurrences, record->occurrences == 1 ? "" : "s", record->first_sequence,
+	       first, record->last_sequence, last, count ? "expected" : "available", expected,
+	       count ? "counted" : "sold", found, acknowledged ? " (acknowledged)" : "");
+}
+
+/* Lists the discrepancy records the filter asks for; adds to *listed. */
+static int discrepancy_list(struct ctl *ctl, const struct ctl_exception_filter *filter,
+                            uint32_t *listed)
+{
+	static union skuld_query_record page[EXCEPTIONS_PAGE];
+	uint32_t after_location = 0, after_item = 0;
+	for (uint32_t pages = 0; pages < 65536; pages++) {
+		struct skuld_query query = {.kind = SKULD_QUERY_DISCREPANCIES,
+		                            .location = filter->location,
+		                            .after_location = after_location,
+		                            .after_item = after_item,
+		                            .limit = EXCEPTIONS_PAGE};
+		uint32_t count = 0;
+		int rc = skuld_query(ctl->client, &query, page, EXCEPTIONS_PAGE, &count,
+		                     CTL_TIMEOUT_MS);
+		if (rc != 0)
+			return ctl_fail(rc, "discrepancies query");
+		for (uint32_t i = 0; i < count; i++) {
+			const struct skuld_discrepancy_record *record = &page[i].discrepancy;
+			if (record->status != SKULD_OK || record->kind != SKULD_QUERY_DISCREPANCIES)
+				continue;
+			if (record->item == 0) {
+				/* The table's figures: say when open ones were lost. */
+				if (record->last_sequence == 0)
+					continue;
+				if (ctl->json)
+					printf("%s{\"discrepancies_dropped\":%" PRIu64
+					       ",\"discrepancies_max\":%" PRId64 "}",
+					       *listed > 0 ? "," : "", record->last_sequence,
+					       record->expected);
+				else
+					printf("discrepancies: %" PRIu64
+					       " open ones dropped to make room (discrepancies_max "
+					       "%" PRId64 ")\n",
+					       record->last_sequence, record->expected);
+				(*listed)++;
+				continue;
+			}
+			if ((record->flags & SKULD_DISCREPANCY_ACKNOWLEDGED) &&
+			    !filter->acknowledged)
+				continue;
+			discrepancy_print(ctl, record, *listed);
+			(*listed)++;
+		}
+		if (count == 0 || !(page[count - 1].discrepancy.flags & SKULD_QUERY_MORE))
+			break;
+		after_location = page[count - 1].discrepancy.location;
+		after_item = page[count - 1].discrepancy.item;
+	}
+	return CTL_EXIT_OK;
+}
+
+int ctl_exceptions(struct ctl *ctl, const char *name, const struct ctl_exception_filter *filter)
+{
+	static struct ctl_channel_ref channels[CTL_CHANNEL_SCAN_MAX];
+	uint32_t found = 0;
+	int rc = ctl_connect(ctl);
+	if (rc == CTL_EXIT_OK && filter->channels)
+		rc = ctl_channels_resolve(ctl, &name, name != NULL, channels, &found);
+	if (rc != CTL_EXIT_OK)
+		return rc;
+	uint32_t listed = 0;
+	if (ctl->json)
+		printf("[");
+	if (filter->channels)
+		rc = channel_exceptions(ctl, channels, found, &listed);
+	if (rc == CTL_EXIT_OK && filter->discrepancies)
+		rc = discrepancy_list(ctl, filter, &listed);
+	if (rc != CTL_EXIT_OK)
+		return rc;
 	if (ctl->json)
 		printf("]\n");
 	else if (listed == 0)

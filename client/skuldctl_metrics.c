@@ -35,7 +35,7 @@
 
 struct metric {
 	const char *name;
-	const char *type; /* "counter" or "gauge" */
+	const char *type; /* "counter", "gauge" or "histogram" */
 	const char *help;
 };
 
@@ -138,6 +138,83 @@ static void stats_write(FILE *out, const struct skuld_stats *stats)
 	metric_seconds(out, &fsync_total, stats->fsync_ns_total);
 }
 
+/* STATS records 1 and 2: each limit hit as a counter, ERROR frames by
+ * status, and the SUBMIT latency histogram (cumulative le buckets in
+ * seconds, _sum and _count). */
+static void limits_write(FILE *out, const struct skuld_stats_all *all)
+{
+	const struct skuld_stats_limits *limits = &all->limits;
+	const struct {
+		struct metric metric;
+		uint64_t value;
+	} plain[] = {
+	        {{"skuld_frames_oversize_total", "counter",
+	          "Frames refused for announcing more than the server takes (ERR_SIZE)."},
+	         limits->frames_oversize},
+	        {{"skuld_connections_closed_slow_total", "counter",
+	          "Connections closed: a frame not whole within frame_timeout_ms."},
+	         limits->closed_slow},
+	        {{"skuld_connections_closed_unregistered_total", "counter",
+	          "Connections closed: no REGISTER within frame_timeout_ms of connecting."},
+	         limits->closed_unregistered},
+	        {{"skuld_connections_closed_idle_total", "counter",
+	          "Connections closed: no frame for idle_timeout_ms."},
+	         limits->closed_idle},
+	        {{"skuld_connections_closed_stalled_total", "counter",
+	          "Connections closed: replies not read for stall_timeout_ms."},
+	         limits->closed_stalled},
+	        {{"skuld_reply_waits_total", "counter",
+	          "Times a connection's input paused because its reply ring was full."},
+	         limits->reply_waits},
+	        {{"skuld_pool_waits_total", "counter",
+	          "Times a large frame waited for a frame pool buffer."},
+	         limits->pool_waits},
+	        {{"skuld_recv_paused_total", "counter",
+	          "Times a connection's receive stopped while its input waited."},
+	         limits->recv_paused},
+	        {{"skuld_denied_events_total", "counter", "Events refused for the token's role."},
+	         limits->denied_events},
+	        {{"skuld_denied_reads_total", "counter",
+	          "Reads refused for the token's role (ERR_DENIED)."},
+	         limits->denied_reads},
+	        {{"skuld_tokens_refused_total", "counter", "REGISTERs with a wrong token."},
+	         limits->tokens_refused},
+	        {{"skuld_sessions_busy_total", "counter",
+	          "REGISTERs refused because every session was connected."},
+	         limits->sessions_busy},
+	};
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+		metric_u64(out, &plain[i].metric, plain[i].value);
+	static const struct metric rejected = {
+	        "skuld_frames_rejected_by_status_total", "counter",
+	        "ERROR frames sent, by status (PROTOCOL.md section 10.2)."};
+	metric_head(out, &rejected);
+	for (uint32_t i = 0; i < sizeof(all->rejects.rejected) / sizeof(uint64_t); i++) {
+		if (all->rejects.rejected[i] != 0 || i <= SKULD_ERR_DENIED - 100)
+			fprintf(out, "%s{status=\"%s\"} %" PRIu64 "\n", rejected.name,
+			        skuld_status_name(100 + i), all->rejects.rejected[i]);
+	}
+	static const struct metric latency = {
+	        "skuld_request_latency_seconds", "histogram",
+	        "SUBMIT requests, from the frame's arrival to its durable reply's release."};
+	metric_head(out, &latency);
+	uint64_t cumulative = 0;
+	for (uint32_t i = 0; i + 1 < SKULD_STATS_LATENCY_BUCKETS; i++) {
+		uint64_t bound = SKULD_STATS_LATENCY_BASE_NS << i;
+		cumulative += limits->latency_bucket[i];
+		fprintf(out, "%s_bucket{le=\"%" PRIu64 ".%06" PRIu64 "\"} %" PRIu64 "\n",
+		        latency.name, bound / 1000000000u, bound % 1000000000u / 1000u, cumulative);
+	}
+	cumulative += limits->latency_bucket[SKULD_STATS_LATENCY_BUCKETS - 1];
+	fprintf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", latency.name, cumulative);
+	fprintf(out, "%s_sum %" PRIu64 ".%09" PRIu64 "\n", latency.name,
+	        limits->latency_sum_ns / 1000000000u, limits->latency_sum_ns % 1000000000u);
+	fprintf(out, "%s_count %" PRIu64 "\n", latency.name, limits->latency_count);
+	static const struct metric latency_max = {"skuld_request_latency_max_seconds", "gauge",
+	                                          "Slowest SUBMIT since start-up."};
+	metric_seconds(out, &latency_max, limits->latency_max_ns);
+}
+
 static uint64_t wall_ns(void)
 {
 	struct timespec now;
@@ -203,9 +280,10 @@ static int metrics_render(struct ctl *ctl, char **text, size_t *size)
 {
 	static struct ctl_channel_ref channels[CTL_CHANNEL_SCAN_MAX];
 	static struct skuld_channel_push_record records[CTL_CHANNEL_SCAN_MAX];
-	struct skuld_stats stats;
+	struct skuld_stats_all stats;
+	uint32_t stats_records = 0;
 	uint32_t found = 0;
-	int rc = skuld_stats(ctl->client, &stats, CTL_TIMEOUT_MS);
+	int rc = skuld_stats_all(ctl->client, &stats, &stats_records, CTL_TIMEOUT_MS);
 	if (rc != 0)
 		return ctl_fail(rc, "stats");
 	if ((rc = ctl_channels_resolve(ctl, NULL, 0, channels, &found)) != CTL_EXIT_OK)
@@ -220,7 +298,9 @@ static int metrics_render(struct ctl *ctl, char **text, size_t *size)
 		fprintf(stderr, "skuldctl: out of memory\n");
 		return CTL_EXIT_ERROR;
 	}
-	stats_write(out, &stats);
+	stats_write(out, &stats.server);
+	if (stats_records >= 2) /* an older server sends the first record only */
+		limits_write(out, &stats);
 	channels_write(out, channels, records, found);
 	if (fclose(out) != 0) {
 		free(*text);

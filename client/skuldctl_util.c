@@ -22,6 +22,8 @@ int ctl_connect(struct ctl *ctl)
 	skuld_options_init(&options);
 	options.address = ctl->server;
 	options.token = ctl->token;
+	options.tls_ca_file = ctl->tls_ca;
+	options.tls_server_name = ctl->tls_name;
 	options.client_name = "skuldctl";
 	options.timeout_ms = CTL_TIMEOUT_MS;
 	/* No client id file: a random id per run. Retries inside this run keep
@@ -29,8 +31,9 @@ int ctl_connect(struct ctl *ctl)
 	int rc = skuld_client_create(&ctl->client, &options);
 	if (rc != 0) {
 		ctl->client = NULL;
-		fprintf(stderr, "skuldctl: server address '%s': %s\n", ctl->server,
-		        skuld_strerror(rc));
+		fprintf(stderr, "skuldctl: server address '%s'%s%s: %s\n", ctl->server,
+		        ctl->tls_ca != NULL ? " or TLS CA file " : "",
+		        ctl->tls_ca != NULL ? ctl->tls_ca : "", skuld_strerror(rc));
 		return rc == -EINVAL ? CTL_EXIT_USAGE : CTL_EXIT_ERROR;
 	}
 	rc = skuld_client_connect(ctl->client, 3000);

@@ -101,6 +101,7 @@ static const struct name_entry status_names[] = {
         NAME(SKULD_, VERSION_INVALID),
         NAME(SKULD_, LISTINGS_FULL),
         NAME(SKULD_, DENIED),
+        NAME(SKULD_, DISCREPANCY_UNKNOWN),
         NAME(SKULD_, ERR_MAGIC),
         NAME(SKULD_, ERR_VERSION),
         NAME(SKULD_, ERR_OPERATION),
@@ -120,6 +121,7 @@ static const struct name_entry status_names[] = {
         NAME(SKULD_, ERR_BUSY),
         NAME(SKULD_, ERR_QUERY),
         NAME(SKULD_, ERR_DENIED),
+        NAME(SKULD_, ERR_TLS_REQUIRED),
 };
 
 static const char *name_find(const struct name_entry *table, size_t count, uint32_t value)
@@ -214,6 +216,7 @@ static const struct kind_rule kind_rules[KIND_SLOTS] = {
         [SKULD_PUSH_ACK] = {"PUSH_ACK", F_CHANNEL | F_ITEM | F_ID | F_QUANTITY, 0, 0},
         [SKULD_PUSH_EXCEPTION] = {"PUSH_EXCEPTION", F_CHANNEL | F_ITEM | F_ID | F_REASON | F_CODE,
                                   0, REASON_PUSH_EXCEPTION},
+        [SKULD_DISCREPANCY_ACK] = {"DISCREPANCY_ACK", F_ITEM | F_LOCATION, 0, 0},
 };
 
 static const struct kind_rule *kind_rule_find(uint32_t kind)
@@ -339,6 +342,7 @@ struct body_rule {
 	uint32_t record_size; /* 0: the body must be exactly size bytes */
 	uint32_t size;
 	uint32_t count;
+	uint32_t records_min; /* arrays: fewer records is a SIZE error */
 };
 
 static int body_rule_find(uint8_t operation, int reply, struct body_rule *rule)
@@ -379,8 +383,8 @@ static int body_rule_find(uint8_t operation, int reply, struct body_rule *rule)
 		return 1;
 	case SKULD_OP_STATS:
 		if (reply) {
-			rule->size = sizeof(struct skuld_stats);
-			rule->count = 1;
+			rule->record_size = SKULD_STATS_RECORD_SIZE;
+			rule->records_min = 1;
 		}
 		return 1;
 	default:
@@ -434,7 +438,8 @@ uint32_t proto_header_check(const struct skuld_header *header)
 		if (header->count != rule.count)
 			return SKULD_ERR_COUNT;
 	} else {
-		if (header->body_size % rule.record_size != 0)
+		if (header->body_size % rule.record_size != 0 ||
+		    header->body_size / rule.record_size < rule.records_min)
 			return SKULD_ERR_SIZE;
 		if (header->count != header->body_size / rule.record_size)
 			return SKULD_ERR_COUNT;
@@ -505,6 +510,7 @@ static const uint8_t query_fields[SKULD_QUERY_KIND_LAST + 1] = {
         [SKULD_QUERY_LISTING] = Q_CHANNEL | Q_ITEM | Q_LIMIT | Q_AFTER_ITEM,
         [SKULD_QUERY_EXCEPTIONS] = Q_CHANNEL | Q_LIMIT | Q_AFTER_ITEM,
         [SKULD_QUERY_CHANNEL_PUSH] = Q_CHANNEL,
+        [SKULD_QUERY_DISCREPANCIES] = Q_LOCATION | Q_LIMIT | Q_AFTER_ITEM | Q_AFTER_LOCATION,
 };
 
 uint32_t proto_query_check(const struct skuld_query *query)
@@ -525,6 +531,10 @@ uint32_t proto_query_check(const struct skuld_query *query)
 	if ((set & ~(uint32_t)query_fields[query->kind]) != 0)
 		return SKULD_ERR_QUERY;
 	if (query->limit > SKULD_QUERY_LIMIT_MAX)
+		return SKULD_ERR_QUERY;
+	/* DISCREPANCIES of one location pages within it. */
+	if (query->kind == SKULD_QUERY_DISCREPANCIES && query->location != 0 &&
+	    query->after_location != 0 && query->after_location != query->location)
 		return SKULD_ERR_QUERY;
 	return SKULD_OK;
 }
@@ -557,7 +567,10 @@ static uint32_t query_record_check(const struct skuld_level_record *record)
 {
 	if (record->kind == 0 || record->kind > SKULD_QUERY_KIND_LAST)
 		return SKULD_ERR_QUERY;
-	if ((record->flags & ~(uint32_t)SKULD_QUERY_FLAGS_KNOWN) != 0)
+	uint32_t flags_known = record->kind == SKULD_QUERY_DISCREPANCIES
+	                               ? SKULD_DISCREPANCY_FLAGS_KNOWN
+	                               : SKULD_QUERY_FLAGS_KNOWN;
+	if ((record->flags & ~flags_known) != 0)
 		return SKULD_ERR_FLAGS;
 	switch (record->kind) {
 	case SKULD_QUERY_PUSH:
@@ -628,9 +641,20 @@ static uint32_t lookup_match_check(const struct skuld_lookup_match *match)
 	return SKULD_OK;
 }
 
-static uint32_t stats_check(const struct skuld_stats *stats)
+/* Record 0 and record 2 are figures only; record 1 has one reserved word.
+ * Records after the ones this build knows are a newer server's: ignored. */
+static uint32_t stats_check(const void *body, uint32_t count, uint32_t *index)
 {
-	(void)stats; /* every byte is a figure: nothing is reserved */
+	if (count > 1) {
+		const struct skuld_stats_limits *limits =
+		        (const struct skuld_stats_limits *)((const unsigned char *)body +
+		                                            SKULD_STATS_RECORD_SIZE);
+		if (limits->reserved != 0) {
+			if (index != NULL)
+				*index = 1;
+			return SKULD_ERR_RESERVED;
+		}
+	}
 	return SKULD_OK;
 }
 
@@ -685,7 +709,7 @@ uint32_t proto_body_check(const struct skuld_header *header, const void *body, u
 		return records_check(body, header->count, sizeof(struct skuld_lookup_match),
 		                     lookup_match_check_any, index);
 	case SKULD_OP_STATS:
-		return reply ? stats_check(body) : SKULD_OK;
+		return reply ? stats_check(body, header->count, index) : SKULD_OK;
 	case SKULD_OP_SUBMIT:
 		break;
 	default:

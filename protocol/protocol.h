@@ -68,7 +68,7 @@ enum skuld_operation {
 	SKULD_OP_ERROR = 4,    /* server only: body is one skuld_error_body */
 	SKULD_OP_QUERY = 5,    /* body: one skuld_query; reply: 64-byte query records */
 	SKULD_OP_LOOKUP = 6,   /* body: one skuld_lookup; reply: skuld_lookup_match records */
-	SKULD_OP_STATS = 7,    /* empty body; reply: one skuld_stats */
+	SKULD_OP_STATS = 7,    /* empty body; reply: 256-byte stats records */
 };
 #define SKULD_OP_FIRST SKULD_OP_REGISTER
 #define SKULD_OP_LAST  SKULD_OP_STATS
@@ -148,6 +148,8 @@ enum skuld_event_kind {
 	SKULD_PUSH_ACK = 49,       /* channel, item, id = version, quantity = shown */
 	SKULD_PUSH_EXCEPTION = 50, /* channel, item (0: the whole channel), id = version,
 	                              reason = enum skuld_push_exception, code = detail */
+	/* Discrepancies (docs/LEDGER.md section 13). */
+	SKULD_DISCREPANCY_ACK = 51, /* item, location: acknowledge its discrepancy record */
 };
 
 enum skuld_event_flags {
@@ -304,6 +306,9 @@ enum skuld_status {
 	SKULD_VERSION_INVALID = 39,    /* PUSH_ACK / _EXCEPTION of a version not offered */
 	SKULD_LISTINGS_FULL = 40,      /* the listing table is full */
 	SKULD_DENIED = 41,             /* the connection's role may not do this */
+
+	/* DISCREPANCY_ACK of an (item, location) without a discrepancy record. */
+	SKULD_DISCREPANCY_UNKNOWN = 42,
 	/* Frame-level errors (codec and server), sent in SKULD_OP_ERROR. */
 	SKULD_ERR_MAGIC = 100,
 	SKULD_ERR_VERSION = 101,
@@ -324,6 +329,7 @@ enum skuld_status {
 	SKULD_ERR_BUSY = 116,           /* server overloaded; retry later */
 	SKULD_ERR_QUERY = 117,          /* QUERY / LOOKUP record malformed */
 	SKULD_ERR_DENIED = 118,         /* QUERY / LOOKUP / STATS outside the role */
+	SKULD_ERR_TLS_REQUIRED = 119,   /* plaintext to a server that takes TLS only */
 };
 
 enum skuld_result_flags {
@@ -403,8 +409,11 @@ enum skuld_query_kind {
 	SKULD_QUERY_LISTING = 8,       /* channel; item, or every mapped item: listing records */
 	SKULD_QUERY_EXCEPTIONS = 9,    /* channel: open exceptions; after_item, limit */
 	SKULD_QUERY_CHANNEL_PUSH = 10, /* channel: one channel push record */
+
+	/* location or 0: discrepancy records; after_location, after_item, limit. */
+	SKULD_QUERY_DISCREPANCIES = 11,
 };
-#define SKULD_QUERY_KIND_LAST SKULD_QUERY_CHANNEL_PUSH
+#define SKULD_QUERY_KIND_LAST SKULD_QUERY_DISCREPANCIES
 #define SKULD_QUERY_LIMIT_MAX 1024u /* records per QUERY reply, at most */
 
 struct skuld_query {
@@ -581,6 +590,42 @@ static_assert(offsetof(struct skuld_exception_record, reports) == 24, "exception
 static_assert(offsetof(struct skuld_exception_record, detail) == 32, "exception record");
 static_assert(offsetof(struct skuld_exception_record, status) == 56, "exception record");
 
+/* Flags of a DISCREPANCIES record besides MORE and CURSOR (every other
+ * kind keeps these bits zero). */
+enum skuld_discrepancy_flags {
+	SKULD_DISCREPANCY_ACKNOWLEDGED = 1u << 2, /* acknowledged since its latest event */
+	SKULD_DISCREPANCY_SALE_SHORT = 1u << 3,   /* a SALE found too little available */
+	SKULD_DISCREPANCY_COUNT_OFF = 1u << 4,    /* a COUNT_CLOSE was off the threshold */
+	SKULD_DISCREPANCY_LAST_COUNT = 1u << 5,   /* the latest event was the count */
+};
+#define SKULD_DISCREPANCY_FLAGS_KNOWN 0x3fu
+
+/* Reply record for DISCREPANCIES: one (item, location). The first page
+ * (no cursor, limit >= 2) starts with the table's figures: item 0,
+ * location 0, expected = capacity, found = records remembered,
+ * first_sequence = acknowledged records evicted, last_sequence = open
+ * records dropped to make room (PROTOCOL.md section 12). */
+struct skuld_discrepancy_record {
+	uint32_t item;           /* item id */
+	uint32_t location;       /* location id */
+	uint64_t first_sequence; /* log sequence of the first event of the episode */
+	uint64_t last_sequence;  /* log sequence of the latest */
+	uint64_t first_at;       /* event time (occurred_at, else batch time) of the first */
+	uint64_t last_at;        /* event time of the latest */
+	int64_t expected;        /* latest: available before the sale, or the expected count */
+	int64_t found;           /* latest: units sold, or units counted */
+	uint16_t status;         /* SKULD_OK or LOCATION_UNKNOWN */
+	uint8_t kind;            /* SKULD_QUERY_DISCREPANCIES */
+	uint8_t flags;           /* enum skuld_query_flags | enum skuld_discrepancy_flags */
+	uint32_t occurrences;    /* events in the episode, saturating */
+};
+static_assert(sizeof(struct skuld_discrepancy_record) == 64, "discrepancy record");
+static_assert(offsetof(struct skuld_discrepancy_record, first_sequence) == 8, "discrepancy");
+static_assert(offsetof(struct skuld_discrepancy_record, first_at) == 24, "discrepancy");
+static_assert(offsetof(struct skuld_discrepancy_record, expected) == 40, "discrepancy");
+static_assert(offsetof(struct skuld_discrepancy_record, status) == 56, "discrepancy");
+static_assert(offsetof(struct skuld_discrepancy_record, occurrences) == 60, "discrepancy");
+
 /* Reply record for CHANNEL_PUSH: a channel's push figures. */
 struct skuld_channel_push_record {
 	uint32_t mapped;         /* items with a listing */
@@ -659,7 +704,7 @@ static_assert(offsetof(struct skuld_lookup_match, scale) == 16, "lookup match");
 static_assert(offsetof(struct skuld_lookup_match, reserved_0) == 17, "lookup match");
 static_assert(offsetof(struct skuld_lookup_match, reserved_1) == 24, "lookup match");
 
-/* ---- STATS (empty request, 256-byte reply) ------------------------------- */
+/* ---- STATS (empty request, reply of 256-byte records) -------------------- */
 
 /* Server figures since start-up unless a field says otherwise. */
 struct skuld_stats {
@@ -709,6 +754,52 @@ static_assert(offsetof(struct skuld_stats, disk_free_bytes) == 200, "stats");
 static_assert(offsetof(struct skuld_stats, disk_alarm) == 208, "stats");
 static_assert(offsetof(struct skuld_stats, chain_head_event) == 216, "stats");
 static_assert(offsetof(struct skuld_stats, chain_head) == 224, "stats");
+
+/* A STATS reply is an array of 256-byte records (docs/PROTOCOL.md section
+ * 14): record 0 is struct skuld_stats, record 1 struct skuld_stats_limits,
+ * record 2 struct skuld_stats_rejects. A reader takes the records it knows
+ * and ignores any after them. */
+#define SKULD_STATS_RECORD_SIZE     256u
+#define SKULD_STATS_RECORDS         3u       /* records this build sends */
+#define SKULD_STATS_LATENCY_BUCKETS 16u      /* log-spaced, the last one open-ended */
+#define SKULD_STATS_LATENCY_BASE_NS 64000ull /* bucket i: <= BASE << i (i < 15) */
+
+/* Record 1: every limit hit, and the server-side SUBMIT latency histogram
+ * (from the frame's arrival to its durable reply being released). */
+struct skuld_stats_limits {
+	uint64_t frames_oversize;     /* over body_max or frame_events_max: ERR_SIZE */
+	uint64_t closed_slow;         /* a frame not whole within frame_timeout_ms */
+	uint64_t closed_unregistered; /* no REGISTER within frame_timeout_ms */
+	uint64_t closed_idle;         /* registered, no frame for idle_timeout_ms */
+	uint64_t closed_stalled;      /* replies unsent for stall_timeout_ms */
+	uint64_t reply_waits;         /* input paused: the reply ring was full */
+	uint64_t pool_waits;          /* a large frame waited for a pool buffer */
+	uint64_t recv_paused;         /* receives stopped: unread input held */
+	uint64_t denied_events;       /* per-event DENIED results */
+	uint64_t denied_reads;        /* ERR_DENIED */
+	uint64_t tokens_refused;      /* ERR_TOKEN */
+	uint64_t sessions_busy;       /* REGISTER refused: every session attached */
+	uint64_t latency_count;       /* SUBMIT replies measured */
+	uint64_t latency_sum_ns;      /* their latencies, summed */
+	uint64_t latency_bucket[SKULD_STATS_LATENCY_BUCKETS]; /* per bucket, not cumulative */
+	uint64_t latency_max_ns;                              /* slowest */
+	uint64_t reserved;                                    /* zero */
+};
+static_assert(sizeof(struct skuld_stats_limits) == SKULD_STATS_RECORD_SIZE, "stats limits");
+static_assert(offsetof(struct skuld_stats_limits, closed_slow) == 8, "stats limits");
+static_assert(offsetof(struct skuld_stats_limits, closed_stalled) == 32, "stats limits");
+static_assert(offsetof(struct skuld_stats_limits, denied_events) == 64, "stats limits");
+static_assert(offsetof(struct skuld_stats_limits, sessions_busy) == 88, "stats limits");
+static_assert(offsetof(struct skuld_stats_limits, latency_count) == 96, "stats limits");
+static_assert(offsetof(struct skuld_stats_limits, latency_bucket) == 112, "stats limits");
+static_assert(offsetof(struct skuld_stats_limits, latency_max_ns) == 240, "stats limits");
+static_assert(offsetof(struct skuld_stats_limits, reserved) == 248, "stats limits");
+
+/* Record 2: ERROR frames sent, by status: rejected[k] counts SKULD_ERR 100+k. */
+struct skuld_stats_rejects {
+	uint64_t rejected[32];
+};
+static_assert(sizeof(struct skuld_stats_rejects) == SKULD_STATS_RECORD_SIZE, "stats rejects");
 
 /* ---- Codec --------------------------------------------------------------- */
 

@@ -16,6 +16,7 @@
 #include "directory.h"
 #include "log.h"
 #include "session.h"
+#include "tls.h"
 
 void config_defaults(struct server_config *config)
 {
@@ -39,6 +40,7 @@ void config_defaults(struct server_config *config)
 	config->recv_buffer_bytes = 16384;
 	config->frame_timeout_ms = 10000;
 	config->stall_timeout_ms = 10000;
+	config->idle_timeout_ms = 0;
 	config->disk_alarm_percent = 10;
 	config->disk_alarm_bytes = 0;
 	config->disk_alarm_hours = 24;
@@ -93,6 +95,7 @@ static const struct key_entry keys[] = {
         SERVER_KEY(recv_buffer_bytes, KEY_U32, 512, 1u << 20),
         SERVER_KEY(frame_timeout_ms, KEY_U32, 1, UINT32_MAX),
         SERVER_KEY(stall_timeout_ms, KEY_U32, 1, UINT32_MAX),
+        SERVER_KEY(idle_timeout_ms, KEY_U32, 0, UINT32_MAX),
         SERVER_KEY(disk_alarm_percent, KEY_U32, 0, 99),
         SERVER_KEY(retain_bytes, KEY_U64, 0, UINT64_MAX),
         SERVER_KEY(retain_days, KEY_U32, 0, 100u * 366),
@@ -101,6 +104,7 @@ static const struct key_entry keys[] = {
         SERVER_KEY(snapshot_events, KEY_U64, 0, 1ull << 50),
         SERVER_KEY(snapshot_interval_s, KEY_U32, 0, 7u * 24 * 3600),
         SERVER_KEY(snapshot_keep, KEY_U32, 1, 1000),
+        SERVER_KEY(fsync_delay_us, KEY_U32, 0, 1000000),
         LEDGER_KEY(items_max, KEY_U32, 1, UINT32_MAX - 1),
         LEDGER_KEY(locations_max, KEY_U32, 1, UINT32_MAX - 1),
         LEDGER_KEY(channels_max, KEY_U32, 1, UINT32_MAX - 1),
@@ -122,6 +126,9 @@ static const struct key_entry keys[] = {
         LEDGER_KEY(keys_max, KEY_U32, 1, 1u << 30),
         LEDGER_KEY(key_window_ns, KEY_SECONDS_NS, 1, 100ull * 365 * 24 * 3600),
         LEDGER_KEY(chain_events_max, KEY_U32, 1, SKULD_EVENTS_PER_FRAME_MAX),
+        LEDGER_KEY(discrepancies_max, KEY_U32, 1, 1u << 30),
+        LEDGER_KEY(count_off_percent, KEY_U32, 0, LEDGER_COUNT_OFF_PERCENT_MAX),
+        LEDGER_KEY(count_off_units, KEY_U64, 0, 1ull << 53),
 };
 
 /* The name a key has in the file: the two time windows are given in seconds. */
@@ -195,6 +202,29 @@ int config_set(struct server_config *config, const char *key, const char *value,
 			return -EINVAL;
 		}
 		snprintf(config->archive_dir, sizeof(config->archive_dir), "%s", value);
+		return 0;
+	}
+	if (strcmp(key, "tls") == 0) {
+		static const char *const modes[] = {"off", "on", "required"};
+		for (uint32_t mode = 0; mode < 3; mode++) {
+			if (strcmp(value, modes[mode]) == 0) {
+				config->tls = mode;
+				return 0;
+			}
+		}
+		snprintf(error, error_size, "tls: want off, on or required, got '%s'", value);
+		return -EINVAL;
+	}
+	char *path = strcmp(key, "tls_cert") == 0        ? config->tls_cert
+	             : strcmp(key, "tls_key") == 0       ? config->tls_key
+	             : strcmp(key, "tls_client_ca") == 0 ? config->tls_client_ca
+	                                                 : NULL;
+	if (path != NULL) {
+		if (strlen(value) + 1 > CONFIG_PATH_SIZE || value[0] == '\0') {
+			snprintf(error, error_size, "%s: empty or too long", key);
+			return -EINVAL;
+		}
+		snprintf(path, CONFIG_PATH_SIZE, "%s", value);
 		return 0;
 	}
 	if (strcmp(key, "token") == 0) {
@@ -369,6 +399,12 @@ int config_finish(struct server_config *config, char *error, size_t error_size)
 		snprintf(error, error_size, "frame_small_bytes: a multiple of 8");
 		return -EINVAL;
 	}
+	if (config->tls != CONFIG_TLS_OFF &&
+	    (config->tls_cert[0] == '\0' || config->tls_key[0] == '\0')) {
+		snprintf(error, error_size, "tls = %s needs tls_cert and tls_key",
+		         config->tls == CONFIG_TLS_ON ? "on" : "required");
+		return -EINVAL;
+	}
 	if (ledger_memory_bytes(&config->ledger) == 0) {
 		snprintf(error, error_size, "ledger capacities are not valid together");
 		return -EINVAL;
@@ -380,6 +416,8 @@ uint64_t config_memory_bytes(const struct server_config *config)
 {
 	uint64_t per_connection = conn_memory_bytes(config->frame_small_bytes, config->reply_bytes,
 	                                            config->replies_max);
+	if (config->tls != CONFIG_TLS_OFF)
+		per_connection += TLS_SESSION_BYTES; /* tls.h: buffers and OpenSSL's state */
 	uint64_t bytes = (uint64_t)config->connections_max * per_connection;
 	bytes += (uint64_t)config->frame_pool * config_body_max(config);
 	bytes += (uint64_t)config->recv_buffers * config->recv_buffer_bytes;

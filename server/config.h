@@ -15,6 +15,7 @@
  * per name (auth.h). A file that holds any token (these or the single
  * `token`) must not be readable by group or other: config_load refuses it.
  * With no token at all the server is open (every connection is admin).
+ * `tls = on | required` needs `tls_cert` and `tls_key` (config_finish).
  */
 #ifndef SKULD_SERVER_CONFIG_H
 #define SKULD_SERVER_CONFIG_H
@@ -29,6 +30,13 @@
 
 #define CONFIG_PATH_SIZE  400u /* data directory, with the NUL */
 #define CONFIG_ERROR_SIZE 256u
+
+/* `tls = off | on | required` (docs/OPERATIONS.md, TLS). */
+enum config_tls {
+	CONFIG_TLS_OFF = 0,      /* plaintext only */
+	CONFIG_TLS_ON = 1,       /* TLS and plaintext, told apart by the first byte */
+	CONFIG_TLS_REQUIRED = 2, /* TLS only: a plaintext connection is refused */
+};
 
 struct server_config {
 	char listen_host[64];               /* dotted IPv4 address */
@@ -56,13 +64,21 @@ struct server_config {
 	uint32_t recv_buffer_bytes;         /* bytes each */
 	uint32_t frame_timeout_ms;          /* a partial frame idle this long: closed */
 	uint32_t stall_timeout_ms;          /* replies unsent this long: closed */
+	uint32_t idle_timeout_ms;           /* registered, no frame this long: closed; 0: never */
 	uint32_t disk_alarm_percent;        /* alarm below this share of the disk free; 0: off */
 	uint64_t disk_alarm_bytes;          /* alarm below this many bytes free; 0: off */
 	uint32_t disk_alarm_hours;          /* alarm when full within this many hours; 0: off */
 	uint64_t snapshot_events;           /* a snapshot after this many events; 0: not by count */
 	uint32_t snapshot_interval_s; /* ... or this long after the last one; 0: not by time */
 	uint32_t snapshot_keep;       /* newest snapshots kept in data_dir/snapshots */
-	struct ledger_config ledger;  /* state machine capacities */
+
+	uint32_t tls;                         /* enum config_tls */
+	char tls_cert[CONFIG_PATH_SIZE];      /* PEM certificate (chain) file; "" : none */
+	char tls_key[CONFIG_PATH_SIZE];       /* PEM private key file; "" : none */
+	char tls_client_ca[CONFIG_PATH_SIZE]; /* PEM CAs for client certificates; "" : none */
+
+	uint32_t fsync_delay_us;     /* benchmarks, tests: log writes complete this late */
+	struct ledger_config ledger; /* state machine capacities */
 };
 
 /* Fills every field with its documented default. */

@@ -232,18 +232,35 @@ void conn_reply_push_error(struct conn *conn, const void *bytes, uint32_t size, 
 	conn_reply_queue(conn, bytes, size, tag, true);
 }
 
-uint64_t conn_release(struct conn *conn, uint64_t durable)
+void conn_reply_arrival(struct conn *conn, uint64_t arrival_ns)
+{
+	SKULD_ASSERT(conn->reply_count > conn->reply_released);
+	uint32_t slot = (conn->reply_first + conn->reply_count - 1) % conn->limits.replies_max;
+	conn->replies[slot].arrival_ns = arrival_ns;
+}
+
+uint64_t conn_release_timed(struct conn *conn, uint64_t durable, uint64_t now_ns,
+                            void (*measure)(void *context, uint64_t latency_ns), void *context)
 {
 	uint64_t before = conn->out_released;
 	while (conn->reply_released < conn->reply_count) {
 		uint32_t slot =
 		        (conn->reply_first + conn->reply_released) % conn->limits.replies_max;
-		if (conn->replies[slot].tag > durable)
+		const struct conn_reply *reply = &conn->replies[slot];
+		if (reply->tag > durable)
 			break;
-		conn->out_released = conn->replies[slot].end;
+		if (measure != NULL && reply->arrival_ns != 0)
+			measure(context,
+			        now_ns > reply->arrival_ns ? now_ns - reply->arrival_ns : 0);
+		conn->out_released = reply->end;
 		conn->reply_released++;
 	}
 	return conn->out_released - before;
+}
+
+uint64_t conn_release(struct conn *conn, uint64_t durable)
+{
+	return conn_release_timed(conn, durable, 0, NULL, NULL);
 }
 
 size_t conn_send_span(const struct conn *conn, const uint8_t **data)

@@ -69,9 +69,10 @@ struct conn_limits {
 };
 
 struct conn_reply {
-	uint64_t end; /* out position one past the reply's last byte */
-	uint64_t tag; /* log write that must be durable first; 0: none */
-	bool close;   /* close the connection once it is sent */
+	uint64_t end;        /* out position one past the reply's last byte */
+	uint64_t tag;        /* log write that must be durable first; 0: none */
+	uint64_t arrival_ns; /* when its request arrived, if measured; 0: not */
+	bool close;          /* close the connection once it is sent */
 };
 
 enum conn_input {
@@ -154,9 +155,18 @@ void conn_reply_push(struct conn *conn, const void *bytes, uint32_t size, uint64
 /* Queues an ERROR frame into the reserve: always fits (size <= 128). */
 void conn_reply_push_error(struct conn *conn, const void *bytes, uint32_t size, uint64_t tag);
 
+/* Marks the reply queued last (not yet released) as measured: its request
+ * arrived at arrival_ns (non-zero, the caller's clock). */
+void conn_reply_arrival(struct conn *conn, uint64_t arrival_ns);
+
 /* Releases, in order, the replies whose tag <= durable. Returns how many
  * bytes became sendable. */
 uint64_t conn_release(struct conn *conn, uint64_t durable);
+
+/* conn_release, and for each released reply marked by conn_reply_arrival
+ * calls measure(context, now_ns - its arrival). measure may be NULL. */
+uint64_t conn_release_timed(struct conn *conn, uint64_t durable, uint64_t now_ns,
+                            void (*measure)(void *context, uint64_t latency_ns), void *context);
 
 /* Contiguous released bytes not yet sent (0 if none); *data points at them. */
 size_t conn_send_span(const struct conn *conn, const uint8_t **data);

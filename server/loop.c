@@ -22,9 +22,12 @@
  *     storage seam (storage.h) hears of the write before it is submitted
  *     and of both completions before anything of the write is released,
  *     and the loop acts on what the seam returns (test faults, the
- *     power-loss model);
+ *     power-loss model). With fsync_delay_us (benchmarks and tests only)
+ *     a timeout of that length is linked after the fdatasync, and the
+ *     write ends when the timeout completes, not the fdatasync: a slower
+ *     disk, simulated without blocking the loop;
  *   - a read on a signalfd for SIGINT / SIGTERM.
- * Timers: none in the ring. The wait itself has a timeout: while holds
+ * Timers: none in the ring but that delay. The wait itself has a timeout: while holds
  * are open, the next look for due holds (every EXPIRE_PERIOD_NS, so a hold
  * is expired at most that late; until then the ledger already treats a
  * past-due hold as expired for EXTEND and COMMIT), else the housekeeping
@@ -51,6 +54,26 @@
  * is cancelled, so one stuck client cannot drain the buffer ring. Every
  * turn, waiting connections are tried again.
  *
+ * Deadlines (housekeeping, every TICK_NS; docs/OPERATIONS.md "Limits under
+ * abuse"): a frame must be whole frame_timeout_ms after its first byte and
+ * REGISTER answered frame_timeout_ms after the accept; replies that cannot
+ * be sent for stall_timeout_ms, and a registered connection without a frame
+ * for idle_timeout_ms (when set), close it. Time spent waiting on the server
+ * restarts the frame deadlines. Every limit hit is counted in STATS record 1
+ * (service_limits), and each SUBMIT's time from its whole frame to its
+ * durable reply's release goes into the latency histogram there.
+ *
+ * TLS (tls = on | required; tls.h does the TLS, over memory): a
+ * connection's first received byte decides its transport. 0x16 starts a
+ * TLS session: held receive buffers are fed to it as it asks, and frame
+ * assembly takes the plaintext it hands out; released replies are
+ * encrypted a record at a time and the send reads the ciphertext in place
+ * from the session (valid until tls_sent). A reply marked close, or a
+ * broken handshake or record, closes the connection once the ciphertext
+ * (an alert at most) is sent. Anything else is plaintext, or, with tls =
+ * required, refused: its first header only is taken and answered with
+ * ERR_TLS_REQUIRED. Refusals are logged at most once a second, with totals.
+ *
  * Group commit, the write state machine:
  *     IDLE --(records pending: service_seal, [create segment], write+fsync)--> IN FLIGHT
  *     IN FLIGHT --(fsync CQE ok: service_durable, release replies)--> IDLE
@@ -64,6 +87,7 @@
  */
 #include "loop.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <liburing.h>
 #include <netinet/in.h>
@@ -112,6 +136,17 @@ enum op {
 	OP_FSYNC = 5,
 	OP_SIGNAL = 6,
 	OP_CANCEL = 7,
+	OP_FSYNC_DELAY = 8, /* fsync_delay_us: a timeout linked after the fdatasync */
+};
+
+/* How a connection's bytes travel: with tls = on | required the first byte
+ * tells (a TLS ClientHello starts with 0x16, a skuld frame with 'S'). */
+enum transport {
+	TRANSPORT_UNKNOWN = 0, /* nothing received yet */
+	TRANSPORT_PLAIN = 1,   /* frames as they are */
+	TRANSPORT_TLS = 2,     /* frames inside TLS (tls.h) */
+	TRANSPORT_REFUSED = 3, /* plaintext to a tls = required server: its first header
+	                          is read, answered with ERR_TLS_REQUIRED, and it closes */
 };
 
 enum connection_state {
@@ -135,9 +170,19 @@ struct connection {
 	uint32_t held_head; /* first queued buffer id + 1, 0: none */
 	uint32_t held_tail;
 	uint32_t held_count;
-	uint32_t held_offset; /* bytes of the first buffer already taken */
-	uint64_t input_ns;    /* last time input arrived (monotonic) */
-	uint64_t send_ns;     /* when the send in flight was armed / progressed */
+	uint32_t held_offset;    /* bytes of the first buffer already taken */
+	uint64_t input_ns;       /* last time input arrived (monotonic) */
+	uint64_t send_ns;        /* when the send in flight was armed / progressed */
+	uint64_t accept_ns;      /* when it was accepted: REGISTER is due frame_timeout later */
+	uint64_t frame_start_ns; /* the frame being assembled took its first byte */
+	uint64_t frame_ns;       /* the held frame became whole (SUBMIT latency starts) */
+	uint64_t frame_last_ns;  /* the last frame was answered (idle_timeout_ms) */
+	bool reply_blocked;      /* waiting for room in its reply ring (counted once) */
+	bool pool_blocked;       /* waiting for a pool buffer (counted once) */
+
+	enum transport transport; /* decided by the first byte received */
+	struct tls_session *tls;  /* TRANSPORT_TLS: the session (tls.h); else NULL */
+	bool tls_closing;         /* TLS: close once the ciphertext out is sent */
 };
 
 struct loop {
@@ -179,6 +224,8 @@ struct loop {
 	bool write_failed;
 	int write_error;
 	uint64_t write_start_ns;
+	struct __kernel_timespec fsync_delay; /* fsync_delay_us; the kernel reads it at submit */
+	int fsync_result;                     /* the fdatasync's result while its delay runs */
 
 	uint64_t now_ns;    /* CLOCK_REALTIME, read once per turn */
 	uint64_t mono_ns;   /* CLOCK_MONOTONIC */
@@ -187,6 +234,12 @@ struct loop {
 
 	struct disk_watch disk;        /* the low-disk alarm, sampled from housekeeping */
 	struct snapshotter *snapshots; /* background snapshots (snapshot.h), or NULL */
+
+	struct tls_context *tls;     /* tls = on | required; NULL: off */
+	uint64_t tls_failures;       /* handshakes or records that broke TLS */
+	uint64_t tls_plain_refused;  /* plaintext connections refused (tls = required) */
+	uint64_t tls_log_ns;         /* last TLS refusal line (at most one a second) */
+	uint64_t tls_log_suppressed; /* refusals since that line, not logged */
 };
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -460,6 +513,9 @@ static void connection_reap(struct loop *loop, struct connection *connection, ui
 	close(connection->fd);
 	connection->fd = -1;
 	conn_reset(&connection->conn, &loop->pool);
+	/* No send reads its ciphertext any more (send_armed is false). */
+	tls_session_destroy(connection->tls);
+	connection->tls = NULL;
 	connection->state = CONNECTION_FREE;
 	connection->generation++;
 	loop->free_slots[loop->free_count++] = connection->index;
@@ -497,8 +553,16 @@ static bool connection_frame(struct loop *loop, struct connection *connection)
 {
 	const struct skuld_header *header = conn_frame_header(&connection->conn);
 	uint32_t room = service_reply_size_max(loop->service, header);
-	if (!conn_reply_fits(&connection->conn, room))
+	if (!conn_reply_fits(&connection->conn, room)) {
+		/* Output backpressure: the client does not read its replies, so
+		 * its input stops here (and its receive, once two buffers wait). */
+		if (!connection->reply_blocked)
+			service_limits(loop->service)->reply_waits++;
+		connection->reply_blocked = true;
 		return false;
+	}
+	connection->reply_blocked = false;
+	bool submit = header->operation == SKULD_OP_SUBMIT;
 	struct service_reply reply;
 	enum service_outcome outcome =
 	        service_frame(loop->service, &connection->peer, connection_owner(connection),
@@ -508,6 +572,10 @@ static bool connection_frame(struct loop *loop, struct connection *connection)
 	if (reply.takeover != 0)
 		connection_close_owner(loop, reply.takeover);
 	conn_reply_push(&connection->conn, reply.data, reply.size, reply.tag, reply.close);
+	if (submit && !reply.close)
+		conn_reply_arrival(&connection->conn,
+		                   connection->frame_ns != 0 ? connection->frame_ns : 1);
+	connection->frame_last_ns = loop->mono_ns;
 	conn_frame_done(&connection->conn, &loop->pool);
 	if (reply.close) {
 		connection->state = CONNECTION_DRAIN;
@@ -535,6 +603,204 @@ static const char *refusal_message(uint32_t status)
 	}
 }
 
+/* True when a refused frame's header announced more than this server takes
+ * (body over the pool buffers' size, or more events than frame_events_max):
+ * STATS frames_oversize. The header bytes are whole when ERR_SIZE is seen. */
+static bool connection_oversize(const struct loop *loop, const struct conn *conn)
+{
+	if (conn->error_status != SKULD_ERR_SIZE || conn->header_have < SKULD_HEADER_SIZE)
+		return false;
+	const struct skuld_header *header = conn_frame_header(conn);
+	return header->body_size > config_body_max(loop->config) ||
+	       (header->operation == SKULD_OP_SUBMIT &&
+	        header->count > loop->config->frame_events_max);
+}
+
+/* ---- Transport: plaintext or TLS (tls.h) ------------------------------------ */
+
+/* "ADDRESS:PORT" of the connection's peer, for logs. */
+static const char *peer_name(const struct connection *connection, char *buffer, size_t size)
+{
+	struct sockaddr_in address;
+	socklen_t length = sizeof(address);
+	char host[INET_ADDRSTRLEN] = "?";
+	memset(&address, 0, sizeof(address));
+	if (getpeername(connection->fd, (struct sockaddr *)&address, &length) == 0 &&
+	    address.sin_family == AF_INET)
+		inet_ntop(AF_INET, &address.sin_addr, host, sizeof(host));
+	snprintf(buffer, size, "%s:%u", host, (unsigned)ntohs(address.sin_port));
+	return buffer;
+}
+
+/* A TLS refusal, on stderr at most once a second; each line carries the
+ * totals and how many refusals went unlogged since the previous line. */
+static void tls_log(struct loop *loop, const struct connection *connection, const char *what,
+                    const char *why)
+{
+	if (loop->tls_log_ns != 0 && loop->mono_ns - loop->tls_log_ns < 1000000000ull) {
+		loop->tls_log_suppressed++;
+		return;
+	}
+	char peer[64];
+	fprintf(stderr,
+	        "skuld: tls: %s from %s%s%s (so far: %llu TLS failures, %llu plaintext connections "
+	        "refused; %llu not logged since the last line)\n",
+	        what, peer_name(connection, peer, sizeof(peer)), why[0] != '\0' ? ": " : "", why,
+	        (unsigned long long)loop->tls_failures, (unsigned long long)loop->tls_plain_refused,
+	        (unsigned long long)loop->tls_log_suppressed);
+	loop->tls_log_ns = loop->mono_ns;
+	loop->tls_log_suppressed = 0;
+}
+
+/* tls = on | required, first bytes in: a ClientHello starts a TLS session;
+ * anything else is plaintext, or refused when TLS is required. */
+static void transport_decide(struct loop *loop, struct connection *connection)
+{
+	uint32_t bid = connection->held_head - 1;
+	uint8_t first = loop->recv_memory[(size_t)bid * loop->recv_size + connection->held_offset];
+	if (first != TLS_CONTENT_TYPE) {
+		connection->transport = loop->config->tls == CONFIG_TLS_REQUIRED ? TRANSPORT_REFUSED
+		                                                                 : TRANSPORT_PLAIN;
+		return;
+	}
+	if (tls_session_create(loop->tls, &connection->tls) != 0) {
+		fprintf(stderr, "skuld: tls: no memory for a session; connection closed\n");
+		connection_close(loop, connection);
+		return;
+	}
+	connection->transport = TRANSPORT_TLS;
+}
+
+/* tls = required and a plaintext client: its first header was read (to
+ * answer it in its own session's terms); ERR_TLS_REQUIRED, then close. */
+static void transport_refuse(struct loop *loop, struct connection *connection)
+{
+	const struct conn *conn = &connection->conn;
+	bool trusted = !conn->failed || conn->header_trusted;
+	bool registering = trusted && conn_frame_header(conn)->operation == SKULD_OP_REGISTER;
+	loop->tls_plain_refused++;
+	tls_log(loop, connection, "plaintext connection refused (tls = required)",
+	        registering ? "its REGISTER token crossed the network in clear text; replace "
+	                      "that token if the network is not trusted"
+	                    : "");
+	connection_refuse(loop, connection, SKULD_ERR_TLS_REQUIRED, 0,
+	                  trusted ? conn_frame_header(conn) : NULL,
+	                  "this server takes TLS connections only (tls = required)");
+}
+
+/* The session broke TLS (or the peer closed it): no more input; its alert,
+ * if any, is sent, then the connection closes. */
+static void tls_input_failed(struct loop *loop, struct connection *connection, ssize_t error)
+{
+	if (error == -ESHUTDOWN) {
+		connection_close(loop, connection); /* close_notify: the client is done */
+		return;
+	}
+	bool handshake = !tls_established(connection->tls);
+	loop->tls_failures++;
+	tls_log(loop, connection, handshake ? "handshake failed" : "bad TLS record",
+	        tls_failure(connection->tls));
+	connection->state = CONNECTION_DRAIN;
+	connection->tls_closing = true;
+	held_drop(loop, connection);
+	recv_cancel(loop, connection);
+}
+
+/* TLS: decrypted bytes for frame assembly, feeding the session from the
+ * held receive buffers as it asks. Each pass feeds a buffer or returns. */
+static bool tls_input_next(struct loop *loop, struct connection *connection, const uint8_t **data,
+                           size_t *length)
+{
+	for (;;) {
+		ssize_t got = tls_input_span(connection->tls, data);
+		if (got > 0) {
+			*length = (size_t)got;
+			return true;
+		}
+		if (got == -EAGAIN) {
+			connection->waiting = true; /* its output must be sent first */
+			return false;
+		}
+		if (got < 0) {
+			tls_input_failed(loop, connection, got);
+			return false;
+		}
+		if (connection->held_head == 0)
+			return false;
+		uint32_t bid = connection->held_head - 1;
+		const uint8_t *cipher =
+		        loop->recv_memory + (size_t)bid * loop->recv_size + connection->held_offset;
+		size_t fed = tls_feed(connection->tls, cipher,
+		                      loop->bid_length[bid] - connection->held_offset);
+		if (fed == 0)
+			return false;
+		connection->held_offset += (uint32_t)fed;
+		if (connection->held_offset == loop->bid_length[bid])
+			held_pop(loop, connection);
+	}
+}
+
+/* The next bytes for frame assembly: held receive buffers as they are, or
+ * what TLS decrypted from them. While a plaintext client of a tls =
+ * required server is refused, only its first header is taken. Returns
+ * false when there are none for now (the connection may have closed). */
+static bool connection_input_span(struct loop *loop, struct connection *connection,
+                                  const uint8_t **data, size_t *length)
+{
+	if (connection->transport == TRANSPORT_UNKNOWN && connection->held_head != 0)
+		transport_decide(loop, connection);
+	if (connection->transport == TRANSPORT_TLS)
+		return tls_input_next(loop, connection, data, length);
+	if (connection->held_head == 0 || connection->state != CONNECTION_OPEN)
+		return false;
+	uint32_t bid = connection->held_head - 1;
+	*data = loop->recv_memory + (size_t)bid * loop->recv_size + connection->held_offset;
+	*length = loop->bid_length[bid] - connection->held_offset;
+	if (connection->transport == TRANSPORT_REFUSED) {
+		size_t header_left = SKULD_HEADER_SIZE - connection->conn.header_have;
+		*length = *length < header_left ? *length : header_left;
+	}
+	return true;
+}
+
+/* used bytes of the span connection_input_span gave were taken. */
+static void connection_input_take(struct loop *loop, struct connection *connection, size_t used)
+{
+	if (connection->transport == TRANSPORT_TLS) {
+		tls_input_take(connection->tls, used);
+		return;
+	}
+	uint32_t bid = connection->held_head - 1;
+	connection->held_offset += (uint32_t)used;
+	if (connection->held_offset == loop->bid_length[bid])
+		held_pop(loop, connection);
+}
+
+/* TLS: encrypts released replies while whole records fit, and returns the
+ * ciphertext to send (0: none). A reply marked close, or a failed session,
+ * ends with the ciphertext sent: then the connection closes. */
+static size_t tls_output(struct loop *loop, struct connection *connection, const uint8_t **data)
+{
+	struct tls_session *tls = connection->tls;
+	const uint8_t *plain = NULL;
+	size_t span = 0;
+	while (!connection->tls_closing && (span = conn_send_span(&connection->conn, &plain)) > 0) {
+		ssize_t taken = tls_write(tls, plain, span);
+		if (taken < 0)
+			connection->tls_closing = true;
+		if (taken <= 0)
+			break;
+		if (conn_sent(&connection->conn, (size_t)taken)) {
+			tls_shutdown(tls);
+			connection->tls_closing = true;
+		}
+	}
+	size_t pending = tls_send_span(tls, data);
+	if (pending == 0 && connection->tls_closing)
+		connection_close(loop, connection);
+	return pending;
+}
+
 /* Consumes held input as far as the connection can go. */
 static void connection_input(struct loop *loop, struct connection *connection)
 {
@@ -547,31 +813,45 @@ static void connection_input(struct loop *loop, struct connection *connection)
 			}
 			continue;
 		}
-		if (connection->held_head == 0)
+		const uint8_t *data = NULL;
+		size_t length = 0;
+		if (!connection_input_span(loop, connection, &data, &length))
 			break;
-		uint32_t bid = connection->held_head - 1;
-		const uint8_t *data =
-		        loop->recv_memory + (size_t)bid * loop->recv_size + connection->held_offset;
-		size_t length = loop->bid_length[bid] - connection->held_offset;
+		if (!conn_partial(&connection->conn))
+			connection->frame_start_ns = loop->mono_ns; /* a new frame begins */
 		enum conn_input result;
 		size_t used = conn_input(&connection->conn, &loop->pool, data, length, &result);
-		connection->held_offset += (uint32_t)used;
-		if (connection->held_offset == loop->bid_length[bid])
-			held_pop(loop, connection);
+		connection_input_take(loop, connection, used);
+		if (connection->transport == TRANSPORT_REFUSED &&
+		    connection->conn.header_have == SKULD_HEADER_SIZE) {
+			transport_refuse(loop, connection);
+			break;
+		}
+		if (result == CONN_FRAME)
+			connection->frame_ns = loop->mono_ns;
 		if (result == CONN_BLOCKED) {
+			if (!connection->pool_blocked)
+				service_limits(loop->service)->pool_waits++;
+			connection->pool_blocked = true;
 			connection->waiting = true;
 			break;
 		}
+		connection->pool_blocked = false;
 		if (result == CONN_ERROR) {
 			const struct conn *conn = &connection->conn;
+			if (connection_oversize(loop, conn))
+				service_limits(loop->service)->frames_oversize++;
 			connection_refuse(loop, connection, conn->error_status, conn->error_index,
 			                  conn->header_trusted ? conn_frame_header(conn) : NULL,
 			                  refusal_message(conn->error_status));
 			break;
 		}
 	}
-	if (connection->waiting && connection->held_count >= HELD_CANCEL_AT)
+	if (connection->waiting && connection->held_count >= HELD_CANCEL_AT) {
+		if (connection->recv_armed && !connection->recv_cancelling)
+			service_limits(loop->service)->recv_paused++;
 		recv_cancel(loop, connection);
+	}
 }
 
 static void connection_send(struct loop *loop, struct connection *connection)
@@ -579,7 +859,9 @@ static void connection_send(struct loop *loop, struct connection *connection)
 	if (connection->send_armed || connection->state == CONNECTION_CLOSING)
 		return;
 	const uint8_t *data = NULL;
-	size_t span = conn_send_span(&connection->conn, &data);
+	size_t span = connection->transport == TRANSPORT_TLS
+	                      ? tls_output(loop, connection, &data)
+	                      : conn_send_span(&connection->conn, &data);
 	if (span == 0)
 		return;
 	struct io_uring_sqe *sqe = sqe_get(loop);
@@ -641,6 +923,13 @@ static void on_accept(struct loop *loop, const struct io_uring_cqe *cqe)
 	connection->held_count = connection->held_offset = 0;
 	connection->waiting = false;
 	connection->input_ns = loop->mono_ns;
+	connection->accept_ns = loop->mono_ns;
+	connection->frame_start_ns = connection->frame_ns = 0;
+	connection->frame_last_ns = loop->mono_ns;
+	connection->reply_blocked = connection->pool_blocked = false;
+	connection->transport = loop->tls != NULL ? TRANSPORT_UNKNOWN : TRANSPORT_PLAIN;
+	connection->tls = NULL;
+	connection->tls_closing = false;
 	loop->open_list[loop->open_count++] = connection->index;
 	struct skuld_stats *stats = service_stats(loop->service);
 	stats->connections_accepted++;
@@ -694,7 +983,9 @@ static void on_send(struct loop *loop, const struct io_uring_cqe *cqe)
 	connection->send_ns = loop->mono_ns;
 	if (connection->state == CONNECTION_CLOSING)
 		return;
-	if (conn_sent(&connection->conn, (size_t)cqe->res)) {
+	if (connection->transport == TRANSPORT_TLS) {
+		tls_sent(connection->tls, (size_t)cqe->res); /* replies left at tls_write */
+	} else if (conn_sent(&connection->conn, (size_t)cqe->res)) {
 		connection_close(loop, connection);
 		return;
 	}
@@ -755,7 +1046,22 @@ static void on_fsync(struct loop *loop, const struct io_uring_cqe *cqe)
 {
 	/* The seam hears of the fdatasync before any reply of the write can
 	 * leave (service_durable releases them). */
-	write_finish(loop, storage_get()->sync_end(loop->write.fd, cqe->res));
+	int result = storage_get()->sync_end(loop->write.fd, cqe->res);
+	if (loop->config->fsync_delay_us != 0) {
+		loop->fsync_result = result; /* the write ends with its delay */
+		return;
+	}
+	write_finish(loop, result);
+}
+
+/* fsync_delay_us: the timeout linked after the fdatasync completed, with
+ * -ETIME once the delay ran out, or -ECANCELED when the write or the
+ * fdatasync failed (the link broke). Either way the write ends now, with
+ * the fdatasync's result. */
+static void on_fsync_delay(struct loop *loop, const struct io_uring_cqe *cqe)
+{
+	(void)cqe;
+	write_finish(loop, loop->fsync_result);
 }
 
 static void on_signal(struct loop *loop, const struct io_uring_cqe *cqe)
@@ -794,6 +1100,9 @@ static void on_completion(struct loop *loop, const struct io_uring_cqe *cqe)
 		break;
 	case OP_CANCEL:
 		break;
+	case OP_FSYNC_DELAY:
+		on_fsync_delay(loop, cqe);
+		break;
 	}
 }
 
@@ -824,8 +1133,8 @@ static void write_start(struct loop *loop)
 		loop->write_in_flight = false;
 		return;
 	}
-	/* Room for both SQEs now: the link must not be split by a submit. */
-	if (io_uring_sq_space_left(&loop->ring) < 2)
+	/* Room for every SQE of the link now: it must not be split by a submit. */
+	if (io_uring_sq_space_left(&loop->ring) < 3)
 		io_uring_submit(&loop->ring);
 	struct io_uring_sqe *sqe = sqe_get(loop);
 	io_uring_prep_write(sqe, loop->write.fd, loop->write.data, loop->write.size,
@@ -836,31 +1145,83 @@ static void write_start(struct loop *loop)
 	sqe = sqe_get(loop);
 	io_uring_prep_fsync(sqe, loop->write.fd, IORING_FSYNC_DATASYNC);
 	io_uring_sqe_set_data64(sqe, user_data_pack(OP_FSYNC, NULL));
+	if (loop->config->fsync_delay_us != 0) {
+		/* Benchmarks and tests: the write completes that much later, as
+		 * on a slower disk; the loop goes on meanwhile. */
+		sqe->flags |= IOSQE_IO_LINK;
+		sqe = sqe_get(loop);
+		io_uring_prep_timeout(sqe, &loop->fsync_delay, 0, 0);
+		io_uring_sqe_set_data64(sqe, user_data_pack(OP_FSYNC_DELAY, NULL));
+	}
 #endif
+}
+
+/* The deadlines of one connection (OPERATIONS.md, Limits under abuse);
+ * each close is counted in STATS record 1. */
+static void connection_deadlines(struct loop *loop, struct connection *connection)
+{
+	const struct server_config *config = loop->config;
+	uint64_t frame_timeout = (uint64_t)config->frame_timeout_ms * 1000000ull;
+	uint64_t stall_timeout = (uint64_t)config->stall_timeout_ms * 1000000ull;
+	uint64_t idle_timeout = (uint64_t)config->idle_timeout_ms * 1000000ull;
+	struct skuld_stats_limits *limits = service_limits(loop->service);
+	uint64_t now = loop->mono_ns;
+	const struct conn *conn = &connection->conn;
+	if (connection->state == CONNECTION_OPEN && connection->waiting) {
+		/* Waiting on the server (a pool buffer, reply room, the log) is
+		 * not the client's time: its frame deadlines start again. */
+		connection->input_ns = connection->frame_start_ns = now;
+	} else if (connection->state == CONNECTION_OPEN) {
+		/* A frame arriving in pieces: no input for frame_timeout, or not
+		 * whole frame_timeout after its first byte (a byte a second keeps
+		 * the first rule quiet, not this one). Waiting on the server
+		 * (a pool buffer, reply room) does not count. */
+		bool partial =
+		        (conn_partial(conn) || connection->held_count > 0) && !conn->frame_ready;
+		bool slow = partial && conn_partial(conn) &&
+		            now - connection->frame_start_ns > frame_timeout;
+		if ((partial && now - connection->input_ns > frame_timeout) || slow) {
+			limits->closed_slow++;
+			connection_close(loop, connection);
+			return;
+		}
+		if (!connection->peer.registered && now - connection->accept_ns > frame_timeout &&
+		    !conn->frame_ready) {
+			limits->closed_unregistered++;
+			connection_close(loop, connection);
+			return;
+		}
+		if (idle_timeout != 0 && connection->peer.registered && !partial &&
+		    !conn->frame_ready && conn_output_empty(conn) &&
+		    now - connection->frame_last_ns > idle_timeout) {
+			limits->closed_idle++;
+			connection_close(loop, connection);
+			return;
+		}
+	}
+	if (connection->send_armed && now - connection->send_ns > stall_timeout) {
+		limits->closed_stalled++;
+		connection_close(loop, connection);
+	}
 }
 
 static void housekeeping(struct loop *loop)
 {
-	uint64_t frame_timeout = (uint64_t)loop->config->frame_timeout_ms * 1000000ull;
-	uint64_t stall_timeout = (uint64_t)loop->config->stall_timeout_ms * 1000000ull;
 	struct skuld_stats *stats = service_stats(loop->service);
 	disk_watch_poll(&loop->disk, loop->mono_ns, stats->log_bytes);
 	stats->disk_free_bytes = loop->disk.free_bytes;
 	stats->disk_alarm = loop->disk.alarm;
 	for (uint32_t i = 0; i < loop->open_count; i++) {
 		struct connection *connection = &loop->connections[loop->open_list[i]];
-		if (connection->state == CONNECTION_CLOSING)
-			continue;
-		bool partial = connection->state == CONNECTION_OPEN &&
-		               (conn_partial(&connection->conn) || connection->held_count > 0) &&
-		               !connection->conn.frame_ready;
-		if (partial && loop->mono_ns - connection->input_ns > frame_timeout) {
-			connection_close(loop, connection);
-			continue;
-		}
-		if (connection->send_armed && loop->mono_ns - connection->send_ns > stall_timeout)
-			connection_close(loop, connection);
+		if (connection->state != CONNECTION_CLOSING)
+			connection_deadlines(loop, connection);
 	}
+}
+
+/* conn_release_timed's measure: a SUBMIT's reply leaves for the client. */
+static void latency_measure(void *context, uint64_t latency_ns)
+{
+	service_latency(context, latency_ns);
 }
 
 /* Everything a turn does after its completions: retry waiting connections,
@@ -890,7 +1251,8 @@ static void turn(struct loop *loop)
 	for (uint32_t i = 0; i < loop->open_count;) {
 		struct connection *connection = &loop->connections[loop->open_list[i]];
 		if (connection->state == CONNECTION_OPEN || connection->state == CONNECTION_DRAIN) {
-			conn_release(&connection->conn, durable);
+			conn_release_timed(&connection->conn, durable, loop->mono_ns,
+			                   latency_measure, loop->service);
 			connection_send(loop, connection);
 		}
 		if (connection->state == CONNECTION_OPEN && !connection->recv_armed &&
@@ -999,7 +1361,8 @@ static void loop_serve(struct loop *loop)
 }
 
 enum loop_exit loop_run(const struct server_config *config, struct service *service,
-                        struct log_writer *writer, struct snapshotter *snapshots, int listen_fd)
+                        struct log_writer *writer, struct snapshotter *snapshots, int listen_fd,
+                        struct tls_context *tls)
 {
 	struct loop *loop = calloc(1, sizeof(*loop));
 	if (loop == NULL)
@@ -1010,6 +1373,14 @@ enum loop_exit loop_run(const struct server_config *config, struct service *serv
 	loop->snapshots = snapshots;
 	loop->listen_fd = listen_fd;
 	loop->signal_fd = -1;
+	loop->tls = tls;
+	loop->fsync_delay.tv_sec = config->fsync_delay_us / 1000000u;
+	loop->fsync_delay.tv_nsec = (long long)(config->fsync_delay_us % 1000000u) * 1000;
+	if (config->fsync_delay_us != 0)
+		fprintf(stderr,
+		        "skuld: fsync_delay_us = %u: every log write completes %u us after its "
+		        "fdatasync (for benchmarks and tests only)\n",
+		        config->fsync_delay_us, config->fsync_delay_us);
 	struct disk_watch_config disk = {
 	        .free_percent = config->disk_alarm_percent,
 	        .free_bytes = config->disk_alarm_bytes,

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "service.h"
 #include "snapshot.h"
+#include "tls.h"
 
 /* Exit reasons of loop_run. */
 enum loop_exit {
@@ -25,8 +26,10 @@ enum loop_exit {
  * error. service has been recovered and started with writer. SIGINT and
  * SIGTERM must be blocked in the calling thread (loop_run reads them from a
  * signalfd). snapshots (may be NULL) gets snapshotter_tick every turn,
- * after the turn's log write was started. */
+ * after the turn's log write was started. tls (may be NULL: config->tls is
+ * off) is the TLS context connections are served with (tls.h). */
 enum loop_exit loop_run(const struct server_config *config, struct service *service,
-                        struct log_writer *writer, struct snapshotter *snapshots, int listen_fd);
+                        struct log_writer *writer, struct snapshotter *snapshots, int listen_fd,
+                        struct tls_context *tls);
 
 #endif /* SKULD_SERVER_LOOP_H */

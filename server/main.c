@@ -290,6 +290,35 @@ static int state_recover(const struct server_config *config, const char *log_dir
 	return 0;
 }
 
+/* tls = on | required: loads the certificate and key (a bad one is a
+ * configuration error, exit 1) and says how connections are served. */
+static int tls_setup(const struct server_config *config, struct tls_context **tls)
+{
+	*tls = NULL;
+	if (config->tls == CONFIG_TLS_OFF) {
+		if (config_has_tokens(config) && strncmp(config->listen_host, "127.", 4) != 0)
+			fprintf(stderr, "skuld: tls = off: tokens cross the network in clear text "
+			                "(docs/OPERATIONS.md, TLS)\n");
+		return 0;
+	}
+	struct tls_settings settings = {
+	        .cert_file = config->tls_cert,
+	        .key_file = config->tls_key,
+	        .client_ca_file = config->tls_client_ca[0] != '\0' ? config->tls_client_ca : NULL,
+	};
+	char error[CONFIG_ERROR_SIZE];
+	if (tls_context_create(tls, &settings, error, sizeof(error)) != 0) {
+		fprintf(stderr, "skuld: config: tls: %s\n", error);
+		return EXIT_USAGE;
+	}
+	fprintf(stderr, "skuld: tls = %s: TLS 1.2 or 1.3 with %s%s%s\n",
+	        config->tls == CONFIG_TLS_ON ? "on (plaintext still accepted)" : "required",
+	        config->tls_cert,
+	        settings.client_ca_file != NULL ? "; client certificates from " : "",
+	        settings.client_ca_file != NULL ? settings.client_ca_file : "");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct server_config config;
@@ -304,6 +333,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "skuld: %u token%s configured\n",
 		        config.tokens.count + (config.token[0] != '\0'),
 		        config.tokens.count + (config.token[0] != '\0') == 1 ? "" : "s");
+	struct tls_context *tls = NULL;
+	status = tls_setup(&config, &tls);
+	if (status != 0)
+		return status;
 	/* Signals are read from a signalfd by the loop. */
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -393,7 +426,8 @@ int main(int argc, char **argv)
 		        config.connections_max, config.frame_events_max, config.listen_host, port);
 		printf("skuld: listening on %s:%u\n", config.listen_host, port);
 		fflush(stdout);
-		enum loop_exit reason = loop_run(&config, service, writer, snapshots, listen_fd);
+		enum loop_exit reason =
+		        loop_run(&config, service, writer, snapshots, listen_fd, tls);
 		status = reason == LOOP_EXIT_SIGNAL       ? EXIT_CLEAN
 		         : reason == LOOP_EXIT_DISK_ERROR ? EXIT_DISK
 		                                          : EXIT_STARTUP;
@@ -410,6 +444,7 @@ int main(int argc, char **argv)
 	if (writer != NULL)
 		log_writer_close(writer);
 	service_destroy(service);
+	tls_context_destroy(tls);
 	close(lock_fd);
 	return status;
 }

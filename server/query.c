@@ -291,6 +291,65 @@ static uint32_t channel_push_answer(const struct ledger *ledger, uint32_t channe
 	return 1;
 }
 
+/* ---- Discrepancies ------------------------------------------------------------ */
+
+static void discrepancy_fill(struct skuld_discrepancy_record *record,
+                             const struct ledger_discrepancy_info *info)
+{
+	memset(record, 0, sizeof(*record));
+	record->kind = SKULD_QUERY_DISCREPANCIES;
+	record->item = info->item;
+	record->location = info->location;
+	record->first_sequence = info->first_sequence;
+	record->last_sequence = info->last_sequence;
+	record->first_at = info->first_at;
+	record->last_at = info->last_at;
+	record->expected = info->expected;
+	record->found = info->found;
+	record->occurrences = info->occurrences;
+	record->flags = (uint8_t)((info->acknowledged ? SKULD_DISCREPANCY_ACKNOWLEDGED : 0) |
+	                          ((info->kinds & 1) ? SKULD_DISCREPANCY_SALE_SHORT : 0) |
+	                          ((info->kinds & 2) ? SKULD_DISCREPANCY_COUNT_OFF : 0) |
+	                          (info->last_kind == 2 ? SKULD_DISCREPANCY_LAST_COUNT : 0));
+}
+
+/* DISCREPANCIES: the table's figures first on a first page (limit >= 2,
+ * so a page never holds them alone), then records after the cursor
+ * ascending by (location, item), MORE on a full page. */
+static uint32_t discrepancies_answer(const struct ledger *ledger, const struct skuld_query *query,
+                                     uint32_t limit, void *records_memory)
+{
+	struct skuld_discrepancy_record *records = records_memory;
+	if (query->location != 0 && ledger_location_state(ledger, query->location) < 0) {
+		memset(records, 0, sizeof(*records));
+		records->kind = SKULD_QUERY_DISCREPANCIES;
+		records->location = query->location;
+		records->status = SKULD_LOCATION_UNKNOWN;
+		return 1;
+	}
+	uint32_t count = 0;
+	if (query->after_item == 0 && query->after_location == 0 && limit >= 2) {
+		struct ledger_discrepancy_figures figures;
+		ledger_discrepancy_figures(ledger, &figures);
+		memset(records, 0, sizeof(*records));
+		records->kind = SKULD_QUERY_DISCREPANCIES;
+		records->expected = figures.capacity;
+		records->found = figures.records;
+		records->first_sequence = figures.evicted;
+		records->last_sequence = figures.dropped;
+		count = 1;
+	}
+	struct ledger_discrepancy_info page[SKULD_QUERY_LIMIT_MAX];
+	int more = 0;
+	uint32_t found = ledger_discrepancy_page(ledger, query->location, query->after_location,
+	                                         query->after_item, limit - count, page, &more);
+	for (uint32_t i = 0; i < found; i++)
+		discrepancy_fill(&records[count++], &page[i]);
+	if (more && count > 0)
+		records[count - 1].flags |= SKULD_QUERY_MORE;
+	return count;
+}
+
 uint32_t query_answer(const struct ledger *ledger, const struct query_limits *limits,
                       const struct skuld_query *query, void *records_memory)
 {
@@ -358,6 +417,8 @@ uint32_t query_answer(const struct ledger *ledger, const struct query_limits *li
 		return push_page(ledger, limits, query, walk.limit, records_memory);
 	case SKULD_QUERY_CHANNEL_PUSH:
 		return channel_push_answer(ledger, query->channel, records_memory);
+	case SKULD_QUERY_DISCREPANCIES:
+		return discrepancies_answer(ledger, query, walk.limit, records_memory);
 	default:
 		SKULD_ASSERT(!"query kind checked by the codec");
 		return 0;

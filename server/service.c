@@ -62,6 +62,8 @@ struct service {
 	struct skuld_result *expire_results;
 	uint64_t *expire_ids;
 	struct skuld_stats stats;
+	struct skuld_stats_limits limits;   /* STATS record 1: limit hits, SUBMIT latency */
+	struct skuld_stats_rejects rejects; /* STATS record 2: ERROR frames by status */
 };
 
 static uint32_t reply_frame_max(const struct service_config *config)
@@ -71,7 +73,8 @@ static uint32_t reply_frame_max(const struct service_config *config)
 	largest = query > largest ? query : largest;
 	uint64_t lookup = SKULD_LOOKUP_MATCHES_MAX * sizeof(struct skuld_lookup_match);
 	largest = lookup > largest ? lookup : largest;
-	largest = sizeof(struct skuld_stats) > largest ? sizeof(struct skuld_stats) : largest;
+	uint64_t stats = (uint64_t)SKULD_STATS_RECORDS * SKULD_STATS_RECORD_SIZE;
+	largest = stats > largest ? stats : largest;
 	return (uint32_t)(SKULD_HEADER_SIZE + largest);
 }
 
@@ -161,6 +164,25 @@ void service_destroy(struct service *service)
 struct skuld_stats *service_stats(struct service *service)
 {
 	return &service->stats;
+}
+
+struct skuld_stats_limits *service_limits(struct service *service)
+{
+	return &service->limits;
+}
+
+void service_latency(struct service *service, uint64_t latency_ns)
+{
+	struct skuld_stats_limits *limits = &service->limits;
+	uint32_t bucket = 0;
+	while (bucket + 1 < SKULD_STATS_LATENCY_BUCKETS && latency_ns > SKULD_STATS_LATENCY_BASE_NS
+	                                                                        << bucket)
+		bucket++;
+	limits->latency_bucket[bucket]++;
+	limits->latency_count++;
+	limits->latency_sum_ns += latency_ns;
+	if (latency_ns > limits->latency_max_ns)
+		limits->latency_max_ns = latency_ns;
 }
 
 struct ledger *service_ledger(struct service *service)
@@ -339,6 +361,12 @@ void service_error(struct service *service, const struct service_peer *peer,
 	            header != NULL ? header->request : 0, sizeof(*body), 1, status);
 	reply->close = true;
 	service->stats.frames_rejected++;
+	if (status >= 100 && status - 100 < sizeof(service->rejects.rejected) / sizeof(uint64_t))
+		service->rejects.rejected[status - 100]++;
+	if (status == SKULD_ERR_TOKEN)
+		service->limits.tokens_refused++;
+	if (status == SKULD_ERR_DENIED)
+		service->limits.denied_reads++;
 }
 
 static enum service_outcome frame_error(struct service *service, const struct service_peer *peer,
@@ -366,7 +394,7 @@ uint32_t service_reply_size_max(const struct service *service, const struct skul
 		body = SKULD_LOOKUP_MATCHES_MAX * sizeof(struct skuld_lookup_match);
 		break;
 	case SKULD_OP_STATS:
-		body = sizeof(struct skuld_stats);
+		body = (uint64_t)SKULD_STATS_RECORDS * SKULD_STATS_RECORD_SIZE;
 		break;
 	default:
 		break;
@@ -419,9 +447,11 @@ static enum service_outcome frame_register(struct service *service, struct servi
 	struct session *session = session_find(&service->sessions, header->client);
 	if (session == NULL) {
 		if (service->sessions.count == service->sessions.capacity &&
-		    session_lru_victim(&service->sessions) == NULL)
+		    session_lru_victim(&service->sessions) == NULL) {
+			service->limits.sessions_busy++;
 			return frame_error(service, peer, header, SKULD_ERR_BUSY,
 			                   "every session is connected; retry later", reply);
+		}
 		if (session_make_room(service) == SERVICE_WAIT_LOG)
 			return SERVICE_WAIT_LOG;
 		session = session_create(&service->sessions, header->client);
@@ -526,6 +556,7 @@ static uint32_t submit_denied(struct service *service, struct service_peer *peer
 	}
 	if (denied == 0)
 		return 0;
+	service->limits.denied_events += denied;
 	for (uint32_t i = 0; i < count; i++) {
 		if (results[i].status == SKULD_OK)
 			results[i].status = SKULD_LINKED_FAILED;
@@ -648,9 +679,11 @@ static enum service_outcome frame_submit(struct service *service, struct service
 	struct skuld_result *results =
 	        (struct skuld_result *)(service->scratch + SKULD_HEADER_SIZE);
 	bool refused = submit_denied(service, peer, now_ns, events, count, results) > 0;
-	if (!refused)
+	if (!refused) {
+		ledger_sequence(service->ledger, log_writer_event_next(service->writer));
 		ledger_apply(service->ledger, timestamp, LEDGER_SOURCE_CLIENT, events, count,
 		             results);
+	}
 	uint64_t offset = log_append(service, timestamp, header->client, header->request,
 	                             SKULD_OP_SUBMIT, events, results, count);
 	if (!refused)
@@ -709,8 +742,11 @@ static enum service_outcome frame_read(struct service *service, struct service_p
 	case SKULD_OP_STATS:
 		service->stats.queries++;
 		stats_fill(service, now_ns, (struct skuld_stats *)out);
-		count = 1;
-		body_size = sizeof(struct skuld_stats);
+		memcpy(out + SKULD_STATS_RECORD_SIZE, &service->limits, sizeof(service->limits));
+		memcpy(out + 2 * SKULD_STATS_RECORD_SIZE, &service->rejects,
+		       sizeof(service->rejects));
+		count = SKULD_STATS_RECORDS;
+		body_size = SKULD_STATS_RECORDS * SKULD_STATS_RECORD_SIZE;
 		break;
 	default:
 		return frame_error(service, peer, header, SKULD_ERR_OPERATION,
@@ -778,6 +814,7 @@ int service_expire(struct service *service, uint64_t now_ns)
 		event->key.lo = service->expire_ids[i];
 		event->key.hi = EXPIRE_KEY_HI;
 	}
+	ledger_sequence(service->ledger, log_writer_event_next(service->writer));
 	ledger_apply(service->ledger, timestamp, LEDGER_SOURCE_SERVER, service->expire_events,
 	             count, service->expire_results);
 	skuld_u128 server = {0, 0};
@@ -835,6 +872,7 @@ int service_replay(struct service *service, const struct log_record *record, cha
 		return server ? 0 : replay_session(service, record);
 	struct skuld_result *results = (struct skuld_result *)service->record;
 	SKULD_ASSERT((uint64_t)header->count * SKULD_RESULT_SIZE <= service->record_size);
+	ledger_sequence(service->ledger, header->event_first);
 	ledger_apply(service->ledger, header->timestamp_ns,
 	             server ? LEDGER_SOURCE_SERVER : LEDGER_SOURCE_CLIENT, record->events,
 	             header->count, results);
@@ -1070,6 +1108,8 @@ int service_reset(struct service *service)
 	service->batch_ns = 0;
 	uint64_t memory_bytes = service->stats.memory_bytes;
 	memset(&service->stats, 0, sizeof(service->stats));
+	memset(&service->limits, 0, sizeof(service->limits));
+	memset(&service->rejects, 0, sizeof(service->rejects));
 	service->stats.memory_bytes = memory_bytes;
 	return ret;
 }

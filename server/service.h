@@ -144,6 +144,14 @@ uint64_t service_durable_write(const struct service *service);
 /* The running figures; the loop keeps the connection counters in it. */
 struct skuld_stats *service_stats(struct service *service);
 
+/* STATS record 1: the loop counts the limits it enforces in it; the service
+ * counts denials, refused tokens and a full session table. */
+struct skuld_stats_limits *service_limits(struct service *service);
+
+/* Adds one SUBMIT's latency (its arrival to its durable reply's release)
+ * to the histogram of STATS record 1. */
+void service_latency(struct service *service, uint64_t latency_ns);
+
 /* The ledger (for tests and tools). */
 struct ledger *service_ledger(struct service *service);
 

@@ -48,6 +48,8 @@ void model_config(struct ledger_config *config)
 	config->batch_events_max = CFG_BATCH;
 	config->chain_events_max = CFG_CHAIN;
 	config->listings_max = 64;
+	config->discrepancies_max = 32; /* small: the runs evict */
+	config->count_off_percent = 5;
 }
 
 /* ---- Coverage of the model's branches (printed with SKULD_MODEL_VERBOSE) -- */
@@ -2149,7 +2151,7 @@ static struct skuld_event generate_event(struct run *run)
 		generate_holds(run, &event, kind);
 		break;
 	case 0: {
-		static const uint16_t unknown[] = {0, 14, 31, 51, 200};
+		static const uint16_t unknown[] = {0, 14, 31, 52, 200};
 		event = event_new(run, unknown[rng_below(run, 5)]);
 		event.item = pick_item_any(run);
 		break;

@@ -315,6 +315,231 @@ Test(bench, check_catches_an_oversold_level, .timeout = 120)
 	server_fini(&server);
 }
 
+Test(bench, flash_sale_against_a_channel_pool_sells_exactly_the_stock, .timeout = 120)
+{
+	/* --pool WEB: the bench defines channel 1 with locations 1..4 in its
+	 * pool and 10 units of each of 3 hot items at each; every reserve
+	 * goes against the pool and the ledger picks the location. */
+	struct server server;
+	server_init(&server, config_scenarios);
+	server_start(&server);
+	int status;
+	json_t *root = scenario_run(&server,
+	                            "--scenario flash-sale --setup --items 3 --hot 3 --stock 10 "
+	                            "--locations 4 --pool WEB --connections 32",
+	                            &status);
+	scenario_assert(root, status, "flash-sale");
+	char *text = json_dumps(root, JSON_COMPACT);
+	cr_assert_eq(json_int(root, "check_figures.levels"), 3 * 4, "%s", text);
+	cr_assert_eq(json_int(root, "check_figures.stock_before"), 3 * 4 * 10, "%s", text);
+	cr_assert_leq(json_int(root, "units.committed"), 3 * 4 * 10, "%s", text);
+	cr_assert_gt(json_int(root, "refused_by.INSUFFICIENT"), 0, "sold out: %s", text);
+	cr_assert_eq(json_int(root, "check_figures.reserved_ledger"),
+	             json_int(root, "check_figures.reserved_expected"), "%s", text);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(root, "pool"), "name")),
+	                 "WEB");
+	cr_assert_eq(json_int(root, "pool.channel"), 1, "%s", text);
+	/* Selling out takes every unit of every location: the ledger placed
+	 * holds at all four. */
+	cr_assert_eq(json_int(root, "pool.locations_used"), 4, "%s", text);
+	free(text);
+	json_decref(root);
+	server_fini(&server);
+}
+
+Test(bench, mixed_runs_tills_gateways_and_push_workers_at_once, .timeout = 120)
+{
+	/* 16 connections: 2 push workers, 4 gateways, 10 tills, over a
+	 * channel WEB that lists all 100 items and pools all 8 locations. */
+	struct server server;
+	server_init(&server, config_scenarios);
+	server_start(&server);
+	int status;
+	json_t *root = scenario_run(&server,
+	                            "--scenario mixed --setup --items 100 --locations 8 "
+	                            "--connections 16",
+	                            &status);
+	scenario_assert(root, status, "mixed");
+	char *text = json_dumps(root, JSON_COMPACT);
+	static const struct {
+		const char *role;
+		long long connections;
+	} roles[] = {{"till", 10}, {"gateway", 4}, {"push", 2}};
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "roles.%s.connections", roles[i].role);
+		cr_assert_eq(json_int(root, path), roles[i].connections, "%s", text);
+		static const char *const fields[] = {"requests", "accepted", "latency_us.p50",
+		                                     "latency_us.p99", "latency_us.max"};
+		for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+			snprintf(path, sizeof(path), "roles.%s.%s", roles[i].role, fields[f]);
+			cr_assert_gt(json_int(root, path), 0, "%s: %s", path, text);
+		}
+		snprintf(path, sizeof(path), "roles.%s.latency_us.p99", roles[i].role);
+		long long p99 = json_int(root, path);
+		snprintf(path, sizeof(path), "roles.%s.latency_us.max", roles[i].role);
+		cr_assert_geq(json_int(root, path), p99, "%s", text);
+	}
+	/* Tills sell and take returns at their stores, gateways hold and
+	 * commit against the pool, push workers acknowledge what is dirty
+	 * (every item is dirty once listed). */
+	cr_assert_gt(json_int(root, "units.sold"), 0, "%s", text);
+	cr_assert_gt(json_int(root, "units.returned"), 0, "%s", text);
+	cr_assert_gt(json_int(root, "units.committed"), 0, "%s", text);
+	cr_assert_gt(json_int(root, "pool.locations_used"), 0, "%s", text);
+	cr_assert_gt(json_int(root, "roles.push.queries"), 0, "%s", text);
+	cr_assert_gt(json_int(root, "roles.push.records"), 0, "%s", text);
+	cr_assert_eq(json_int(root, "accepted_by.PUSH_ACK"), json_int(root, "roles.push.accepted"),
+	             "%s", text);
+	cr_assert_eq(json_int(root, "check_figures.levels"), 100 * 8, "%s", text);
+	free(text);
+	json_decref(root);
+	server_fini(&server);
+}
+
+/* ---- skuld-bench --start-server: its own skuld, the disk check ------------- */
+
+/* A small server for --server-config: the defaults of a started server are
+ * sized for a 1M item-location catalog. */
+static const char *config_started = "keys_max = 1m\nholds_max = 65536\n"
+                                    "closed_holds_max = 65536\nitems_max = 1024\n"
+                                    "codes_max = 4096\nlocations_max = 64\n"
+                                    "stock_max = 64k\nconnections_max = 128\n";
+
+/* Entries of dir other than . and .. */
+static int dir_entries(const char *dir, char *first, size_t size)
+{
+	DIR *handle = opendir(dir);
+	cr_assert_not_null(handle, "%s: %s", dir, strerror(errno));
+	int count = 0;
+	for (struct dirent *entry = readdir(handle); entry != NULL; entry = readdir(handle)) {
+		if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+			continue;
+		if (count++ == 0)
+			snprintf(first, size, "%s", entry->d_name);
+	}
+	closedir(handle);
+	return count;
+}
+
+struct start_case {
+	const char *args;
+	int status; /* skuld-bench's exit status */
+	int kept;   /* the run's directory is left in --data-dir */
+	const char *stderr_has;
+	long fsync_delay_us; /* the started server's; -1: the run is refused */
+};
+
+static const struct start_case start_cases[] = {
+        /* Each write is acknowledged 2 ms after its fdatasync: the mean
+         * write + fdatasync the server reports is at least that. */
+        {"--fsync-delay-us 2000", 0, 0, NULL, 2000},
+        {"--keep", 0, 1, "kept ", 0},
+        /* No file system has 4 PiB free: refused before anything is made. */
+        {"--disk-min-mb 4000000000", 1, 0, "MiB free on the file system of", -1},
+};
+
+static void start_case_run(const struct start_case *test)
+{
+	char dir[64] = "/tmp/skuld-bench-test-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char config[128], errors[128], command[1024];
+	snprintf(config, sizeof(config), "%s/small.conf", dir);
+	snprintf(errors, sizeof(errors), "%s/stderr", dir);
+	FILE *file = fopen(config, "w");
+	cr_assert_not_null(file);
+	fputs(config_started, file);
+	fclose(file);
+	char runs[96];
+	snprintf(runs, sizeof(runs), "%s/runs", dir);
+	cr_assert_eq(mkdir(runs, 0700), 0);
+	snprintf(command, sizeof(command),
+	         "%s/bench/skuld-bench --start-server --server-config %s --data-dir %s --json "
+	         "--duration 1 --scenario flash-sale --items 3 --hot 3 --stock 40 "
+	         "--connections 16 %s 2>%s",
+	         SKULD_BINARY_DIR, config, runs, test->args, errors);
+	FILE *pipe = popen(command, "r");
+	cr_assert_not_null(pipe);
+	char out[8192];
+	size_t used = fread(out, 1, sizeof(out) - 1, pipe);
+	out[used] = '\0';
+	int code = pclose(pipe);
+	int status = WIFEXITED(code) ? WEXITSTATUS(code) : -1;
+	char err[4096] = "";
+	file = fopen(errors, "r");
+	cr_assert_not_null(file);
+	err[fread(err, 1, sizeof(err) - 1, file)] = '\0';
+	fclose(file);
+	cr_assert_eq(status, test->status, "%s: status %d: %s %s", test->args, status, out, err);
+	if (test->stderr_has != NULL)
+		cr_assert_not_null(strstr(err, test->stderr_has), "%s: %s", test->args, err);
+	char first[256] = "";
+	int entries = dir_entries(runs, first, sizeof(first));
+	cr_assert_eq(entries, test->kept, "%s: %d entries left in %s", test->args, entries, runs);
+	if (test->kept) {
+		char log[512];
+		snprintf(log, sizeof(log), "%s/%s/data/log", runs, first);
+		struct stat info;
+		cr_assert_eq(stat(log, &info), 0, "kept run has no log: %s", log);
+		char remove[700];
+		snprintf(remove, sizeof(remove), "rm -rf %s/%s", runs, first);
+		cr_assert_eq(system(remove), 0);
+	}
+	if (test->fsync_delay_us >= 0) {
+		json_error_t error;
+		json_t *root = json_loads(out, 0, &error);
+		cr_assert_not_null(root, "not JSON (%s): %s", error.text, out);
+		scenario_assert(root, status, "flash-sale");
+		char *text = json_dumps(root, JSON_COMPACT);
+		cr_assert(json_is_true(json_object_get(root, "server_started")), "%s", text);
+		cr_assert_eq(json_int(root, "fsync_delay_us"), test->fsync_delay_us, "%s", text);
+		long long writes = json_int(root, "group_commit.writes");
+		cr_assert_gt(writes, 0, "%s", text);
+		cr_assert_geq(json_int(root, "group_commit.events"), writes, "%s", text);
+		cr_assert_geq(json_int(root, "group_commit.group_events_max"),
+		              json_int(root, "group_commit.events_per_write"), "%s", text);
+		cr_assert_geq(json_int(root, "group_commit.write_us_mean"), test->fsync_delay_us,
+		              "%s", text);
+		cr_assert_gt(json_int(root, "group_commit.disk_free_mb"), 0, "%s", text);
+		free(text);
+		json_decref(root);
+	}
+	unlink(config);
+	unlink(errors);
+	cr_assert_eq(rmdir(runs), 0);
+	cr_assert_eq(rmdir(dir), 0);
+}
+
+Test(bench, start_server_delays_fsync_checks_disk_and_cleans_up, .timeout = 180)
+{
+	for (size_t i = 0; i < sizeof(start_cases) / sizeof(start_cases[0]); i++)
+		start_case_run(&start_cases[i]);
+}
+
+Test(bench, a_running_server_with_too_little_disk_is_refused, .timeout = 60)
+{
+	/* Against a running server the bound is checked on the free space its
+	 * STATS report for its data directory. */
+	struct server server;
+	server_init(&server, config_scenarios);
+	server_start(&server);
+	char command[512];
+	snprintf(command, sizeof(command),
+	         "%s/bench/skuld-bench --server 127.0.0.1:%u --json --duration 1 --setup "
+	         "--disk-min-mb 4000000000 2>&1",
+	         SKULD_BINARY_DIR, server.port);
+	FILE *pipe = popen(command, "r");
+	cr_assert_not_null(pipe);
+	char out[2048];
+	size_t used = fread(out, 1, sizeof(out) - 1, pipe);
+	out[used] = '\0';
+	int code = pclose(pipe);
+	cr_assert(WIFEXITED(code) && WEXITSTATUS(code) == 1, "%s", out);
+	cr_assert_not_null(strstr(out, "the server's data directory"), "%s", out);
+	cr_assert_null(strstr(out, "\"scenario\""), "nothing ran: %s", out);
+	server_fini(&server);
+}
+
 /* ---- A test double that oversells ----------------------------------------
  * A tiny stand-in server, forked from the test: it speaks just enough of
  * the protocol for skuld-bench (REGISTER, SUBMIT, LOCATION_LEVELS at

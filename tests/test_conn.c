@@ -386,3 +386,43 @@ Test(conn, reply_ring_wraps_and_bounds)
 	cr_assert(f.conn.close_ready);
 	fixture_fini(&f);
 }
+
+/* conn_release_timed's measure: records what it was told. */
+struct measured {
+	uint32_t count;
+	uint64_t latencies[4];
+};
+
+static void measure_record(void *context, uint64_t latency_ns)
+{
+	struct measured *measured = context;
+	cr_assert_lt(measured->count, 4);
+	measured->latencies[measured->count++] = latency_ns;
+}
+
+Test(conn, released_replies_marked_with_an_arrival_are_measured_once)
+{
+	struct fixture f;
+	fixture_init(&f, 1);
+	uint8_t bytes[128];
+	reply_bytes(bytes, 96, 'a');
+	conn_reply_push(&f.conn, bytes, 96, 2, false);
+	conn_reply_arrival(&f.conn, 1000); /* a SUBMIT's reply */
+	reply_bytes(bytes, 64, 'b');
+	conn_reply_push(&f.conn, bytes, 64, 2, false); /* a PING's: not measured */
+	reply_bytes(bytes, 96, 'c');
+	conn_reply_push(&f.conn, bytes, 96, 3, false);
+	conn_reply_arrival(&f.conn, 1500);
+	struct measured measured = {0};
+	cr_assert_eq(conn_release_timed(&f.conn, 1, 2000, measure_record, &measured), 0);
+	cr_assert_eq(measured.count, 0, "nothing is durable yet");
+	cr_assert_eq(conn_release_timed(&f.conn, 2, 4000, measure_record, &measured), 160);
+	cr_assert_eq(measured.count, 1);
+	cr_assert_eq(measured.latencies[0], 3000);
+	cr_assert_eq(conn_release_timed(&f.conn, 2, 5000, measure_record, &measured), 0);
+	cr_assert_eq(measured.count, 1, "a released reply is not measured again");
+	cr_assert_eq(conn_release_timed(&f.conn, 3, 9500, measure_record, &measured), 96);
+	cr_assert_eq(measured.count, 2);
+	cr_assert_eq(measured.latencies[1], 8000);
+	fixture_fini(&f);
+}

@@ -154,6 +154,16 @@ Test(gateway_e2e, an_order_is_applied_once_and_a_bad_signature_changes_nothing)
 	/* A topic that moves no stock: 200, nothing. */
 	cr_assert_eq(deliver("products/update", "d-4", "{}", SECRET), 200);
 	cr_assert_eq(on_hand(1, WEB), 9998);
+	/* orders/edited without api_url: its payload has no SKUs and the order
+	 * cannot be read back; logged, 200, nothing moves. Without its order
+	 * id: 400. */
+	cr_assert_eq(deliver("orders/edited", "d-5",
+	                     "{\"order_edit\":{\"id\":7,\"order_id\":1001,\"line_items\":{"
+	                     "\"additions\":[{\"id\":10011,\"delta\":1}],\"removals\":[]}}}",
+	                     SECRET),
+	             200);
+	cr_assert_eq(deliver("orders/edited", "d-6", "{\"order_edit\":{\"id\":8}}", SECRET), 400);
+	cr_assert_eq(on_hand(1, WEB), 9998);
 }
 
 Test(gateway_e2e, pos_orders_cancellations_and_refunds)

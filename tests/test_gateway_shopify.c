@@ -2,12 +2,16 @@
  * test_gateway_shopify.c — Shopify webhooks as skuld-gateway reads them
  * (channels/gateway_shopify.c): the signature against a value computed
  * elsewhere (Python's hmac), the actions of each topic, the keys they get,
- * and bodies that are not what Shopify sends.
+ * and bodies that are not what Shopify sends; and order edits: the order
+ * an orders/edited delivery names, and the order read back with its sales
+ * agreements (gateway_order_read, channels/gateway_poll.c) as actions.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "gateway_poll.h"
 #include "gateway_shopify.h"
 
 static struct gateway_action actions[16];
@@ -151,4 +155,247 @@ Test(gateway_shopify, bodies_shopify_does_not_send_are_refused)
 		         "%s{\"id\":%d,\"sku\":\"A\",\"quantity\":1}", i ? "," : "", i + 1);
 	strcat(many, "]}");
 	cr_assert_eq(read_topic("orders/create", many), -1);
+}
+
+Test(gateway_shopify, orders_edited_names_its_order_and_is_read_back)
+{
+	char order[GATEWAY_ID_SIZE];
+	const char edited[] = "{\"order_edit\":{\"id\":78912328,\"order_id\":450789469,"
+	                      "\"created_at\":\"2026-11-27T09:30:00-05:00\",\"line_items\":{"
+	                      "\"additions\":[{\"id\":466157049,\"delta\":1}],"
+	                      "\"removals\":[]}}}";
+	cr_assert_eq(shopify_webhook_order("orders/edited", edited, strlen(edited), order, error,
+	                                   sizeof(error)),
+	             1);
+	cr_assert_str_eq(order, "450789469");
+	const char cancelled[] = "{\"id\":5,\"line_items\":[]}";
+	cr_assert_eq(shopify_webhook_order("orders/cancelled", cancelled, strlen(cancelled), order,
+	                                   error, sizeof(error)),
+	             1);
+	cr_assert_str_eq(order, "5");
+	cr_assert_eq(shopify_webhook_order("orders/create", cancelled, strlen(cancelled), order,
+	                                   error, sizeof(error)),
+	             0);
+	cr_assert_eq(shopify_webhook_order("orders/edited", "{\"order_edit\":{}}", 15, order, error,
+	                                   sizeof(error)),
+	             -1);
+	/* Its payload alone moves nothing: no SKUs in it. */
+	cr_assert_eq(read_topic("orders/edited", edited), 0);
+}
+
+/* An order as the read-back query answers it: line 1 ordered 4 (an edit
+ * removed 3, then another added 1), line 2 ordered 1 plus 2 an edit added,
+ * line 3 added by the first edit. The ORDER agreement names the order's own
+ * units; without it they are quantity less what edits added. */
+#define EDITED_ORDER(CANCELLED)                                                                    \
+	"{\"data\":{\"order\":{\"id\":\"gid://shopify/Order/5\",\"legacyResourceId\":\"5\","       \
+	"\"createdAt\":\"2026-11-27T14:00:00Z\",\"updatedAt\":\"2026-11-27T15:00:00Z\","           \
+	"\"cancelledAt\":" CANCELLED ",\"sourceName\":\"web\",\"physicalLocation\":null,"          \
+	"\"lineItems\":{\"pageInfo\":{\"hasNextPage\":false},\"nodes\":["                          \
+	"{\"id\":\"gid://shopify/LineItem/1\",\"sku\":\"MUG\",\"quantity\":5},"                    \
+	"{\"id\":\"gid://shopify/LineItem/2\",\"sku\":\"TEE\",\"quantity\":3},"                    \
+	"{\"id\":\"gid://shopify/LineItem/3\",\"sku\":\"MUG\",\"quantity\":2}]},"                  \
+	"\"agreements\":{\"pageInfo\":{\"hasNextPage\":false},\"nodes\":["                         \
+	"{\"id\":\"gid://shopify/SalesAgreement/5\",\"reason\":\"ORDER\","                         \
+	"\"happenedAt\":\"2026-11-27T14:00:00Z\",\"sales\":{\"pageInfo\":{\"hasNextPage\":false}," \
+	"\"nodes\":[{\"quantity\":4,\"lineItem\":{\"id\":\"gid://shopify/LineItem/1\","            \
+	"\"sku\":\"MUG\"}},{\"quantity\":1,\"lineItem\":{\"id\":\"gid://shopify/LineItem/2\","     \
+	"\"sku\":\"TEE\"}}]}},"                                                                    \
+	"{\"id\":\"gid://shopify/SalesAgreement/70\",\"reason\":\"ORDER_EDIT\","                   \
+	"\"happenedAt\":\"2026-11-27T14:30:00Z\",\"sales\":{\"pageInfo\":{\"hasNextPage\":false}," \
+	"\"nodes\":[{\"quantity\":-3,\"lineItem\":{\"id\":\"gid://shopify/LineItem/1\","           \
+	"\"sku\":\"MUG\"}},{\"quantity\":2,\"lineItem\":{\"id\":\"gid://shopify/LineItem/2\","     \
+	"\"sku\":\"TEE\"}},{\"quantity\":2,\"lineItem\":{\"id\":\"gid://shopify/LineItem/3\","     \
+	"\"sku\":\"MUG\"}},{\"quantity\":1}]}},"                                                   \
+	"{\"id\":\"gid://shopify/SalesAgreement/71\",\"reason\":\"ORDER_EDIT\","                   \
+	"\"happenedAt\":\"2026-11-27T14:40:00Z\",\"sales\":{\"pageInfo\":{\"hasNextPage\":false}," \
+	"\"nodes\":[{\"quantity\":1,\"lineItem\":{\"id\":\"gid://shopify/LineItem/1\","            \
+	"\"sku\":\"MUG\"}}]}}]}}}}"
+
+static int read_order(const char *body)
+{
+	error[0] = '\0';
+	return gateway_order_read(200, body, strlen(body), actions, 16, error, sizeof(error));
+}
+
+Test(gateway_shopify, an_edited_order_is_its_own_sales_and_each_edits_change)
+{
+	int count = read_order(EDITED_ORDER("null"));
+	cr_assert_eq(count, 6, "%s", error);
+	/* The order's own sales: quantity less what edits added. */
+	cr_assert_eq(actions[0].kind, GATEWAY_SALE);
+	cr_assert_str_eq(actions[0].line, "1");
+	cr_assert_eq(actions[0].quantity, 4);
+	cr_assert_str_eq(actions[0].refund, "");
+	cr_assert_eq(actions[1].kind, GATEWAY_SALE);
+	cr_assert_str_eq(actions[1].line, "2");
+	cr_assert_eq(actions[1].quantity, 1);
+	/* Line 3 came with an edit: no SALE of its own. Then the edits. */
+	cr_assert_eq(actions[2].kind, GATEWAY_EDIT_REMOVE);
+	cr_assert_str_eq(actions[2].line, "1");
+	cr_assert_str_eq(actions[2].refund, "70");
+	cr_assert_eq(actions[2].quantity, 3);
+	cr_assert_eq(actions[2].occurred_at, 1795789800ull * 1000000000ull);
+	cr_assert_eq(actions[3].kind, GATEWAY_EDIT_ADD);
+	cr_assert_str_eq(actions[3].line, "2");
+	cr_assert_str_eq(actions[3].sku, "TEE");
+	cr_assert_eq(actions[3].quantity, 2);
+	cr_assert_eq(actions[4].kind, GATEWAY_EDIT_ADD);
+	cr_assert_str_eq(actions[4].line, "3");
+	cr_assert_eq(actions[4].quantity, 2);
+	cr_assert_eq(actions[5].kind, GATEWAY_EDIT_ADD);
+	cr_assert_str_eq(actions[5].line, "1");
+	cr_assert_str_eq(actions[5].refund, "71");
+	cr_assert_eq(actions[5].quantity, 1);
+	/* Two edits of one line that leave it at the same quantity are two
+	 * facts with two keys; each differs from the line's own SALE. */
+	cr_assert_not(skuld_u128_equal(gateway_key("shopify", &actions[2], "edit-remove"),
+	                               gateway_key("shopify", &actions[5], "edit-add")));
+	struct gateway_action same_line = actions[5];
+	snprintf(same_line.refund, sizeof(same_line.refund), "70");
+	cr_assert_not(skuld_u128_equal(gateway_key("shopify", &same_line, "edit-add"),
+	                               gateway_key("shopify", &actions[5], "edit-add")));
+	cr_assert_not(skuld_u128_equal(gateway_key("shopify", &actions[0], "sale"),
+	                               gateway_key("shopify", &actions[5], "edit-add")));
+}
+
+Test(gateway_shopify, a_cancelled_edited_order_undoes_each_edit_too)
+{
+	int count = read_order(EDITED_ORDER("\"2026-11-27T16:00:00Z\""));
+	cr_assert_eq(count, 6, "%s", error);
+	cr_assert_eq(actions[0].kind, GATEWAY_CANCEL);
+	cr_assert_eq(actions[0].quantity, 4);
+	cr_assert_eq(actions[1].kind, GATEWAY_CANCEL);
+	cr_assert_eq(actions[2].kind, GATEWAY_EDIT_REMOVE_CANCEL);
+	cr_assert_eq(actions[2].quantity, 3);
+	cr_assert_eq(actions[3].kind, GATEWAY_EDIT_ADD_CANCEL);
+	cr_assert_eq(actions[5].kind, GATEWAY_EDIT_ADD_CANCEL);
+}
+
+Test(gateway_shopify, an_order_read_back_that_cannot_be_applied)
+{
+	/* No usable answer: try again (503). */
+	cr_assert_eq(gateway_order_read(503, "", 0, actions, 16, error, sizeof(error)), -1);
+	const char throttled[] = "{\"errors\":[{\"message\":\"Throttled\","
+	                         "\"extensions\":{\"code\":\"THROTTLED\"}}]}";
+	cr_assert_eq(gateway_order_read(200, throttled, strlen(throttled), actions, 16, error,
+	                                sizeof(error)),
+	             -1);
+	/* Unknown, or more edits than one read holds: not applicable (400). */
+	cr_assert_eq(read_order("{\"data\":{\"order\":null}}"), -2);
+	char *cut = strdup(EDITED_ORDER("null"));
+	char *more = strstr(cut, "\"agreements\":{\"pageInfo\":{\"hasNextPage\":false}");
+	cr_assert_not_null(more);
+	memcpy(strstr(more, "false"), "true ", 5);
+	cr_assert_eq(read_order(cut), -2);
+	cr_assert_neq(error[0], '\0');
+	free(cut);
+	/* Too many actions for the room given. */
+	cr_assert_eq(gateway_order_read(200, EDITED_ORDER("null"), strlen(EDITED_ORDER("null")),
+	                                actions, 4, error, sizeof(error)),
+	             -2);
+	/* Without the ORDER agreement, the own units are quantity less what
+	 * edits added: the same actions. */
+	char *no_order = strdup(EDITED_ORDER("null"));
+	char *order_agreement = strstr(no_order, "\"reason\":\"ORDER\"");
+	cr_assert_not_null(order_agreement);
+	memcpy(order_agreement, "\"reason\":\"OTHER\"", 15);
+	cr_assert_eq(read_order(no_order), 6, "%s", error);
+	cr_assert_eq(actions[0].quantity, 4);
+	cr_assert_eq(actions[1].quantity, 1);
+	free(no_order);
+	/* An order read without agreements (an older query): its lines only. */
+	cr_assert_eq(read_order("{\"data\":{\"order\":{\"id\":\"gid://shopify/Order/9\","
+	                        "\"createdAt\":\"2026-11-27T14:00:00Z\",\"updatedAt\":"
+	                        "\"2026-11-27T14:00:00Z\",\"cancelledAt\":null,\"lineItems\":{"
+	                        "\"nodes\":[{\"id\":\"gid://shopify/LineItem/4\",\"sku\":\"MUG\","
+	                        "\"quantity\":2}]}}}}"),
+	             1, "%s", error);
+	cr_assert_eq(actions[0].quantity, 2);
+}
+
+Test(gateway_shopify, a_line_property_names_the_checkout_hold_to_commit)
+{
+	cr_assert_eq(
+	        read_topic("orders/create",
+	                   "{\"id\":5,\"created_at\":\"2026-11-27T09:00:00Z\",\"line_items\":["
+	                   "{\"id\":1,\"sku\":\"MUG\",\"quantity\":2,\"properties\":[{\"name\":"
+	                   "\"gift\",\"value\":\"yes\"},{\"name\":\"_skuld_hold\",\"value\":"
+	                   "\"18446744073709551615\"}]},"
+	                   "{\"id\":2,\"sku\":\"TEE\",\"quantity\":1,\"properties\":[]},"
+	                   "{\"id\":3,\"sku\":\"CAP\",\"quantity\":1,\"properties\":[{\"name\":"
+	                   "\"_skuld_hold\",\"value\":\"not-a-hold\"}]}]}"),
+	        3, "%s", error);
+	cr_assert_eq(actions[0].kind, GATEWAY_SALE);
+	cr_assert_eq(actions[0].hold, UINT64_MAX);
+	cr_assert_eq(actions[1].hold, 0, "no property: a plain SALE");
+	cr_assert_eq(actions[2].hold, 0, "not a hold id: a plain SALE");
+	/* The same hold on the cancellation: its COMMIT comes with the line. */
+	cr_assert_eq(
+	        read_topic("orders/cancelled",
+	                   "{\"id\":5,\"line_items\":[{\"id\":1,\"sku\":\"MUG\",\"quantity\":2,"
+	                   "\"properties\":[{\"name\":\"_skuld_hold\",\"value\":\"42\"}]}]}"),
+	        1, "%s", error);
+	cr_assert_eq(actions[0].kind, GATEWAY_CANCEL);
+	cr_assert_eq(actions[0].hold, 42);
+	/* The GraphQL shape (the poll and the read-back): customAttributes {key value}. */
+	json_t *attributes = json_loads("[{\"key\":\"_skuld_hold\",\"value\":\"7001\"}]", 0, NULL);
+	cr_assert_eq(shopify_line_hold(attributes, "key"), 7001);
+	cr_assert_eq(shopify_line_hold(attributes, "name"), 0);
+	json_decref(attributes);
+	attributes = json_loads("[{\"key\":\"_skuld_hold\",\"value\":\"18446744073709551616\"},"
+	                        "{\"key\":\"_skuld_hold\",\"value\":\"\"}]",
+	                        0, NULL);
+	cr_assert_eq(shopify_line_hold(attributes, "key"), 0, "over 2^64-1");
+	json_decref(attributes);
+	cr_assert_eq(shopify_line_hold(NULL, "key"), 0);
+	/* The commit's key is the line's, distinct from its SALE's. */
+	struct gateway_action line = {.kind = GATEWAY_SALE, .order = "5", .line = "1"};
+	skuld_u128 commit = gateway_key("shop", &line, "commit");
+	skuld_u128 sale = gateway_key("shop", &line, "sale");
+	cr_assert_neq(memcmp(&commit, &sale, sizeof(commit)), 0);
+}
+
+Test(gateway_shopify, an_exchange_is_the_return_and_the_replacement_in_one_chain)
+{
+	cr_assert_eq(
+	        read_topic(
+	                "refunds/create",
+	                "{\"id\":900,\"order_id\":5,\"created_at\":\"2026-11-27T12:00:00Z\","
+	                "\"refund_line_items\":[{\"id\":901,\"line_item_id\":1,\"quantity\":1,"
+	                "\"restock_type\":\"return\",\"line_item\":{\"sku\":\"TEE-M\"}}],"
+	                "\"return\":{\"id\":90000,\"exchange_line_items\":[{\"id\":90001,"
+	                "\"quantity\":1,\"line_item\":{\"id\":77,\"sku\":\"TEE-L\"}},{\"id\":90002,"
+	                "\"quantity\":0,\"line_item\":{\"id\":78,\"sku\":\"CAP\"}}]}}"),
+	        2, "%s", error);
+	cr_assert_eq(actions[0].kind, GATEWAY_EXPECTED_RETURN);
+	cr_assert(actions[0].linked, "the RETURN is linked with the SALE after it");
+	cr_assert_eq(actions[1].kind, GATEWAY_EXCHANGE_SALE);
+	cr_assert_not(actions[1].linked, "the chain ends with the replacement");
+	cr_assert_str_eq(actions[1].sku, "TEE-L");
+	cr_assert_eq(actions[1].quantity, 1);
+	cr_assert_str_eq(actions[1].order, "5");
+	cr_assert_str_eq(actions[1].line, "77");
+	cr_assert_str_eq(actions[1].refund, "900");
+	cr_assert_str_eq(actions[1].refund_line, "90001");
+	cr_assert_eq(actions[1].occurred_at, actions[0].occurred_at);
+	/* The RETURN is the event a refund without exchange gives: the same key. */
+	skuld_u128 linked_return = gateway_key("shop", &actions[0], "expected-return");
+	skuld_u128 sale = gateway_key("shop", &actions[1], "exchange-sale");
+	cr_assert_eq(
+	        read_topic("refunds/create",
+	                   "{\"id\":900,\"order_id\":5,\"created_at\":\"2026-11-27T12:00:00Z\","
+	                   "\"refund_line_items\":[{\"id\":901,\"line_item_id\":1,\"quantity\":1,"
+	                   "\"restock_type\":\"return\",\"line_item\":{\"sku\":\"TEE-M\"}}]}"),
+	        1);
+	cr_assert_not(actions[0].linked);
+	skuld_u128 plain_return = gateway_key("shop", &actions[0], "expected-return");
+	cr_assert_eq(memcmp(&linked_return, &plain_return, sizeof(sale)), 0);
+	cr_assert_neq(memcmp(&linked_return, &sale, sizeof(sale)), 0);
+	/* Not what Shopify sends: refused. */
+	cr_assert_eq(read_topic("refunds/create",
+	                        "{\"id\":900,\"order_id\":5,\"refund_line_items\":[],"
+	                        "\"return\":{\"exchange_line_items\":[{\"id\":1,\"quantity\":1,"
+	                        "\"line_item\":{\"id\":2}}]}}"),
+	             -1);
 }

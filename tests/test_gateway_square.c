@@ -7,6 +7,7 @@
  * that are not what Square sends.
  */
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -238,4 +239,180 @@ Test(gateway_square, quantities_are_whole_units)
 	cr_assert_eq(square_quantity_whole("", &value), 0);
 	cr_assert_eq(square_quantity_whole("1e3", &value), 0);
 	cr_assert_eq(square_quantity_whole(NULL, &value), 0);
+}
+
+/* ---- Edits of an open order: differences against the order's record ---------------- */
+
+static struct square_record record;
+static struct square_order_head head;
+
+/* Reads order O-9 at version (lines: "uid:OBJECT:QUANTITY" texts), state,
+ * and steps the record; the facts appended. */
+static int step(const char *state, int version, const char *const *lines, int count)
+{
+	char body[2048];
+	int at = snprintf(body, sizeof(body),
+	                  "{\"order\":{\"id\":\"O-9\",\"state\":\"%s\",\"version\":%d,"
+	                  "\"created_at\":\"2026-11-27T09:00:00Z\",\"updated_at\":"
+	                  "\"2026-11-27T10:00:%02dZ\",\"line_items\":[",
+	                  state, version, version);
+	for (int i = 0; i < count; i++) {
+		char uid[16], object[16];
+		int quantity;
+		cr_assert_eq(sscanf(lines[i], "%15[^:]:%15[^:]:%d", uid, object, &quantity), 3);
+		at += snprintf(
+		        body + at, sizeof(body) - (size_t)at,
+		        "%s{\"uid\":\"%s\",\"catalog_object_id\":\"%s\",\"quantity\":\"%d\"}",
+		        i > 0 ? "," : "", uid, object, quantity);
+	}
+	snprintf(body + at, sizeof(body) - (size_t)at, "]}}");
+	error[0] = '\0';
+	int read = square_order_read(&config, body, strlen(body), &head, actions, 16, error,
+	                             sizeof(error));
+	cr_assert_geq(read, 0, "%s", error);
+	cr_assert_eq(head.version, version);
+	return square_record_step(&record, &head, actions, (uint32_t)read, error, sizeof(error));
+}
+
+/* The units the facts record.pending[from..] move out of stock (SALE +, RETURN -). */
+static int64_t sold(uint32_t from, const char *line)
+{
+	int64_t units = 0;
+	for (uint32_t i = from; i < record.pending_count; i++) {
+		const struct gateway_action *fact = &record.pending[i];
+		if (line != NULL && strcmp(fact->line, line) != 0)
+			continue;
+		switch (fact->kind) {
+		case GATEWAY_SALE:
+		case GATEWAY_EDIT_ADD:
+			units += fact->quantity;
+			break;
+		case GATEWAY_EDIT_REMOVE:
+		case GATEWAY_CANCEL_RETURN:
+			units -= fact->quantity;
+			break;
+		default: /* GATEWAY_CANCEL: its SALE and RETURN */
+			break;
+		}
+	}
+	return units;
+}
+
+static bool key_equal(skuld_u128 a, skuld_u128 b)
+{
+	return memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+Test(gateway_square, quantity_changes_of_an_open_order_are_applied_as_differences)
+{
+	map();
+	memset(&record, 0, sizeof(record));
+	snprintf(record.order, sizeof(record.order), "O-9");
+	const char *v1[] = {"u1:VAR-MUG:2", "u2:VAR-TEE:1"};
+	cr_assert_eq(step("OPEN", 1, v1, 2), 2, "%s", error);
+	cr_assert_eq(record.pending[0].kind, GATEWAY_SALE, "first sight: the order's own SALE");
+	cr_assert_eq(record.pending[0].quantity, 2);
+	cr_assert_eq(record.version, 1);
+	/* The same line read at first sight is byte for byte square_order_actions's. */
+	cr_assert_eq(read_order("{\"order\":{\"id\":\"O-9\",\"state\":\"OPEN\",\"version\":1,"
+	                        "\"created_at\":\"2026-11-27T09:00:00Z\",\"line_items\":[{\"uid\":"
+	                        "\"u1\",\"catalog_object_id\":\"VAR-MUG\",\"quantity\":\"2\"}]}}"),
+	             1);
+	cr_assert(key_equal(gateway_key("square", &actions[0], "sale"),
+	                    gateway_key("square", &record.pending[0], "sale")));
+	cr_assert_eq(actions[0].occurred_at, record.pending[0].occurred_at);
+
+	/* Version 2: u1 up to 5, u2 removed, a new line u3. */
+	uint32_t before = record.pending_count;
+	const char *v2[] = {"u1:VAR-MUG:5", "u3:VAR-TEE:4"};
+	cr_assert_eq(step("OPEN", 2, v2, 2), 3, "%s", error);
+	cr_assert_eq(sold(before, "u1"), 3);
+	cr_assert_eq(sold(before, "u2"), -1, "a line gone from the order gives its units back");
+	cr_assert_eq(sold(before, "u3"), 4);
+	const struct gateway_action *add = &record.pending[before];
+	cr_assert_eq(add->kind, GATEWAY_EDIT_ADD);
+	cr_assert_str_eq(add->refund, "v2", "keyed by (order, line uid, version)");
+	cr_assert_str_eq(add->sku, "MUG");
+	cr_assert_eq(add->occurred_at, (1795773600ull + 2) * 1000000000ull, "updated_at");
+
+	/* The same version again, and an older one (a late notification): nothing. */
+	before = record.pending_count;
+	cr_assert_eq(step("OPEN", 2, v2, 2), 0);
+	cr_assert_eq(step("OPEN", 1, v1, 2), 0, "stale");
+	cr_assert_eq(record.pending_count, before);
+	cr_assert_eq(record.version, 2);
+
+	/* Version 3 brings u1 back to 2, version 4 to 5 again: each its own key. */
+	const char *v3[] = {"u1:VAR-MUG:2", "u3:VAR-TEE:4"};
+	cr_assert_eq(step("OPEN", 3, v3, 2), 1);
+	const char *v4[] = {"u1:VAR-MUG:5", "u3:VAR-TEE:4"};
+	cr_assert_eq(step("OPEN", 4, v4, 2), 1);
+	const struct gateway_action *up2 = &record.pending[before - 3];
+	const struct gateway_action *up4 = &record.pending[record.pending_count - 1];
+	cr_assert_eq(up4->kind, GATEWAY_EDIT_ADD);
+	cr_assert_eq(up4->quantity, up2->quantity);
+	cr_assert_not(key_equal(gateway_key("square", up2, "edit-add"),
+	                        gateway_key("square", up4, "edit-add")));
+	/* Everything recorded sums to what the order says now. */
+	cr_assert_eq(sold(0, "u1"), 5);
+	cr_assert_eq(sold(0, "u2"), 0);
+	cr_assert_eq(sold(0, "u3"), 4);
+
+	/* Cancelled at version 5 (u3 cut to 3 on the way): the units it holds come back. */
+	before = record.pending_count;
+	const char *v5[] = {"u1:VAR-MUG:5", "u3:VAR-TEE:3"};
+	cr_assert_eq(step("CANCELED", 5, v5, 2), 3);
+	cr_assert_eq(sold(0, NULL), 0, "a cancelled order holds nothing");
+	cr_assert_eq(record.pending[before].kind, GATEWAY_CANCEL_RETURN);
+	cr_assert_eq(record.pending[before].quantity, 5);
+	/* Its RETURN is byte for byte the one of a first-sight cancellation. */
+	cr_assert_eq(record.pending[before].occurred_at, 0);
+	cr_assert_str_eq(record.pending[before].refund, "");
+	/* A cancelled line never sells again. */
+	cr_assert_eq(step("CANCELED", 6, v5, 2), 0);
+	cr_assert_eq(sold(0, NULL), 0);
+}
+
+Test(gateway_square, a_record_with_facts_pending_keeps_them_until_cleared)
+{
+	/* A crash between the record and the submit: the record read again
+	 * holds the same facts (same keys), and a newer version adds to them. */
+	map();
+	memset(&record, 0, sizeof(record));
+	const char *v1[] = {"u1:VAR-MUG:2"};
+	cr_assert_eq(step("OPEN", 1, v1, 1), 1);
+	struct gateway_action kept = record.pending[0];
+	cr_assert_eq(step("OPEN", 1, v1, 1), 0);
+	cr_assert_eq(record.pending_count, 1);
+	cr_assert_eq(memcmp(&kept, &record.pending[0], sizeof(kept)), 0);
+	const char *v2[] = {"u1:VAR-MUG:1"};
+	cr_assert_eq(step("OPEN", 2, v2, 1), 1);
+	cr_assert_eq(record.pending_count, 2);
+	cr_assert_eq(sold(0, "u1"), 1);
+}
+
+Test(gateway_square, a_first_sight_of_a_cancelled_order_and_orders_without_version)
+{
+	map();
+	memset(&record, 0, sizeof(record));
+	const char *v3[] = {"u1:VAR-MUG:4"};
+	cr_assert_eq(step("CANCELED", 3, v3, 1), 1);
+	cr_assert_eq(record.pending[0].kind, GATEWAY_CANCEL, "its SALE and RETURN together");
+	cr_assert_eq(record.lines[0].quantity, 0);
+	const char *v4[] = {"u1:VAR-MUG:6"};
+	cr_assert_eq(step("CANCELED", 4, v4, 1), 0);
+	/* Without a version the difference has no key: refused. */
+	memset(&record, 0, sizeof(record));
+	error[0] = '\0';
+	const char unversioned[] = "{\"order\":{\"id\":\"O-8\",\"state\":\"OPEN\",\"line_items\":"
+	                           "[{\"uid\":\"u1\",\"catalog_object_id\":\"VAR-MUG\","
+	                           "\"quantity\":\"1\"}]}}";
+	int read = square_order_read(&config, unversioned, strlen(unversioned), &head, actions, 16,
+	                             error, sizeof(error));
+	cr_assert_eq(read, 1, "%s", error);
+	cr_assert_eq(square_record_step(&record, &head, actions, 1, error, sizeof(error)), -1);
+	const char zero[] = "{\"order\":{\"id\":\"O-8\",\"state\":\"OPEN\",\"version\":0}}";
+	cr_assert_eq(square_order_read(&config, zero, strlen(zero), &head, actions, 16, error,
+	                               sizeof(error)),
+	             -1);
 }

@@ -336,3 +336,138 @@ Test(gateway_square_e2e, an_unmapped_catalog_object_waits_until_the_map_names_it
 	cr_assert_eq(level(3, WEB).on_hand, 48);
 	gateway_process_stop(&gateway, SIGTERM);
 }
+
+/* POSTs to the stand-in's control API; the answer's "version" (the order's). */
+static json_int_t update(const char *spec)
+{
+	char url[128];
+	snprintf(url, sizeof(url), "%s/_control/update", square.base);
+	struct http_request request = {
+	        .method = "POST",
+	        .url = url,
+	        .headers = {"Content-Type: application/json"},
+	        .body = spec,
+	        .body_size = strlen(spec),
+	        .timeout_ms = 10000,
+	};
+	struct http_response response;
+	cr_assert_eq(http_call(http, &request, &response), 0, "%s", response.error);
+	cr_assert_eq(response.status, 200, "%s", response.body);
+	json_t *root = json_loadb(response.body, response.body_size, 0, NULL);
+	json_int_t version = json_integer_value(json_object_get(root, "version"));
+	json_decref(root);
+	return version;
+}
+
+/* The gateway's record of order id (SPOOL/square/ID.json), or NULL. */
+static json_t *order_record(const char *id)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/square/%s.json", server.dir, id);
+	return json_load_file(path, 0, NULL);
+}
+
+Test(gateway_square_e2e, quantity_edits_of_an_open_order_apply_their_difference_once)
+{
+	/* Every notification twice (the same event_id), half of them late, so an
+	 * older version's notification often arrives after a newer one. */
+	standin_control(&square, http, "config",
+	                "{\"webhook_duplicate_rate\": 1.0, \"webhook_late_rate\": 0.5,"
+	                " \"webhook_late_seconds\": 1.5, \"webhook_seed\": 11,"
+	                " \"webhook_retry_initial_seconds\": 0.3}");
+	gateway_start(NULL);
+	subscribe(SIGNATURE_KEY);
+	char id[64], spec[512];
+	order("{\"location_id\": \"L-WEB\", \"lines\": [{\"catalog_object_id\": \"VAR-MUG\","
+	      " \"quantity\": 2}, {\"catalog_object_id\": \"VAR-TEE\", \"quantity\": 1}]}",
+	      id);
+	/* v2: MUG 2 -> 5; v3: TEE 1 -> 3 and a new MUG line of 4; v4: MUG 5 -> 1; back
+	 * and forth, in quick succession. */
+	snprintf(spec, sizeof(spec),
+	         "{\"order_id\": \"%s\", \"lines\": [{\"uid\": \"%s-L1\", \"quantity\": 5}]}", id,
+	         id);
+	cr_assert_eq(update(spec), 2);
+	snprintf(spec, sizeof(spec),
+	         "{\"order_id\": \"%s\", \"lines\": [{\"uid\": \"%s-L2\", \"quantity\": 3}],"
+	         " \"add\": [{\"catalog_object_id\": \"VAR-MUG\", \"quantity\": 4}]}",
+	         id, id);
+	cr_assert_eq(update(spec), 3);
+	snprintf(spec, sizeof(spec),
+	         "{\"order_id\": \"%s\", \"lines\": [{\"uid\": \"%s-L1\", \"quantity\": 1}]}", id,
+	         id);
+	cr_assert_eq(update(spec), 4);
+	deliveries_settle(20000);
+	await_on_hand(1, WEB, 10000 - 1 - 4, 10000);
+	await_on_hand(2, WEB, 10000 - 3, 10000);
+	cr_assert_eq(delivery_count("delivered"), 8, "four events, each twice");
+	json_t *record = order_record(id);
+	cr_assert_not_null(record, "the order's record is kept in the spool");
+	cr_assert_eq(json_integer_value(json_object_get(record, "version")), 4);
+	cr_assert_eq(json_array_size(json_object_get(record, "pending")), 0);
+	json_decref(record);
+	char body[384];
+
+	/* A crash between the record and the submit: skuld stopped, the record
+	 * of v5 written, the gateway killed while its submit waits. */
+	unsigned port = gateway.port;
+	kill(server.pid, SIGSTOP);
+	snprintf(spec, sizeof(spec),
+	         "{\"order_id\": \"%s\", \"lines\": [{\"uid\": \"%s-L2\", \"quantity\": 2},"
+	         " {\"uid\": \"%s-A1\", \"quantity\": 6}]}",
+	         id, id, id);
+	cr_assert_eq(update(spec), 5);
+	uint64_t deadline = harness_now_ms() + 15000;
+	for (;;) {
+		json_t *written = order_record(id);
+		json_int_t version = json_integer_value(json_object_get(written, "version"));
+		json_decref(written);
+		if (version == 5)
+			break;
+		if (harness_now_ms() > deadline)
+			kill(server.pid, SIGCONT);
+		cr_assert_lt(harness_now_ms(), deadline, "the record of v5 was not written");
+		sleep_ms(50);
+	}
+	gateway_process_stop(&gateway, SIGKILL);
+	kill(server.pid, SIGCONT);
+	record = order_record(id);
+	cr_assert_eq(json_array_size(json_object_get(record, "pending")), 2,
+	             "the difference is recorded before it is sent");
+	json_decref(record);
+	/* Restarted on the same port: Square's retries bring the notification
+	 * again, and the recorded facts are sent with the same keys. */
+	char listen[64];
+	snprintf(listen, sizeof(listen), "listen = 127.0.0.1:%u\n", port);
+	gateway_start(listen);
+	deliveries_settle(30000);
+	await_on_hand(1, WEB, 10000 - 1 - 6, 15000);
+	await_on_hand(2, WEB, 10000 - 2, 10000);
+	sleep_ms(1500);
+	cr_assert_eq(level(1, WEB).on_hand, 10000 - 1 - 6);
+	cr_assert_eq(level(2, WEB).on_hand, 10000 - 2);
+
+	/* A late notification of version 1, signed right: stale, nothing changes. */
+	snprintf(
+	        body, sizeof(body),
+	        "{\"type\": \"order.created\", \"event_id\": \"ev-late-v1\", \"data\": {\"object\":"
+	        " {\"order_created\": {\"order_id\": \"%s\", \"state\": \"OPEN\", \"version\":"
+	        " 1}}}}",
+	        id);
+	cr_assert_eq(post_signed(SIGNATURE_KEY, NOTIFICATION_URL, body), 200);
+	cr_assert_eq(level(1, WEB).on_hand, 10000 - 1 - 6);
+	cr_assert_eq(level(2, WEB).on_hand, 10000 - 2);
+
+	/* Cancelled: exactly what was applied comes back, once. */
+	snprintf(spec, sizeof(spec), "{\"order_id\": \"%s\"}", id);
+	standin_control(&square, http, "cancel", spec);
+	deliveries_settle(20000);
+	await_on_hand(1, WEB, 10000, 10000);
+	await_on_hand(2, WEB, 10000, 10000);
+	sleep_ms(1500);
+	cr_assert_eq(level(1, WEB).on_hand, 10000);
+	cr_assert_eq(level(2, WEB).on_hand, 10000);
+	cr_assert_eq(level(1, WEB).available, 10000);
+	gateway_process_stop(&gateway, SIGTERM);
+	cr_assert_eq(gateway_process_figure(&gateway, "unverified"), 0);
+	cr_assert_geq(gateway_process_figure(&gateway, "stale"), 1);
+}

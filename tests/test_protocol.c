@@ -125,6 +125,7 @@ static const struct want_kind want_kinds[] = {
         {49, "PUSH_ACK", W_CHANNEL | W_ITEM | W_ID | W_QUANTITY, 0, WR_NONE},
         {50, "PUSH_EXCEPTION", W_CHANNEL | W_ITEM | W_ID | W_REASON | W_CODE, 0, WR_PUSH, 1,
          WT_OPTIONAL},
+        {51, "DISCREPANCY_ACK", W_ITEM | W_LOCATION, 0, WR_NONE},
 };
 #define WANT_KIND_COUNT (sizeof(want_kinds) / sizeof(want_kinds[0]))
 
@@ -439,9 +440,12 @@ static uint32_t model_header_check(const unsigned char *h)
 		size = 64;
 		count = 1;
 		break;
-	case 7: /* STATS: empty; reply: one 256-byte body */
-		size = reply ? 256 : 0;
-		count = reply ? 1 : 0;
+	case 7: /* STATS: empty; reply: 256-byte records, at least one */
+		record = reply ? 256 : 0;
+		size = 0;
+		count = 0;
+		if (reply && le32(h + 32) == 0)
+			return SKULD_ERR_SIZE;
 		break;
 	default:
 		return SKULD_ERR_OPERATION;
@@ -475,7 +479,7 @@ enum want_query_field {
 	WQ_HOLD = 1u << 6,
 };
 
-static const uint32_t want_query_fields[11] = {
+static const uint32_t want_query_fields[12] = {
         0,
         WQ_ITEM | WQ_LOCATION,
         WQ_ITEM | WQ_LIMIT | WQ_AFTER_LOCATION,
@@ -487,6 +491,7 @@ static const uint32_t want_query_fields[11] = {
         WQ_CHANNEL | WQ_ITEM | WQ_LIMIT | WQ_AFTER_ITEM,
         WQ_CHANNEL | WQ_LIMIT | WQ_AFTER_ITEM,
         WQ_CHANNEL,
+        WQ_LOCATION | WQ_LIMIT | WQ_AFTER_ITEM | WQ_AFTER_LOCATION,
 };
 
 static uint32_t model_query_check(const unsigned char *q)
@@ -494,7 +499,7 @@ static uint32_t model_query_check(const unsigned char *q)
 	if (le16(q + 2) != 0 || le32(q + 28) != 0 || !model_zero(q + 40, 24))
 		return SKULD_ERR_RESERVED;
 	uint16_t kind = le16(q);
-	if (kind == 0 || kind > 10)
+	if (kind == 0 || kind > 11)
 		return SKULD_ERR_QUERY;
 	uint32_t set = 0;
 	set |= le32(q + 4) != 0 ? WQ_LIMIT : 0;
@@ -507,6 +512,9 @@ static uint32_t model_query_check(const unsigned char *q)
 	if (set & ~want_query_fields[kind])
 		return SKULD_ERR_QUERY;
 	if (le32(q + 4) > 1024)
+		return SKULD_ERR_QUERY;
+	/* DISCREPANCIES of one location: after_location 0 or that location. */
+	if (kind == 11 && le32(q + 12) != 0 && le32(q + 24) != 0 && le32(q + 24) != le32(q + 12))
 		return SKULD_ERR_QUERY;
 	return SKULD_OK;
 }
@@ -532,9 +540,10 @@ static uint32_t model_query_records_check(const unsigned char *b, uint32_t count
 		const unsigned char *r = b + (size_t)i * 64;
 		uint32_t status = SKULD_OK;
 		uint8_t kind = r[58];
-		if (kind == 0 || kind > 10)
+		if (kind == 0 || kind > 11)
 			status = SKULD_ERR_QUERY;
-		else if (r[59] & ~3u)
+		/* DISCREPANCIES knows flag bits 0..5, every other kind 0..1. */
+		else if (r[59] & (kind == 11 ? ~0x3fu : ~3u))
 			status = SKULD_ERR_FLAGS;
 		/* PUSH, PUSH_ALL: reserved 44..47; scale <= 9, exception <= 8,
 		 * state bits 0..2. */
@@ -621,8 +630,12 @@ static uint32_t model_body_check(const unsigned char *h, const unsigned char *b,
 	case 6:
 		return reply ? model_lookup_matches_check(b, body_size / 32, index)
 		             : model_lookup_check(b);
-	case 7:
-		return SKULD_OK; /* no reserved bytes */
+	case 7: /* record 1's word at 248..255 is reserved; the rest are figures */
+		if (reply && body_size >= 512 && !model_zero(b + 256 + 248, 8)) {
+			*index = 1;
+			return SKULD_ERR_RESERVED;
+		}
+		return SKULD_OK;
 	case 2: {
 		uint32_t record = reply ? 32 : 128;
 		for (uint32_t i = 0; i < body_size / record; i++) {
@@ -724,6 +737,7 @@ static const struct want_status want_statuses[] = {
         {39, "VERSION_INVALID"},
         {40, "LISTINGS_FULL"},
         {41, "DENIED"},
+        {42, "DISCREPANCY_UNKNOWN"},
         {100, "ERR_MAGIC"},
         {101, "ERR_VERSION"},
         {102, "ERR_OPERATION"},
@@ -743,6 +757,7 @@ static const struct want_status want_statuses[] = {
         {116, "ERR_BUSY"},
         {117, "ERR_QUERY"},
         {118, "ERR_DENIED"},
+        {119, "ERR_TLS_REQUIRED"},
 };
 
 Test(protocol, status_names_match_the_documented_codes)
@@ -1513,7 +1528,7 @@ Test(protocol, reject_nonzero_event_reserved_1)
 
 Test(protocol, reject_unknown_event_kind)
 {
-	static const uint16_t kinds[] = {0, 14, 31, 51, 63, 64, 65535};
+	static const uint16_t kinds[] = {0, 14, 31, 52, 63, 64, 65535};
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		struct skuld_event event = event_named("SALE");
 		event.kind = kinds[i];
@@ -1548,8 +1563,8 @@ Test(protocol, reject_field_the_kind_does_not_use)
 			rejected += want == SKULD_ERR_EVENT_FIELD;
 		}
 	}
-	/* 32 kinds x 12 fields, minus the 98 uses in the table (MOVE counts both buckets). */
-	cr_assert_eq(rejected, 32 * 12 - 98);
+	/* 33 kinds x 12 fields, minus the 100 uses in the table (MOVE counts both buckets). */
+	cr_assert_eq(rejected, 33 * 12 - 100);
 	/* The examples in the brief, spelled out. */
 	struct skuld_event sale = event_named("SALE");
 	sale.ttl_s = 60;
@@ -2050,6 +2065,12 @@ static struct skuld_query query_valid(uint16_t kind)
 	case SKULD_QUERY_HOLD:
 		query.hold = 0x1122334455667788ull;
 		break;
+	case SKULD_QUERY_DISCREPANCIES:
+		query.location = 17;
+		query.limit = 100;
+		query.after_location = 17;
+		query.after_item = 1001;
+		break;
 	default:
 		break;
 	}
@@ -2148,8 +2169,14 @@ static void test_frames_build(struct frame *frames)
 	};
 	frame_make(&frames[12], SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, matches, sizeof(matches), 2);
 	frame_make(&frames[13], SKULD_OP_STATS, 0, NULL, 0, 0);
-	struct skuld_stats stats = {.uptime_ns = 5, .requests = 3, .log_segment = 1};
-	frame_make(&frames[14], SKULD_OP_STATS, SKULD_FRAME_REPLY, &stats, sizeof(stats), 1);
+	struct {
+		struct skuld_stats stats;
+		struct skuld_stats_limits limits;
+		struct skuld_stats_rejects rejects;
+	} stats = {.stats = {.uptime_ns = 5, .requests = 3, .log_segment = 1},
+	           .limits = {.closed_slow = 2, .latency_bucket = {[3] = 7}},
+	           .rejects = {.rejected = {[4] = 1}}};
+	frame_make(&frames[14], SKULD_OP_STATS, SKULD_FRAME_REPLY, &stats, sizeof(stats), 3);
 	/* LOOKUP ITEM, both ways: a bundle with scale 3. */
 	lookup = lookup_valid(SKULD_LOOKUP_ITEM);
 	frame_make(&frames[15], SKULD_OP_LOOKUP, 0, &lookup, sizeof(lookup), 1);
@@ -2360,7 +2387,11 @@ Test(protocol, query_lookup_stats_values_are_pinned)
 	cr_assert_eq(proto_record_size(SKULD_OP_LOOKUP, 0), 0);
 	cr_assert_eq(proto_record_size(SKULD_OP_LOOKUP, 1), 32);
 	cr_assert_eq(proto_record_size(SKULD_OP_STATS, 0), 0);
-	cr_assert_eq(proto_record_size(SKULD_OP_STATS, 1), 0);
+	cr_assert_eq(proto_record_size(SKULD_OP_STATS, 1), 256);
+	cr_assert_eq(SKULD_STATS_RECORD_SIZE, 256);
+	cr_assert_eq(SKULD_STATS_RECORDS, 3);
+	cr_assert_eq(SKULD_STATS_LATENCY_BUCKETS, 16);
+	cr_assert_eq(SKULD_STATS_LATENCY_BASE_NS, 64000);
 }
 
 Test(protocol, query_lookup_stats_bytes_match_the_tables)
@@ -2427,6 +2458,34 @@ Test(protocol, query_lookup_stats_bytes_match_the_tables)
 	cr_assert_eq(le64(st + 192), 192);
 	cr_assert_eq(le64(st + 200), 200);
 	cr_assert_eq(le64(st + 208), 208);
+
+	/* Section 14.2: record 1, offsets within the record. */
+	struct skuld_stats_limits limits = {.frames_oversize = 1,
+	                                    .closed_slow = 2,
+	                                    .closed_unregistered = 3,
+	                                    .closed_idle = 4,
+	                                    .closed_stalled = 5,
+	                                    .reply_waits = 6,
+	                                    .pool_waits = 7,
+	                                    .recv_paused = 8,
+	                                    .denied_events = 9,
+	                                    .denied_reads = 10,
+	                                    .tokens_refused = 11,
+	                                    .sessions_busy = 12,
+	                                    .latency_count = 13,
+	                                    .latency_sum_ns = 14,
+	                                    .latency_max_ns = 31};
+	for (uint32_t i = 0; i < 16; i++)
+		limits.latency_bucket[i] = 15 + i;
+	const unsigned char *li = (const unsigned char *)&limits;
+	for (uint32_t word = 0; word < 31; word++)
+		cr_assert_eq(le64(li + 8 * word), word + 1, "word %u", word);
+	cr_assert_eq(le64(li + 248), 0);
+	/* Section 14.3: record 2, status 100 + k at 8 k. */
+	struct skuld_stats_rejects rejects = {.rejected = {[4] = 104, [18] = 118}};
+	const unsigned char *re = (const unsigned char *)&rejects;
+	cr_assert_eq(le64(re + 32), 104);
+	cr_assert_eq(le64(re + 144), 118);
 }
 
 Test(protocol, round_trip_query_lookup_stats)
@@ -2509,6 +2568,15 @@ Test(protocol, reject_query_lookup_stats_body_sizes)
 	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_SIZE);
 	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, body, 256, 0);
 	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_COUNT);
+	/* STATS reply: whole 256-byte records, at least one. */
+	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, NULL, 0, 0);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_SIZE);
+	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, body, 384, 1);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_SIZE);
+	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, body, 512, 1);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_COUNT);
+	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, body, 512, 2);
+	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_OK);
 }
 
 Test(protocol, reject_query_reserved)
@@ -2532,7 +2600,7 @@ Test(protocol, reject_query_reserved)
 
 Test(protocol, reject_query_unknown_kind)
 {
-	static const uint16_t kinds[] = {0, 11, 12, 255, 65535};
+	static const uint16_t kinds[] = {0, 12, 13, 255, 65535};
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		struct skuld_query query;
 		memset(&query, 0, sizeof(query));
@@ -2666,7 +2734,7 @@ Test(protocol, reject_bad_query_reply_records)
 		uint32_t want;
 	} cases[] = {
 	        {0, 58, 0, SKULD_ERR_QUERY},    /* kind 0 */
-	        {1, 58, 11, SKULD_ERR_QUERY},   /* unknown kind */
+	        {1, 58, 12, SKULD_ERR_QUERY},   /* unknown kind */
 	        {1, 59, 4, SKULD_ERR_FLAGS},    /* unknown flag */
 	        {2, 59, 1, SKULD_ERR_FLAGS},    /* a hold record has no flags */
 	        {2, 44, 1, SKULD_ERR_RESERVED}, /* hold reserved_0 */
@@ -2686,6 +2754,52 @@ Test(protocol, reject_bad_query_reply_records)
 		if (cases[i].want != SKULD_OK)
 			cr_assert_eq(index, cases[i].record, "case %zu", i);
 	}
+}
+
+Test(protocol, discrepancies_query_and_records)
+{
+	struct skuld_query query = query_valid(SKULD_QUERY_DISCREPANCIES);
+	cr_assert_eq(proto_query_check(&query), SKULD_OK);
+	query.after_location = 18; /* pages within location 17 only */
+	cr_assert_eq(proto_query_check(&query), SKULD_ERR_QUERY);
+	query.location = 0; /* every location: any cursor */
+	cr_assert_eq(proto_query_check(&query), SKULD_OK);
+	query.channel = 1;
+	cr_assert_eq(proto_query_check(&query), SKULD_ERR_QUERY);
+	query.channel = 0;
+	query.hold = 1;
+	cr_assert_eq(proto_query_check(&query), SKULD_ERR_QUERY);
+	/* Flag bits 2..5 are known in a discrepancy record only. */
+	struct skuld_discrepancy_record records[2];
+	memset(records, 0, sizeof(records));
+	records[0].kind = SKULD_QUERY_DISCREPANCIES;
+	records[1].kind = SKULD_QUERY_DISCREPANCIES;
+	records[1].flags = SKULD_QUERY_MORE | SKULD_DISCREPANCY_ACKNOWLEDGED |
+	                   SKULD_DISCREPANCY_SALE_SHORT | SKULD_DISCREPANCY_COUNT_OFF |
+	                   SKULD_DISCREPANCY_LAST_COUNT;
+	records[1].occurrences = 3;
+	struct frame frame;
+	frame_make(&frame, SKULD_OP_QUERY, SKULD_FRAME_REPLY, records, sizeof(records), 2);
+	cr_assert_eq(frame_check(&frame, NULL), SKULD_OK);
+	records[1].flags |= 0x40;
+	frame_make(&frame, SKULD_OP_QUERY, SKULD_FRAME_REPLY, records, sizeof(records), 2);
+	uint32_t index = 99;
+	cr_assert_eq(frame_check(&frame, &index), SKULD_ERR_FLAGS);
+	cr_assert_eq(index, 1);
+	records[1].flags = SKULD_DISCREPANCY_ACKNOWLEDGED;
+	records[1].kind = SKULD_QUERY_EXCEPTIONS;
+	frame_make(&frame, SKULD_OP_QUERY, SKULD_FRAME_REPLY, records, sizeof(records), 2);
+	cr_assert_eq(frame_check(&frame, &index), SKULD_ERR_FLAGS);
+	/* DISCREPANCY_ACK: item and location, nothing else. */
+	struct skuld_event event;
+	memset(&event, 0, sizeof(event));
+	event.key.lo = 1;
+	event.kind = SKULD_DISCREPANCY_ACK;
+	event.item = 3;
+	event.location = 4;
+	cr_assert_eq(proto_event_check(&event), SKULD_OK);
+	event.quantity = 1;
+	cr_assert_eq(proto_event_check(&event), SKULD_ERR_EVENT_FIELD);
 }
 
 Test(protocol, reject_bad_lookup_matches_and_stats)
@@ -2730,6 +2844,23 @@ Test(protocol, reject_bad_lookup_matches_and_stats)
 	memset(stats.chain_head, 0xff, sizeof(stats.chain_head));
 	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, &stats, sizeof(stats), 1);
 	cr_assert_eq(frame_check(&frame, NULL), SKULD_OK, "every stats byte is a figure");
+
+	/* Three records: record 1's reserved word must be zero; records after
+	 * the third are a newer server's and are not looked at. */
+	static unsigned char records[4 * 256];
+	memset(records, 0xff, sizeof(records));
+	memset(records + 256 + 248, 0, 8);
+	index = 0;
+	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, records, 3 * 256, 3);
+	cr_assert_eq(frame_check(&frame, &index), SKULD_OK);
+	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, records, 4 * 256, 4);
+	cr_assert_eq(frame_check(&frame, &index), SKULD_OK, "a fourth record is not looked at");
+	records[256 + 255] = 1;
+	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, records, 3 * 256, 3);
+	cr_assert_eq(frame_check(&frame, &index), SKULD_ERR_RESERVED);
+	cr_assert_eq(index, 1);
+	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, records, 256, 1);
+	cr_assert_eq(frame_check(&frame, &index), SKULD_OK, "one record: no reserved word");
 }
 
 Test(protocol, query_check_agrees_with_the_model)

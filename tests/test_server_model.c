@@ -179,7 +179,7 @@ static void config_write(char *text, size_t size)
 	         "channel_buffers_max = %u\nholds_max = %u\nclosed_holds_max = %u\n"
 	         "closed_hold_grace_s = %" PRIu64 "\nttl_max_s = %u\ncounts_max = %u\n"
 	         "transfers_max = %u\nkeys_max = %u\nkey_window_s = %" PRIu64 "\n"
-	         "chain_events_max = %u\n",
+	         "chain_events_max = %u\ndiscrepancies_max = %u\n",
 	         ledger.batch_events_max, ledger.batch_events_max, ledger.items_max,
 	         ledger.locations_max, ledger.channels_max, ledger.stock_max, ledger.codes_max,
 	         ledger.barcodes_max, ledger.attributes_max, ledger.bundles_max,
@@ -187,7 +187,8 @@ static void config_write(char *text, size_t size)
 	         ledger.channel_buffers_max, ledger.holds_max, ledger.closed_holds_max,
 	         (uint64_t)(ledger.closed_hold_grace_ns / NS_PER_S), ledger.ttl_max_s,
 	         ledger.counts_max, ledger.transfers_max, ledger.keys_max,
-	         (uint64_t)(ledger.key_window_ns / NS_PER_S), ledger.chain_events_max);
+	         (uint64_t)(ledger.key_window_ns / NS_PER_S), ledger.chain_events_max,
+	         ledger.discrepancies_max);
 }
 
 /* ---- Sending and receiving ---------------------------------------------------- */

@@ -250,6 +250,11 @@ Test(skuldctl, holds_channels_and_stats)
 	expect(0, "\"holds_open\":1,", "--json", "stats");
 	run = expect(0, "holds_open", "stats");
 	contains(run->out, "events");
+	/* STATS records 1 and 2: the limit counters and the latency buckets. */
+	contains(run->out, "\nclosed_slow ");
+	contains(run->out, "\nlatency_le_64us ");
+	contains(run->out, "\nlatency_le_inf ");
+	expect(0, "\"frames_oversize\":0,", "--json", "stats");
 	stop();
 }
 
@@ -296,6 +301,20 @@ Test(skuldctl, prometheus_metrics_on_stdout_and_over_http)
 	cr_assert_eq(prometheus_value(run->out, "skuld_event_durable"),
 	             (long long)stats.event_durable);
 	contains(run->out, "\nskuld_channel_listings{channel_id=\"1\"} 0\n");
+	/* The SUBMIT latency histogram: every request so far measured, the
+	 * +Inf bucket equal to the count; each limit counter present. */
+	contains(run->out, "# TYPE skuld_request_latency_seconds histogram\n");
+	long long measured = prometheus_value(run->out, "skuld_request_latency_seconds_count");
+	cr_assert_geq(measured, 3, "requests measured: %lld", measured);
+	char infinite[128];
+	snprintf(infinite, sizeof(infinite),
+	         "\nskuld_request_latency_seconds_bucket{le=\"+Inf\"} %lld\n", measured);
+	contains(run->out, infinite);
+	contains(run->out, "\nskuld_request_latency_seconds_bucket{le=\"0.000064\"} ");
+	contains(run->out, "\nskuld_request_latency_seconds_sum ");
+	cr_assert_eq(prometheus_value(run->out, "skuld_connections_closed_slow_total"), 0);
+	cr_assert_eq(prometheus_value(run->out, "skuld_frames_oversize_total"), 0);
+	contains(run->out, "\nskuld_frames_rejected_by_status_total{status=\"ERR_SIZE\"} 0\n");
 	contains(run->out, "\nskuld_channel_exception{channel_id=\"1\"} 0\n");
 
 	/* The endpoint: started on port 0, it names the port it took. */
@@ -608,4 +627,79 @@ Test(skuldctl_csv, rfc4180_quotes_commas_crlf_and_errors)
 	cr_assert_not_null(strstr(record.error, "never closes"));
 	cr_assert_eq(csv_next(&reader, &record), 0);
 	csv_close(&reader);
+}
+
+/* ---- Discrepancies -------------------------------------------------------------- */
+
+/* Stops the server (SIGTERM: it snapshots on the way out, or SIGKILL: it
+ * recovers from an earlier snapshot and the log after it) and starts it. */
+static void restart(int crash)
+{
+	if (crash)
+		server_kill(&server);
+	else
+		cr_assert_eq(server_stop(&server), 0);
+	server_start(&server);
+	snprintf(server_address, sizeof(server_address), "127.0.0.1:%u", server.port);
+}
+
+/* A till sale at zero and a count far off are listed next to the channel
+ * exceptions, survive restarts (one from a snapshot plus the log after it),
+ * are acknowledged by an event, and skuld-replay verify agrees. */
+Test(skuldctl, exceptions_list_discrepancies_across_restarts)
+{
+	start("snapshot_events = 6\ncount_off_percent = 10\n");
+	define_shop();
+	expect(0, "no open exceptions", "exceptions");
+	expect(0, NULL, "receive", "TEE@S1", "1");
+	expect(0, NULL, "sell", "TEE@S1", "3"); /* 2 more than the ledger had */
+	expect(0, NULL, "receive", "TEE@S2", "100");
+	expect(0, NULL, "count", "TEE@S2", "95");  /* 5%: within the threshold */
+	expect(0, NULL, "count", "HAM@S2", "1.5"); /* expected 0 */
+	struct command_run *run = expect(0, NULL, "exceptions");
+	contains(run->out, "discrepancy item 1 at location 1: sale-short, 1 occurrence");
+	contains(run->out, "available 1, sold 3");
+	contains(run->out, "discrepancy item 2 at location 2: count-off, 1 occurrence");
+	contains(run->out, "expected 0.000, counted 1.500");
+	cr_assert_null(strstr(run->out, "item 1 at location 2"), "%s", run->out);
+	char *before = strdup(run->out);
+	cr_assert_not_null(before);
+	run = expect(0, NULL, "--json", "exceptions", "--discrepancies", "--location", "S1");
+	contains(run->out, "[{\"discrepancy\":\"sale-short\",\"kinds\":\"sale-short\",\"item\":1,"
+	                   "\"location\":1,\"occurrences\":1,");
+	contains(run->out, "\"expected\":1,\"found\":3,\"acknowledged\":false}]");
+	cr_assert_null(strstr(run->out, "\"location\":2"), "%s", run->out);
+	/* The same list after a crash (an earlier snapshot plus the log after
+	 * it), and after a clean stop (a snapshot at shutdown). */
+	restart(1);
+	expect(0, before, "exceptions");
+	expect(0, NULL, "sell", "TEE@S1", "1");
+	expect(0, "2 occurrences", "exceptions", "--discrepancies");
+	restart(0);
+	free(before);
+	expect(0, "sale-short, 2 occurrences", "exceptions");
+	/* Acknowledged: gone from the default list, kept with --all. */
+	expect(0, "discrepancy of TEE at S1 acknowledged", "acknowledge", "TEE@S1");
+	expect(1, NULL, "acknowledge", "TEE@S2");
+	run = expect(0, NULL, "exceptions");
+	cr_assert_null(strstr(run->out, "location 1:"), "%s", run->out);
+	expect(0, "(acknowledged)", "exceptions", "--all");
+	restart(1);
+	expect(0, "sale-short, 2 occurrences", "exceptions", "--all");
+	run = expect(0, NULL, "exceptions");
+	cr_assert_null(strstr(run->out, "location 1:"), "%s", run->out);
+	/* A new sale short starts a new episode. */
+	expect(0, NULL, "sell", "TEE@S1", "1");
+	expect(0, "sale-short, 1 occurrence", "exceptions", "--location", "S1");
+	expect(2, NULL, "exceptions", "--channel", "x", "--discrepancies");
+	/* skuld-replay rebuilds the same ledger from the log. */
+	cr_assert_eq(server_stop(&server), 0);
+	const char *argv[] = {"skuld-replay", "verify", NULL, "--config", server.config, NULL};
+	char data_dir[160];
+	snprintf(data_dir, sizeof(data_dir), "%s/data", server.dir);
+	argv[2] = data_dir;
+	struct command_run *verify =
+	        command_run(&run_result, SKULD_BINARY_DIR "/server/skuld-replay", argv, server.dir,
+	                    CTL_RUN_TIMEOUT_S, NULL);
+	cr_assert_eq(verify->status, 0, "verify: %s\n%s", verify->out, verify->err);
 }

@@ -25,6 +25,12 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+/* Discrepancy notes one chain can make: one per component of each event. */
+static uint32_t discrepancy_notes(const struct ledger_config *config)
+{
+	return config->chain_events_max * config->bundle_components_max;
+}
+
 /* Most journal entries one event can make (docs: chains). */
 static uint32_t journal_per_event(const struct ledger_config *config)
 {
@@ -56,6 +62,9 @@ void ledger_config_default(struct ledger_config *config)
 	config->batch_events_max = SKULD_EVENTS_PER_FRAME_MAX;
 	config->chain_events_max = 256;
 	config->listings_max = 16384;
+	config->discrepancies_max = 1024;
+	config->count_off_percent = 5;
+	config->count_off_units = 0;
 }
 
 static int config_valid(const struct ledger_config *config)
@@ -81,6 +90,7 @@ static int config_valid(const struct ledger_config *config)
 	        config->batch_events_max,
 	        config->chain_events_max,
 	        config->listings_max,
+	        config->discrepancies_max,
 	};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		if (fields[i] == 0)
@@ -90,9 +100,14 @@ static int config_valid(const struct ledger_config *config)
 		return 0;
 	if (config->closed_hold_grace_ns == 0 || config->key_window_ns == 0)
 		return 0;
+	/* The count threshold may be 0 (every difference counts). */
+	if (config->count_off_percent > LEDGER_COUNT_OFF_PERCENT_MAX ||
+	    config->count_off_units > (uint64_t)LEDGER_QUANTITY_MAX)
+		return 0;
 	/* Index slots are uint32 and tables hold at most 2^30 records. */
 	const uint32_t limit = 1u << 30;
 	if (config->stock_max > limit || config->keys_max > limit || config->listings_max > limit ||
+	    config->discrepancies_max > limit ||
 	    (uint64_t)config->holds_max + config->closed_holds_max + config->batch_events_max >
 	            limit ||
 	    config->items_max >= UINT32_MAX || config->locations_max >= UINT32_MAX ||
@@ -121,6 +136,7 @@ size_t ledger_memory_bytes(const struct ledger_config *config)
 	         sizeof(struct journal_entry);
 	bytes += (size_t)config->holds_max * sizeof(uint32_t);
 	bytes += push_bytes(config);
+	bytes += discrepancies_bytes(config->discrepancies_max, discrepancy_notes(config));
 	return bytes;
 }
 
@@ -133,6 +149,7 @@ int ledger_create(const struct ledger_config *config, struct ledger **out)
 	if (ledger == NULL)
 		return -ENOMEM;
 	ledger->config = *config;
+	ledger->sequence_next = 1; /* the log's first event sequence */
 	uint32_t hold_records =
 	        config->holds_max + config->closed_holds_max + config->batch_events_max;
 	int rc = catalog_init(&ledger->catalog, config);
@@ -154,6 +171,9 @@ int ledger_create(const struct ledger_config *config, struct ledger **out)
 		                  config->chain_events_max * journal_per_event(config));
 	if (rc == 0)
 		rc = push_init(&ledger->push, config);
+	if (rc == 0)
+		rc = discrepancies_init(&ledger->discrepancies, config->discrepancies_max,
+		                        discrepancy_notes(config));
 	if (rc == 0) {
 		ledger->due = core_calloc(config->holds_max, sizeof(uint32_t));
 		if (ledger->due == NULL)
@@ -189,6 +209,7 @@ void ledger_destroy(struct ledger *ledger)
 	keys_free(&ledger->keys);
 	journal_free(&ledger->journal);
 	push_free(&ledger->push);
+	discrepancies_free(&ledger->discrepancies);
 	free(ledger->due);
 	free(ledger);
 }
@@ -251,6 +272,8 @@ static uint32_t dispatch(struct ledger *ledger, const struct skuld_event *event,
 		return reservation_apply(ledger, event, source, result);
 	if (push_kind(event->kind))
 		return push_apply(ledger, event);
+	if (event->kind == SKULD_DISCREPANCY_ACK)
+		return discrepancy_ack_apply(ledger, event);
 	return SKULD_ERR_EVENT_KIND;
 }
 
@@ -421,6 +444,7 @@ static void apply_one(struct ledger *ledger, struct pipeline *pipeline, uint32_t
 	}
 	memset(result, 0, sizeof(*result));
 	result->index = index;
+	ledger->sequence = ledger->sequence_next + index;
 	/* A hold event changes the stock where the hold was before it. Only
 	 * listings are told of changes: with none, nothing is recorded. */
 	int listed = ledger->push.listings.used != 0 || push_kind(event->kind);
@@ -513,6 +537,7 @@ static void apply_chain(struct ledger *ledger, struct pipeline *pipeline, uint32
 	if (failed != UINT32_MAX) {
 		undo(ledger);
 		push_discard(&ledger->push);
+		discrepancies_discard(&ledger->discrepancies);
 		for (uint32_t i = first; i <= last; i++) {
 			if (i != failed)
 				result_fail(&results[i], i, SKULD_LINKED_FAILED);
@@ -521,6 +546,7 @@ static void apply_chain(struct ledger *ledger, struct pipeline *pipeline, uint32
 	ledger->journal.active = 0;
 	ledger->journal.count = 0;
 	push_flush(ledger);
+	discrepancies_flush(&ledger->discrepancies);
 }
 
 void ledger_apply(struct ledger *ledger, uint64_t timestamp_ns, enum ledger_source source,
@@ -553,6 +579,8 @@ void ledger_apply(struct ledger *ledger, uint64_t timestamp_ns, enum ledger_sour
 			apply_one(ledger, &pipeline, i, &results[i]);
 			if (ledger->push.touch_count != 0)
 				push_flush(ledger);
+			if (ledger->discrepancies.note_count != 0)
+				discrepancies_flush(&ledger->discrepancies);
 		} else {
 			apply_chain(ledger, &pipeline, i, last, results);
 		}
@@ -561,6 +589,13 @@ void ledger_apply(struct ledger *ledger, uint64_t timestamp_ns, enum ledger_sour
 	for (uint32_t j = open_from; j < count; j++)
 		result_fail(&results[j], j, SKULD_LINKED_OPEN);
 	keys_publish();
+	ledger->sequence_next += count;
+}
+
+void ledger_sequence(struct ledger *ledger, uint64_t event_first)
+{
+	SKULD_ASSERT(!ledger->journal.active);
+	ledger->sequence_next = event_first;
 }
 
 uint32_t ledger_expire_due(struct ledger *ledger, uint64_t now_ns, uint32_t max, uint64_t *hold_ids)
@@ -756,6 +791,74 @@ void ledger_stock_entry(const struct ledger *ledger, uint32_t index, uint32_t *i
 	out->counted_at = stock->counted_at;
 }
 
+/* ---- Discrepancies ---------------------------------------------------------- */
+
+static uint64_t discrepancy_order(uint32_t location, uint32_t item)
+{
+	return (uint64_t)location << 32 | item;
+}
+
+static void discrepancy_info(const struct discrepancy *record, struct ledger_discrepancy_info *out)
+{
+	out->item = record->item;
+	out->location = record->location;
+	out->first_sequence = record->first_sequence;
+	out->last_sequence = record->last_sequence;
+	out->first_at = record->first_at;
+	out->last_at = record->last_at;
+	out->expected = record->expected;
+	out->found = record->found;
+	out->occurrences = record->occurrences;
+	out->kinds = record->kinds;
+	out->last_kind = record->last_kind;
+	out->acknowledged = record->acknowledged;
+}
+
+uint32_t ledger_discrepancy_page(const struct ledger *ledger, uint32_t location,
+                                 uint32_t after_location, uint32_t after_item, uint32_t max,
+                                 struct ledger_discrepancy_info *out, int *more)
+{
+	/* One pass: out stays sorted, holding the smallest keys after the
+	 * cursor seen so far (insertion; max is a page, at most 1024). */
+	const struct table *table = &ledger->discrepancies.table;
+	uint64_t after = discrepancy_order(after_location, after_item);
+	uint32_t count = 0;
+	*more = 0;
+	for (uint32_t index = 0; index < table->top && max > 0; index++) {
+		const struct discrepancy *record = table_record(table, index);
+		if (record->occurrences == 0) /* a free record */
+			continue;
+		if (location != 0 && record->location != location)
+			continue;
+		uint64_t key = discrepancy_order(record->location, record->item);
+		if (key <= after)
+			continue;
+		if (count == max) {
+			*more = 1;
+			if (key > discrepancy_order(out[count - 1].location, out[count - 1].item))
+				continue;
+			count--; /* the largest makes room */
+		}
+		uint32_t at = count;
+		while (at > 0 && discrepancy_order(out[at - 1].location, out[at - 1].item) > key) {
+			out[at] = out[at - 1];
+			at--;
+		}
+		discrepancy_info(record, &out[at]);
+		count++;
+	}
+	return count;
+}
+
+void ledger_discrepancy_figures(const struct ledger *ledger, struct ledger_discrepancy_figures *out)
+{
+	const struct discrepancies *discrepancies = &ledger->discrepancies;
+	out->records = discrepancies->table.used;
+	out->capacity = discrepancies->table.capacity;
+	out->dropped = discrepancies->dropped;
+	out->evicted = discrepancies->evicted;
+}
+
 /* ---- State hash ----------------------------------------------------------- */
 
 /* Sum of the hashes of the first `size` bytes of every live record. */
@@ -781,7 +884,7 @@ static uint64_t live_sum(const struct table *table, uint32_t size, int skip_zero
 
 uint64_t ledger_hash(const struct ledger *ledger)
 {
-	uint64_t parts[9];
+	uint64_t parts[10];
 	parts[0] = ledger->now;
 	parts[1] = catalog_hash(&ledger->catalog);
 	parts[2] = live_sum(&ledger->stocks.table, sizeof(struct stock), 1);
@@ -805,5 +908,6 @@ uint64_t ledger_hash(const struct ledger *ledger)
 	}
 	parts[7] = closed;
 	parts[8] = push_hash(&ledger->push);
+	parts[9] = discrepancies_hash(&ledger->discrepancies);
 	return skuld_checksum(parts, sizeof(parts));
 }

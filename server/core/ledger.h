@@ -25,7 +25,8 @@
 
 #include "protocol.h"
 
-#define LEDGER_QUANTITY_MAX ((int64_t)1 << 53) /* QMAX in docs/LEDGER.md */
+#define LEDGER_QUANTITY_MAX          ((int64_t)1 << 53) /* QMAX in docs/LEDGER.md */
+#define LEDGER_COUNT_OFF_PERCENT_MAX 10000u             /* count_off_percent, at most */
 
 struct ledger;
 
@@ -54,6 +55,9 @@ struct ledger_config {
 	uint32_t batch_events_max;      /* most events per ledger_apply */
 	uint32_t chain_events_max;      /* longest linked chain */
 	uint32_t listings_max;          /* (channel, item) listings ever mapped */
+	uint32_t discrepancies_max;     /* (item, location) discrepancy records */
+	uint32_t count_off_percent;     /* COUNT_OFF: off by more than this % of expected, */
+	uint64_t count_off_units;       /* and by more than this many base units (may be 0) */
 };
 
 enum ledger_source {
@@ -235,6 +239,47 @@ struct ledger_channel_push_info {
 /* A channel's push figures. Returns SKULD_OK or SKULD_CHANNEL_UNKNOWN. */
 uint32_t ledger_channel_push(const struct ledger *ledger, uint32_t channel,
                              struct ledger_channel_push_info *out);
+
+/* The log sequence of the first event of the next ledger_apply (the server
+ * calls it before every batch, with the sequence the log will give it;
+ * without it the ledger numbers events on from the previous batch). The
+ * sequence is only remembered in discrepancy records (docs/LEDGER.md
+ * section 13). */
+void ledger_sequence(struct ledger *ledger, uint64_t event_first);
+
+/* A remembered discrepancy (docs/LEDGER.md section 13). */
+struct ledger_discrepancy_info {
+	uint32_t item;
+	uint32_t location;
+	uint64_t first_sequence; /* log sequence of the first event of the episode */
+	uint64_t last_sequence;  /* of the latest */
+	uint64_t first_at;       /* event times of those */
+	uint64_t last_at;
+	int64_t expected; /* latest: available before the sale, or the expected count */
+	int64_t found;    /* latest: units sold, or units counted */
+	uint32_t occurrences;
+	uint8_t kinds;        /* seen in the episode: 1 sale short, 2 count off */
+	uint8_t last_kind;    /* 1 or 2: of the latest */
+	uint8_t acknowledged; /* 1 after DISCREPANCY_ACK, until the next one */
+};
+
+/* Up to max records with location == `location` (0: any) whose (location,
+ * item) is after (after_location, after_item), ascending by (location,
+ * item), into out; returns how many. *more says whether more such records
+ * exist beyond them. One pass over the table. */
+uint32_t ledger_discrepancy_page(const struct ledger *ledger, uint32_t location,
+                                 uint32_t after_location, uint32_t after_item, uint32_t max,
+                                 struct ledger_discrepancy_info *out, int *more);
+
+struct ledger_discrepancy_figures {
+	uint32_t records;  /* remembered now */
+	uint32_t capacity; /* discrepancies_max */
+	uint64_t dropped;  /* open records evicted to make room */
+	uint64_t evicted;  /* acknowledged records evicted to make room */
+};
+
+void ledger_discrepancy_figures(const struct ledger *ledger,
+                                struct ledger_discrepancy_figures *out);
 
 /* XXH3-64 over all state in a canonical order (docs/LEDGER.md section 7). */
 uint64_t ledger_hash(const struct ledger *ledger);

@@ -19,6 +19,7 @@
 
 #include "catalog.h"
 #include "counts.h"
+#include "discrepancies.h"
 #include "holds.h"
 #include "idempotency.h"
 #include "journal.h"
@@ -40,7 +41,10 @@ struct ledger {
 	struct keys keys;
 	struct journal journal;
 	struct push_state push;
-	uint32_t *due; /* scratch for ledger_expire_due: hold record indexes */
+	struct discrepancies discrepancies;
+	uint64_t sequence_next; /* log sequence of the next batch's first event */
+	uint64_t sequence;      /* log sequence of the event being applied */
+	uint32_t *due;          /* scratch for ledger_expire_due: hold record indexes */
 };
 
 /* An item quantity spread over the stock entries it moves: the item itself,
@@ -114,6 +118,7 @@ int64_t ledger_spare(const struct ledger *ledger, const struct item *item, uint3
  * location, quantity, available and flags. */
 uint32_t movement_apply(struct ledger *ledger, const struct skuld_event *event,
                         struct skuld_result *result);
+uint32_t discrepancy_ack_apply(struct ledger *ledger, const struct skuld_event *event);
 uint32_t reservation_apply(struct ledger *ledger, const struct skuld_event *event,
                            enum ledger_source source, struct skuld_result *result);
 

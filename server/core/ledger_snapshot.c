@@ -2,12 +2,12 @@
  * ledger_snapshot.c — the ledger as a stream of records (ledger_snapshot.h)
  * and the stream's framing (snapshot_stream.h).
  *
- * LEDGER SNAPSHOT STREAM, version 2 (docs/FORMAT.md has the byte tables of
+ * LEDGER SNAPSHOT STREAM, version 3 (docs/FORMAT.md has the byte tables of
  * every record). Little-endian; reserved bytes zero.
  *
- *   stream header (64 B): magic "SLDEDGER", version 2, header size 64, the
+ *   stream header (64 B): magic "SLDEDGER", version 3, header size 64, the
  *       configuration fingerprint, batch time T, component blocks used
- *   then 19 parts, in this order, each a 16-byte part header (tag, record
+ *   then 21 parts, in this order, each a 16-byte part header (tag, record
  *   size, count, reserved) and `count` records:
  *     1 ITEMS        16 B  defined items, ascending id
  *     2 LOCATIONS    40 B  defined locations, ascending id
@@ -27,7 +27,11 @@
  *    16 PUSH         16 B  one record: the push version and listing clocks
  *    17 CHANNEL_PUSH 72 B  channels with acknowledgements or an exception
  *    18 LISTINGS    136 B  every (channel, item) listing, in the order made
- *    19 END           0 B  no records
+ *    19 DISCREPANCY_STATE 32 B  one record: the next sequence, evictions
+ *    20 DISCREPANCIES 64 B  discrepancy records, in table order
+ *    21 END           0 B  no records
+ *   (version 2 ends after LISTINGS with END as part 19; version 1 after
+ *   KEYS with END as part 16)
  *
  * Load rules (every one refuses the stream with a reason): magic, version,
  * header size and fingerprint equal; reserved bytes zero; each part's tag
@@ -197,10 +201,16 @@ static uint64_t fingerprint_of(const struct ledger_config *config, uint32_t vers
 	        config->batch_events_max,
 	        config->chain_events_max,
 	        config->listings_max,
+	        config->discrepancies_max,
+	        config->count_off_percent,
+	        config->count_off_units,
 	};
 	/* A field added to struct ledger_config must be added above. */
-	static_assert(sizeof(struct ledger_config) == 104, "every field is in the fingerprint");
-	size_t count = sizeof(fields) / sizeof(fields[0]) - (version == 1 ? 1 : 0);
+	static_assert(sizeof(struct ledger_config) == 120, "every field is in the fingerprint");
+	/* Version 2 streams end at listings_max, version 1 one before. */
+	size_t count = sizeof(fields) / sizeof(fields[0]) - (version == 1   ? 4
+	                                                     : version == 2 ? 3
+	                                                                    : 0);
 	return skuld_checksum(fields, count * sizeof(fields[0]));
 }
 
@@ -213,6 +223,8 @@ uint32_t ledger_config_fingerprint_version(const struct ledger_config *config, u
 {
 	if (fingerprint == fingerprint_of(config, LEDGER_SNAPSHOT_VERSION))
 		return LEDGER_SNAPSHOT_VERSION;
+	if (fingerprint == fingerprint_of(config, 2))
+		return 2;
 	if (fingerprint == fingerprint_of(config, 1))
 		return 1;
 	return 0;
@@ -268,6 +280,27 @@ static void save_push(const struct ledger *ledger, struct snapshot_writer *write
 	snapshot_put(writer, table->records, (size_t)table->top * sizeof(struct listing));
 }
 
+static void save_discrepancies(const struct ledger *ledger, struct snapshot_writer *writer)
+{
+	const struct discrepancies *discrepancies = &ledger->discrepancies;
+	struct snapshot_discrepancy_state state = {
+	        .sequence_next = ledger->sequence_next,
+	        .dropped = discrepancies->dropped,
+	        .evicted = discrepancies->evicted,
+	};
+	snapshot_part_put(writer, SNAPSHOT_PART_DISCREPANCY_STATE, sizeof(state), 1);
+	snapshot_put(writer, &state, sizeof(state));
+	const struct table *table = &discrepancies->table;
+	snapshot_part_put(writer, SNAPSHOT_PART_DISCREPANCIES, sizeof(struct discrepancy),
+	                  table->used);
+	/* Free records read as all zero (discrepancies.c). */
+	for (uint32_t index = 0; index < table->top; index++) {
+		const struct discrepancy *record = table_record(table, index);
+		if (record->occurrences != 0)
+			snapshot_put(writer, record, sizeof(*record));
+	}
+}
+
 uint64_t ledger_snapshot_size(const struct ledger *ledger)
 {
 	uint64_t bytes = sizeof(struct snapshot_stream_header);
@@ -284,6 +317,9 @@ uint64_t ledger_snapshot_size(const struct ledger *ledger)
 		bytes += channel_push_saved(&ledger->push.channels[channel]) *
 		         sizeof(struct snapshot_channel_push);
 	bytes += (uint64_t)ledger->push.listings.top * sizeof(struct listing);
+	bytes += 2 * sizeof(struct snapshot_part_header); /* the discrepancy parts */
+	bytes += sizeof(struct snapshot_discrepancy_state);
+	bytes += (uint64_t)ledger->discrepancies.table.used * sizeof(struct discrepancy);
 	return bytes;
 }
 
@@ -404,6 +440,7 @@ int ledger_snapshot_save(const struct ledger *ledger, const struct snapshot_sink
 		snapshot_put(writer, &record, sizeof(record));
 	}
 	save_push(ledger, writer);
+	save_discrepancies(ledger, writer);
 	snapshot_part_put(writer, SNAPSHOT_PART_END, 0, 0);
 	int ret = snapshot_flush(writer);
 	SKULD_ASSERT(ret != 0 || writer->written == ledger_snapshot_size(ledger));
@@ -420,7 +457,8 @@ static int ledger_fresh(const struct ledger *ledger)
 	    ledger->keys.count != 0 || ledger->catalog.skus.used != 0 ||
 	    ledger->catalog.barcodes.used != 0 || ledger->catalog.attributes.used != 0 ||
 	    ledger->catalog.buffers.used != 0 || ledger->catalog.bundles_used != 0 ||
-	    ledger->push.listings.used != 0 || ledger->push.serial != 0)
+	    ledger->push.listings.used != 0 || ledger->push.serial != 0 ||
+	    ledger->discrepancies.table.used != 0)
 		return 0;
 	/* Items come with an SKU code; locations and channels do not. */
 	for (uint32_t id = 1; id <= ledger->config.locations_max; id++) {
@@ -442,10 +480,10 @@ static int load_header(struct ledger *ledger, struct snapshot_reader *reader, ui
 		return ret;
 	if (header.magic != SNAPSHOT_STREAM_MAGIC)
 		return snapshot_refuse(reader, "not a ledger snapshot stream (bad magic)");
-	if (header.version != LEDGER_SNAPSHOT_VERSION && header.version != 1)
+	if (header.version != LEDGER_SNAPSHOT_VERSION && header.version != 1 && header.version != 2)
 		return snapshot_refuse(reader,
 		                       "ledger snapshot version %u is not supported (this "
-		                       "build reads versions 1 and %u)",
+		                       "build reads versions 1 to %u)",
 		                       header.version, LEDGER_SNAPSHOT_VERSION);
 	if (header.header_size != sizeof(header) || header.reserved32 != 0 ||
 	    !snapshot_zero(header.reserved, sizeof(header.reserved)))
@@ -804,6 +842,65 @@ static int load_push(struct ledger *ledger, struct snapshot_reader *reader)
 	return ret;
 }
 
+/* A record as discrepancies.c keeps one: known ids, kinds and state, the
+ * latest kind among the seen, sequences in order, found within QMAX and
+ * expected within 5 * QMAX. */
+static int discrepancy_record_valid(const struct ledger *ledger, const struct discrepancy *record)
+{
+	if (!stock_ids_valid(ledger, record->item, record->location))
+		return 0;
+	if (record->occurrences == 0 || record->reserved != 0 || record->acknowledged > 1 ||
+	    record->kinds == 0 || (record->kinds & ~DISCREPANCY_KINDS_KNOWN) != 0 ||
+	    (record->last_kind != DISCREPANCY_SALE_SHORT &&
+	     record->last_kind != DISCREPANCY_COUNT_OFF) ||
+	    (record->kinds & record->last_kind) == 0)
+		return 0;
+	if (record->first_sequence > record->last_sequence ||
+	    record->last_sequence >= UINT64_MAX / 2)
+		return 0;
+	/* expected is the available a sale found: on_hand less four
+	 * buckets, each within QMAX. */
+	return record->expected >= -5 * LEDGER_QUANTITY_MAX &&
+	       record->expected <= 5 * LEDGER_QUANTITY_MAX && quantity_within(record->found);
+}
+
+static int load_discrepancies(struct ledger *ledger, struct snapshot_reader *reader)
+{
+	struct discrepancies *discrepancies = &ledger->discrepancies;
+	uint32_t count = 0;
+	struct snapshot_discrepancy_state state;
+	int ret = snapshot_part_get(reader, SNAPSHOT_PART_DISCREPANCY_STATE, sizeof(state), 1,
+	                            &count);
+	if (ret == 0 && count != 1)
+		return snapshot_refuse(reader, "the discrepancy state part has %u records, not 1",
+		                       count);
+	ret = snapshot_get(reader, &state, sizeof(state));
+	if (ret != 0)
+		return ret;
+	if (state.reserved != 0)
+		return snapshot_refuse(reader, "discrepancy state: reserved bytes set");
+	ledger->sequence_next = state.sequence_next;
+	discrepancies->dropped = state.dropped;
+	discrepancies->evicted = state.evicted;
+	ret = snapshot_part_get(reader, SNAPSHOT_PART_DISCREPANCIES, sizeof(struct discrepancy),
+	                        discrepancies->table.capacity, &count);
+	for (uint32_t i = 0; ret == 0 && i < count; i++) {
+		struct discrepancy record;
+		ret = snapshot_get(reader, &record, sizeof(record));
+		if (ret != 0)
+			break;
+		if (!discrepancy_record_valid(ledger, &record) ||
+		    discrepancies_find(discrepancies, record.item, record.location) != NULL)
+			return snapshot_refuse(
+			        reader,
+			        "discrepancy %u (item %u, location %u): unknown ids, "
+			        "bad kinds, state, sequences or figures, or twice",
+			        i, record.item, record.location);
+		discrepancies_restore(discrepancies, &record);
+	}
+	return ret;
+}
+
 int ledger_snapshot_load(struct ledger *ledger, const struct snapshot_source *source, char *reason,
                          size_t reason_size)
 {
@@ -834,13 +931,17 @@ int ledger_snapshot_load(struct ledger *ledger, const struct snapshot_source *so
 		ret = load_transfers(ledger, &reader);
 	if (ret == 0)
 		ret = load_keys(ledger, &reader);
-	/* Version 1 has no push parts (no listing existed) and ends at tag 16. */
+	/* Version 1 has no push parts (no listing existed) and ends at tag 16;
+	 * version 2 has no discrepancy parts and ends at tag 19. */
 	if (ret == 0 && version != 1)
 		ret = load_push(ledger, &reader);
+	if (ret == 0 && version != 1 && version != 2)
+		ret = load_discrepancies(ledger, &reader);
+	uint32_t end = version == 1   ? SNAPSHOT_PART_END_V1
+	               : version == 2 ? SNAPSHOT_PART_END_V2
+	                              : SNAPSHOT_PART_END;
 	uint32_t count = 0;
 	if (ret == 0)
-		ret = snapshot_part_get(&reader,
-		                        version == 1 ? SNAPSHOT_PART_END_V1 : SNAPSHOT_PART_END, 0,
-		                        0, &count);
+		ret = snapshot_part_get(&reader, end, 0, 0, &count);
 	return ret;
 }

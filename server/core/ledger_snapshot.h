@@ -17,7 +17,11 @@
  *     and expiry listing exactly as the original does.
  *   - load reads version 1 streams too (written before channel push: the
  *     same parts up to KEYS, END as part 16, and a fingerprint without
- *     listings_max); the ledger then starts with no listings.
+ *     listings_max); the ledger then starts with no listings. It reads
+ *     version 2 streams (written before discrepancies: the same parts up
+ *     to LISTINGS, END as part 19, and a fingerprint without the last three
+ *     configuration fields); the ledger then starts with no discrepancy
+ *     records, and replay of the log after the snapshot adds the later ones.
  *   - load never trusts a byte: every length, count, id, range, reference
  *     and uniqueness rule is checked, and a bad stream is refused with a
  *     reason, never asserted on. It does not check a checksum: the file
@@ -34,7 +38,7 @@
 
 #include "ledger.h"
 
-#define LEDGER_SNAPSHOT_VERSION 2u
+#define LEDGER_SNAPSHOT_VERSION 3u
 
 /* Where save puts bytes: write(context, bytes, size) takes all size bytes
  * and returns 0, or a negative errno that ends the save. */
@@ -58,8 +62,10 @@ struct snapshot_source {
 uint64_t ledger_config_fingerprint(const struct ledger_config *config);
 
 /* The stream version whose fingerprint of config is `fingerprint`:
- * LEDGER_SNAPSHOT_VERSION, 1 (streams written before listings_max existed,
- * which load with no push state), or 0 for another configuration. */
+ * LEDGER_SNAPSHOT_VERSION, 2 (streams written before discrepancies_max,
+ * count_off_percent and count_off_units existed, which load with no
+ * discrepancy records), 1 (before listings_max as well, which load with no
+ * push state), or 0 for another configuration. */
 uint32_t ledger_config_fingerprint_version(const struct ledger_config *config,
                                            uint64_t fingerprint);
 

@@ -194,6 +194,36 @@ static uint32_t count_open(struct ledger *ledger, const struct skuld_event *even
 	return SKULD_OK;
 }
 
+/* Queues a discrepancy of (item, location) for the event being applied;
+ * it is remembered once the event (or its chain) has succeeded. */
+static void note(struct ledger *ledger, const struct skuld_event *event, uint32_t kind,
+                 uint32_t item, int64_t expected, int64_t found)
+{
+	struct discrepancy_note entry = {
+	        .item = item,
+	        .location = event->location,
+	        .sequence = ledger->sequence,
+	        .at = event_time(ledger, event),
+	        .expected = expected,
+	        .found = found,
+	        .kind = kind,
+	};
+	discrepancies_note(&ledger->discrepancies, &entry);
+}
+
+/* COUNT_OFF: the count differs from expected by more than count_off_units
+ * and by more than count_off_percent of |expected| (docs/LEDGER.md section
+ * 13). Both figures are within QMAX, so 128-bit products cannot overflow. */
+static int count_off(const struct ledger_config *config, int64_t expected, int64_t counted)
+{
+	__int128 difference = (__int128)counted - expected;
+	if (difference < 0)
+		difference = -difference;
+	__int128 base = expected < 0 ? -(__int128)expected : expected;
+	return difference > (__int128)config->count_off_units &&
+	       difference * 100 > base * config->count_off_percent;
+}
+
 static uint32_t count_close(struct ledger *ledger, const struct skuld_event *event,
                             const struct item *item, struct skuld_result *result)
 {
@@ -203,6 +233,7 @@ static uint32_t count_close(struct ledger *ledger, const struct skuld_event *eve
 	if (event->quantity < 0 || event->quantity > LEDGER_QUANTITY_MAX)
 		return SKULD_QUANTITY_INVALID;
 	int64_t delta = event->quantity - count->expected;
+	int64_t expected = count->expected;
 	const struct stock *view = ledger_stock_view(ledger, event->item, event->location);
 	if (room_lacking(ledger, event->item, event->location))
 		return SKULD_CATALOG_FULL;
@@ -217,6 +248,8 @@ static uint32_t count_close(struct ledger *ledger, const struct skuld_event *eve
 	result_fill(ledger, item, event, delta, result);
 	if (delta < 0)
 		result->flags |= SKULD_RESULT_DISCREPANCY;
+	if (count_off(&ledger->config, expected, event->quantity))
+		note(ledger, event, NOTE_COUNT_OFF, event->item, expected, event->quantity);
 	return SKULD_OK;
 }
 
@@ -261,6 +294,9 @@ static uint32_t sale(struct ledger *ledger, const struct skuld_event *event, str
 			continue;
 		struct stock *stock =
 		        stock_get(&ledger->stocks, journal, x.item[i], event->location);
+		int64_t shown = stock_available(stock);
+		if (shown < x.units[i])
+			note(ledger, event, NOTE_SALE_SHORT, x.item[i], shown, x.units[i]);
 		journal_set_i64(journal, &stock->on_hand, stock->on_hand - x.units[i]);
 		struct count *count = counts_find(&ledger->counts, x.item[i], event->location);
 		if (count != NULL && when < count->opened_at)
@@ -432,6 +468,25 @@ static uint32_t transfer_in(struct ledger *ledger, const struct skuld_event *eve
 	else
 		journal_set_i64(journal, &transfer->remaining, transfer->remaining - quantity);
 	result_fill(ledger, item, event, quantity, result);
+	return SKULD_OK;
+}
+
+uint32_t discrepancy_ack_apply(struct ledger *ledger, const struct skuld_event *event)
+{
+	if (catalog_item(&ledger->catalog, event->item) == NULL)
+		return SKULD_ITEM_UNKNOWN;
+	if (catalog_location(&ledger->catalog, event->location) == NULL)
+		return SKULD_LOCATION_UNKNOWN;
+	if (discrepancies_find(&ledger->discrepancies, event->item, event->location) == NULL)
+		return SKULD_DISCREPANCY_UNKNOWN;
+	struct discrepancy_note entry = {
+	        .item = event->item,
+	        .location = event->location,
+	        .sequence = ledger->sequence,
+	        .at = event_time(ledger, event),
+	        .kind = NOTE_ACK,
+	};
+	discrepancies_note(&ledger->discrepancies, &entry);
 	return SKULD_OK;
 }
 

@@ -55,8 +55,11 @@ enum snapshot_part {
 	SNAPSHOT_PART_PUSH = 16,
 	SNAPSHOT_PART_CHANNEL_PUSH = 17,
 	SNAPSHOT_PART_LISTINGS = 18,
-	SNAPSHOT_PART_END = 19,
+	SNAPSHOT_PART_DISCREPANCY_STATE = 19,
+	SNAPSHOT_PART_DISCREPANCIES = 20,
+	SNAPSHOT_PART_END = 21,
 	SNAPSHOT_PART_END_V1 = 16, /* version 1 ended after KEYS */
+	SNAPSHOT_PART_END_V2 = 19, /* version 2 ended after LISTINGS */
 };
 
 struct snapshot_stream_header {
@@ -225,6 +228,17 @@ struct snapshot_channel_push {
 static_assert(sizeof(struct snapshot_channel_push) == 72, "channel push record");
 
 /* A listing record is struct listing (push_state.h), 136 bytes. */
+
+/* The discrepancy table's counters (one record, version 3). */
+struct snapshot_discrepancy_state {
+	uint64_t sequence_next; /* log sequence the next batch would start at */
+	uint64_t dropped;       /* open records evicted */
+	uint64_t evicted;       /* acknowledged records evicted */
+	uint64_t reserved;      /* zero */
+};
+static_assert(sizeof(struct snapshot_discrepancy_state) == 32, "discrepancy state record");
+
+/* A discrepancy record is struct discrepancy (discrepancies.h), 64 bytes. */
 
 struct snapshot_key {
 	skuld_u128 key;

@@ -498,6 +498,7 @@ static int split_rows(struct channel_view *view, const struct log_record *record
 	for (uint32_t i = 0; ret == 0 && i < header->count; i++) {
 		if ((record->events[i].flags & SKULD_EVENT_LINKED) && i + 1 < header->count)
 			continue;
+		ledger_sequence(copy, header->event_first + first);
 		ledger_apply(copy, header->timestamp_ns, source, &record->events[first],
 		             i - first + 1, &view->results[first]);
 		for (uint32_t j = first; j <= i && ret == 0; j++) {

@@ -88,6 +88,7 @@ static inline void fuzz_ledger_config(struct ledger_config *config)
 	config->batch_events_max = 16;
 	config->chain_events_max = 4;
 	config->listings_max = 16;
+	config->discrepancies_max = 8;
 }
 
 /* ---- Scenarios ------------------------------------------------------------- */

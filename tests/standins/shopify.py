@@ -408,6 +408,93 @@ type Order implements Node {
   retailLocation: Location
   lineItems(first: Int, after: String, last: Int, before: String, reverse: Boolean = false): LineItemConnection!
   refunds(first: Int): [Refund!]!
+  agreements(first: Int, after: String, last: Int, before: String, reverse: Boolean = false): SalesAgreementConnection!
+}
+
+# The order's sales agreements: the order itself (ORDER) and each committed order edit
+# (ORDER_EDIT), each with the product sales it made.  A sale's quantity is signed: units an
+# edit added are positive (actionType ORDER), units it removed negative (actionType UPDATE).
+enum OrderActionType {
+  ORDER
+  ORDER_EDIT
+  REFUND
+  RETURN
+  UNKNOWN
+}
+
+enum SaleActionType {
+  ORDER
+  RETURN
+  UPDATE
+  UNKNOWN
+}
+
+enum SaleLineType {
+  ADDITIONAL_FEE
+  DUTY
+  GIFT_CARD
+  PRODUCT
+  SHIPPING
+  TIP
+  UNKNOWN
+}
+
+interface SalesAgreement {
+  id: ID!
+  happenedAt: DateTime!
+  reason: OrderActionType!
+  sales(first: Int, after: String, last: Int, before: String, reverse: Boolean = false): SaleConnection!
+}
+
+type OrderAgreement implements SalesAgreement {
+  id: ID!
+  happenedAt: DateTime!
+  reason: OrderActionType!
+  sales(first: Int, after: String, last: Int, before: String, reverse: Boolean = false): SaleConnection!
+}
+
+type OrderEditAgreement implements SalesAgreement {
+  id: ID!
+  happenedAt: DateTime!
+  reason: OrderActionType!
+  sales(first: Int, after: String, last: Int, before: String, reverse: Boolean = false): SaleConnection!
+}
+
+interface Sale {
+  id: ID!
+  actionType: SaleActionType!
+  lineType: SaleLineType!
+  quantity: Int
+}
+
+type ProductSale implements Sale {
+  id: ID!
+  actionType: SaleActionType!
+  lineType: SaleLineType!
+  quantity: Int
+  lineItem: LineItem!
+}
+
+type SalesAgreementConnection {
+  edges: [SalesAgreementEdge!]!
+  nodes: [SalesAgreement!]!
+  pageInfo: PageInfo!
+}
+
+type SalesAgreementEdge {
+  cursor: String!
+  node: SalesAgreement!
+}
+
+type SaleConnection {
+  edges: [SaleEdge!]!
+  nodes: [Sale!]!
+  pageInfo: PageInfo!
+}
+
+type SaleEdge {
+  cursor: String!
+  node: Sale!
 }
 
 type LineItem implements Node {
@@ -416,6 +503,13 @@ type LineItem implements Node {
   name: String!
   quantity: Int!
   currentQuantity: Int!
+  customAttributes: [Attribute!]!
+}
+
+# A line item property (REST `properties`, {name, value}; a checkout's own line data).
+type Attribute {
+  key: String!
+  value: String
 }
 
 type Refund implements Node {
@@ -1241,12 +1335,14 @@ class Listings:
 # Orders, and the webhooks that announce them
 # ----------------------------------------------------------------------------------------
 
-ORDER_TOPICS = ("orders/create", "orders/cancelled", "refunds/create")
+ORDER_TOPICS = ("orders/create", "orders/cancelled", "refunds/create", "orders/edited")
+DEFAULT_TOPICS = ORDER_TOPICS[:3]        # a subscription without "topics"
 RESTOCK_TYPES = ("no_restock", "cancel", "return", "legacy_restock")
 MAX_PAGE = 250                           # first/last of a connection, as Shopify
 FIRST_ORDER_ID = 5_000_000_001           # ids above 2^32, as real ones are
 FIRST_LINE_ID = 13_000_000_001
 FIRST_REFUND_ID = 900_000_001
+FIRST_EDIT_ID = 700_000_001              # order edits (SalesAgreement ids)
 SEARCH_TERM = re.compile(r"^(updated_at|created_at|processed_at):(>=|<=|>|<)?('([^']*)'|\"([^\"]*)\"|(\S+))$")
 
 
@@ -1283,6 +1379,19 @@ class OrderLine:
     quantity: int
     level: object = None         # (item_id, location_id) whose available it lowered, or None
     restocked: int = 0           # units given back (cancel, refunds)
+    added: int = 0               # units order edits added (a line an edit added: all of them)
+    removed: int = 0             # units order edits removed
+    properties: tuple = ()       # ((name, value), ...): the line's properties, as checkout set them
+
+    @property
+    def ordered(self):
+        """Units ordered, including removed and refunded ones (LineItem.quantity)."""
+        return self.quantity + self.added
+
+    @property
+    def current(self):
+        """Units still ordered (LineItem.currentQuantity)."""
+        return self.quantity + self.added - self.removed - self.restocked
 
 
 @dataclasses.dataclass
@@ -1296,6 +1405,7 @@ class Order:
     lines: list
     cancelled_at: object = None
     refunds: list = dataclasses.field(default_factory=list)
+    edits: list = dataclasses.field(default_factory=list)   # {"id", "created_at", "sales": [(line, delta)]}
 
 
 class Orders:
@@ -1310,6 +1420,7 @@ class Orders:
         self.next_order_id = FIRST_ORDER_ID
         self.next_line_id = FIRST_LINE_ID
         self.next_refund_id = FIRST_REFUND_ID
+        self.next_edit_id = FIRST_EDIT_ID
 
     def _touch(self, order):
         """updated_at moves forward with every change, never backwards (the clock may be set)."""
@@ -1353,7 +1464,13 @@ class Orders:
             sku = entry.get("sku")
             if sku is not None and not isinstance(sku, str):
                 raise ValueError("sku must be a text or null")
-            lines.append(OrderLine(self.next_line_id, sku, quantity))
+            properties = entry.get("properties", [])
+            if not isinstance(properties, list) or not all(
+                    isinstance(p, dict) and isinstance(p.get("name"), str) and
+                    isinstance(p.get("value"), (str, type(None))) for p in properties):
+                raise ValueError("properties must be a list of {name, value}")
+            lines.append(OrderLine(self.next_line_id, sku, quantity,
+                                   properties=tuple((p["name"], p.get("value")) for p in properties)))
             self.next_line_id += 1
         # Inventory: available falls and committed rises at the line's level (the POS
         # location for a till sale, else the item's first stocked location, or the one named
@@ -1384,7 +1501,7 @@ class Orders:
         return order
 
     def _give_back(self, line, quantity, from_committed=True):
-        quantity = min(quantity, line.quantity - line.restocked)
+        quantity = min(quantity, line.current)
         if quantity <= 0:
             return 0
         line.restocked += quantity
@@ -1405,7 +1522,7 @@ class Orders:
             raise ValueError("restock must be true or false")
         if restock:
             for line in order.lines:
-                self._give_back(line, line.quantity)
+                self._give_back(line, line.ordered)
         order.cancelled_at = self.clock.now()
         self._touch(order)
         return order
@@ -1434,17 +1551,97 @@ class Orders:
             refund_lines.append({"id": self.next_refund_id * 10 + index, "line": line, "quantity": quantity,
                                  "restock_type": restock})
         refund = {"id": self.next_refund_id, "created_at": self.clock.now(), "lines": refund_lines}
+        exchange = spec.get("exchange", [])
+        if not isinstance(exchange, list):
+            raise ValueError("exchange must be a list of {sku, quantity}")
+        if exchange:
+            # An exchange: the return that this refund belongs to sends other items out. Each
+            # exchange line item gets a new line item id; its units leave available as an
+            # order's do. (Kept on the return: the order's lineItems and agreements here do
+            # not list exchange lines.)
+            refund["return_id"] = self.next_refund_id * 100
+            refund["exchange"] = []
+            for index, entry in enumerate(exchange):
+                quantity = Listings._required_int(entry.get("quantity", 1), "quantity") \
+                    if isinstance(entry, dict) else 0
+                if not isinstance(entry, dict) or not isinstance(entry.get("sku"), str) or \
+                        not 1 <= quantity <= 1_000_000:
+                    raise ValueError("an exchange line is {sku, quantity 1..1000000}")
+                level = self._level_for(entry["sku"], None)
+                if level is not None:
+                    level.quantities["available"] -= quantity
+                    level.quantities["committed"] += quantity
+                refund["exchange"].append({"id": refund["return_id"] + index + 1, "line_id": self.next_line_id,
+                                           "sku": entry["sku"], "quantity": quantity})
+                self.next_line_id += 1
         self.next_refund_id += 1
         order.refunds.append(refund)
         self._touch(order)
         return order, refund
 
+    def edit(self, spec):
+        """A committed order edit: `lines: [{line_item_id, delta}]` changes a line's quantity
+        (delta > 0 adds units, < 0 removes unfulfilled ones), `add: [{sku, quantity}]` adds
+        new lines.  Inventory moves as it does for an order (available and committed)."""
+        order = self._order(spec)
+        if order.cancelled_at is not None:
+            raise ValueError("order %d is cancelled: it cannot be edited" % order.id)
+        changes, additions = spec.get("lines", []), spec.get("add", [])
+        if not isinstance(changes, list) or not isinstance(additions, list) or not (changes or additions):
+            raise ValueError("an edit needs lines: [{line_item_id, delta}] or add: [{sku, quantity}]")
+        by_id = {line.id: line for line in order.lines}
+        planned = []
+        for entry in changes:
+            if not isinstance(entry, dict):
+                raise ValueError("an edited line must be an object")
+            line = by_id.get(entry.get("line_item_id"))
+            if line is None:
+                raise ValueError("line_item_id %r is not a line of order %d" % (entry.get("line_item_id"), order.id))
+            delta = Listings._required_int(entry.get("delta"), "delta")
+            if delta == 0 or delta > 1_000_000 or -delta > line.current:
+                raise ValueError("delta must be non-zero, at most 1000000, and remove at most %d" % line.current)
+            planned.append((line, delta))
+        new_lines = []
+        for entry in additions:
+            if not isinstance(entry, dict):
+                raise ValueError("an added line must be an object")
+            quantity = Listings._required_int(entry.get("quantity", 1), "quantity")
+            sku = entry.get("sku")
+            if quantity < 1 or quantity > 1_000_000 or (sku is not None and not isinstance(sku, str)):
+                raise ValueError("an added line needs quantity 1..1000000 and a sku text or null")
+            new_lines.append((sku, quantity))
+        now = self.clock.now()
+        for sku, quantity in new_lines:
+            line = OrderLine(self.next_line_id, sku, 0)
+            self.next_line_id += 1
+            level = self._level_for(sku, order.location_id)
+            if level is not None:
+                line.level = (level.item_id, level.location_id)
+            order.lines.append(line)
+            planned.append((line, quantity))
+        for line, delta in planned:
+            level = self.listings.levels.get(line.level) if line.level is not None else None
+            if delta > 0:
+                line.added += delta
+            else:
+                line.removed -= delta
+            if level is not None:
+                level.quantities["available"] -= delta
+                level.quantities["committed"] = max(0, level.quantities["committed"] + delta)
+                level.updated_at = now
+        edit = {"id": self.next_edit_id, "created_at": now, "sales": planned}
+        self.next_edit_id += 1
+        order.edits.append(edit)
+        self._touch(order)
+        return order, edit
+
     # -- views ---------------------------------------------------------------------------
 
     def _rest_line(self, line):
         return {"id": line.id, "admin_graphql_api_id": gid("LineItem", line.id), "sku": line.sku,
-                "quantity": line.quantity, "current_quantity": line.quantity - line.restocked,
-                "variant_inventory_management": "shopify" if line.level is not None else None}
+                "quantity": line.ordered, "current_quantity": line.current,
+                "variant_inventory_management": "shopify" if line.level is not None else None,
+                "properties": [{"name": name, "value": value} for name, value in line.properties]}
 
     def rest_refund(self, order, refund):
         offset = self.config.shop_utc_offset_minutes
@@ -1454,7 +1651,14 @@ class Orders:
                     "id": entry["id"], "line_item_id": entry["line"].id, "quantity": entry["quantity"],
                     "restock_type": entry["restock_type"],
                     "location_id": entry["line"].level[1] if entry["line"].level is not None else None,
-                    "line_item": self._rest_line(entry["line"])} for entry in refund["lines"]]}
+                    "line_item": self._rest_line(entry["line"])} for entry in refund["lines"]],
+                **({"return": {
+                    "id": refund["return_id"], "admin_graphql_api_id": gid("Return", refund["return_id"]),
+                    "exchange_line_items": [{
+                        "id": line["id"], "quantity": line["quantity"],
+                        "line_item": {"id": line["line_id"], "admin_graphql_api_id": gid("LineItem", line["line_id"]),
+                                      "sku": line["sku"], "quantity": line["quantity"]}}
+                        for line in refund["exchange"]]}} if refund.get("exchange") else {})}
 
     def rest_order(self, order):
         """The order as the REST API and the order webhooks carry it (the fields used here)."""
@@ -1470,6 +1674,37 @@ class Orders:
                 "line_items": [self._rest_line(line) for line in order.lines],
                 "refunds": [self.rest_refund(order, refund) for refund in order.refunds]}
 
+    def rest_order_edit(self, order, edit):
+        """The orders/edited payload: the edit, its lines' additions and removals as deltas."""
+        offset = self.config.shop_utc_offset_minutes
+        return {"order_edit": {
+            "id": edit["id"], "app_id": None, "created_at": rest_time(edit["created_at"], offset),
+            "notify_customer": False, "order_id": order.id, "staff_note": "", "user_id": None,
+            "line_items": {
+                "additions": [{"id": line.id, "delta": delta} for line, delta in edit["sales"] if delta > 0],
+                "removals": [{"id": line.id, "delta": -delta} for line, delta in edit["sales"] if delta < 0]},
+            "discounts": {"additions": [], "removals": []},
+            "shipping_lines": {"additions": [], "removals": []}}}
+
+    def agreement_views(self, order):
+        """The order's sales agreements: the order (its lines as first ordered) and its edits."""
+        original = [(line, line.quantity) for line in order.lines if line.quantity > 0]
+        views = [{"__typename": "OrderAgreement", "id": gid("SalesAgreement", order.id), "_key": 0,
+                  "happenedAt": iso_time(order.created_at), "reason": "ORDER", "_sales": original,
+                  "_number": order.id}]
+        for edit in order.edits:
+            views.append({"__typename": "OrderEditAgreement", "id": gid("SalesAgreement", edit["id"]),
+                          "_key": edit["id"], "happenedAt": iso_time(edit["created_at"]),
+                          "reason": "ORDER_EDIT", "_sales": edit["sales"], "_number": edit["id"]})
+        return views
+
+    @staticmethod
+    def sale_views(agreement):
+        return [{"__typename": "ProductSale", "id": gid("Sale", agreement["_number"] * 1000 + index),
+                 "_key": index, "actionType": "ORDER" if delta > 0 else "UPDATE", "lineType": "PRODUCT",
+                 "quantity": delta, "lineItem": Orders.line_view(line)}
+                for index, (line, delta) in enumerate(agreement["_sales"])]
+
     def order_view(self, order):
         location = self.listings.locations.get(order.location_id) if order.location_id is not None else None
         location_view = self.listings.location_view(location) if location is not None else None
@@ -1483,8 +1718,10 @@ class Orders:
     @staticmethod
     def line_view(line):
         return {"__typename": "LineItem", "id": gid("LineItem", line.id), "sku": line.sku,
-                "quantity": line.quantity, "currentQuantity": line.quantity - line.restocked,
-                "name": line.sku or "Custom item"}
+                "quantity": line.ordered, "currentQuantity": line.current,
+                "name": line.sku or "Custom item",
+                "customAttributes": [{"__typename": "Attribute", "key": name, "value": value}
+                                     for name, value in line.properties]}
 
     def snapshot(self):
         return [dict(self.rest_order(o), updatedAt=iso_time(o.updated_at))
@@ -1542,7 +1779,7 @@ class Webhooks(webhooks.Webhooks):
     """Order events delivered the way Shopify does (webhooks.py; headers: webhook_headers)."""
 
     def __init__(self, config):
-        super().__init__(config, ORDER_TOPICS, webhook_headers)
+        super().__init__(config, ORDER_TOPICS, webhook_headers, default_topics=DEFAULT_TOPICS)
 
 
 # ----------------------------------------------------------------------------------------
@@ -1578,10 +1815,15 @@ class Resolvers:
             ("QueryRoot", "orders", r.orders),
             ("Order", "lineItems", r.order_lines),
             ("Order", "refunds", r.order_refunds),
+            ("Order", "agreements", r.order_agreements),
+            ("OrderAgreement", "sales", r.agreement_sales),
+            ("OrderEditAgreement", "sales", r.agreement_sales),
             ("Refund", "refundLineItems", r.refund_lines),
         ):
             set_resolver(schema, type_name, field_name, resolver)
         schema.get_type("Node").resolve_type = r.resolve_type
+        schema.get_type("SalesAgreement").resolve_type = r.resolve_type
+        schema.get_type("Sale").resolve_type = r.resolve_type
         return schema
 
     @staticmethod
@@ -1777,6 +2019,18 @@ class Resolvers:
     def order_lines(order_view, info, **arguments):
         order = info.context.standin.orders.orders[order_view["_order"]]
         return Resolvers._page(order.lines, arguments, lambda line: (line.id,), Orders.line_view)
+
+    @staticmethod
+    def order_agreements(order_view, info, **arguments):
+        orders = info.context.standin.orders
+        order = orders.orders[order_view["_order"]]
+        return Resolvers._page(orders.agreement_views(order), arguments, lambda view: (view["_key"],),
+                               lambda view: view)
+
+    @staticmethod
+    def agreement_sales(agreement, info, **arguments):
+        return Resolvers._page(Orders.sale_views(agreement), arguments, lambda view: (view["_key"],),
+                               lambda view: view)
 
     @staticmethod
     def order_refunds(order_view, info, first=None):
@@ -2492,6 +2746,14 @@ class Control:
         order, refund = standin.orders.refund(spec)
         payload = standin.orders.rest_refund(order, refund)
         standin.webhooks.publish("refunds/create", payload, order.id)
+        return payload
+
+    def post_edit(self, spec):
+        """A committed order edit: inventory moves at once, then orders/edited is delivered."""
+        standin = self.standin
+        order, edit = standin.orders.edit(spec)
+        payload = standin.orders.rest_order_edit(order, edit)
+        standin.webhooks.publish("orders/edited", payload, order.id)
         return payload
 
     def post_webhooks(self, spec):

@@ -1159,6 +1159,11 @@ class Control:
         order = self.standin.orders.cancel(spec)
         return dict(order.view(), eventId=self._notify(order, "updated"))
 
+    def post_update(self, spec):
+        """An OPEN order's quantities changed (UpdateOrder); order.updated is delivered."""
+        order = self.standin.orders.update(spec)
+        return dict(order.view(), eventId=self._notify(order, "updated"))
+
     def post_refund(self, spec):
         order, refund = self.standin.orders.refund(spec)
         return {"order": order.view(), "refund": refund,
@@ -1294,6 +1299,48 @@ class Orders:
         order.updated_at = self.clock.now()
         for line in order.line_items:
             self._move(order, line, line["quantity"], "SOLD", "IN_STOCK")
+        return order
+
+    def update(self, spec):
+        """UpdateOrder of an OPEN order's lines: {order_id, lines: [{uid, quantity}] to change
+        (quantity 0 removes the line), add: [{catalog_object_id, quantity}] new lines}. The
+        order's version goes up by one, as Square's does on every update; the units move
+        IN_STOCK <-> SOLD by the difference."""
+        order = self._get(spec)
+        if order.state != "OPEN":
+            raise ValueError("only an OPEN order can be updated")
+        changes = spec.get("lines", [])
+        additions = spec.get("add", [])
+        if not isinstance(changes, list) or not isinstance(additions, list) or not (changes or additions):
+            raise ValueError("lines ([{uid, quantity >= 0}]) or add ([{catalog_object_id, quantity > 0}])")
+        by_uid = {line["uid"]: line for line in order.line_items}
+        for change in changes:
+            quantity = change.get("quantity") if isinstance(change, dict) else None
+            if not isinstance(change, dict) or change.get("uid") not in by_uid or \
+                    isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+                raise ValueError("a changed line is {uid of the order, quantity >= 0}")
+        for line in additions:
+            quantity = line.get("quantity") if isinstance(line, dict) else None
+            if not isinstance(line, dict) or not isinstance(line.get("catalog_object_id"), str) or \
+                    isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+                raise ValueError("an added line is {catalog_object_id, quantity > 0}")
+        for change in changes:
+            line = by_uid[change["uid"]]
+            delta = change["quantity"] - line["quantity"]
+            if delta > 0:
+                self._move(order, line, delta, "IN_STOCK", "SOLD")
+            elif delta < 0:
+                self._move(order, line, -delta, "SOLD", "IN_STOCK")
+            line["quantity"] = change["quantity"]
+        order.line_items = [line for line in order.line_items if line["quantity"] > 0]
+        for line in additions:
+            order.added = getattr(order, "added", 0) + 1
+            added = {"uid": "%s-A%d" % (order.id, order.added), "catalog_object_id": line["catalog_object_id"],
+                     "quantity": line["quantity"]}
+            order.line_items.append(added)
+            self._move(order, added, added["quantity"], "IN_STOCK", "SOLD")
+        order.version += 1
+        order.updated_at = self.clock.now()
         return order
 
     def refund(self, spec):

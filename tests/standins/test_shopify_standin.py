@@ -839,6 +839,36 @@ class OrdersQuery(StandinTest):
                          [{"id": "gid://shopify/LineItem/%d" % order["line_items"][0]["id"], "sku": "MUG-RED",
                            "quantity": 2}])
 
+    def test_line_properties_are_custom_attributes(self):
+        order = control("order", {"line_items": [
+            {"sku": "MUG-RED", "quantity": 1, "properties": [{"name": "_skuld_hold", "value": "7001"}]},
+            {"sku": "CAP", "quantity": 1}]})
+        self.assertEqual(order["line_items"][0]["properties"], [{"name": "_skuld_hold", "value": "7001"}])
+        self.assertEqual(order["line_items"][1]["properties"], [])
+        answer = self.gql(ORDERS_QUERY.replace("nodes { id sku quantity }",
+                                               "nodes { id sku quantity customAttributes { key value } }"),
+                          {"first": 10})
+        self.assertNotIn("errors", answer)
+        lines = answer["data"]["orders"]["edges"][0]["node"]["lineItems"]["nodes"]
+        self.assertEqual([line["customAttributes"] for line in lines],
+                         [[{"key": "_skuld_hold", "value": "7001"}], []])
+        with self.assertRaises(AssertionError):
+            control("order", {"line_items": [{"sku": "CAP", "quantity": 1, "properties": [{"value": "x"}]}]})
+
+    def test_a_refund_with_an_exchange_carries_its_return_and_exchange_lines(self):
+        order = control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 2}]})
+        line = order["line_items"][0]["id"]
+        refund = control("refund", {"id": order["id"], "lines": [{"line_item_id": line, "quantity": 1}],
+                                    "exchange": [{"sku": "CAP", "quantity": 1}]})
+        exchange, = refund["return"]["exchange_line_items"]
+        self.assertEqual((exchange["quantity"], exchange["line_item"]["sku"]), (1, "CAP"))
+        self.assertNotEqual(exchange["line_item"]["id"], line)
+        plain = control("refund", {"id": order["id"], "lines": [{"line_item_id": line, "quantity": 1}]})
+        self.assertNotIn("return", plain)
+        with self.assertRaises(AssertionError):
+            control("refund", {"id": order["id"], "lines": [{"line_item_id": line, "quantity": 1}],
+                               "exchange": [{"sku": "CAP", "quantity": 0}]})
+
     def test_pages_sorted_by_updated_at_with_stable_cursors(self):
         control("clock", {"freeze": True, "now": 1790000000})
         ids = []
@@ -889,6 +919,57 @@ class OrdersQuery(StandinTest):
         self.assertLess(answer["extensions"]["cost"]["requestedQueryCost"], 1000)
 
 
+EDIT_QUERY = """query($id: ID!) { order(id: $id) { id lineItems(first: 20) { nodes { id sku quantity currentQuantity } }
+  agreements(first: 5) { pageInfo { hasNextPage } nodes { id reason happenedAt
+    sales(first: 10) { nodes { actionType quantity ... on ProductSale { lineItem { id sku } } } } } } } }"""
+
+
+class OrderEdits(StandinTest):
+    def test_an_edit_moves_units_and_shows_in_the_views(self):
+        order = control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 4}, {"sku": "CAP", "quantity": 1}]})
+        mug, cap = (line["id"] for line in order["line_items"])
+        edit = control("edit", {"id": order["id"], "lines": [{"line_item_id": mug, "delta": -3},
+                                                             {"line_item_id": cap, "delta": 2}],
+                                "add": [{"sku": "MUG-RED", "quantity": 2}]})["order_edit"]
+        self.assertEqual(edit["order_id"], order["id"])
+        self.assertEqual(edit["line_items"]["removals"], [{"id": mug, "delta": 3}])
+        additions = edit["line_items"]["additions"]
+        self.assertEqual(additions[0], {"id": cap, "delta": 2})
+        self.assertEqual(additions[1]["delta"], 2)
+        # MUG-RED: 4 ordered, 3 removed, 2 on a new line: 3 committed.
+        level = level_state(101, 1)
+        self.assertEqual((level["available"], level["committed"]), (7, 3))
+        node = self.gql(EDIT_QUERY, {"id": "gid://shopify/Order/%d" % order["id"]})["data"]["order"]
+        lines = {int(n["id"].rsplit("/", 1)[1]): (n["quantity"], n["currentQuantity"])
+                 for n in node["lineItems"]["nodes"]}
+        self.assertEqual(lines, {mug: (4, 1), cap: (3, 3), additions[1]["id"]: (2, 2)})
+        agreements = node["agreements"]["nodes"]
+        self.assertEqual([a["reason"] for a in agreements], ["ORDER", "ORDER_EDIT"])
+        self.assertEqual(agreements[1]["id"], "gid://shopify/SalesAgreement/%d" % edit["id"])
+        sales = [(s["lineItem"]["id"].rsplit("/", 1)[1], s["quantity"], s["actionType"])
+                 for s in agreements[1]["sales"]["nodes"]]
+        self.assertEqual(sales, [(str(mug), -3, "UPDATE"), (str(cap), 2, "ORDER"),
+                                 (str(additions[1]["id"]), 2, "ORDER")])
+        cancelled = control("cancel", {"id": order["id"]})
+        self.assertEqual([l["current_quantity"] for l in cancelled["line_items"]], [0, 0, 0])
+        level = level_state(101, 1)
+        self.assertEqual((level["available"], level["committed"]), (10, 0))
+
+    def test_bad_edits_are_refused(self):
+        order = control("order", {"line_items": [{"sku": "CAP", "quantity": 2}]})
+        line = order["line_items"][0]["id"]
+        for spec in ({"id": order["id"]}, {"id": order["id"], "lines": [{"line_item_id": line, "delta": 0}]},
+                     {"id": order["id"], "lines": [{"line_item_id": line, "delta": -3}]},
+                     {"id": order["id"], "lines": [{"line_item_id": 1, "delta": 1}]},
+                     {"id": order["id"], "add": [{"sku": "CAP", "quantity": 0}]}):
+            status, _, body = http_request("POST", "/_control/edit", json.dumps(spec).encode())
+            self.assertEqual(status, 400, (spec, body))
+        control("cancel", {"id": order["id"]})
+        status, _, _ = http_request("POST", "/_control/edit", json.dumps(
+            {"id": order["id"], "lines": [{"line_item_id": line, "delta": 1}]}).encode())
+        self.assertEqual(status, 400)
+
+
 class Webhooks(StandinTest):
     def setUp(self):
         super().setUp()
@@ -928,6 +1009,21 @@ class Webhooks(StandinTest):
         settle()
         topics = sorted(h["X-Shopify-Topic"] for h, _ in self.receiver.received)
         self.assertEqual(topics, ["orders/cancelled", "orders/create", "refunds/create"])
+
+    def test_orders_edited_is_delivered_to_a_subscription_that_names_it(self):
+        self.subscribe()
+        order = control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 2}]})
+        control("edit", {"id": order["id"], "lines": [{"line_item_id": order["line_items"][0]["id"], "delta": 1}]})
+        settle()
+        self.assertEqual([h["X-Shopify-Topic"] for h, _ in self.receiver.received], ["orders/create"])
+        control("webhooks", {"url": self.receiver.url, "secret": "whsec",
+                             "topics": ["orders/create", "orders/edited"]})
+        edit = control("edit", {"id": order["id"], "lines": [{"line_item_id": order["line_items"][0]["id"],
+                                                              "delta": -1}]})
+        settle()
+        headers, body = self.receiver.received[-1]
+        self.assertEqual(headers["X-Shopify-Topic"], "orders/edited")
+        self.assertEqual(json.loads(body), edit)
 
     def test_failures_are_retried_with_backoff_and_bounded(self):
         self.receiver.status = 401

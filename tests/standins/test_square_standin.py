@@ -515,6 +515,30 @@ class Orders(StandinTest):
         self.assertEqual(returned["returns"][0]["source_order_id"], sold["id"])
 
 
+    def test_an_update_changes_quantities_bumps_the_version_and_is_announced(self):
+        order = control("order", {"location_id": "L1", "lines": [{"catalog_object_id": "VAR1", "quantity": 2}]})
+        uid = order["line_items"][0]["uid"]
+        updated = control("update", {"order_id": order["id"], "lines": [{"uid": uid, "quantity": 3}],
+                                     "add": [{"catalog_object_id": "VAR1", "quantity": 1}]})
+        self.assertEqual(updated["version"], 2)
+        self.assertEqual([line["quantity"] for line in updated["line_items"]], ["3", "1"])
+        self.assertEqual(shown("VAR1"), "1", "IN_STOCK follows the difference")
+        removed = control("update", {"order_id": order["id"], "lines": [{"uid": uid, "quantity": 0}]})
+        self.assertEqual((removed["version"], len(removed["line_items"])), (3, 1))
+        self.assertEqual(shown("VAR1"), "4")
+        received = self.receiver.wait(3)
+        summaries = [json.loads(body)["data"]["object"] for _, body in received]
+        self.assertEqual(sorted(s.get("order_updated", s.get("order_created"))["version"] for s in summaries),
+                         [1, 2, 3])
+        status, _, raw = api("/v2/orders/" + order["id"], None, method="GET")
+        self.assertEqual(json.loads(raw)["order"]["version"], 3)
+        with self.assertRaises(Exception):
+            control("update", {"order_id": order["id"], "lines": [{"uid": "nope", "quantity": 1}]})
+        control("cancel", {"order_id": order["id"]})
+        with self.assertRaises(Exception):
+            control("update", {"order_id": order["id"], "add": [{"catalog_object_id": "VAR1", "quantity": 1}]})
+
+
 class Helpers(unittest.TestCase):
     def test_quantities_and_times(self):
         self.assertEqual(square.quantity_text(square.decimal.Decimal("2.50")), "2.5")

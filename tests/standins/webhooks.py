@@ -53,9 +53,11 @@ class Webhooks:
     """Subscriptions to `topics` and the thread that delivers them.  headers(delivery, config)
     returns the channel's headers for one attempt (its signature among them)."""
 
-    def __init__(self, config, topics, headers):
+    def __init__(self, config, topics, headers, default_topics=None):
         self.config = config
         self.topics = tuple(topics)
+        # A subscription without "topics" gets these (every topic unless the channel says).
+        self.default_topics = tuple(default_topics) if default_topics is not None else self.topics
         self.headers = headers
         self.condition = threading.Condition()
         self.subscriptions = []
@@ -82,7 +84,7 @@ class Webhooks:
     def subscribe(self, spec):
         url = spec.get("url")
         secret = spec.get("secret")
-        topics = spec.get("topics", list(self.topics))
+        topics = spec.get("topics", list(self.default_topics))
         if not isinstance(url, str) or not re.match(r"^http://[^/\s]+(/\S*)?$", url):
             raise ValueError("url must be an http:// URL")
         if not isinstance(secret, str) or not secret:

@@ -93,7 +93,17 @@ struct skuld_options {
 	uint32_t calls_max;            /* calls waiting at once, bound of the queue; 4096 */
 	skuld_state_callback on_state; /* may be NULL */
 	void *context;                 /* passed to on_state */
-	uint64_t reserved[8];          /* zero (skuld_options_init) */
+	/* TLS (docs/CLIENT.md, TLS). With tls_ca_file or tls_server_name set the
+	 * client speaks TLS 1.2 or 1.3 only, verifies the server's certificate
+	 * (chain and name) and never sends a byte in clear. */
+	const char *tls_ca_file;     /* PEM CAs the server's certificate must chain to; NULL:
+	                                the system's default CAs. Copied. */
+	const char *tls_server_name; /* name the certificate must carry (and SNI); NULL: the
+	                                address's host. Copied. */
+	const char *tls_cert_file;   /* PEM client certificate, for servers asking for one
+	                                (mutual TLS); NULL: none. Copied. */
+	const char *tls_key_file;    /* its private key; NULL: in tls_cert_file. Copied. */
+	uint64_t reserved[4];        /* zero (skuld_options_init) */
 };
 
 /* Fills options with the defaults above (zero means "default" everywhere). */
@@ -106,9 +116,10 @@ SKULD_EXTERN int skuld_client_create(skuld_client **client, const struct skuld_o
 
 /* Starts the I/O thread (first call only) and waits until the session is
  * registered or timeout_ms passes. Returns 0 when connected; -ETIMEDOUT or
- * the last connect error (-ECONNREFUSED...) otherwise, in which case the
- * library keeps trying in the background (state RECONNECTING); or the
- * server's refusal (SKULD_ERR_TOKEN, SKULD_ERR_VERSION, SKULD_ERR_CLIENT),
+ * the last connect error (-ECONNREFUSED, -EKEYREJECTED for a TLS certificate
+ * that did not verify...) otherwise, in which case the library keeps trying
+ * in the background (state RECONNECTING); or the server's refusal
+ * (SKULD_ERR_TOKEN, SKULD_ERR_VERSION, SKULD_ERR_CLIENT, SKULD_ERR_TLS_REQUIRED),
  * after which it stops trying (state DISCONNECTED) until connect is called
  * again. */
 SKULD_EXTERN int skuld_client_connect(skuld_client *client, uint32_t timeout_ms);
@@ -170,6 +181,7 @@ union skuld_query_record {
 	struct skuld_listing_record listing;
 	struct skuld_exception_record exception;
 	struct skuld_channel_push_record channel_push;
+	struct skuld_discrepancy_record discrepancy;
 };
 static_assert(sizeof(union skuld_query_record) == 64, "query record");
 
@@ -214,8 +226,22 @@ SKULD_EXTERN int skuld_lookup_sku(skuld_client *client, const char *sku, uint32_
 SKULD_EXTERN int skuld_lookup_item(skuld_client *client, uint32_t id,
                                    struct skuld_lookup_match *out, uint32_t timeout_ms);
 
-/* The server's figures (PROTOCOL.md section 14). */
+/* The server's figures (PROTOCOL.md section 14): the first STATS record. */
 SKULD_EXTERN int skuld_stats(skuld_client *client, struct skuld_stats *out, uint32_t timeout_ms);
+
+/* Every STATS record this library knows, in wire order (768 bytes). */
+struct skuld_stats_all {
+	struct skuld_stats server;          /* record 0 */
+	struct skuld_stats_limits limits;   /* record 1: limit hits, SUBMIT latency */
+	struct skuld_stats_rejects rejects; /* record 2: ERROR frames by status */
+};
+
+/* All of the server's figures. *records (may be NULL) is how many records
+ * the server sent (an older server sends 1); the records it did not send
+ * are zero in out. Returns 0 or an error as for skuld_submit; out is written
+ * only on 0. */
+SKULD_EXTERN int skuld_stats_all(skuld_client *client, struct skuld_stats_all *out,
+                                 uint32_t *records, uint32_t timeout_ms);
 
 /* ---- Errors --------------------------------------------------------------- */
 
