@@ -357,6 +357,13 @@ static int spool_read(struct gateway *gateway, char *error, size_t error_size)
 		gateway->spool[gateway->spooled++] = action;
 	}
 	fclose(file);
+	uint32_t longest = gateway_group_longest(gateway->spool, gateway->spooled);
+	if (longest > GATEWAY_GROUP_MAX) {
+		snprintf(error, error_size,
+		         "%s: a linked group of %" PRIu32 " actions, more than %u (one chain)",
+		         gateway->spool_path, longest, GATEWAY_GROUP_MAX);
+		return -1;
+	}
 	return 0;
 }
 
@@ -1062,10 +1069,56 @@ int gateway_deliver(struct gateway *gateway, const char *topic, const char *deli
 	return 200;
 }
 
+/* The end of the linked group that starts at actions[first] (its last action). */
+static uint32_t group_last(const struct gateway_action *actions, uint32_t count, uint32_t first)
+{
+	uint32_t last = first;
+	while (actions[last].linked && last + 1 < count)
+		last++;
+	return last;
+}
+
+uint32_t gateway_slice(const struct gateway_action *actions, uint32_t count, uint32_t max)
+{
+	if (count <= max)
+		return count;
+	uint32_t taken = 0;
+	while (taken < count) {
+		uint32_t last = group_last(actions, count, taken);
+		if (last + 1 > max)
+			break;
+		taken = last + 1;
+	}
+	return taken > 0 ? taken : max; /* a first group longer than max: refused before */
+}
+
+uint32_t gateway_group_longest(const struct gateway_action *actions, uint32_t count)
+{
+	uint32_t longest = count > 0 ? 1 : 0;
+	for (uint32_t first = 0; first < count;) {
+		uint32_t last = group_last(actions, count, first);
+		if (last - first + 1 > longest)
+			longest = last - first + 1;
+		first = last + 1;
+	}
+	return longest;
+}
+
 int gateway_apply(struct gateway *gateway, const struct gateway_action *actions, uint32_t count)
 {
 	bool waiting[GATEWAY_LINES_MAX];
-	if (count > GATEWAY_LINES_MAX || apply(gateway, actions, count, waiting) != APPLY_DONE)
+	if (count > GATEWAY_LINES_MAX)
+		return -1;
+	uint32_t longest = gateway_group_longest(actions, count);
+	if (longest > GATEWAY_GROUP_MAX) {
+		/* The readers refuse such a group; it would not fit one chain. */
+		fprintf(stderr,
+		        "skuld-gateway: order %s: a linked group of %" PRIu32
+		        " actions is more than the %u one chain holds; not applied\n",
+		        actions[0].order, longest, GATEWAY_GROUP_MAX);
+		return -1;
+	}
+	if (apply(gateway, actions, count, waiting) != APPLY_DONE)
 		return -1;
 	uint32_t before = gateway->spooled;
 	for (uint32_t i = 0; i < count; i++) {
@@ -1103,12 +1156,13 @@ void gateway_retry(struct gateway *gateway)
 		return;
 	static bool waiting[SPOOL_MAX];
 	uint32_t kept = 0;
-	for (uint32_t first = 0; first < gateway->spooled; first += GATEWAY_LINES_MAX) {
-		uint32_t size = gateway->spooled - first < GATEWAY_LINES_MAX
-		                        ? gateway->spooled - first
-		                        : GATEWAY_LINES_MAX;
+	for (uint32_t first = 0; first < gateway->spooled;) {
+		/* A slice ends between linked groups: an exchange is one chain. */
+		uint32_t size = gateway_slice(&gateway->spool[first], gateway->spooled - first,
+		                              GATEWAY_LINES_MAX);
 		if (apply(gateway, &gateway->spool[first], size, &waiting[first]) != APPLY_DONE)
 			return; /* skuld away: all stay */
+		first += size;
 	}
 	for (uint32_t i = 0; i < gateway->spooled; i++) {
 		if (waiting[i])

@@ -12,7 +12,8 @@
  * Square, the RetrieveOrder read of the order a notification names and the
  * per-order record its changes are measured against; a line's checkout hold
  * committed instead of its SALE (the SALE when the hold is gone, counted);
- * the actions of an exchange sent as one linked chain.
+ * the actions of an exchange sent as one linked chain, never split by the
+ * spool's retry (its requests end between linked groups, gateway_slice).
  *
  * Invariants:
  *   - A delivery is answered 200 only when every one of its actions is
@@ -48,6 +49,10 @@
 #define GATEWAY_POS_MAX      64u /* channel locations mapped to stores */
 #define GATEWAY_LINES_MAX    512u
 #define GATEWAY_LISTINGS_MAX 1024u /* channel listings mapped to SKUs (Square) */
+/* Actions in one linked group (an exchange: one event each, one chain): the ledger's default
+   chain_events_max. A longer group is refused when it is read (docs/GATEWAY.md,
+   "Exchanges"), so every group fits in one request of GATEWAY_LINES_MAX actions. */
+#define GATEWAY_GROUP_MAX 256u
 
 enum gateway_action_kind {
 	GATEWAY_SALE = 1,            /* SALE */
@@ -171,8 +176,18 @@ int gateway_deliver(struct gateway *gateway, const char *topic, const char *deli
  * could not be written: nothing to count as done, try again. */
 int gateway_apply(struct gateway *gateway, const struct gateway_action *actions, uint32_t count);
 
-/* Tries the spooled actions again (the SKU may exist now). */
+/* Tries the spooled actions again (the SKU may exist now), in requests of at most
+ * GATEWAY_LINES_MAX actions cut by gateway_slice: a linked group is never split. */
 void gateway_retry(struct gateway *gateway);
+
+/* How many of actions[0..count) the first request of at most max takes: all of them when
+ * they fit, else as many as fit without ending inside a linked group (a group is
+ * actions[i..j], each but the last with linked set). A first group longer than max, which
+ * gateway_apply and the spool's reader refuse, is cut at max. 0 only when count is 0. */
+uint32_t gateway_slice(const struct gateway_action *actions, uint32_t count, uint32_t max);
+
+/* The length of the longest linked group of actions[0..count) (1 without groups). */
+uint32_t gateway_group_longest(const struct gateway_action *actions, uint32_t count);
 
 /* Pending actions as a JSON array (malloc'd; the caller frees). */
 char *gateway_pending_json(struct gateway *gateway);

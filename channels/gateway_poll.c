@@ -161,7 +161,20 @@ const struct gateway_poll_figures *gateway_poll_figures(const struct gateway_pol
 	"customAttributes { key value } } }"                                                       \
 	" agreements(first: " AGREEMENTS ") { pageInfo { hasNextPage } nodes {"                    \
 	" id reason happenedAt sales(first: " SALES ") { pageInfo { hasNextPage }"                 \
-	" nodes { quantity ... on ProductSale { lineItem { id sku } } } } } }"
+	" nodes { quantity ... on ProductSale { lineItem { id sku } } } } } }" REFUND_FIELDS
+
+/* The order's refunds, as refunds/create carries them: their lines (restock type, line,
+ * location) and the exchange of the return each closes (docs/GATEWAY.md, "The poll"). */
+#define POLL_REFUNDS        5u  /* refunds read per order */
+#define POLL_REFUND_LINES   10u /* lines read per refund */
+#define POLL_EXCHANGE_LINES 5u  /* exchange line items read per refund */
+#define REFUND_FIELDS                                                                              \
+	" refunds(first: 5) { id legacyResourceId createdAt refundLineItems(first: 10) {"          \
+	" pageInfo { hasNextPage } nodes { id quantity restockType location { id }"                \
+	" lineItem { id sku } } } return { exchangeLineItems(first: 5) { pageInfo { hasNextPage }" \
+	" nodes { id quantity lineItem { id sku } } } } }"
+_Static_assert(POLL_REFUND_LINES + POLL_EXCHANGE_LINES <= GATEWAY_GROUP_MAX,
+               "a refund read by the poll is one chain the ledger takes");
 
 static const char ORDERS_QUERY[] =
         "query SkuldOrders($first: Int!, $after: String, $query: String!) {"
@@ -170,7 +183,7 @@ static const char ORDERS_QUERY[] =
         " edges { cursor node { " ORDER_FIELDS("5", "10") " } } } }";
 
 /* One order, read back for its orders/edited or orders/cancelled webhook:
- * room for more edits than a page of orders could afford, at about 310
+ * room for more edits than a page of orders could afford, at 367
  * points (it shares the shop's bucket with the poll). */
 static const char ORDER_QUERY[] =
         "query SkuldOrder($id: ID!) { order(id: $id) { " ORDER_FIELDS("10", "10") " } }";
@@ -377,6 +390,126 @@ static int order_lines(json_t *node, const char *order_id, const char *location,
                        uint64_t created_ns, struct gateway_poll_page *page, struct edit_fact *facts,
                        struct gateway_action *actions, uint32_t room);
 
+/* A refund that cannot be read whole: logged, counted, left to its webhook. */
+static int refund_skip(struct gateway_poll_page *page, const char *order_id, const char *refund_id,
+                       const char *why)
+{
+	fprintf(stderr, "skuld-gateway: poll: order %s refund %s: %s; left to its webhook\n",
+	        order_id, refund_id[0] != '\0' ? refund_id : "?", why);
+	page->skipped++;
+	return -1;
+}
+
+/* The line item a refund or exchange line names: its id and SKU. */
+static int refund_item(json_t *line, char id[GATEWAY_ID_SIZE], char sku[SKULD_CODE_SIZE + 1])
+{
+	json_t *item = json_object_get(line, "lineItem");
+	const char *text = json_string_value(json_object_get(item, "sku"));
+	if (!gid_tail(json_object_get(item, "id"), id) || text == NULL ||
+	    strlen(text) > SKULD_CODE_SIZE)
+		return 0;
+	snprintf(sku, SKULD_CODE_SIZE + 1, "%s", text);
+	return 1;
+}
+
+/* One refund of an order (Order.refunds[]) appended to actions[*count..room): the actions
+ * its refunds/create webhook gives (gateway_shopify.c), with the same ids, so the same keys
+ * and events: per line restocked RETURN an expected RETURN, CANCEL or LEGACY_RESTOCK a
+ * RETURN to stock, NO_RESTOCK nothing; per exchange line item a SALE, the refund's actions
+ * and these linked as one chain. Returns 0; -1 when the refund cannot be read whole (logged,
+ * counted: nothing of it is added); 1 when it does not fit (*count unchanged). */
+static int refund_actions(json_t *refund, const char *order_id, struct gateway_poll_page *page,
+                          struct gateway_action *actions, uint32_t room, uint32_t *count)
+{
+	char refund_id[GATEWAY_ID_SIZE] = "";
+	uint64_t created_ns = 0;
+	const char *created = json_string_value(json_object_get(refund, "createdAt"));
+	json_t *connection = json_object_get(refund, "refundLineItems");
+	json_t *lines = json_object_get(connection, "nodes");
+	json_t *exchange = json_object_get(json_object_get(refund, "return"), "exchangeLineItems");
+	json_t *exchanged = json_object_get(exchange, "nodes");
+	if (!(gid_tail(json_object_get(refund, "legacyResourceId"), refund_id) ||
+	      gid_tail(json_object_get(refund, "id"), refund_id)) ||
+	    (created != NULL && !shopify_time_parse(created, &created_ns)) ||
+	    !json_is_array(lines) || (exchanged != NULL && !json_is_array(exchanged)))
+		return refund_skip(page, order_id, refund_id,
+		                   "no id, createdAt or refundLineItems");
+	if (json_is_true(json_object_get(json_object_get(connection, "pageInfo"), "hasNextPage")) ||
+	    json_is_true(json_object_get(json_object_get(exchange, "pageInfo"), "hasNextPage")))
+		return refund_skip(page, order_id, refund_id,
+		                   "more lines or exchange lines than the poll reads");
+	uint32_t first = *count, at = *count;
+	size_t i;
+	json_t *line;
+	json_array_foreach(lines, i, line)
+	{
+		const char *restock = json_string_value(json_object_get(line, "restockType"));
+		json_t *quantity = json_object_get(line, "quantity");
+		if (restock == NULL || !json_is_integer(quantity) ||
+		    json_integer_value(quantity) < 0 || json_integer_value(quantity) > 1000000)
+			return refund_skip(page, order_id, refund_id,
+			                   "a line without restockType or a quantity 0..1000000");
+		if (strcmp(restock, "NO_RESTOCK") == 0 || json_integer_value(quantity) == 0)
+			continue;
+		enum gateway_action_kind kind;
+		if (strcmp(restock, "RETURN") == 0)
+			kind = GATEWAY_EXPECTED_RETURN;
+		else if (strcmp(restock, "CANCEL") == 0 || strcmp(restock, "LEGACY_RESTOCK") == 0)
+			kind = GATEWAY_RESTOCK;
+		else
+			return refund_skip(page, order_id, refund_id, "a restockType not known");
+		if (at == room)
+			return 1;
+		struct gateway_action *action = &actions[at];
+		memset(action, 0, sizeof(*action));
+		if (!gid_tail(json_object_get(line, "id"), action->refund_line) ||
+		    !refund_item(line, action->line, action->sku))
+			return refund_skip(page, order_id, refund_id,
+			                   "a line without id, lineItem.id or lineItem.sku");
+		action->kind = kind;
+		action->quantity = json_integer_value(quantity);
+		action->occurred_at = created_ns;
+		snprintf(action->order, sizeof(action->order), "%s", order_id);
+		snprintf(action->refund, sizeof(action->refund), "%s", refund_id);
+		/* A restock at a store names it; else the online location. */
+		gid_tail(json_object_get(json_object_get(line, "location"), "id"),
+		         action->channel_location);
+		at++;
+	}
+	uint32_t sales = at;
+	json_array_foreach(exchanged, i, line)
+	{
+		json_t *quantity = json_object_get(line, "quantity");
+		if (!json_is_integer(quantity) || json_integer_value(quantity) < 0 ||
+		    json_integer_value(quantity) > 1000000)
+			return refund_skip(page, order_id, refund_id,
+			                   "an exchange line's quantity is not 0..1000000");
+		if (json_integer_value(quantity) == 0)
+			continue;
+		if (at == room)
+			return 1;
+		struct gateway_action *action = &actions[at];
+		memset(action, 0, sizeof(*action));
+		if (!gid_tail(json_object_get(line, "id"), action->refund_line) ||
+		    !refund_item(line, action->line, action->sku))
+			return refund_skip(
+			        page, order_id, refund_id,
+			        "an exchange line without id, lineItem.id or lineItem.sku");
+		action->kind = GATEWAY_EXCHANGE_SALE;
+		action->quantity = json_integer_value(quantity);
+		action->occurred_at = created_ns;
+		snprintf(action->order, sizeof(action->order), "%s", order_id);
+		snprintf(action->refund, sizeof(action->refund), "%s", refund_id);
+		at++;
+	}
+	/* An exchange: the refund's actions and the replacements, one chain (as its webhook). */
+	if (at > sales)
+		for (uint32_t k = first; k + 1 < at; k++)
+			actions[k].linked = true;
+	*count = at;
+	return 0;
+}
+
 /* One order into actions; returns how many, or -1 (logged in page) when
  * the order cannot be read. Lines without a SKU or with quantity 0 are
  * skipped (counted), as no ledger event can come of them. A line's own
@@ -511,6 +644,19 @@ static int order_lines(json_t *node, const char *order_id, const char *location,
 		snprintf(action->refund, sizeof(action->refund), "%s", fact->edit);
 		snprintf(action->channel_location, sizeof(action->channel_location), "%s",
 		         location);
+	}
+	/* The refunds, after the sales they give back. */
+	json_t *refunds = json_object_get(node, "refunds");
+	if (json_array_size(refunds) >= POLL_REFUNDS)
+		fprintf(stderr,
+		        "skuld-gateway: poll: order %s has %u refunds or more; any later one is "
+		        "left to its webhook\n",
+		        order_id, POLL_REFUNDS);
+	json_t *refund;
+	json_array_foreach(refunds, i, refund)
+	{
+		if (refund_actions(refund, order_id, page, actions, room, &count) > 0)
+			return (int)room + 1;
 	}
 	return (int)count;
 }

@@ -204,7 +204,7 @@ static int order_lines(struct reader *reader, json_t *order, enum gateway_action
  * and these become one linked chain: the return and the replacement apply
  * together or not at all. */
 static int exchange_lines(struct reader *reader, json_t *refund, const char *refund_id,
-                          const char *order_id, uint64_t occurred_at)
+                          const char *order_id, uint64_t occurred_at, uint32_t group)
 {
 	json_t *lines = json_object_get(json_object_get(refund, "return"), "exchange_line_items");
 	if (lines == NULL || json_is_null(lines))
@@ -239,14 +239,22 @@ static int exchange_lines(struct reader *reader, json_t *refund, const char *ref
 	}
 	if (reader->count == first)
 		return 0;
-	/* The delivery's actions are the refund's, then these: one chain. */
-	for (uint32_t k = 0; k + 1 < reader->count; k++)
+	/* The refund's actions (from group), then these: one chain, which must fit one. */
+	if (reader->count - group > GATEWAY_GROUP_MAX) {
+		snprintf(reader->error, reader->error_size,
+		         "refund %s: an exchange of %u actions, more than the %u one linked chain "
+		         "holds; not applied",
+		         refund_id, reader->count - group, GATEWAY_GROUP_MAX);
+		return -1;
+	}
+	for (uint32_t k = group; k + 1 < reader->count; k++)
 		reader->actions[k].linked = true;
 	return 0;
 }
 
 static int refund_lines(struct reader *reader, json_t *refund)
 {
+	uint32_t group = reader->count;
 	char refund_id[GATEWAY_ID_SIZE], order_id[GATEWAY_ID_SIZE];
 	if (!json_is_object(refund) || !shopify_id_text(json_object_get(refund, "id"), refund_id) ||
 	    !shopify_id_text(json_object_get(refund, "order_id"), order_id))
@@ -294,7 +302,7 @@ static int refund_lines(struct reader *reader, json_t *refund)
 		/* A restock at a store names it; else the online location. */
 		shopify_id_text(json_object_get(line, "location_id"), action->channel_location);
 	}
-	return exchange_lines(reader, refund, refund_id, order_id, occurred_at);
+	return exchange_lines(reader, refund, refund_id, order_id, occurred_at, group);
 }
 
 int shopify_webhook_order(const char *topic, const void *body, size_t size,

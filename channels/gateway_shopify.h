@@ -17,7 +17,9 @@
  *                    RETURN (incoming, until the parcel is scanned in);
  *                    "cancel": a RETURN to stock (part of an order
  *                    cancelled before fulfilment; its SALE is the order's);
- *                    "no_restock": nothing;
+ *                    "no_restock": nothing; the exchange of its return
+ *                    (SALEs of the replacements) linked with them in one
+ *                    chain, refused when longer than GATEWAY_GROUP_MAX;
  *   orders/edited    nothing by itself: its payload names the order and the
  *                    lines' deltas, without SKUs, so the gateway reads the
  *                    order back (shopify_webhook_order, gateway_poll.h) and

@@ -7,7 +7,10 @@
  * and late deliveries give the balances of a clean delivery; missed
  * webhooks are brought in by the poll; a bad secret is refused (401,
  * counted) and changes nothing, and the poll still brings the orders in; a
- * cancellation gives the units back once. Every wait is bounded.
+ * cancellation gives the units back once; refunds and an exchange whose
+ * webhooks are all dropped are applied by the poll exactly once, and a
+ * refund delivered twice while the poll reads it too, once. Every wait is
+ * bounded.
  */
 #include <fcntl.h>
 #include <jansson.h>
@@ -295,4 +298,105 @@ Test(gateway_poll_e2e, a_cancellation_gives_the_units_back_once)
 	sleep_ms(2500); /* two poll passes read the cancelled order again */
 	cr_assert_eq(on_hand(1, WEB), 10000);
 	gateway_stop(SIGTERM);
+}
+
+#define FIRST_ORDER 5000000001ull  /* the stand-in's first order id */
+#define FIRST_LINE  13000000001ull /* and line id (one line per order here) */
+
+/* Waits (at most ms) until item at location shows on_hand and incoming. */
+static void await_level(uint32_t item, uint32_t location, int64_t on_hand_units, int64_t incoming,
+                        unsigned ms)
+{
+	uint64_t deadline = harness_now_ms() + ms;
+	struct skuld_level_record now = client_level(&admin, item, location);
+	while ((now.on_hand != on_hand_units || now.incoming != incoming) &&
+	       harness_now_ms() < deadline) {
+		sleep_ms(100);
+		now = client_level(&admin, item, location);
+	}
+	cr_assert(now.on_hand == on_hand_units && now.incoming == incoming,
+	          "item %u at %u: on hand %lld incoming %lld; expected %lld, %lld", item, location,
+	          (long long)now.on_hand, (long long)now.incoming, (long long)on_hand_units,
+	          (long long)incoming);
+}
+
+/* POST refund: lines "[{...}]" of order's only line, and an exchange (NULL: none). */
+static void refund(unsigned long long order_id, const char *lines, const char *exchange)
+{
+	char body[512];
+	snprintf(body, sizeof(body), "{\"id\": %llu, \"lines\": %s%s%s}", order_id, lines,
+	         exchange != NULL ? ", \"exchange\": " : "", exchange != NULL ? exchange : "");
+	standin_control(&shopify, http, "refund", body);
+}
+
+static void refund_lines(char *out, size_t size, unsigned long long line, const char *first_type,
+                         int first_units, const char *second_type, int second_units)
+{
+	int at = snprintf(out, size,
+	                  "[{\"line_item_id\": %llu, \"quantity\": %d, \"restock_type\": \"%s\"}",
+	                  line, first_units, first_type);
+	if (second_type != NULL)
+		at += snprintf(
+		        out + at, size - (size_t)at,
+		        ", {\"line_item_id\": %llu, \"quantity\": %d, \"restock_type\": \"%s\"}",
+		        line, second_units, second_type);
+	snprintf(out + at, size - (size_t)at, "]");
+}
+
+/* Refunds whose refunds/create webhooks never arrive are applied by the poll,
+ * under the keys their webhooks use: once, whichever path comes first, and
+ * once more with a webhook delivered twice while the poll reads the same. */
+Test(gateway_poll_e2e, dropped_refund_webhooks_are_applied_by_the_poll_once)
+{
+	gateway_start(1, 5);
+	subscribe(SECRET);
+	order("MUG", 4, NULL);                                                     /* order 1 */
+	order("TEE", 3, NULL);                                                     /* order 2 */
+	order("MUG", 2, "\"source_name\": \"pos\", \"location_id\": 655441491, "); /* order 3 */
+	await_level(1, WEB, 9996, 0, 15000);
+	await_level(2, WEB, 9997, 0, 15000);
+	await_level(1, STORE, 9998, 0, 15000);
+	deliveries_settle(15000);
+	/* From here every webhook is dropped: only the poll can bring the refunds. */
+	standin_control(&shopify, http, "config", "{\"webhook_drop\": true}");
+	char lines[256];
+	/* Order 1: one mug restocked (cancel: back on the shelf), one not restocked. */
+	refund_lines(lines, sizeof(lines), FIRST_LINE, "cancel", 1, "no_restock", 1);
+	refund(FIRST_ORDER, lines, NULL);
+	/* Order 2: two tees refunded to come back (expected), then an exchange: one more
+	 * tee comes back and two mugs go out instead, one chain. */
+	refund_lines(lines, sizeof(lines), FIRST_LINE + 1, "return", 2, NULL, 0);
+	refund(FIRST_ORDER + 1, lines, NULL);
+	refund_lines(lines, sizeof(lines), FIRST_LINE + 1, "return", 1, NULL, 0);
+	refund(FIRST_ORDER + 1, lines, "[{\"sku\": \"MUG\", \"quantity\": 2}]");
+	/* Order 3 (the store's till): one mug restocked at the store. */
+	refund_lines(lines, sizeof(lines), FIRST_LINE + 2, "cancel", 1, NULL, 0);
+	refund(FIRST_ORDER + 2, lines, NULL);
+	await_level(1, WEB, 9996 + 1 - 2, 0, 20000);
+	await_level(2, WEB, 9997, 3, 20000);
+	await_level(1, STORE, 9999, 0, 20000);
+	json_t *root = deliveries();
+	cr_assert_eq(delivery_count(root, "delivered"), 3, "the orders' webhooks only");
+	cr_assert_eq(delivery_count(root, "dropped"), 4, "every refund's webhook");
+	json_decref(root);
+	sleep_ms(2500); /* more passes read the refunded orders again: REPLAYED */
+	await_level(1, WEB, 9995, 0, 0);
+	await_level(2, WEB, 9997, 3, 0);
+	await_level(1, STORE, 9999, 0, 0);
+	/* Webhooks back, each delivered twice, while the poll reads the same refund. */
+	standin_control(&shopify, http, "config",
+	                "{\"webhook_drop\": false, \"webhook_duplicate_rate\": 1.0}");
+	refund_lines(lines, sizeof(lines), FIRST_LINE, "return", 1, NULL, 0);
+	refund(FIRST_ORDER, lines, NULL);
+	await_level(1, WEB, 9995, 1, 15000);
+	deliveries_settle(15000);
+	sleep_ms(2500);
+	await_level(1, WEB, 9995, 1, 0);
+	await_level(2, WEB, 9997, 3, 0);
+	await_level(1, STORE, 9999, 0, 0);
+	root = deliveries();
+	cr_assert_eq(delivery_count(root, "delivered"), 5, "the last refund's webhook, twice");
+	json_decref(root);
+	gateway_stop(SIGTERM);
+	cr_assert_gt(gateway_figure("already applied"), 0);
 }

@@ -4,7 +4,9 @@
  * elsewhere (Python's hmac), the actions of each topic, the keys they get,
  * and bodies that are not what Shopify sends; and order edits: the order
  * an orders/edited delivery names, and the order read back with its sales
- * agreements (gateway_order_read, channels/gateway_poll.c) as actions.
+ * agreements (gateway_order_read, channels/gateway_poll.c) as actions; its
+ * refunds as the same actions as their webhooks; the spool's retry slices,
+ * which never split a linked group, and an exchange too long for one chain.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -398,4 +400,163 @@ Test(gateway_shopify, an_exchange_is_the_return_and_the_replacement_in_one_chain
 	                        "\"return\":{\"exchange_line_items\":[{\"id\":1,\"quantity\":1,"
 	                        "\"line_item\":{\"id\":2}}]}}"),
 	             -1);
+}
+
+/* The spool's retry sends requests of at most GATEWAY_LINES_MAX actions; a
+ * slice ends before a linked group that would not fit (an exchange is one
+ * chain, never two). */
+Test(gateway_shopify, a_retry_slice_never_splits_a_linked_group)
+{
+	static struct gateway_action spool[GATEWAY_LINES_MAX + 8];
+	memset(spool, 0, sizeof(spool));
+	/* 511 singles, then an exchange (RETURN linked with its SALE) across 512. */
+	spool[511].kind = GATEWAY_EXPECTED_RETURN;
+	spool[511].linked = true;
+	spool[512].kind = GATEWAY_EXCHANGE_SALE;
+	cr_assert_eq(gateway_slice(spool, 513, GATEWAY_LINES_MAX), 511);
+	cr_assert_eq(gateway_slice(&spool[511], 2, GATEWAY_LINES_MAX), 2);
+	/* 510 singles and the group: 512, all in one. */
+	cr_assert_eq(gateway_slice(&spool[1], 512, GATEWAY_LINES_MAX), 512);
+	/* Fewer than max: all; nothing: nothing. */
+	cr_assert_eq(gateway_slice(spool, 40, GATEWAY_LINES_MAX), 40);
+	cr_assert_eq(gateway_slice(spool, 0, GATEWAY_LINES_MAX), 0);
+	/* Groups of three: the slice ends at a group's end. */
+	for (uint32_t i = 0; i < 12; i++)
+		spool[i].linked = i % 3 != 2;
+	cr_assert_eq(gateway_slice(spool, 12, 8), 6);
+	cr_assert_eq(gateway_slice(spool, 12, 9), 9);
+	cr_assert_eq(gateway_group_longest(spool, 12), 3);
+	cr_assert_eq(gateway_group_longest(spool, 513), 3);
+	/* A first group longer than max (refused when read): cut at max. */
+	for (uint32_t i = 0; i < 12; i++)
+		spool[i].linked = i < 10;
+	cr_assert_eq(gateway_slice(spool, 12, 8), 8);
+	cr_assert_eq(gateway_group_longest(spool, 12), 11);
+	/* Every slice of a long spool ends between groups and covers it all. */
+	static struct gateway_action many[2000];
+	memset(many, 0, sizeof(many));
+	for (uint32_t i = 0; i < 2000; i++)
+		many[i].linked = i % 7 == 3 || i % 7 == 4; /* groups of three at 3..5 */
+	many[1999].linked = false;                         /* the last group ends the spool */
+	uint32_t covered = 0, slices = 0;
+	while (covered < 2000) {
+		uint32_t size = gateway_slice(&many[covered], 2000 - covered, GATEWAY_LINES_MAX);
+		cr_assert(size > 0 && size <= GATEWAY_LINES_MAX);
+		covered += size;
+		cr_assert_not(many[covered - 1].linked, "slice %u ends inside a group", slices);
+		slices++;
+	}
+	cr_assert_eq(covered, 2000);
+	cr_assert_eq(slices, 4);
+}
+
+/* An exchange whose chain would be longer than GATEWAY_GROUP_MAX is refused
+ * when read (400, logged): it could never be applied as one chain. */
+Test(gateway_shopify, an_exchange_longer_than_one_chain_is_refused)
+{
+	static struct gateway_action many[GATEWAY_LINES_MAX];
+	size_t size = 64 + 120 * GATEWAY_GROUP_MAX + 200;
+	char *body = malloc(size);
+	cr_assert_not_null(body);
+	for (uint32_t lines = GATEWAY_GROUP_MAX - 1; lines <= GATEWAY_GROUP_MAX; lines++) {
+		int at = snprintf(
+		        body, size,
+		        "{\"id\":900,\"order_id\":5,\"created_at\":\"2026-11-27T12:00:00Z\","
+		        "\"refund_line_items\":[");
+		for (uint32_t i = 0; i < lines; i++)
+			at += snprintf(body + at, size - (size_t)at,
+			               "%s{\"id\":%u,\"line_item_id\":%u,\"quantity\":1,\"restock_"
+			               "type\":\"return\",\"line_item\":{\"sku\":\"TEE-M\"}}",
+			               i > 0 ? "," : "", 1000 + i, 10 + i);
+		snprintf(body + at, size - (size_t)at,
+		         "],\"return\":{\"id\":90000,\"exchange_line_items\":[{\"id\":90001,"
+		         "\"quantity\":1,\"line_item\":{\"id\":77,\"sku\":\"TEE-L\"}}]}}");
+		error[0] = '\0';
+		int count = shopify_webhook_actions("refunds/create", body, strlen(body), many,
+		                                    GATEWAY_LINES_MAX, error, sizeof(error));
+		if (lines + 1 <= GATEWAY_GROUP_MAX) {
+			cr_assert_eq(count, (int)lines + 1, "%s", error);
+			cr_assert_eq(gateway_group_longest(many, (uint32_t)count), lines + 1);
+		} else {
+			cr_assert_eq(count, -1);
+			cr_assert_not_null(strstr(error, "more than the 256"), "%s", error);
+		}
+	}
+	free(body);
+}
+
+/* An order's refunds read by the poll (and the read-back): the actions and
+ * keys of their refunds/create webhooks, an exchange linked in one chain. */
+#define REFUNDED_ORDER                                                                             \
+	"{\"data\":{\"order\":{\"id\":\"gid://shopify/Order/5\",\"legacyResourceId\":\"5\","       \
+	"\"createdAt\":\"2026-11-27T10:00:00Z\",\"updatedAt\":\"2026-11-27T12:00:00Z\","           \
+	"\"cancelledAt\":null,\"lineItems\":{\"pageInfo\":{\"hasNextPage\":false},\"nodes\":["     \
+	"{\"id\":\"gid://shopify/LineItem/1\",\"sku\":\"TEE-M\",\"quantity\":3}]},"                \
+	"\"refunds\":[{\"id\":\"gid://shopify/Refund/800\",\"legacyResourceId\":\"800\","          \
+	"\"createdAt\":\"2026-11-27T11:00:00Z\",\"refundLineItems\":{\"pageInfo\":{"               \
+	"\"hasNextPage\":false},\"nodes\":[{\"id\":\"gid://shopify/RefundLineItem/801\","          \
+	"\"quantity\":1,\"restockType\":\"CANCEL\",\"location\":{\"id\":"                          \
+	"\"gid://shopify/Location/655441491\"},\"lineItem\":{\"id\":\"gid://shopify/LineItem/1\"," \
+	"\"sku\":\"TEE-M\"}},{\"id\":\"gid://shopify/RefundLineItem/802\",\"quantity\":1,"         \
+	"\"restockType\":\"NO_RESTOCK\",\"location\":null,\"lineItem\":{\"id\":"                   \
+	"\"gid://shopify/LineItem/1\",\"sku\":\"TEE-M\"}}]},\"return\":null},"                     \
+	"{\"id\":\"gid://shopify/Refund/900\",\"legacyResourceId\":\"900\",\"createdAt\":"         \
+	"\"2026-11-27T12:00:00Z\",\"refundLineItems\":{\"pageInfo\":{\"hasNextPage\":false},"      \
+	"\"nodes\":[{\"id\":\"gid://shopify/RefundLineItem/901\",\"quantity\":1,\"restockType\":"  \
+	"\"RETURN\",\"location\":null,\"lineItem\":{\"id\":\"gid://shopify/LineItem/1\",\"sku\":"  \
+	"\"TEE-M\"}}]},\"return\":{\"exchangeLineItems\":{\"pageInfo\":{\"hasNextPage\":" HAS_MORE \
+	"},"                                                                                       \
+	"\"nodes\":[{\"id\":\"gid://shopify/ExchangeLineItem/"                                     \
+	"90001\",\"quantity\":1,\"lineItem\":{"                                                    \
+	"\"id\":\"gid://shopify/LineItem/77\",\"sku\":\"TEE-L\"}}]}}}]}}}"
+
+Test(gateway_shopify, the_poll_reads_refunds_as_their_webhooks_do)
+{
+#define HAS_MORE "false"
+	int count = read_order(REFUNDED_ORDER);
+	cr_assert_eq(count, 4, "%s", error);
+	struct gateway_action polled[4];
+	memcpy(polled, actions, sizeof(polled));
+	cr_assert_eq(polled[0].kind, GATEWAY_SALE);
+	cr_assert_eq(polled[1].kind, GATEWAY_RESTOCK);
+	cr_assert_str_eq(polled[1].channel_location, "655441491");
+	cr_assert_not(polled[1].linked);
+	cr_assert_eq(polled[2].kind, GATEWAY_EXPECTED_RETURN);
+	cr_assert(polled[2].linked, "the exchange's RETURN is linked with its SALE");
+	cr_assert_eq(polled[3].kind, GATEWAY_EXCHANGE_SALE);
+	cr_assert_not(polled[3].linked);
+	/* The same refunds as refunds/create delivers them: the same actions. */
+	cr_assert_eq(
+	        read_topic(
+	                "refunds/create",
+	                "{\"id\":800,\"order_id\":5,\"created_at\":\"2026-11-27T06:00:00-05:00\","
+	                "\"refund_line_items\":[{\"id\":801,\"line_item_id\":1,\"quantity\":1,"
+	                "\"restock_type\":\"cancel\",\"location_id\":655441491,"
+	                "\"line_item\":{\"sku\":\"TEE-M\"}},{\"id\":802,\"line_item_id\":1,"
+	                "\"quantity\":1,\"restock_type\":\"no_restock\",\"line_item\":{"
+	                "\"sku\":\"TEE-M\"}}]}"),
+	        1, "%s", error);
+	cr_assert_eq(memcmp(&actions[0], &polled[1], sizeof(actions[0])), 0,
+	             "the restock differs from its webhook's");
+	cr_assert_eq(
+	        read_topic("refunds/create",
+	                   "{\"id\":900,\"order_id\":5,\"created_at\":\"2026-11-27T12:00:00Z\","
+	                   "\"refund_line_items\":[{\"id\":901,\"line_item_id\":1,\"quantity\":1,"
+	                   "\"restock_type\":\"return\",\"line_item\":{\"sku\":\"TEE-M\"}}],"
+	                   "\"return\":{\"id\":90000,\"exchange_line_items\":[{\"id\":90001,"
+	                   "\"quantity\":1,\"line_item\":{\"id\":77,\"sku\":\"TEE-L\"}}]}}"),
+	        2, "%s", error);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(memcmp(&actions[i], &polled[2 + i], sizeof(actions[0])), 0,
+		             "exchange action %d differs from its webhook's", i);
+		const char *what = i == 0 ? "expected-return" : "exchange-sale";
+		cr_assert(skuld_u128_equal(gateway_key("shop", &actions[i], what),
+		                           gateway_key("shop", &polled[2 + i], what)));
+	}
+#undef HAS_MORE
+	/* An exchange not read whole: that refund is left to its webhook, the rest applied. */
+#define HAS_MORE "true"
+	cr_assert_eq(read_order(REFUNDED_ORDER), 2, "%s", error);
+	cr_assert_eq(actions[1].kind, GATEWAY_RESTOCK);
+#undef HAS_MORE
 }

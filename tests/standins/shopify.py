@@ -517,6 +517,32 @@ type Refund implements Node {
   legacyResourceId: UnsignedInt64!
   createdAt: DateTime
   refundLineItems(first: Int, after: String, last: Int, before: String, reverse: Boolean = false): RefundLineItemConnection!
+  return: Return
+}
+
+# [unverified] The return a refund closes, with its exchange: the items sent out in place of
+# those coming back (REST `return.exchange_line_items`).  Names after the Admin API's Return
+# and ExchangeLineItem; the repository's schema extract does not cover them.
+type Return {
+  id: ID!
+  exchangeLineItems(first: Int, after: String, last: Int, before: String, reverse: Boolean = false): ExchangeLineItemConnection!
+}
+
+type ExchangeLineItem {
+  id: ID!
+  quantity: Int!
+  lineItem: LineItem
+}
+
+type ExchangeLineItemConnection {
+  edges: [ExchangeLineItemEdge!]!
+  nodes: [ExchangeLineItem!]!
+  pageInfo: PageInfo!
+}
+
+type ExchangeLineItemEdge {
+  cursor: String!
+  node: ExchangeLineItem!
 }
 
 type RefundLineItem {
@@ -1819,6 +1845,7 @@ class Resolvers:
             ("OrderAgreement", "sales", r.agreement_sales),
             ("OrderEditAgreement", "sales", r.agreement_sales),
             ("Refund", "refundLineItems", r.refund_lines),
+            ("Return", "exchangeLineItems", r.exchange_lines),
         ):
             set_resolver(schema, type_name, field_name, resolver)
         schema.get_type("Node").resolve_type = r.resolve_type
@@ -2038,7 +2065,24 @@ class Resolvers:
         order = orders.orders[order_view["_order"]]
         refunds = order.refunds[:first] if first is not None else order.refunds
         return [{"__typename": "Refund", "id": gid("Refund", r["id"]), "legacyResourceId": str(r["id"]),
-                 "createdAt": iso_time(r["created_at"]), "_refund": (order.id, r["id"])} for r in refunds]
+                 "createdAt": iso_time(r["created_at"]), "_refund": (order.id, r["id"]),
+                 "return": {"__typename": "Return", "id": gid("Return", r["return_id"]),
+                            "_refund": (order.id, r["id"])} if r.get("exchange") else None}
+                for r in refunds]
+
+    @staticmethod
+    def exchange_lines(return_view, info, **arguments):
+        """A return's exchange line items (REST `exchange_line_items`: the same ids)."""
+        order_id, refund_id = return_view["_refund"]
+        refund = next(r for r in info.context.standin.orders.orders[order_id].refunds if r["id"] == refund_id)
+
+        def view(entry):
+            return {"__typename": "ExchangeLineItem", "id": gid("ExchangeLineItem", entry["id"]),
+                    "quantity": entry["quantity"],
+                    "lineItem": {"__typename": "LineItem", "id": gid("LineItem", entry["line_id"]),
+                                 "sku": entry["sku"], "name": entry["sku"], "quantity": entry["quantity"],
+                                 "currentQuantity": entry["quantity"], "customAttributes": []}}
+        return Resolvers._page(refund["exchange"], arguments, lambda entry: (entry["id"],), view)
 
     @staticmethod
     def refund_lines(refund_view, info, **arguments):

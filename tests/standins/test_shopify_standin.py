@@ -919,6 +919,48 @@ class OrdersQuery(StandinTest):
         self.assertLess(answer["extensions"]["cost"]["requestedQueryCost"], 1000)
 
 
+REFUNDS_QUERY = """query($id: ID!) { order(id: $id) { id updatedAt refunds(first: 5) { id legacyResourceId createdAt
+  refundLineItems(first: 10) { pageInfo { hasNextPage } nodes { id quantity restockType location { id } lineItem { id sku } } }
+  return { id exchangeLineItems(first: 5) { pageInfo { hasNextPage } nodes { id quantity lineItem { id sku } } } } } } }"""
+
+
+class OrderRefunds(StandinTest):
+    def test_a_refund_and_its_exchange_read_as_the_webhook_names_them(self):
+        control("clock", {"now": 1795000000})
+        order = control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 3}]})
+        line = order["line_items"][0]["id"]
+        gql_id = "gid://shopify/Order/%d" % order["id"]
+        before = self.gql(REFUNDS_QUERY, {"id": gql_id})["data"]["order"]
+        self.assertEqual(before["refunds"], [])
+        control("clock", {"advance": 60})
+        control("refund", {"id": order["id"], "lines": [
+            {"line_item_id": line, "quantity": 1, "restock_type": "cancel"},
+            {"line_item_id": line, "quantity": 1, "restock_type": "no_restock"}]})
+        exchange = control("refund", {"id": order["id"], "lines": [
+            {"line_item_id": line, "quantity": 1, "restock_type": "return"}],
+            "exchange": [{"sku": "CAP", "quantity": 2}]})
+        read = self.gql(REFUNDS_QUERY, {"id": gql_id})["data"]["order"]
+        self.assertGreater(read["updatedAt"], before["updatedAt"], "a refund moves updatedAt")
+        first, second = read["refunds"]
+        rest = control("state", method="GET")["orders"][0]["refunds"]
+        self.assertEqual([int(r["legacyResourceId"]) for r in read["refunds"]], [r["id"] for r in rest])
+        lines = first["refundLineItems"]["nodes"]
+        self.assertEqual([n["restockType"] for n in lines], ["CANCEL", "NO_RESTOCK"])
+        self.assertEqual([n["id"] for n in lines],
+                         ["gid://shopify/RefundLineItem/%d" % r["id"] for r in rest[0]["refund_line_items"]])
+        self.assertEqual(lines[0]["lineItem"], {"id": "gid://shopify/LineItem/%d" % line, "sku": "MUG-RED"})
+        self.assertEqual(lines[0]["location"], {"id": "gid://shopify/Location/1"})
+        self.assertEqual(first["createdAt"], "2026-11-18T11:07:40Z")
+        self.assertIsNone(first["return"])
+        exchanged = second["return"]["exchangeLineItems"]["nodes"]
+        rest_exchange = exchange["return"]["exchange_line_items"]
+        self.assertEqual(second["return"]["id"], "gid://shopify/Return/%d" % exchange["return"]["id"])
+        self.assertEqual(exchanged, [{"id": "gid://shopify/ExchangeLineItem/%d" % rest_exchange[0]["id"],
+                                      "quantity": 2, "lineItem": {
+                                          "id": "gid://shopify/LineItem/%d" % rest_exchange[0]["line_item"]["id"],
+                                          "sku": "CAP"}}])
+
+
 EDIT_QUERY = """query($id: ID!) { order(id: $id) { id lineItems(first: 20) { nodes { id sku quantity currentQuantity } }
   agreements(first: 5) { pageInfo { hasNextPage } nodes { id reason happenedAt
     sales(first: 10) { nodes { actionType quantity ... on ProductSale { lineItem { id sku } } } } } } } }"""
