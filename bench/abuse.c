@@ -5,6 +5,7 @@
  *
  *   skuld-abuse-bench --server HOST:PORT [--token T] [--seconds N]
  *                     [--storm N] [--storm-rate N] [--slow N] [--events-max N]
+ *                     [--abuse-nice N]
  *
  * The good client sends one RECEIVE per SUBMIT, closed loop, and checks
  * every result (OK, available = its running total). It runs --seconds on
@@ -21,11 +22,17 @@
  *     default 8192, answered and read) and a frame one event over it (refused
  *     with ERR_SIZE) are sent. Those events use idempotency keys: run the
  *     server with keys_max of at least 16 x events_max x (seconds + 2).
+ * --abuse-nice N (0..19) runs the abusers' two threads at that nice value
+ * (the well-behaved client keeps the default): on a machine shared by the
+ * server, the client and the abusers, an approximation of abusers on other
+ * machines, whose CPU would not be taken from the server's cores.
  * A connection storm at connections_max also refuses new well-behaved
  * connections (ERR_BUSY): the good client and the maximum-size sender
  * connect before it starts.
- * It prints both latency distributions, the p99 ratio (abuse / quiet), and
- * the server's limit counters (STATS record 1) after the run.
+ * It prints both latency distributions, the p99 ratio (abuse / quiet), what
+ * the server saw of each phase (its group-commit writes and its own SUBMIT
+ * latency histogram, STATS records 0 and 1, taken before and after each
+ * phase), and the server's limit counters after the run.
  *
  * Owns nothing the server uses; speaks the protocol with protocol.h only.
  */
@@ -62,6 +69,7 @@ struct options {
 	uint32_t storm_rate;
 	uint32_t slow;
 	uint32_t events_max;
+	int abuse_nice;
 };
 
 struct peer {
@@ -225,6 +233,14 @@ static int peer_submit(struct peer *peer, uint8_t *buffer, uint32_t count)
 
 /* ---- The abusers --------------------------------------------------------- */
 
+/* --abuse-nice: this thread only (Linux takes a thread id for PRIO_PROCESS). */
+static void abuser_nice(void)
+{
+	if (options.abuse_nice != 0 &&
+	    setpriority(PRIO_PROCESS, (id_t)gettid(), options.abuse_nice) != 0)
+		perror("skuld-abuse-bench: setpriority");
+}
+
 struct slow {
 	struct peer peer;
 	uint8_t frame[SKULD_HEADER_SIZE + SKULD_EVENT_SIZE];
@@ -355,6 +371,7 @@ static void storm_step(int *fds, struct pollfd *polls, uint32_t count, uint64_t 
 static void *abuse_connections(void *unused)
 {
 	(void)unused;
+	abuser_nice();
 	uint8_t *buffer = buffer_new();
 	int *fds = malloc(options.storm * sizeof(int));
 	struct pollfd *polls = malloc(options.storm * sizeof(struct pollfd));
@@ -400,6 +417,7 @@ static void *abuse_connections(void *unused)
 static void *abuse_frames(void *unused)
 {
 	(void)unused;
+	abuser_nice();
 	uint8_t *buffer = buffer_new();
 	struct peer big = {.fd = -1, .id = id_make(88)};
 	uint64_t key = 1;
@@ -519,19 +537,51 @@ static void setup(struct good *good)
 	good->checking = true;
 }
 
-static void stats_print(struct good *good)
+/* The server's STATS records 0 and 1, or -1 (an older server without
+ * record 1). */
+static int stats_fetch(struct good *good, struct skuld_stats *stats,
+                       struct skuld_stats_limits *limits)
 {
-	size_t size = frame_build(good->buffer, &good->peer, SKULD_OP_STATS, 0, NULL, 0, 0);
+	size_t size = frame_build(good->buffer, &good->peer, SKULD_OP_STATS, 0, NULL, 0,
+	                          SKULD_STATS_RECORDS); /* count: the records taken */
 	const struct skuld_header *header = (const struct skuld_header *)good->buffer;
 	if (io_all(good->peer.fd, good->buffer, size, false) != 0 ||
 	    frame_read(good->peer.fd, good->buffer) != 0 || header->operation != SKULD_OP_STATS ||
-	    header->count < 2) {
-		printf("server STATS: no limit counters (an older server?)\n");
-		return;
+	    header->count < 2)
+		return -1;
+	memcpy(stats, good->buffer + SKULD_HEADER_SIZE, sizeof(*stats));
+	memcpy(limits, good->buffer + SKULD_HEADER_SIZE + SKULD_STATS_RECORD_SIZE, sizeof(*limits));
+	return 0;
+}
+
+/* What the server saw of one phase (between two STATS): its group-commit
+ * writes and its own SUBMIT latency (whole frame to reply released), whose
+ * histogram is log-spaced: the p99 is given as its bucket's upper bound. */
+static void phase_print(const char *name, const struct skuld_stats *s0,
+                        const struct skuld_stats_limits *l0, const struct skuld_stats *s1,
+                        const struct skuld_stats_limits *l1)
+{
+	uint64_t writes = s1->log_writes - s0->log_writes;
+	uint64_t count = l1->latency_count - l0->latency_count;
+	uint64_t over = 0, seen = 0, p99_ns = 0;
+	for (uint32_t i = 0; i < SKULD_STATS_LATENCY_BUCKETS; i++) {
+		uint64_t in = l1->latency_bucket[i] - l0->latency_bucket[i];
+		if (i >= 4) /* over 1024 us */
+			over += in;
+		seen += in;
+		if (p99_ns == 0 && count > 0 && seen * 100 >= count * 99)
+			p99_ns = SKULD_STATS_LATENCY_BASE_NS << i;
 	}
-	const struct skuld_stats *stats = (const struct skuld_stats *)(good->buffer + 64);
-	const struct skuld_stats_limits *limits =
-	        (const struct skuld_stats_limits *)(good->buffer + 64 + SKULD_STATS_RECORD_SIZE);
+	printf("server %-5s writes %7" PRIu64 " (write + fdatasync mean %6.1f us)  SUBMIT latency "
+	       "mean %6.1f us, p99 <= %5" PRIu64 " us, over 1024 us %5.2f%%\n",
+	       name, writes,
+	       writes > 0 ? (double)(s1->fsync_ns_total - s0->fsync_ns_total) / writes / 1e3 : 0.0,
+	       count > 0 ? (double)(l1->latency_sum_ns - l0->latency_sum_ns) / count / 1e3 : 0.0,
+	       p99_ns / 1000, count > 0 ? 100.0 * (double)over / (double)count : 0.0);
+}
+
+static void stats_print(const struct skuld_stats *stats, const struct skuld_stats_limits *limits)
+{
 	printf("server: refused %" PRIu64 " oversize %" PRIu64 " closed slow %" PRIu64
 	       " unregistered %" PRIu64 " stalled %" PRIu64 " reply_waits %" PRIu64
 	       " pool_waits %" PRIu64 "\n",
@@ -543,7 +593,8 @@ static void stats_print(struct good *good)
 static int usage(void)
 {
 	fprintf(stderr, "usage: skuld-abuse-bench --server HOST:PORT [--token T] [--seconds N] "
-	                "[--storm N] [--storm-rate N] [--slow N] [--events-max N]\n");
+	                "[--storm N] [--storm-rate N] [--slow N] [--events-max N] "
+	                "[--abuse-nice N]\n");
 	return 2;
 }
 
@@ -569,6 +620,8 @@ static int options_parse(int argc, char **argv)
 			options.storm_rate = (uint32_t)value;
 		else if (strcmp(argv[i], "--slow") == 0)
 			options.slow = (uint32_t)value;
+		else if (strcmp(argv[i], "--abuse-nice") == 0 && value < 20)
+			options.abuse_nice = (int)value;
 		else if (strcmp(argv[i], "--events-max") == 0 && value > 0 && value < 8192 + 1)
 			options.events_max = (uint32_t)value;
 		else
@@ -608,16 +661,24 @@ int main(int argc, char **argv)
 	}
 	setup(&good);
 	static struct histogram quiet, abused;
+	static struct skuld_stats stats[4];
+	static struct skuld_stats_limits limits[4];
 	good_run(&good, 1, &quiet); /* warm-up */
+	int have = stats_fetch(&good, &stats[0], &limits[0]);
 	good_run(&good, options.seconds, &quiet);
+	have |= stats_fetch(&good, &stats[1], &limits[1]);
 	pthread_t connections, frames;
 	pthread_create(&connections, NULL, abuse_connections, NULL);
 	pthread_create(&frames, NULL, abuse_frames, NULL);
 	sleep(2); /* the storm fills the server's connections */
+	have |= stats_fetch(&good, &stats[2], &limits[2]);
 	good_run(&good, options.seconds, &abused);
+	have |= stats_fetch(&good, &stats[3], &limits[3]);
 	atomic_store(&abuse_stop, true);
 	pthread_join(connections, NULL);
 	pthread_join(frames, NULL);
+	if (options.abuse_nice != 0)
+		printf("abusers at nice %d\n", options.abuse_nice);
 	printf("abuse: storm of up to %u connections (%" PRIu64 " opened), flooder %" PRIu64
 	       " frames unread (%" PRIu64 " connections), %u slowloris (%" PRIu64
 	       " reconnects), %" PRIu64 " frames of %u events, %" PRIu64 " over the limit\n",
@@ -632,7 +693,13 @@ int main(int argc, char **argv)
 	               (double)histogram_percentile(&quiet, 99);
 	printf("p99 ratio (abuse / quiet): %.2f (target <= 2.00)\n", ratio);
 	printf("well-behaved results wrong: %" PRIu64 "\n", good.errors);
-	stats_print(&good);
+	if (have == 0) {
+		phase_print("quiet", &stats[0], &limits[0], &stats[1], &limits[1]);
+		phase_print("abuse", &stats[2], &limits[2], &stats[3], &limits[3]);
+		stats_print(&stats[3], &limits[3]);
+	} else {
+		printf("server STATS: no limit counters (an older server?)\n");
+	}
 	close(good.peer.fd);
 	free(good.buffer);
 	return good.errors == 0 ? 0 : 1;

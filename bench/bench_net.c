@@ -161,7 +161,7 @@ int bench_stats_read(const char *server, struct skuld_stats *stats)
 	if (fd < 0)
 		return -1;
 	struct skuld_header header;
-	header_fill(&header, SKULD_OP_STATS, client, 0, 0, 0);
+	header_fill(&header, SKULD_OP_STATS, client, 0, 0, SKULD_STATS_RECORDS);
 	proto_header_seal(&header, NULL);
 	/* The reply is 256-byte records (PROTOCOL.md section 14): the first is
 	 * struct skuld_stats; room for every record this build knows. */

@@ -47,9 +47,9 @@ void micro_report(const char *name, double *rates, int rounds, const char *unit)
 
 static void usage(void)
 {
-	fprintf(stderr,
-	        "usage: skuld-microbench [codec|log|ledger|memory|snapshot|restart|chain|all] "
-	        "[--rounds N]\n");
+	fprintf(stderr, "usage: skuld-microbench "
+	                "[codec|log|ledger|memory|snapshot|restart|chain|discrepancies|all] "
+	                "[--rounds N]\n");
 	exit(2);
 }
 
@@ -84,6 +84,8 @@ int main(int argc, char **argv)
 		ran += micro_restart(rounds) == 0;
 	if (all || strcmp(scenario, "chain") == 0)
 		ran += micro_chain(rounds) == 0;
+	if (strcmp(scenario, "discrepancies") == 0) /* fills a million records: on demand */
+		ran += micro_discrepancies(rounds) == 0;
 	if (ran == 0)
 		usage();
 	return 0;

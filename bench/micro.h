@@ -25,5 +25,6 @@ int micro_memory(void);
 int micro_snapshot(int rounds);
 int micro_restart(int rounds);
 int micro_chain(int rounds);
+int micro_discrepancies(int rounds);
 
 #endif

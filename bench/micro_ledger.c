@@ -9,6 +9,10 @@
  *
  * Also the memory scenario: a ledger sized for and filled with 1,000,000
  * item-locations, reporting the allocated bytes per item-location.
+ *
+ * And the discrepancies scenario (on demand): short sales of new
+ * (item, location) pairs into a full discrepancy table of 1,024, 65,536
+ * and 1,048,576 records, each evicting one, in thread CPU ns per sale.
  */
 #include "micro.h"
 
@@ -325,5 +329,113 @@ int micro_memory(void)
 		       (double)total / (1 << 20));
 	}
 	bench_free(&bench);
+	return status;
+}
+
+/* ---- Discrepancy eviction ------------------------------------------------ */
+
+/* Defines BENCH_LOCATIONS locations and `items` items, with no stock. */
+static int bench_define(struct bench *bench, uint32_t items)
+{
+	uint32_t n = 0;
+	for (uint32_t id = 1; id <= BENCH_LOCATIONS + items; id++, n++) {
+		if (n == BENCH_BATCH && bench_setup_apply(bench, n) != 0)
+			return -1;
+		n %= BENCH_BATCH;
+		struct skuld_event *event =
+		        memset(&bench->events[n], 0, sizeof(struct skuld_event));
+		event_key(bench, event);
+		if (id <= BENCH_LOCATIONS) {
+			event->kind = SKULD_LOCATION_DEFINE;
+			event->location = id;
+			snprintf(event->code, sizeof(event->code), "STORE-%u", id);
+		} else {
+			event->kind = SKULD_ITEM_DEFINE;
+			event->item = id - BENCH_LOCATIONS;
+			snprintf(event->code, sizeof(event->code), "SKU-%07u", event->item);
+		}
+	}
+	return n == 0 ? 0 : bench_setup_apply(bench, n);
+}
+
+/* Fills batch events with short sales (nothing in stock) of the pairs
+ * first, first + 1, ... (pair p: item p / BENCH_LOCATIONS + 1, location
+ * p % BENCH_LOCATIONS + 1). */
+static void bench_short_sales(struct bench *bench, uint32_t first, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		struct skuld_event *event =
+		        memset(&bench->events[i], 0, sizeof(struct skuld_event));
+		event_key(bench, event);
+		event->kind = SKULD_SALE;
+		event->item = (first + i) / BENCH_LOCATIONS + 1;
+		event->location = (first + i) % BENCH_LOCATIONS + 1;
+		event->quantity = 1;
+	}
+}
+
+/* Thread CPU ns per short sale of a new pair into a full table of
+ * `records` discrepancies (each sale evicts one), or -1. */
+static double discrepancy_evict_ns(uint32_t records, uint32_t sales)
+{
+	struct bench bench;
+	memset(&bench, 0, sizeof(bench));
+	uint32_t items = (records + sales) / BENCH_LOCATIONS + 1;
+	struct ledger_config config;
+	bench_config(&config, items * BENCH_LOCATIONS);
+	config.discrepancies_max = records;
+	double result = -1;
+	bench.events = calloc(BENCH_BATCH, sizeof(struct skuld_event));
+	bench.results = calloc(BENCH_BATCH, sizeof(struct skuld_result));
+	if (bench.events == NULL || bench.results == NULL ||
+	    ledger_create(&config, &bench.ledger) != 0 || bench_define(&bench, items) != 0)
+		goto out;
+	for (uint32_t at = 0; at < records; at += BENCH_BATCH) {
+		uint32_t count = records - at < BENCH_BATCH ? records - at : BENCH_BATCH;
+		bench_short_sales(&bench, at, count);
+		if (bench_setup_apply(&bench, count) != 0)
+			goto out;
+	}
+	uint64_t cpu_ns = 0;
+	for (uint32_t at = 0; at < sales; at += BENCH_BATCH) {
+		uint32_t count = sales - at < BENCH_BATCH ? sales - at : BENCH_BATCH;
+		bench_short_sales(&bench, records + at, count);
+		bench.now_ns += BENCH_BATCH_NS;
+		uint64_t start = thread_cpu_ns();
+		ledger_apply(bench.ledger, bench.now_ns, LEDGER_SOURCE_CLIENT, bench.events, count,
+		             bench.results);
+		cpu_ns += thread_cpu_ns() - start;
+	}
+	struct ledger_discrepancy_figures figures;
+	ledger_discrepancy_figures(bench.ledger, &figures);
+	if (figures.records != records || figures.dropped != sales) {
+		fprintf(stderr, "discrepancies: %u records, %llu dropped; wanted %u and %u\n",
+		        figures.records, (unsigned long long)figures.dropped, records, sales);
+		goto out;
+	}
+	result = (double)cpu_ns / sales;
+out:
+	bench_free(&bench);
+	return result;
+}
+
+int micro_discrepancies(int rounds)
+{
+	static const uint32_t sizes[] = {1024, 65536, 1u << 20};
+	double *rates = calloc((size_t)rounds, sizeof(double));
+	if (rates == NULL)
+		return -1;
+	int status = 0;
+	for (size_t s = 0; status == 0 && s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		for (int round = 0; status == 0 && round < rounds; round++) {
+			rates[round] = discrepancy_evict_ns(sizes[s], 2000);
+			status = rates[round] < 0 ? -1 : 0;
+		}
+		char name[64];
+		snprintf(name, sizeof(name), "discrepancies: evicting, %u held", sizes[s]);
+		if (status == 0)
+			micro_report(name, rates, rounds, "ns/short sale");
+	}
+	free(rates);
 	return status;
 }

@@ -590,6 +590,16 @@ SKULD_EXTERN int skuld_stats_all(skuld_client *client, struct skuld_stats_all *o
 	call.reply_record_size = SKULD_STATS_RECORD_SIZE;
 	call.reply_capacity = SKULD_STATS_RECORDS;
 	rc = call_run(client, &call, timeout_ms);
+	if (rc == SKULD_ERR_COUNT) {
+		/* A server from before the request's count (PROTOCOL.md section
+		 * 14) takes only 0: ask it for its one record. */
+		struct skuld__call first = {.operation = SKULD_OP_STATS};
+		first.reply = &all;
+		first.reply_record_size = SKULD_STATS_RECORD_SIZE;
+		first.reply_capacity = 1;
+		rc = call_run(client, &first, timeout_ms);
+		call.reply_count = first.reply_count;
+	}
 	if (rc != 0)
 		return rc;
 	*out = all;

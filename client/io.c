@@ -24,7 +24,8 @@
  * Every wait is bounded: poll() with the attempt's deadline and the wake
  * eventfd, which becomes readable for good when the client closes.
  *
- * TLS (options tls_ca_file / tls_server_name): the same socket, non-blocking,
+ * TLS (any of the options tls_ca_file, tls_server_name, tls_cert_file,
+ * tls_key_file; no CA file: the system's default CAs): the same socket, non-blocking,
  * under an OpenSSL SSL; the handshake runs right after connect, before
  * REGISTER, and verifies the server's chain against the CA file and its name
  * (DNS name, or IP address) against tls_server_name or the address's host.
@@ -279,8 +280,13 @@ int skuld__tls_setup(struct skuld_client *client, const struct skuld_options *op
 	SSL_CTX *context;
 	int ok;
 
-	if (options->tls_ca_file == NULL && options->tls_server_name == NULL)
+	/* Any TLS option turns TLS on: a client certificate alone must never
+	 * leave the connection, and its token, in clear text. */
+	if (options->tls_ca_file == NULL && options->tls_server_name == NULL &&
+	    options->tls_cert_file == NULL && options->tls_key_file == NULL)
 		return 0;
+	if (options->tls_key_file != NULL && options->tls_cert_file == NULL)
+		return -EINVAL; /* a key without its certificate */
 	context = SSL_CTX_new(TLS_client_method());
 	client->tls_server_name = strdup(name);
 	if (context == NULL || client->tls_server_name == NULL) {
@@ -562,6 +568,12 @@ static void request_seal(struct skuld_client *client)
 	if (request->operation == SKULD_OP_SUBMIT) {
 		body_size = request->events * SKULD_EVENT_SIZE;
 		count = request->events;
+	} else if (request->operation == SKULD_OP_STATS) {
+		/* The records the caller takes (PROTOCOL.md section 14); one is
+		 * asked as 0, which servers from before the count also take. */
+		struct skuld__call *call = request->slices[0].call;
+		body_size = 0;
+		count = call != NULL && call->reply_capacity > 1 ? call->reply_capacity : 0;
 	} else {
 		body_size = request->body_size;
 		count = body_size > 0 ? 1 : 0;
@@ -622,6 +634,11 @@ static int reply_apply(struct skuld_client *client)
 	return 0;
 }
 
+/* A large request gets reply_timeout_ms plus its size at this rate to go
+ * out: the server's default frame_min_rate_bytes (docs/OPERATIONS.md), so a
+ * slow but steady uplink that the server waits for is not given up here. */
+#define SEND_MIN_RATE_BYTES 16384u
+
 /* Sends the in-flight request and waits for its reply. */
 static int io_exchange(struct skuld_client *client)
 {
@@ -630,6 +647,7 @@ static int io_exchange(struct skuld_client *client)
 	int rc;
 
 	request_seal(client);
+	deadline += (uint64_t)client->send_size * 1000u / SEND_MIN_RATE_BYTES;
 	if (client->request.sends++ > 0 && client->request.operation == SKULD_OP_SUBMIT)
 		client->resends++;
 	pthread_mutex_unlock(&client->lock);

@@ -16,6 +16,7 @@
  */
 #include "protocol.h"
 
+#include <stdbool.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -343,6 +344,7 @@ struct body_rule {
 	uint32_t size;
 	uint32_t count;
 	uint32_t records_min; /* arrays: fewer records is a SIZE error */
+	bool count_any;       /* exact body: count is not checked (STATS request) */
 };
 
 static int body_rule_find(uint8_t operation, int reply, struct body_rule *rule)
@@ -385,6 +387,8 @@ static int body_rule_find(uint8_t operation, int reply, struct body_rule *rule)
 		if (reply) {
 			rule->record_size = SKULD_STATS_RECORD_SIZE;
 			rule->records_min = 1;
+		} else {
+			rule->count_any = true; /* the records the client takes; 0: one */
 		}
 		return 1;
 	default:
@@ -435,7 +439,7 @@ uint32_t proto_header_check(const struct skuld_header *header)
 	if (rule.record_size == 0) {
 		if (header->body_size != rule.size)
 			return SKULD_ERR_SIZE;
-		if (header->count != rule.count)
+		if (!rule.count_any && header->count != rule.count)
 			return SKULD_ERR_COUNT;
 	} else {
 		if (header->body_size % rule.record_size != 0 ||

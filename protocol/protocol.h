@@ -757,8 +757,10 @@ static_assert(offsetof(struct skuld_stats, chain_head) == 224, "stats");
 
 /* A STATS reply is an array of 256-byte records (docs/PROTOCOL.md section
  * 14): record 0 is struct skuld_stats, record 1 struct skuld_stats_limits,
- * record 2 struct skuld_stats_rejects. A reader takes the records it knows
- * and ignores any after them. */
+ * record 2 struct skuld_stats_rejects. The request's header count says how
+ * many records the client takes (0: one, as clients before record 1 sent);
+ * the server sends that many, or as many as it has, at least one. A reader
+ * takes the records it knows and ignores any after them. */
 #define SKULD_STATS_RECORD_SIZE     256u
 #define SKULD_STATS_RECORDS         3u       /* records this build sends */
 #define SKULD_STATS_LATENCY_BUCKETS 16u      /* log-spaced, the last one open-ended */

@@ -39,6 +39,7 @@ void config_defaults(struct server_config *config)
 	config->recv_buffers = 256;
 	config->recv_buffer_bytes = 16384;
 	config->frame_timeout_ms = 10000;
+	config->frame_min_rate_bytes = 16384;
 	config->stall_timeout_ms = 10000;
 	config->idle_timeout_ms = 0;
 	config->disk_alarm_percent = 10;
@@ -94,6 +95,7 @@ static const struct key_entry keys[] = {
         SERVER_KEY(recv_buffers, KEY_U32, 4, 32768),
         SERVER_KEY(recv_buffer_bytes, KEY_U32, 512, 1u << 20),
         SERVER_KEY(frame_timeout_ms, KEY_U32, 1, UINT32_MAX),
+        SERVER_KEY(frame_min_rate_bytes, KEY_U32, 1, UINT32_MAX),
         SERVER_KEY(stall_timeout_ms, KEY_U32, 1, UINT32_MAX),
         SERVER_KEY(idle_timeout_ms, KEY_U32, 0, UINT32_MAX),
         SERVER_KEY(disk_alarm_percent, KEY_U32, 0, 99),

@@ -63,6 +63,7 @@ struct server_config {
 	uint32_t recv_buffers;              /* provided receive buffers (power of two) */
 	uint32_t recv_buffer_bytes;         /* bytes each */
 	uint32_t frame_timeout_ms;          /* a partial frame idle this long: closed */
+	uint32_t frame_min_rate_bytes;      /* a large frame's body: bytes a second, at least */
 	uint32_t stall_timeout_ms;          /* replies unsent this long: closed */
 	uint32_t idle_timeout_ms;           /* registered, no frame this long: closed; 0: never */
 	uint32_t disk_alarm_percent;        /* alarm below this share of the disk free; 0: off */

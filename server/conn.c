@@ -107,6 +107,11 @@ static uint32_t conn_header_accept(struct conn *conn, bool *trusted)
 		return SKULD_ERR_SIZE;
 	if (header->body_size > conn->limits.body_max)
 		return SKULD_ERR_SIZE;
+	/* No session yet: REGISTER only, decided before any body byte is kept
+	 * (PROTOCOL.md section 8, first frame). */
+	if (conn->limits.register_first && !conn->registered &&
+	    header->operation != SKULD_OP_REGISTER)
+		return SKULD_ERR_NOT_REGISTERED;
 	return SKULD_OK;
 }
 

@@ -12,6 +12,9 @@
  *     frame pool. A connection that cannot get a pool buffer stops
  *     (CONN_BLOCKED) until one frees; the bytes it has not taken stay with
  *     the caller. The whole frame is then checked with proto_body_check.
+ *     With register_first, until conn_set_registered a header of any
+ *     operation but REGISTER fails (SKULD_ERR_NOT_REGISTERED) on the header
+ *     alone, so a connection without a session never takes a pool buffer.
  *   - Output: a ring of reply_bytes bytes and of replies_max entries. Each
  *     reply carries a tag, the log write that must be durable before it may
  *     be sent; replies are released strictly in order, so a reply never
@@ -66,6 +69,7 @@ struct conn_limits {
 	uint32_t events_max;  /* most events in one SUBMIT */
 	uint32_t reply_bytes; /* reply ring size */
 	uint32_t replies_max; /* reply ring entries, >= 2 */
+	bool register_first;  /* only REGISTER is taken until conn_set_registered */
 };
 
 struct conn_reply {
@@ -96,6 +100,7 @@ struct conn {
 	bool header_trusted;   /* failed after the header passed proto_header_check */
 	uint32_t error_status; /* SKULD_ERR_* */
 	uint32_t error_index;  /* failing record */
+	bool registered;       /* conn_set_registered: any operation is taken */
 	/* Output. */
 	uint8_t *out;               /* reply_bytes, owned by the caller */
 	uint64_t out_head;          /* sent up to here */
@@ -142,6 +147,20 @@ static inline const uint8_t *conn_frame_body(const struct conn *conn)
 
 /* Done with the held frame: returns its pool buffer; assembly starts over. */
 void conn_frame_done(struct conn *conn, struct frame_pool *pool);
+
+/* The connection's REGISTER was answered: frames of every operation are
+ * taken from now on (see register_first). */
+static inline void conn_set_registered(struct conn *conn)
+{
+	conn->registered = true;
+}
+
+/* True once the header of the frame being assembled (or held) is whole
+ * and passed its checks; its body_size is then known (body_have so far). */
+static inline bool conn_header_whole(const struct conn *conn)
+{
+	return conn->header_have == SKULD_HEADER_SIZE && !conn->failed;
+}
 
 /* True while part of a frame has arrived but not all of it. */
 bool conn_partial(const struct conn *conn);

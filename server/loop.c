@@ -9,7 +9,8 @@
  *
  * Operations in flight:
  *   - one multishot accept on the listening socket (re-armed when a CQE
- *     comes without IORING_CQE_F_MORE);
+ *     comes without IORING_CQE_F_MORE; paused while the refusal queue is
+ *     full, see Refusals);
  *   - per connection, one multishot recv over the provided buffer ring
  *     (group RECV_GROUP), re-armed the same way, cancelled while the
  *     connection cannot take input (see backpressure);
@@ -54,14 +55,35 @@
  * is cancelled, so one stuck client cannot drain the buffer ring. Every
  * turn, waiting connections are tried again.
  *
+ * Refusals (over connections_max): an accepted connection with no free slot
+ * is queued (at most REFUSE_QUEUE) and answered ERR_BUSY, then closed, after
+ * the turn's own work was submitted: at most REFUSE_PER_TURN a turn, so a
+ * burst of a storm's connections never holds up the replies and log write of
+ * connected clients for more than a few refusals. The loop does not sleep
+ * while refusals wait. When the queue is full the multishot accept is
+ * cancelled and new connections wait in the kernel's listen backlog (one
+ * that finds the backlog full is dropped by the kernel and not seen here);
+ * accepting resumes once the queue is down to a quarter. Each refusal is
+ * counted (connections_refused) when its ERR_BUSY is sent.
+ *
  * Deadlines (housekeeping, every TICK_NS; docs/OPERATIONS.md "Limits under
- * abuse"): a frame must be whole frame_timeout_ms after its first byte and
- * REGISTER answered frame_timeout_ms after the accept; replies that cannot
- * be sent for stall_timeout_ms, and a registered connection without a frame
- * for idle_timeout_ms (when set), close it. Time spent waiting on the server
- * restarts the frame deadlines. Every limit hit is counted in STATS record 1
- * (service_limits), and each SUBMIT's time from its whole frame to its
- * durable reply's release goes into the latency histogram there.
+ * abuse"): a frame with no byte for frame_timeout_ms, or not whole by its
+ * first byte + frame_timeout_ms + body_size / frame_min_rate_bytes (checked
+ * as it goes: its body may not fall behind that rate by more than
+ * frame_timeout_ms), and REGISTER not answered frame_timeout_ms after the
+ * accept (absolute, waiting or not); replies that cannot be sent for
+ * stall_timeout_ms, and a registered connection without a frame or a byte
+ * for idle_timeout_ms (when set, and with nothing in flight either way:
+ * no send, no ciphertext out, nothing half received), close it. Time spent
+ * waiting on the server restarts the frame deadlines. Housekeeping runs
+ * after a turn's completions, on a time read before the kernel is asked
+ * for every completion it holds, so a connection whose bytes arrived
+ * during a long turn is never judged silent. Before REGISTER a connection
+ * takes no frame but REGISTER (conn.h register_first): anything else is
+ * refused from its header, so it never holds a pool buffer. Every limit
+ * hit is counted in STATS record 1 (service_limits), and each SUBMIT's time
+ * from its whole frame to its durable reply's release goes into the latency
+ * histogram there.
  *
  * TLS (tls = on | required; tls.h does the TLS, over memory): a
  * connection's first received byte decides its transport. 0x16 starts a
@@ -127,6 +149,8 @@
 #define DRAIN_NS         (2000ull * 1000000ull) /* shutdown: time to send the last replies */
 #define EXPIRE_PERIOD_NS (10ull * 1000000ull)   /* holds expire at most this late */
 #define INDEX_NONE       UINT32_MAX
+#define REFUSE_QUEUE     256u /* accepted connections waiting for their ERR_BUSY */
+#define REFUSE_PER_TURN  8u   /* refusals answered per turn, after its own work */
 
 enum op {
 	OP_ACCEPT = 1,
@@ -194,6 +218,7 @@ struct loop {
 	int signal_fd;
 	struct signalfd_siginfo siginfo;
 	bool accept_armed;
+	bool accept_paused; /* the refusal queue is full: the listen backlog holds */
 	bool signal_armed;
 	bool stopping;
 	uint64_t stop_deadline_ns;
@@ -207,6 +232,10 @@ struct loop {
 	uint32_t *open_list; /* indexes of non-free connections */
 	uint32_t open_count;
 	uint8_t *connection_memory;
+
+	int refuse_fds[REFUSE_QUEUE]; /* accepted over connections_max, oldest first */
+	uint32_t refuse_first;
+	uint32_t refuse_count;
 
 	struct frame_pool pool;
 
@@ -380,6 +409,7 @@ static int connections_setup(struct loop *loop)
 	        .events_max = config->frame_events_max,
 	        .reply_bytes = config->reply_bytes,
 	        .replies_max = config->replies_max,
+	        .register_first = true,
 	};
 	for (uint32_t i = 0; i < loop->connections_max; i++) {
 		struct connection *connection = &loop->connections[i];
@@ -404,8 +434,11 @@ static int signals_setup(struct loop *loop)
 	return loop->signal_fd < 0 ? -errno : 0;
 }
 
+static void refusals_run(struct loop *loop, uint32_t limit);
+
 static void loop_teardown(struct loop *loop)
 {
+	refusals_run(loop, REFUSE_QUEUE);
 	for (uint32_t i = 0; loop->connections != NULL && i < loop->connections_max; i++) {
 		if (loop->connections[i].fd >= 0)
 			close(loop->connections[i].fd);
@@ -571,6 +604,8 @@ static bool connection_frame(struct loop *loop, struct connection *connection)
 		return false; /* log full or not yet durable: tried again next turn */
 	if (reply.takeover != 0)
 		connection_close_owner(loop, reply.takeover);
+	if (connection->peer.registered)
+		conn_set_registered(&connection->conn); /* every operation from now on */
 	conn_reply_push(&connection->conn, reply.data, reply.size, reply.tag, reply.close);
 	if (submit && !reply.close)
 		conn_reply_arrival(&connection->conn,
@@ -895,6 +930,40 @@ static void accept_refuse(struct loop *loop, int fd)
 	service_stats(loop->service)->connections_refused++;
 }
 
+/* Answers up to limit queued refusals (oldest first); accepting resumes
+ * once the queue is down to a quarter. */
+static void refusals_run(struct loop *loop, uint32_t limit)
+{
+	for (uint32_t done = 0; done < limit && loop->refuse_count > 0; done++) {
+		accept_refuse(loop, loop->refuse_fds[loop->refuse_first]);
+		loop->refuse_first = (loop->refuse_first + 1) % REFUSE_QUEUE;
+		loop->refuse_count--;
+	}
+	if (loop->accept_paused && loop->refuse_count <= REFUSE_QUEUE / 4)
+		loop->accept_paused = false; /* turn re-arms the accept */
+}
+
+/* An accepted connection without a slot: queued for its ERR_BUSY. When the
+ * queue fills, accepting pauses (the listen backlog holds new connections);
+ * accepts completed before the cancel takes effect are refused at once. */
+static void refusal_queue(struct loop *loop, int fd)
+{
+	if (loop->refuse_count == REFUSE_QUEUE) {
+		accept_refuse(loop, fd);
+		return;
+	}
+	loop->refuse_fds[(loop->refuse_first + loop->refuse_count) % REFUSE_QUEUE] = fd;
+	loop->refuse_count++;
+	if (loop->refuse_count == REFUSE_QUEUE && !loop->accept_paused) {
+		loop->accept_paused = true;
+		if (loop->accept_armed) {
+			struct io_uring_sqe *sqe = sqe_get(loop);
+			io_uring_prep_cancel64(sqe, user_data_pack(OP_ACCEPT, NULL), 0);
+			io_uring_sqe_set_data64(sqe, user_data_pack(OP_CANCEL, NULL));
+		}
+	}
+}
+
 static void on_accept(struct loop *loop, const struct io_uring_cqe *cqe)
 {
 	if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -910,7 +979,7 @@ static void on_accept(struct loop *loop, const struct io_uring_cqe *cqe)
 		return;
 	}
 	if (loop->free_count == 0) {
-		accept_refuse(loop, fd);
+		refusal_queue(loop, fd);
 		return;
 	}
 	int one = 1;
@@ -1156,6 +1225,31 @@ static void write_start(struct loop *loop)
 #endif
 }
 
+/* True when the frame being assembled is late: elapsed since its first
+ * byte is past frame_timeout_ms and, once its header is whole, its body has
+ * fallen behind frame_min_rate_bytes by more than that, so it is whole by
+ * first byte + frame_timeout_ms + body_size / frame_min_rate_bytes at the
+ * latest, and a byte a second cannot hold it open that long. */
+static bool frame_late(const struct server_config *config, const struct conn *conn,
+                       uint64_t elapsed)
+{
+	uint64_t frame_timeout = (uint64_t)config->frame_timeout_ms * 1000000ull;
+	if (elapsed <= frame_timeout)
+		return false;
+	if (!conn_header_whole(conn))
+		return true;
+	/* The time the body bytes received so far buy at the minimum rate. */
+	uint64_t earned = (uint64_t)conn->body_have * 1000000000ull / config->frame_min_rate_bytes;
+	return elapsed - frame_timeout > earned;
+}
+
+/* TLS: ciphertext is waiting to be sent (encrypted replies not yet out). */
+static bool tls_output_pending(struct connection *connection)
+{
+	const uint8_t *data = NULL;
+	return connection->tls != NULL && tls_send_span(connection->tls, &data) > 0;
+}
+
 /* The deadlines of one connection (OPERATIONS.md, Limits under abuse);
  * each close is counted in STATS record 1. */
 static void connection_deadlines(struct loop *loop, struct connection *connection)
@@ -1168,18 +1262,25 @@ static void connection_deadlines(struct loop *loop, struct connection *connectio
 	uint64_t now = loop->mono_ns;
 	const struct conn *conn = &connection->conn;
 	if (connection->state == CONNECTION_OPEN && connection->waiting) {
+		/* The REGISTER deadline is absolute: waiting does not extend it. */
+		if (!connection->peer.registered && now - connection->accept_ns > frame_timeout &&
+		    !conn->frame_ready) {
+			limits->closed_unregistered++;
+			connection_close(loop, connection);
+			return;
+		}
 		/* Waiting on the server (a pool buffer, reply room, the log) is
 		 * not the client's time: its frame deadlines start again. */
 		connection->input_ns = connection->frame_start_ns = now;
 	} else if (connection->state == CONNECTION_OPEN) {
-		/* A frame arriving in pieces: no input for frame_timeout, or not
-		 * whole frame_timeout after its first byte (a byte a second keeps
-		 * the first rule quiet, not this one). Waiting on the server
-		 * (a pool buffer, reply room) does not count. */
+		/* A frame arriving in pieces: no input for frame_timeout, or late
+		 * by frame_late (a byte a second keeps the first rule quiet, not
+		 * this one). Waiting on the server (a pool buffer, reply room)
+		 * does not count. */
 		bool partial =
 		        (conn_partial(conn) || connection->held_count > 0) && !conn->frame_ready;
 		bool slow = partial && conn_partial(conn) &&
-		            now - connection->frame_start_ns > frame_timeout;
+		            frame_late(config, conn, now - connection->frame_start_ns);
 		if ((partial && now - connection->input_ns > frame_timeout) || slow) {
 			limits->closed_slow++;
 			connection_close(loop, connection);
@@ -1191,9 +1292,15 @@ static void connection_deadlines(struct loop *loop, struct connection *connectio
 			connection_close(loop, connection);
 			return;
 		}
+		/* Idle: no frame answered and no byte received for idle_timeout,
+		 * and nothing on its way in or out (a reply queued, a send in
+		 * flight, TLS ciphertext not yet sent). */
+		uint64_t last = connection->frame_last_ns > connection->input_ns
+		                        ? connection->frame_last_ns
+		                        : connection->input_ns;
 		if (idle_timeout != 0 && connection->peer.registered && !partial &&
-		    !conn->frame_ready && conn_output_empty(conn) &&
-		    now - connection->frame_last_ns > idle_timeout) {
+		    !conn->frame_ready && conn_output_empty(conn) && !connection->send_armed &&
+		    !tls_output_pending(connection) && now - last > idle_timeout) {
 			limits->closed_idle++;
 			connection_close(loop, connection);
 			return;
@@ -1265,7 +1372,7 @@ static void turn(struct loop *loop)
 		if (loop->open_count == before)
 			i++;
 	}
-	if (!loop->accept_armed && !loop->stopping && loop->listen_fd >= 0)
+	if (!loop->accept_armed && !loop->accept_paused && !loop->stopping && loop->listen_fd >= 0)
 		accept_arm(loop);
 	if (!loop->signal_armed) {
 		struct io_uring_sqe *sqe = sqe_get(loop);
@@ -1273,10 +1380,38 @@ static void turn(struct loop *loop)
 		io_uring_sqe_set_data64(sqe, user_data_pack(OP_SIGNAL, NULL));
 		loop->signal_armed = true;
 	}
-	if (loop->mono_ns >= loop->tick_ns) {
-		housekeeping(loop);
-		loop->tick_ns = loop->mono_ns + TICK_NS;
+}
+
+/* Hands every completion in the queue to its handler. */
+static void completions_drain(struct loop *loop)
+{
+	struct io_uring_cqe *cqe = NULL;
+	unsigned head;
+	unsigned seen = 0;
+	io_uring_for_each_cqe(&loop->ring, head, cqe)
+	{
+		on_completion(loop, cqe);
+		seen++;
 	}
+	io_uring_cq_advance(&loop->ring, seen);
+}
+
+/* Housekeeping, when due, after the turn's completions: the time is read
+ * first, then the kernel hands over every completion it holds (deferred
+ * task work included), so whatever a client sent before that time is seen
+ * before its deadlines are judged, however long the turn was. */
+static void housekeeping_due(struct loop *loop)
+{
+	if (loop->done || loop->mono_ns < loop->tick_ns)
+		return;
+	loop->now_ns = clock_ns(CLOCK_REALTIME);
+	loop->mono_ns = clock_ns(CLOCK_MONOTONIC);
+	io_uring_get_events(&loop->ring);
+	completions_drain(loop);
+	if (loop->done)
+		return;
+	housekeeping(loop);
+	loop->tick_ns = loop->mono_ns + TICK_NS;
 }
 
 /* True once a stopping server has nothing left to do. */
@@ -1338,25 +1473,27 @@ static void loop_serve(struct loop *loop)
 				break;
 			}
 		}
+		if (loop->refuse_count > 0) {
+			/* The turn's replies and log write leave first; then a few
+			 * refusals, and no sleep while more wait. */
+			io_uring_submit(&loop->ring);
+			refusals_run(loop, REFUSE_PER_TURN);
+		}
 		struct __kernel_timespec timeout = wait_time(loop);
 		if (loop->stopping && timeout.tv_sec > 0) {
 			timeout.tv_sec = 0;
 			timeout.tv_nsec = 50000000;
 		}
+		if (loop->refuse_count > 0)
+			timeout.tv_sec = timeout.tv_nsec = 0;
 		struct io_uring_cqe *cqe = NULL;
 		int ret = io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, &timeout, NULL);
 		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY)
 			fprintf(stderr, "skuld: io_uring wait: %s\n", strerror(-ret));
 		loop->now_ns = clock_ns(CLOCK_REALTIME);
 		loop->mono_ns = clock_ns(CLOCK_MONOTONIC);
-		unsigned head;
-		unsigned seen = 0;
-		io_uring_for_each_cqe(&loop->ring, head, cqe)
-		{
-			on_completion(loop, cqe);
-			seen++;
-		}
-		io_uring_cq_advance(&loop->ring, seen);
+		completions_drain(loop);
+		housekeeping_due(loop);
 	}
 }
 

@@ -740,13 +740,16 @@ static enum service_outcome frame_read(struct service *service, struct service_p
 		service->stats.queries++;
 		break;
 	case SKULD_OP_STATS:
+		/* The request's count is the records the client takes (0: one,
+		 * from clients that knew only record 0); never more than we have. */
+		count = header->count == 0 ? 1 : header->count;
+		count = count < SKULD_STATS_RECORDS ? count : SKULD_STATS_RECORDS;
 		service->stats.queries++;
 		stats_fill(service, now_ns, (struct skuld_stats *)out);
 		memcpy(out + SKULD_STATS_RECORD_SIZE, &service->limits, sizeof(service->limits));
 		memcpy(out + 2 * SKULD_STATS_RECORD_SIZE, &service->rejects,
 		       sizeof(service->rejects));
-		count = SKULD_STATS_RECORDS;
-		body_size = SKULD_STATS_RECORDS * SKULD_STATS_RECORD_SIZE;
+		body_size = count * SKULD_STATS_RECORD_SIZE;
 		break;
 	default:
 		return frame_error(service, peer, header, SKULD_ERR_OPERATION,
@@ -1089,6 +1092,9 @@ int service_snapshot_load(struct service *service, const struct snapshot_source 
 			return snapshot_refused(reason, reason_size, "a channel name used twice",
 			                        id);
 	}
+	/* The ledger's next sequence is the snapshot's position (a version 2
+	 * ledger section does not carry it; discrepancy tracking begins there). */
+	ledger_sequence(service->ledger, position->event_next);
 	return 0;
 }
 

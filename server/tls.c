@@ -25,11 +25,25 @@ struct tls_context {
 	SSL_CTX *ctx;
 };
 
+/* The record and handshake headers of the handshake's plaintext, read as
+ * the bytes arrive, before OpenSSL sees them (hello_check). */
+struct hello_scan {
+	uint8_t record[5];     /* record header being read */
+	uint8_t record_have;   /* of its 5 bytes, read */
+	uint8_t type;          /* content type of the current record */
+	uint16_t record_left;  /* payload bytes of the current record not yet read */
+	uint8_t message[4];    /* handshake message header being read */
+	uint8_t message_have;  /* of its 4 bytes, read */
+	uint32_t message_left; /* body bytes of the current handshake message not yet read */
+	bool done;             /* the rest is encrypted: nothing more to check */
+};
+
 struct tls_session {
 	SSL *ssl;
 	BIO *network;        /* the loop's end of the BIO pair */
 	uint32_t plain_have; /* decrypted bytes in plain */
 	uint32_t plain_used; /* of those, taken */
+	struct hello_scan hello;
 	bool failed;
 	char failure[120];
 	uint8_t plain[TLS_PLAIN_BYTES];
@@ -144,6 +158,86 @@ void tls_session_destroy(struct tls_session *session)
 	free(session);
 }
 
+/* The handshake header of a plaintext handshake message was read: a
+ * ClientHello (the first, or the second after a HelloRetryRequest) may
+ * announce at most TLS_HELLO_BYTES. OpenSSL would otherwise grow its
+ * message buffer to the announced length (up to 128 KiB) before the bytes
+ * arrive. Returns false when the message is refused. */
+static bool hello_message(struct tls_session *session)
+{
+	const uint8_t *message = session->hello.message;
+	uint32_t length = (uint32_t)message[1] << 16 | (uint32_t)message[2] << 8 | message[3];
+	if (message[0] == TLS_CLIENT_HELLO && length > TLS_HELLO_BYTES) {
+		snprintf(session->failure, sizeof(session->failure),
+		         "handshake: ClientHello announces %u bytes (at most %u)", length,
+		         TLS_HELLO_BYTES);
+		return false;
+	}
+	session->hello.message_left = length;
+	session->hello.message_have = 0;
+	return true;
+}
+
+/* A record header was read (record headers are never encrypted). Only
+ * handshake records' payloads are read further: in TLS 1.3 they are all
+ * plaintext (its encrypted handshake travels as application data); in TLS
+ * 1.2 everything after the client's ChangeCipherSpec is encrypted, so the
+ * scan stops there. */
+static void hello_record(struct tls_session *session)
+{
+	struct hello_scan *hello = &session->hello;
+	hello->type = hello->record[0];
+	hello->record_left = (uint16_t)(hello->record[3] << 8 | hello->record[4]);
+	hello->record_have = 0;
+	if (hello->type == TLS_CHANGE_CIPHER_SPEC && SSL_version(session->ssl) == TLS1_2_VERSION)
+		hello->done = true;
+}
+
+/* Reads the record and handshake headers in received ciphertext until the
+ * handshake is encrypted or done. Returns false when a ClientHello is
+ * refused. */
+static bool hello_check(struct tls_session *session, const uint8_t *data, size_t size)
+{
+	struct hello_scan *hello = &session->hello;
+	size_t at = 0;
+	while (at < size && !hello->done) {
+		if (hello->record_left == 0) {
+			hello->record[hello->record_have++] = data[at++];
+			if (hello->record_have == sizeof(hello->record))
+				hello_record(session);
+			continue;
+		}
+		size_t left = size - at;
+		if (hello->type != TLS_CONTENT_TYPE || hello->message_left > 0) {
+			size_t skip = hello->record_left < left ? hello->record_left : left;
+			if (hello->type == TLS_CONTENT_TYPE && hello->message_left < skip)
+				skip = hello->message_left;
+			hello->record_left -= (uint16_t)skip;
+			if (hello->type == TLS_CONTENT_TYPE)
+				hello->message_left -= (uint32_t)skip;
+			at += skip;
+			continue;
+		}
+		hello->message[hello->message_have++] = data[at++];
+		hello->record_left--;
+		if (hello->message_have == sizeof(hello->message) && !hello_message(session))
+			return false;
+	}
+	return true;
+}
+
+/* Fails the session before OpenSSL saw the offending bytes; the fatal
+ * alert goes out in tls_send_span like OpenSSL's own. */
+static void hello_refuse(struct tls_session *session)
+{
+	/* alert record, TLS 1.2 record version: fatal, illegal_parameter */
+	static const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x2f};
+	session->failed = true;
+	BIO *out = SSL_get_wbio(session->ssl);
+	if (BIO_ctrl_get_write_guarantee(out) >= sizeof(alert))
+		(void)BIO_write(out, alert, (int)sizeof(alert));
+}
+
 size_t tls_feed(struct tls_session *session, const uint8_t *data, size_t size)
 {
 	if (session->failed || size == 0)
@@ -152,6 +246,12 @@ size_t tls_feed(struct tls_session *session, const uint8_t *data, size_t size)
 	size_t take = size < room ? size : room;
 	if (take == 0)
 		return 0;
+	if (!session->hello.done && SSL_is_init_finished(session->ssl))
+		session->hello.done = true;
+	if (!session->hello.done && !hello_check(session, data, take)) {
+		hello_refuse(session);
+		return size; /* discarded: the session takes nothing more */
+	}
 	int written = BIO_write(session->network, data, (int)take);
 	return written > 0 ? (size_t)written : 0;
 }

@@ -25,6 +25,10 @@
  *     tls_sent consumes it or the session is destroyed, whatever else is
  *     written meanwhile (the BIO pair is a ring that never overwrites unread
  *     bytes), so an asynchronous send can read it in place.
+ *   - A ClientHello may announce at most TLS_HELLO_BYTES (real ones are
+ *     under 2 KiB, post-quantum key shares a few KiB): OpenSSL sizes its
+ *     handshake buffer from the announced length before the bytes arrive,
+ *     so a larger one is refused before OpenSSL reads it (tls_feed).
  *   - A session that failed (a broken handshake, a bad record) decrypts
  *     nothing more; its alert, if OpenSSL wrote one, is still in
  *     tls_send_span.
@@ -38,18 +42,23 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define TLS_PLAIN_BYTES  16384u /* one record's plaintext, the most TLS allows */
-#define TLS_IN_BYTES     16384u /* ciphertext received, not yet decrypted */
-#define TLS_OUT_BYTES    36864u /* ciphertext to send: two whole records and more */
-#define TLS_RECORD_ROOM  17408u /* a record of TLS_PLAIN_BYTES, encrypted, at most */
-#define TLS_CONTENT_TYPE 0x16u  /* first byte of a ClientHello (a handshake record) */
-#define TLS_PEER_CHAIN   32768u /* a client certificate chain, at most (mutual TLS) */
+#define TLS_PLAIN_BYTES        16384u /* one record's plaintext, the most TLS allows */
+#define TLS_IN_BYTES           16384u /* ciphertext received, not yet decrypted */
+#define TLS_OUT_BYTES          36864u /* ciphertext to send: two whole records and more */
+#define TLS_RECORD_ROOM        17408u /* a record of TLS_PLAIN_BYTES, encrypted, at most */
+#define TLS_CONTENT_TYPE       0x16u  /* first byte of a ClientHello (a handshake record) */
+#define TLS_CHANGE_CIPHER_SPEC 0x14u  /* record content type */
+#define TLS_CLIENT_HELLO       1u     /* handshake message type */
+#define TLS_HELLO_BYTES        16384u /* a ClientHello's announced length, at most */
+#define TLS_PEER_CHAIN         32768u /* a client certificate chain, at most (mutual TLS) */
 /* OpenSSL's own state per session: the SSL, its record buffers and the
  * handshake's transients. Measured with CRYPTO_set_mem_functions (P-256
- * certificate): 9 KiB at rest, 77 KiB at the handshake's peak, 30 KiB after
- * traffic (record buffers are released when idle); this bound leaves room
+ * certificate, a ClientHello under 1 KiB): 9 KiB at rest, 77 KiB at the
+ * handshake's peak, 30 KiB after traffic (record buffers are released when
+ * idle). OpenSSL keeps the whole ClientHello in a buffer of its announced
+ * length, so the bound adds TLS_HELLO_BYTES to 96 KiB, which leaves room
  * for RSA keys and a client chain of TLS_PEER_CHAIN. */
-#define TLS_OPENSSL_BYTES 98304u
+#define TLS_OPENSSL_BYTES (98304u + TLS_HELLO_BYTES)
 
 /* Bytes one TLS connection may hold beyond its plaintext connection. */
 #define TLS_SESSION_BYTES                                                                          \
@@ -79,7 +88,11 @@ void tls_session_destroy(struct tls_session *session);
 
 /* Hands received ciphertext to the session. Returns how many bytes it took:
  * all of them, fewer when its input buffer is full (decrypt first), 0 once
- * it failed. */
+ * it failed. Until the handshake is encrypted, the record and handshake
+ * headers are read here first: a ClientHello that announces more than
+ * TLS_HELLO_BYTES fails the session (all of data is taken, an alert is
+ * queued, tls_input_span returns -EPROTO), before OpenSSL sizes a buffer
+ * for it. */
 size_t tls_feed(struct tls_session *session, const uint8_t *data, size_t size);
 
 /* Plaintext ready to be taken: decrypts the next record (advancing the

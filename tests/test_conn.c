@@ -1,8 +1,9 @@
 /*
  * test_conn.c — frame assembly and the reply ring of server/conn.c, with
  * plain buffers: frames split at every byte, several frames in one buffer,
- * oversized and malformed frames, the large-frame pool running dry, and
- * replies released in order by their durability tags.
+ * oversized and malformed frames, the large-frame pool running dry,
+ * REGISTER first (no pool buffer before it), and replies released in order
+ * by their durability tags.
  */
 #include <criterion/criterion.h>
 
@@ -424,5 +425,81 @@ Test(conn, released_replies_marked_with_an_arrival_are_measured_once)
 	cr_assert_eq(conn_release_timed(&f.conn, 3, 9500, measure_record, &measured), 96);
 	cr_assert_eq(measured.count, 2);
 	cr_assert_eq(measured.latencies[1], 8000);
+	fixture_fini(&f);
+}
+
+/* A REGISTER request (128-byte body) into bytes; returns its size. */
+static size_t register_make(uint8_t *bytes)
+{
+	struct skuld_header *header = (struct skuld_header *)bytes;
+	memset(bytes, 0, SKULD_HEADER_SIZE + sizeof(struct skuld_register_request));
+	header->version = 1;
+	header->operation = SKULD_OP_REGISTER;
+	header->client = client;
+	header->body_size = sizeof(struct skuld_register_request);
+	header->count = 1;
+	struct skuld_register_request *request =
+	        (struct skuld_register_request *)(bytes + SKULD_HEADER_SIZE);
+	request->version_min = 1;
+	request->version_max = 1;
+	proto_header_seal(header, request);
+	return SKULD_HEADER_SIZE + header->body_size;
+}
+
+Test(conn, before_register_only_register_is_taken_and_no_pool_buffer)
+{
+	static uint8_t bytes[SKULD_HEADER_SIZE + EVENTS_MAX * SKULD_EVENT_SIZE];
+	/* A large SUBMIT first: refused on its header alone, no body byte
+	 * kept, the pool untouched. */
+	size_t size = submit_make(bytes, 1, EVENTS_MAX);
+	struct fixture f;
+	fixture_init(&f, 1);
+	f.conn.limits.register_first = true;
+	enum conn_input result;
+	size_t used = conn_input(&f.conn, &f.pool, bytes, size, &result);
+	cr_assert_eq(result, CONN_ERROR);
+	cr_assert_eq(used, SKULD_HEADER_SIZE);
+	cr_assert_eq(f.conn.error_status, SKULD_ERR_NOT_REGISTERED);
+	cr_assert(f.conn.header_trusted);
+	cr_assert_eq(f.pool.free_count, 1, "a pool buffer was taken before REGISTER");
+	fixture_fini(&f);
+
+	/* PING first: refused too (PROTOCOL.md section 8: REGISTER first). */
+	fixture_init(&f, 1);
+	f.conn.limits.register_first = true;
+	size = ping_make(bytes, 1);
+	used = conn_input(&f.conn, &f.pool, bytes, size, &result);
+	cr_assert_eq(result, CONN_ERROR);
+	cr_assert_eq(f.conn.error_status, SKULD_ERR_NOT_REGISTERED);
+	fixture_fini(&f);
+
+	/* REGISTER is taken; once registered, the large SUBMIT is too. */
+	fixture_init(&f, 1);
+	f.conn.limits.register_first = true;
+	size = register_make(bytes);
+	used = conn_input(&f.conn, &f.pool, bytes, size, &result);
+	cr_assert_eq(result, CONN_FRAME);
+	cr_assert_eq(used, size);
+	conn_set_registered(&f.conn);
+	conn_frame_done(&f.conn, &f.pool);
+	size = submit_make(bytes, 1, EVENTS_MAX);
+	cr_assert(!conn_header_whole(&f.conn));
+	used = conn_input(&f.conn, &f.pool, bytes, SKULD_HEADER_SIZE + 10, &result);
+	cr_assert_eq(result, CONN_NEED_MORE);
+	cr_assert(conn_header_whole(&f.conn));
+	cr_assert_eq(f.conn.body_have, 10);
+	cr_assert_eq(f.pool.free_count, 0);
+	used = conn_input(&f.conn, &f.pool, bytes + SKULD_HEADER_SIZE + 10,
+	                  size - SKULD_HEADER_SIZE - 10, &result);
+	cr_assert_eq(result, CONN_FRAME);
+	conn_frame_done(&f.conn, &f.pool);
+	fixture_fini(&f);
+
+	/* Without register_first (the default) a SUBMIT is taken at once. */
+	fixture_init(&f, 1);
+	size = submit_make(bytes, 1, 2);
+	used = conn_input(&f.conn, &f.pool, bytes, size, &result);
+	cr_assert_eq(result, CONN_FRAME);
+	conn_frame_done(&f.conn, &f.pool);
 	fixture_fini(&f);
 }

@@ -440,10 +440,10 @@ static uint32_t model_header_check(const unsigned char *h)
 		size = 64;
 		count = 1;
 		break;
-	case 7: /* STATS: empty; reply: 256-byte records, at least one */
+	case 7: /* STATS: empty, count any (records taken); reply: 256-byte records, at least one */
 		record = reply ? 256 : 0;
 		size = 0;
-		count = 0;
+		count = reply ? 0 : le32(h + 36);
 		if (reply && le32(h + 32) == 0)
 			return SKULD_ERR_SIZE;
 		break;
@@ -2559,11 +2559,18 @@ Test(protocol, reject_query_lookup_stats_body_sizes)
 	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_SIZE);
 	frame_make(&frame, SKULD_OP_LOOKUP, SKULD_FRAME_REPLY, body, 64, 1);
 	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_COUNT);
-	/* STATS: empty request, one 256-byte reply. */
+	/* STATS: empty request whose count is the records the client takes
+	 * (any value: 0 from clients before record 1, 3 from this one, more
+	 * from a later one); 256-byte reply records. */
 	frame_make(&frame, SKULD_OP_STATS, 0, body, 64, 1);
 	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_SIZE);
-	frame_make(&frame, SKULD_OP_STATS, 0, NULL, 0, 1);
-	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_COUNT);
+	static const uint32_t stats_counts[] = {0, 1, 2, 3, 4, 0xffffffffu};
+	for (size_t i = 0; i < sizeof(stats_counts) / sizeof(stats_counts[0]); i++) {
+		frame_make(&frame, SKULD_OP_STATS, 0, NULL, 0, stats_counts[i]);
+		cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_OK, "count %u",
+		             stats_counts[i]);
+		cr_assert_eq(frame_check(&frame, NULL), SKULD_OK, "count %u", stats_counts[i]);
+	}
 	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, body, 128, 1);
 	cr_assert_eq(proto_header_check(frame_header(&frame)), SKULD_ERR_SIZE);
 	frame_make(&frame, SKULD_OP_STATS, SKULD_FRAME_REPLY, body, 256, 0);

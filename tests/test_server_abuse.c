@@ -109,9 +109,9 @@ static int token_register(struct client *client, uint64_t seed, const char *toke
 static void stats_read(struct client *client, struct stats_all *out)
 {
 	static struct reply reply;
-	cr_assert_eq(
-	        frame_send(client->fd, SKULD_OP_STATS, client->id, 0, client->version, NULL, 0, 0),
-	        0);
+	cr_assert_eq(frame_send(client->fd, SKULD_OP_STATS, client->id, 0, client->version, NULL, 0,
+	                        SKULD_STATS_RECORDS),
+	             0);
 	cr_assert_eq(frame_read(client->fd, &reply), 0, "STATS reply");
 	const struct skuld_header *header = reply_header(&reply);
 	cr_assert_eq(header->operation, SKULD_OP_STATS);

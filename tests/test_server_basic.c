@@ -244,6 +244,23 @@ Test(server_basic, movements_queries_lookups_stats)
 	cr_assert_eq(stats.event_durable, 3 + 2 + 6 + 3);
 	cr_assert_gt(stats.memory_bytes, 0);
 	cr_assert_gt(stats.disk_free_bytes, 0, "sampled at start-up");
+	/* The STATS request's count is the records the client takes: 0 (a
+	 * client from before record 1) gets exactly one 256-byte record. */
+	static const uint32_t asked[] = {0, 1, 2, 3, 4, 1000};
+	static const uint32_t given[] = {1, 1, 2, 3, 3, 3};
+	for (size_t i = 0; i < sizeof(asked) / sizeof(asked[0]); i++) {
+		cr_assert_eq(
+		        frame_send(client.fd, SKULD_OP_STATS, client.id, 0, 1, NULL, 0, asked[i]),
+		        0);
+		cr_assert_eq(frame_read(client.fd, &reply), 0);
+		const struct skuld_header *header = reply_header(&reply);
+		cr_assert_eq(header->operation, SKULD_OP_STATS);
+		cr_assert_eq(header->count, given[i], "count %u asked", asked[i]);
+		cr_assert_eq(header->body_size, given[i] * SKULD_STATS_RECORD_SIZE,
+		             "count %u asked", asked[i]);
+		const struct skuld_stats *record = reply_body(&reply);
+		cr_assert_eq(record->requests, 2);
+	}
 
 	lookups_answer_scale_and_bundle(&client);
 	client_close(&client);

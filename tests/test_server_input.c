@@ -97,12 +97,16 @@ Test(server_input, malformed_frames_get_an_error_and_a_close)
 	cr_assert_eq(write_all(fd, frame, size), 0);
 	cr_assert_eq(error_then_close(fd), SKULD_ERR_HEADER_CHECKSUM);
 	close(fd);
-	frame_build(frame, SKULD_OP_SUBMIT, client_id(2), 1, 1, events, sizeof(events), 2);
+	/* A body is read only from a registered connection (before REGISTER
+	 * the header alone is refused, below). */
+	struct client registered;
+	cr_assert_eq(client_open(&registered, server.port, client_id(2)), 0);
+	frame_build(frame, SKULD_OP_SUBMIT, registered.id, registered.request_next,
+	            registered.version, events, sizeof(events), 2);
 	frame[SKULD_HEADER_SIZE + 140] ^= 0x10;
-	fd = socket_connect(server.port);
-	cr_assert_eq(write_all(fd, frame, size), 0);
-	cr_assert_eq(error_then_close(fd), SKULD_ERR_BODY_CHECKSUM);
-	close(fd);
+	cr_assert_eq(write_all(registered.fd, frame, size), 0);
+	cr_assert_eq(error_then_close(registered.fd), SKULD_ERR_BODY_CHECKSUM);
+	client_close(&registered);
 
 	/* Oversized: more events than frame_events_max (64). Only the header
 	 * is sent; the server refuses before reading any body. */
@@ -133,8 +137,13 @@ Test(server_input, malformed_frames_get_an_error_and_a_close)
 	cr_assert_eq(write_all(fd, frame, size / 2), 0);
 	close(fd);
 
-	/* Half a frame, then a stall: closed after frame_timeout_ms. */
-	fd = socket_connect(server.port);
+	/* Half a frame, then a stall: closed after frame_timeout_ms. (A
+	 * registered client: before REGISTER the header alone is refused.) */
+	struct client staller;
+	cr_assert_eq(client_open(&staller, server.port, client_id(5)), 0);
+	fd = staller.fd;
+	frame_build(frame, SKULD_OP_SUBMIT, staller.id, staller.request_next, staller.version,
+	            events, sizeof(events), 2);
 	cr_assert_eq(write_all(fd, frame, SKULD_HEADER_SIZE + 10), 0);
 	uint64_t start = harness_now_ms();
 	for (uint32_t round = 2; round < 12; round++) {

@@ -5,7 +5,8 @@
  * client of a tls = required server is refused with ERR_TLS_REQUIRED while
  * the server goes on serving; what crosses the wire never holds the token
  * (recorded by a relay on 127.0.0.1, which does see it in plaintext); a
- * garbage handshake is refused, logged and counted; client certificates
+ * garbage handshake is refused, logged and counted; so is a ClientHello
+ * that announces more than TLS_HELLO_BYTES (tls.h); client certificates
  * when the server asks for them.
  *
  * Certificates are made for each test with the openssl command line: a CA,
@@ -422,6 +423,39 @@ Test(tls, plaintext_is_refused_when_tls_is_required_and_the_server_goes_on)
 	tls_server_fini(&server);
 }
 
+Test(tls, a_client_certificate_alone_turns_tls_on)
+{
+	struct server server;
+	/* tls = on: a plaintext client would be served, and its token seen. */
+	tls_server_start(&server, "on", NULL);
+	struct relay relay;
+	relay_start(&relay, server.port);
+	/* tls_cert_file and tls_key_file, no CA file: TLS with the system's
+	 * CAs, which do not know the test CA. */
+	skuld_client *client = client_make(&server, relay.port, NULL, "client.pem");
+	int rc = connect_error(client);
+	cr_assert_eq(rc, -EKEYREJECTED, "connect: %d %s", rc, skuld_strerror(rc));
+	skuld_client_close(client);
+	relay_finish(&relay);
+	cr_assert_gt(relay.seen_size[0], 0);
+	cr_assert_eq(relay.seen[0][0], 0x16, "a TLS handshake record first");
+	cr_assert(!relay_saw(&relay, SECRET), "the token crossed in clear text");
+	relay_free(&relay);
+	/* A key file without its certificate is refused at creation. */
+	char address[64], key_path[160];
+	snprintf(address, sizeof(address), "127.0.0.1:%u", (unsigned)server.port);
+	path_of(key_path, sizeof(key_path), &server, "client.key");
+	struct skuld_options options;
+	skuld_options_init(&options);
+	options.address = address;
+	options.token = SECRET;
+	options.tls_key_file = key_path;
+	skuld_client *keyed = NULL;
+	cr_assert_eq(skuld_client_create(&keyed, &options), -EINVAL);
+	cr_assert_null(keyed);
+	tls_server_fini(&server);
+}
+
 Test(tls, the_token_never_crosses_the_wire_in_clear)
 {
 	struct server server;
@@ -477,6 +511,56 @@ Test(tls, a_garbage_handshake_is_refused_logged_and_counted)
 	/* The server goes on. */
 	skuld_client *client = client_make(&server, server.port, "ca.pem", NULL);
 	ledger_round(client, "after-garbage", true);
+	skuld_client_close(client);
+	cr_assert_eq(server_stop(&server), 0);
+	tls_server_fini(&server);
+}
+
+/* Sends bytes on a new connection and reads until the server closes it;
+ * returns how many bytes came back (into answer). */
+static size_t exchange_until_closed(const struct server *server, const uint8_t *bytes, size_t size,
+                                    uint8_t *answer, size_t answer_size)
+{
+	int fd = socket_connect(server->port);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write_all(fd, bytes, size), 0);
+	size_t total = 0;
+	ssize_t got = 0;
+	while (total < answer_size && (got = recv(fd, answer + total, answer_size - total, 0)) > 0)
+		total += (size_t)got;
+	cr_assert_eq(got, 0, "closed by the server, not timed out");
+	close(fd);
+	return total;
+}
+
+Test(tls, an_oversized_client_hello_is_refused_before_openssl_reads_it)
+{
+	struct server server;
+	tls_server_start(&server, "required", NULL);
+	static const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x2f};
+	uint8_t answer[256];
+	/* A ClientHello that announces 128 KiB (OpenSSL's own limit), in one
+	 * record header, then only a little of it. */
+	uint8_t whole[5 + 4 + 32] = {0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x02, 0x00, 0x00};
+	size_t got = exchange_until_closed(&server, whole, sizeof(whole), answer, sizeof(answer));
+	cr_assert_eq(got, sizeof(alert), "only the alert comes back (%zu bytes)", got);
+	cr_assert_arr_eq(answer, alert, sizeof(alert));
+	cr_assert(log_has(&server, "ClientHello announces 131072 bytes (at most 16384)"));
+	cr_assert(log_has(&server, "(so far: 1 TLS failures, 0 plaintext connections refused"));
+	/* Its handshake header split over records of one and three bytes,
+	 * announcing one byte more than the bound (a second later: the server
+	 * logs one refusal a second). */
+	usleep(1100000);
+	uint8_t split[] = {0x16, 0x03, 0x01, 0x00, 0x01, 0x01, 0x16, 0x03, 0x01, 0x00, 0x03,
+	                   0x00, 0x40, 0x01, 0x16, 0x03, 0x01, 0x00, 0x02, 0x03, 0x03};
+	got = exchange_until_closed(&server, split, sizeof(split), answer, sizeof(answer));
+	cr_assert_eq(got, sizeof(alert), "only the alert comes back (%zu bytes)", got);
+	cr_assert_arr_eq(answer, alert, sizeof(alert));
+	cr_assert(log_has(&server, "ClientHello announces 16385 bytes (at most 16384)"));
+	cr_assert(log_has(&server, "(so far: 2 TLS failures, 0 plaintext connections refused"));
+	/* The server goes on serving real ClientHellos. */
+	skuld_client *client = client_make(&server, server.port, "ca.pem", NULL);
+	ledger_round(client, "after-oversized-hello", true);
 	skuld_client_close(client);
 	cr_assert_eq(server_stop(&server), 0);
 	tls_server_fini(&server);

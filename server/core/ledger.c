@@ -554,6 +554,8 @@ void ledger_apply(struct ledger *ledger, uint64_t timestamp_ns, enum ledger_sour
 {
 	SKULD_ASSERT(count <= ledger->config.batch_events_max);
 	SKULD_ASSERT(!ledger->journal.active);
+	if (ledger->discrepancies.origin == DISCREPANCIES_ORIGIN_NEXT)
+		ledger->discrepancies.origin = ledger->sequence_next;
 	if (timestamp_ns > ledger->now)
 		ledger->now = timestamp_ns;
 	keys_expire(&ledger->keys, ledger->now, ledger->config.key_window_ns);
@@ -596,6 +598,22 @@ void ledger_sequence(struct ledger *ledger, uint64_t event_first)
 {
 	SKULD_ASSERT(!ledger->journal.active);
 	ledger->sequence_next = event_first;
+	/* Restored from a version 2 snapshot: tracking begins here. */
+	if (ledger->discrepancies.origin == DISCREPANCIES_ORIGIN_NEXT)
+		ledger->discrepancies.origin = event_first;
+}
+
+uint64_t ledger_discrepancy_origin(const struct ledger *ledger)
+{
+	return ledger->discrepancies.origin;
+}
+
+void ledger_discrepancy_origin_set(struct ledger *ledger, uint64_t origin)
+{
+	SKULD_ASSERT(!ledger->journal.active);
+	SKULD_ASSERT(origin != DISCREPANCIES_ORIGIN_NEXT);
+	SKULD_ASSERT(ledger->discrepancies.table.used == 0);
+	ledger->discrepancies.origin = origin;
 }
 
 uint32_t ledger_expire_due(struct ledger *ledger, uint64_t now_ns, uint32_t max, uint64_t *hold_ids)
@@ -818,34 +836,27 @@ uint32_t ledger_discrepancy_page(const struct ledger *ledger, uint32_t location,
                                  uint32_t after_location, uint32_t after_item, uint32_t max,
                                  struct ledger_discrepancy_info *out, int *more)
 {
-	/* One pass: out stays sorted, holding the smallest keys after the
-	 * cursor seen so far (insertion; max is a page, at most 1024). */
-	const struct table *table = &ledger->discrepancies.table;
+	/* Successive lookups in the (location, item) treap: O(max * log n)
+	 * expected, whatever the table holds. */
+	const struct discrepancies *discrepancies = &ledger->discrepancies;
 	uint64_t after = discrepancy_order(after_location, after_item);
+	if (location != 0 && after < discrepancy_order(location, 0))
+		after = discrepancy_order(location, 0); /* item ids start at 1 */
 	uint32_t count = 0;
 	*more = 0;
-	for (uint32_t index = 0; index < table->top && max > 0; index++) {
-		const struct discrepancy *record = table_record(table, index);
-		if (record->occurrences == 0) /* a free record */
-			continue;
+	while (max > 0) {
+		uint32_t index = discrepancies_next(discrepancies, after);
+		if (index == TABLE_NONE)
+			break;
+		const struct discrepancy *record = table_record(&discrepancies->table, index);
 		if (location != 0 && record->location != location)
-			continue;
-		uint64_t key = discrepancy_order(record->location, record->item);
-		if (key <= after)
-			continue;
+			break;
 		if (count == max) {
 			*more = 1;
-			if (key > discrepancy_order(out[count - 1].location, out[count - 1].item))
-				continue;
-			count--; /* the largest makes room */
+			break;
 		}
-		uint32_t at = count;
-		while (at > 0 && discrepancy_order(out[at - 1].location, out[at - 1].item) > key) {
-			out[at] = out[at - 1];
-			at--;
-		}
-		discrepancy_info(record, &out[at]);
-		count++;
+		discrepancy_info(record, &out[count++]);
+		after = discrepancy_order(record->location, record->item);
 	}
 	return count;
 }

@@ -247,6 +247,18 @@ uint32_t ledger_channel_push(const struct ledger *ledger, uint32_t channel,
  * section 13). */
 void ledger_sequence(struct ledger *ledger, uint64_t event_first);
 
+/* The discrepancy tracking origin (docs/LEDGER.md section 13): notes of
+ * events whose log sequence is below it are not remembered. 0 for a ledger
+ * that tracked from its first event; UINT64_MAX for one restored from a
+ * version 2 snapshot that has not yet been given a sequence (the next
+ * ledger_sequence, or ledger_apply, fixes it there). */
+uint64_t ledger_discrepancy_origin(const struct ledger *ledger);
+
+/* Sets the origin of a ledger that holds no discrepancy record yet (a
+ * replay that must match a ledger restored from a version 2 snapshot:
+ * skuld-replay verify). origin must not be UINT64_MAX. */
+void ledger_discrepancy_origin_set(struct ledger *ledger, uint64_t origin);
+
 /* A remembered discrepancy (docs/LEDGER.md section 13). */
 struct ledger_discrepancy_info {
 	uint32_t item;
@@ -266,7 +278,8 @@ struct ledger_discrepancy_info {
 /* Up to max records with location == `location` (0: any) whose (location,
  * item) is after (after_location, after_item), ascending by (location,
  * item), into out; returns how many. *more says whether more such records
- * exist beyond them. One pass over the table. */
+ * exist beyond them. O(max * log n) expected (a treap lookup per record,
+ * discrepancies.h). */
 uint32_t ledger_discrepancy_page(const struct ledger *ledger, uint32_t location,
                                  uint32_t after_location, uint32_t after_item, uint32_t max,
                                  struct ledger_discrepancy_info *out, int *more);

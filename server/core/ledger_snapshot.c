@@ -27,7 +27,8 @@
  *    16 PUSH         16 B  one record: the push version and listing clocks
  *    17 CHANNEL_PUSH 72 B  channels with acknowledgements or an exception
  *    18 LISTINGS    136 B  every (channel, item) listing, in the order made
- *    19 DISCREPANCY_STATE 32 B  one record: the next sequence, evictions
+ *    19 DISCREPANCY_STATE 32 B  one record: the next sequence, evictions,
+ *                             the tracking origin
  *    20 DISCREPANCIES 64 B  discrepancy records, in table order
  *    21 END           0 B  no records
  *   (version 2 ends after LISTINGS with END as part 19; version 1 after
@@ -287,6 +288,11 @@ static void save_discrepancies(const struct ledger *ledger, struct snapshot_writ
 	        .sequence_next = ledger->sequence_next,
 	        .dropped = discrepancies->dropped,
 	        .evicted = discrepancies->evicted,
+	        /* Not yet resolved (a version 2 load, no batch since): the
+	         * next sequence is where tracking begins. */
+	        .origin = discrepancies->origin == DISCREPANCIES_ORIGIN_NEXT
+	                          ? ledger->sequence_next
+	                          : discrepancies->origin,
 	};
 	snapshot_part_put(writer, SNAPSHOT_PART_DISCREPANCY_STATE, sizeof(state), 1);
 	snapshot_put(writer, &state, sizeof(state));
@@ -877,9 +883,12 @@ static int load_discrepancies(struct ledger *ledger, struct snapshot_reader *rea
 	ret = snapshot_get(reader, &state, sizeof(state));
 	if (ret != 0)
 		return ret;
-	if (state.reserved != 0)
-		return snapshot_refuse(reader, "discrepancy state: reserved bytes set");
+	if (state.origin > state.sequence_next)
+		return snapshot_refuse(reader,
+		                       "discrepancy state: origin %llu after the next sequence",
+		                       (unsigned long long)state.origin);
 	ledger->sequence_next = state.sequence_next;
+	discrepancies->origin = state.origin;
 	discrepancies->dropped = state.dropped;
 	discrepancies->evicted = state.evicted;
 	ret = snapshot_part_get(reader, SNAPSHOT_PART_DISCREPANCIES, sizeof(struct discrepancy),
@@ -937,6 +946,10 @@ int ledger_snapshot_load(struct ledger *ledger, const struct snapshot_source *so
 		ret = load_push(ledger, &reader);
 	if (ret == 0 && version != 1 && version != 2)
 		ret = load_discrepancies(ledger, &reader);
+	/* Without discrepancy parts, tracking begins at the next sequence the
+	 * ledger is given (discrepancies.h, origin). */
+	if (ret == 0 && (version == 1 || version == 2))
+		ledger->discrepancies.origin = DISCREPANCIES_ORIGIN_NEXT;
 	uint32_t end = version == 1   ? SNAPSHOT_PART_END_V1
 	               : version == 2 ? SNAPSHOT_PART_END_V2
 	                              : SNAPSHOT_PART_END;

@@ -477,8 +477,12 @@ uint32_t discrepancy_ack_apply(struct ledger *ledger, const struct skuld_event *
 		return SKULD_ITEM_UNKNOWN;
 	if (catalog_location(&ledger->catalog, event->location) == NULL)
 		return SKULD_LOCATION_UNKNOWN;
+	/* No record (never one, evicted, or before tracking began): a
+	 * successful no-op. The status must not depend on the table, whose
+	 * contents depend on discrepancies_max and on where tracking began,
+	 * or replay could disagree with the result in the log. */
 	if (discrepancies_find(&ledger->discrepancies, event->item, event->location) == NULL)
-		return SKULD_DISCREPANCY_UNKNOWN;
+		return SKULD_OK;
 	struct discrepancy_note entry = {
 	        .item = event->item,
 	        .location = event->location,

@@ -234,7 +234,7 @@ struct snapshot_discrepancy_state {
 	uint64_t sequence_next; /* log sequence the next batch would start at */
 	uint64_t dropped;       /* open records evicted */
 	uint64_t evicted;       /* acknowledged records evicted */
-	uint64_t reserved;      /* zero */
+	uint64_t origin;        /* tracking origin: notes of earlier events ignored; 0: all */
 };
 static_assert(sizeof(struct snapshot_discrepancy_state) == 32, "discrepancy state record");
 

@@ -128,10 +128,14 @@ static int snapshots_find(struct verify *verify)
 }
 
 /* Reads every snapshot into a scratch service: its position and state hash,
- * or why it cannot be read. Returns 0 or -ENOMEM. */
+ * or why it cannot be read. The replay starts tracking discrepancies where
+ * the latest of them did (a ledger restored from a version 2 snapshot began
+ * there: docs/LEDGER.md section 13), so their states can match. Returns 0
+ * or -ENOMEM. */
 static int snapshots_load(struct verify *verify)
 {
 	struct service *scratch = NULL;
+	uint64_t origin = 0;
 	int ret = walk_service_create(&verify->walk, &scratch);
 	for (uint32_t i = 0; ret == 0 && i < verify->snapshot_count; i++) {
 		struct snapshot_check *check = &verify->snapshots[i];
@@ -142,6 +146,9 @@ static int snapshots_load(struct verify *verify)
 		if (snapshot_read(scratch, path, &check->position, reason, sizeof(reason)) == 0) {
 			check->readable = true;
 			check->hash = ledger_hash(service_ledger(scratch));
+			uint64_t from = ledger_discrepancy_origin(service_ledger(scratch));
+			if (from != UINT64_MAX && from > origin)
+				origin = from;
 		} else {
 			snprintf(check->problem, sizeof(check->problem),
 			         "snapshot %.560s cannot be read: %.300s%s", path, reason,
@@ -152,6 +159,8 @@ static int snapshots_load(struct verify *verify)
 		ret = service_reset(scratch);
 	}
 	service_destroy(scratch);
+	if (ret == 0 && origin > 1 && verify->walk.service != NULL)
+		ledger_discrepancy_origin_set(service_ledger(verify->walk.service), origin);
 	return ret;
 }
 

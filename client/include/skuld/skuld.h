@@ -93,9 +93,10 @@ struct skuld_options {
 	uint32_t calls_max;            /* calls waiting at once, bound of the queue; 4096 */
 	skuld_state_callback on_state; /* may be NULL */
 	void *context;                 /* passed to on_state */
-	/* TLS (docs/CLIENT.md, TLS). With tls_ca_file or tls_server_name set the
-	 * client speaks TLS 1.2 or 1.3 only, verifies the server's certificate
-	 * (chain and name) and never sends a byte in clear. */
+	/* TLS (docs/CLIENT.md, TLS). With any of the four set the client speaks
+	 * TLS 1.2 or 1.3 only, verifies the server's certificate (chain and
+	 * name) and never sends a byte in clear. tls_key_file without
+	 * tls_cert_file: -EINVAL. */
 	const char *tls_ca_file;     /* PEM CAs the server's certificate must chain to; NULL:
 	                                the system's default CAs. Copied. */
 	const char *tls_server_name; /* name the certificate must carry (and SNI); NULL: the
