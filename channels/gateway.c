@@ -500,10 +500,11 @@ static uint32_t action_events(struct gateway *gateway, const struct gateway_acti
 	switch (action->kind) {
 	case GATEWAY_SALE:
 	case GATEWAY_CANCEL:
+	case GATEWAY_CANCEL_SALE:
 		skuld_event_sale(&events[0], gateway_key(channel, action, "sale"), item, location,
 		                 action->quantity);
 		events[0].occurred_at = action->occurred_at;
-		if (action->kind == GATEWAY_SALE)
+		if (action->kind != GATEWAY_CANCEL)
 			return 1;
 		/* The order's SALE, byte for byte as orders/create sends it (the
 		 * same key: applied once, whichever came first; not LINKED, which
@@ -627,7 +628,8 @@ static int line_events(struct gateway *gateway, const struct gateway_action *act
 {
 	*instead = false;
 	struct skuld_event *events = &gateway->events[at];
-	if (action->hold == 0 || (action->kind != GATEWAY_SALE && action->kind != GATEWAY_CANCEL))
+	if (action->hold == 0 || (action->kind != GATEWAY_SALE && action->kind != GATEWAY_CANCEL &&
+	                          action->kind != GATEWAY_CANCEL_SALE))
 		return (int)action_events(gateway, action, item, location, events);
 	int committed = hold_commit(gateway, action);
 	if (committed < 0)
@@ -767,7 +769,7 @@ static int square_order(struct gateway *gateway, const char *order_id,
 static bool read_back_cancelled(const struct gateway_action *actions, uint32_t count)
 {
 	for (uint32_t i = 0; i < count; i++)
-		if (actions[i].kind == GATEWAY_CANCEL ||
+		if (actions[i].kind == GATEWAY_CANCEL || actions[i].kind == GATEWAY_CANCEL_SALE ||
 		    actions[i].kind == GATEWAY_EDIT_ADD_CANCEL ||
 		    actions[i].kind == GATEWAY_EDIT_REMOVE_CANCEL)
 			return true;

@@ -72,8 +72,12 @@ enum gateway_action_kind {
 	   the refund's id, refund_line = the exchange line item's, line = its new line item):
 	   a SALE, linked with the refund's RETURNs (action.linked). */
 	GATEWAY_EXCHANGE_SALE = 10,
+	/* Shopify: a cancelled line its order's refunds name (the cancellation's refund, restock
+	   type cancel or no_restock): the order's SALE alone (same event, same key); the units
+	   come back through the refund's own actions, keyed by the refund line. */
+	GATEWAY_CANCEL_SALE = 11,
 };
-#define GATEWAY_ACTION_KIND_MAX GATEWAY_EXCHANGE_SALE
+#define GATEWAY_ACTION_KIND_MAX GATEWAY_CANCEL_SALE
 
 struct gateway_action {
 	enum gateway_action_kind kind;
@@ -90,9 +94,9 @@ struct gateway_action {
 	                                  none; with sku "": not mapped yet (spooled) */
 	bool linked;   /* its events and the next action's are one all-or-nothing chain (an
 	                  exchange: the RETURN and the SALE of the replacement) */
-	uint64_t hold; /* SALE, CANCEL: the hold a headless checkout reserved for this line
-	                  (Shopify's `_skuld_hold` line property), committed instead of a
-	                  SALE; 0: none (docs/GATEWAY.md, "Holds") */
+	uint64_t hold; /* SALE, CANCEL, CANCEL_SALE: the hold a headless checkout reserved for this
+	                  line (Shopify's `_skuld_hold` line property), committed instead of a SALE;
+	                  0: none (docs/GATEWAY.md, "Holds") */
 };
 
 struct gateway_config {

@@ -560,12 +560,37 @@ static int order_actions(json_t *node, struct gateway_poll_page *page,
 	return ret;
 }
 
-/* The lines and edits of an order (read by order_actions) into actions. */
+/* Whether one of a GraphQL order's refunds has a refund line of line_id. */
+static int refunds_name_line(json_t *refunds, const char *line_id)
+{
+	size_t i, k;
+	json_t *refund, *line;
+	json_array_foreach(refunds, i, refund)
+	{
+		json_array_foreach(
+		        json_object_get(json_object_get(refund, "refundLineItems"), "nodes"), k,
+		        line)
+		{
+			char id[GATEWAY_ID_SIZE];
+			if (gid_tail(json_object_get(json_object_get(line, "lineItem"), "id"),
+			             id) &&
+			    strcmp(id, line_id) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* The lines and edits of an order (read by order_actions) into actions. A
+ * cancelled order's line its refunds name (the cancellation's refund) is its
+ * SALE alone (GATEWAY_CANCEL_SALE) and its edits' changes as they are: the
+ * refund gives back the units the line holds, as refunds/create does. */
 static int order_lines(json_t *node, const char *order_id, const char *location, int cancelled,
                        uint64_t created_ns, struct gateway_poll_page *page, struct edit_fact *facts,
                        struct gateway_action *actions, uint32_t room)
 {
 	json_t *lines = json_object_get(json_object_get(node, "lineItems"), "nodes");
+	json_t *refunds = json_object_get(node, "refunds");
 	int ordered = 0;
 	int fact_count = edit_facts(node, order_id, page, facts, &ordered);
 	if (fact_count < 0)
@@ -605,7 +630,9 @@ static int order_lines(json_t *node, const char *order_id, const char *location,
 			return (int)room + 1; /* does not fit */
 		struct gateway_action *action = &actions[count++];
 		memset(action, 0, sizeof(*action));
-		action->kind = cancelled ? GATEWAY_CANCEL : GATEWAY_SALE;
+		action->kind = !cancelled                            ? GATEWAY_SALE
+		               : refunds_name_line(refunds, line_id) ? GATEWAY_CANCEL_SALE
+		                                                     : GATEWAY_CANCEL;
 		action->quantity = own;
 		action->hold = shopify_line_hold(json_object_get(line, "customAttributes"), "key");
 		action->occurred_at = created_ns;
@@ -632,10 +659,11 @@ static int order_lines(json_t *node, const char *order_id, const char *location,
 			return (int)room + 1;
 		struct gateway_action *action = &actions[count++];
 		memset(action, 0, sizeof(*action));
+		bool undone = cancelled && !refunds_name_line(refunds, fact->line);
 		if (fact->quantity > 0)
-			action->kind = cancelled ? GATEWAY_EDIT_ADD_CANCEL : GATEWAY_EDIT_ADD;
+			action->kind = undone ? GATEWAY_EDIT_ADD_CANCEL : GATEWAY_EDIT_ADD;
 		else
-			action->kind = cancelled ? GATEWAY_EDIT_REMOVE_CANCEL : GATEWAY_EDIT_REMOVE;
+			action->kind = undone ? GATEWAY_EDIT_REMOVE_CANCEL : GATEWAY_EDIT_REMOVE;
 		action->quantity = fact->quantity > 0 ? fact->quantity : -fact->quantity;
 		action->occurred_at = fact->happened_ns;
 		snprintf(action->sku, sizeof(action->sku), "%s", fact->sku);
@@ -646,7 +674,6 @@ static int order_lines(json_t *node, const char *order_id, const char *location,
 		         location);
 	}
 	/* The refunds, after the sales they give back. */
-	json_t *refunds = json_object_get(node, "refunds");
 	if (json_array_size(refunds) >= POLL_REFUNDS)
 		fprintf(stderr,
 		        "skuld-gateway: poll: order %s has %u refunds or more; any later one is "

@@ -14,8 +14,12 @@
  *                    (its ORDER_EDIT sales agreement) and line the change:
  *                    units added a SALE, units removed a RETURN to stock,
  *                    keyed by the edit's id;
- *   a cancelled one  orders/cancelled's actions (the SALE and the RETURN),
- *                    and each edit's change with its undoing;
+ *   a cancelled one  orders/cancelled's actions: for a line none of its
+ *                    refunds names, the SALE and the RETURN, and each
+ *                    edit's change with its undoing; for a line a refund
+ *                    names (the cancellation's own refund), the SALE and
+ *                    each edit's change alone: the refund gives back what
+ *                    the line held;
  *   each refund      refunds/create's actions (same ids, same keys): per
  *                    line restocked RETURN an expected RETURN, CANCEL or
  *                    LEGACY_RESTOCK a RETURN to stock; its return's

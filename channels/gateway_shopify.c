@@ -158,6 +158,26 @@ static void order_location(json_t *order, char out[GATEWAY_ID_SIZE])
 		shopify_id_text(json_object_get(order, "location_id"), out);
 }
 
+/* Whether one of refunds (REST Order.refunds[]) has a refund line of line_id. */
+static int refunds_name_line(json_t *refunds, const char *line_id)
+{
+	size_t i, k;
+	json_t *refund, *line;
+	json_array_foreach(refunds, i, refund)
+	{
+		json_array_foreach(json_object_get(refund, "refund_line_items"), k, line)
+		{
+			char id[GATEWAY_ID_SIZE];
+			if (shopify_id_text(json_object_get(line, "line_item_id"), id) &&
+			    strcmp(id, line_id) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static int refund_lines(struct reader *reader, json_t *refund, const char *order_fallback);
+
 static int order_lines(struct reader *reader, json_t *order, enum gateway_action_kind kind)
 {
 	char order_id[GATEWAY_ID_SIZE], location[GATEWAY_ID_SIZE];
@@ -171,6 +191,11 @@ static int order_lines(struct reader *reader, json_t *order, enum gateway_action
 	json_t *lines = json_object_get(order, "line_items");
 	if (!json_is_array(lines))
 		return fail(reader, "the order has no line_items");
+	/* A cancelled order's refunds (the cancellation's own among them) give back the
+	 * units of the lines they name, as their refunds/create does. */
+	json_t *refunds = kind == GATEWAY_CANCEL ? json_object_get(order, "refunds") : NULL;
+	if (refunds != NULL && !json_is_null(refunds) && !json_is_array(refunds))
+		return fail(reader, "the order's refunds is not a list");
 	size_t i;
 	json_t *line;
 	json_array_foreach(lines, i, line)
@@ -194,6 +219,15 @@ static int order_lines(struct reader *reader, json_t *order, enum gateway_action
 		    !sku_text(json_object_get(line, "sku"), action->sku))
 			return fail(reader, "a line has no id, or its sku is missing or too long");
 		action->hold = shopify_line_hold(json_object_get(line, "properties"), "name");
+		if (kind == GATEWAY_CANCEL && refunds_name_line(refunds, action->line))
+			action->kind = GATEWAY_CANCEL_SALE;
+	}
+	size_t k;
+	json_t *refund;
+	json_array_foreach(refunds, k, refund)
+	{
+		if (refund_lines(reader, refund, order_id) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -252,12 +286,20 @@ static int exchange_lines(struct reader *reader, json_t *refund, const char *ref
 	return 0;
 }
 
-static int refund_lines(struct reader *reader, json_t *refund)
+/* One refund's actions (refunds/create, or one of a cancelled order's refunds: then
+ * order_fallback is the order's id, for a refund without order_id). */
+static int refund_lines(struct reader *reader, json_t *refund, const char *order_fallback)
 {
 	uint32_t group = reader->count;
 	char refund_id[GATEWAY_ID_SIZE], order_id[GATEWAY_ID_SIZE];
+	json_t *order = json_object_get(refund, "order_id");
+	if (order == NULL && order_fallback != NULL)
+		snprintf(order_id, sizeof(order_id), "%s", order_fallback);
+	else if (!shopify_id_text(order, order_id))
+		order_id[0] = '\0';
 	if (!json_is_object(refund) || !shopify_id_text(json_object_get(refund, "id"), refund_id) ||
-	    !shopify_id_text(json_object_get(refund, "order_id"), order_id))
+	    order_id[0] == '\0' ||
+	    (order_fallback != NULL && strcmp(order_id, order_fallback) != 0))
 		return fail(reader, "the refund has no id or order_id");
 	uint64_t occurred_at = 0;
 	const char *created = json_string_value(json_object_get(refund, "created_at"));
@@ -342,7 +384,7 @@ int shopify_webhook_actions(const char *topic, const void *body, size_t size,
 		return fail(&reader, "the body is not JSON");
 	int ret;
 	if (strcmp(topic, "refunds/create") == 0)
-		ret = refund_lines(&reader, root);
+		ret = refund_lines(&reader, root, NULL);
 	else
 		ret = order_lines(&reader, root,
 		                  strcmp(topic, "orders/create") == 0 ? GATEWAY_SALE

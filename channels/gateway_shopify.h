@@ -10,9 +10,14 @@
  *                    (its location_id mapped to a skuld location) with the
  *                    till's created_at, else at the online location;
  *   orders/cancelled per line, the SALE (same event and key: applied once
- *                    whether or not orders/create came first) and a RETURN
- *                    to stock, so a cancellation gives the units back
- *                    exactly once, in any order of arrival;
+ *                    whether or not orders/create came first); for a line
+ *                    the order's `refunds` name, nothing more, and each
+ *                    refund's actions as refunds/create gives them (the
+ *                    cancellation's own refund, restocked "cancel" or
+ *                    "no_restock", comes in both: same events, same keys);
+ *                    for a line no refund names, a RETURN to stock; so a
+ *                    cancellation gives the units back exactly once, in any
+ *                    order of arrival;
  *   refunds/create   per refund line restocked as "return": an expected
  *                    RETURN (incoming, until the parcel is scanned in);
  *                    "cancel": a RETURN to stock (part of an order

@@ -2,7 +2,8 @@
  * test_gateway_e2e.c — the real skuld and the real skuld-gateway: signed
  * Shopify deliveries lower the ledger once however often they arrive; a bad
  * signature changes nothing; POS orders land at their store; cancellations
- * in any order give units back once; refunds are expected returns or
+ * in any order give units back once, also when the cancellation's refund
+ * comes both in orders/cancelled and in refunds/create; refunds are expected returns or
  * restocks; an unknown SKU waits in the spool and is applied once the item
  * exists; 1,000 orders with 30% duplicates, shuffled, with the gateway
  * killed and restarted halfway, give exactly the balances of a clean run.
@@ -307,4 +308,63 @@ Test(gateway_e2e, a_thousand_orders_with_duplicates_shuffled_and_a_restart)
 	cr_assert_eq(on_hand(1, WEB), 10000 - sold[1]);
 	cr_assert_eq(on_hand(2, WEB), 10000 - sold[2]);
 	gateway_stop(SIGTERM);
+}
+
+/* Shopify's cancellation refunds the units (restock type cancel) and sends
+ * orders/cancelled, carrying that refund, and refunds/create: the units come
+ * back once, through the refund's key, in any order, each delivered twice;
+ * the cancellation arriving before its order still sells it first. */
+Test(gateway_e2e, a_cancellation_and_its_refund_give_the_units_back_once)
+{
+	const char created[] =
+	        "{\"id\":4001,\"source_name\":\"web\",\"created_at\":"
+	        "\"2026-11-27T09:30:00Z\",\"line_items\":[{\"id\":40011,\"sku\":"
+	        "\"MUG\",\"quantity\":4},{\"id\":40012,\"sku\":\"TEE\",\"quantity\":3}]}";
+#define CANCEL_REFUND                                                                              \
+	"{\"id\":88001,\"order_id\":4001,\"created_at\":\"2026-11-27T10:00:00Z\","                 \
+	"\"refund_line_items\":[{\"id\":1,\"line_item_id\":40011,\"quantity\":4,"                  \
+	"\"restock_type\":\"cancel\",\"line_item\":{\"sku\":\"MUG\"}},{\"id\":2,"                  \
+	"\"line_item_id\":40012,\"quantity\":3,\"restock_type\":\"no_restock\","                   \
+	"\"line_item\":{\"sku\":\"TEE\"}}]}"
+	const char cancelled[] =
+	        "{\"id\":4001,\"source_name\":\"web\",\"created_at\":"
+	        "\"2026-11-27T09:30:00Z\",\"cancelled_at\":\"2026-11-27T10:00:00Z\","
+	        "\"line_items\":[{\"id\":40011,\"sku\":\"MUG\",\"quantity\":4},"
+	        "{\"id\":40012,\"sku\":\"TEE\",\"quantity\":3}],"
+	        "\"refunds\":[" CANCEL_REFUND "]}";
+	const char refund[] = CANCEL_REFUND;
+#undef CANCEL_REFUND
+	/* The usual order: sold, then both webhooks, each twice (new delivery ids). */
+	cr_assert_eq(deliver("orders/create", "k-1", created, SECRET), 200);
+	cr_assert_eq(on_hand(1, WEB), 9996);
+	cr_assert_eq(on_hand(2, WEB), 9997);
+	cr_assert_eq(deliver("orders/cancelled", "k-2", cancelled, SECRET), 200);
+	cr_assert_eq(on_hand(1, WEB), 10000);
+	cr_assert_eq(deliver("refunds/create", "k-3", refund, SECRET), 200);
+	cr_assert_eq(deliver("orders/cancelled", "k-4", cancelled, SECRET), 200);
+	cr_assert_eq(deliver("refunds/create", "k-5", refund, SECRET), 200);
+	cr_assert_eq(on_hand(1, WEB), 10000, "the mugs came back once");
+	cr_assert_eq(on_hand(2, WEB), 9997, "no_restock: the tees stay sold");
+	/* The other way round, for another order: the refund, then the
+	 * cancellation, then the order itself. */
+	char other_created[sizeof(created)], other_cancelled[sizeof(cancelled)];
+	char other_refund[sizeof(refund)];
+	const char *from[3] = {created, cancelled, refund};
+	char *to[3] = {other_created, other_cancelled, other_refund};
+	for (int i = 0; i < 3; i++) {
+		/* Order 4001 -> 4002, its lines 40011/40012 -> 40021/40022, refund 88001 -> 88002.
+		 */
+		snprintf(to[i], strlen(from[i]) + 1, "%s", from[i]);
+		for (char *at = to[i]; (at = strstr(at, "4001")) != NULL; at += 4)
+			at[3] = '2';
+		for (char *at = to[i]; (at = strstr(at, "88001")) != NULL; at += 5)
+			at[4] = '2';
+	}
+	cr_assert_eq(deliver("refunds/create", "m-1", other_refund, SECRET), 200);
+	cr_assert_eq(deliver("orders/cancelled", "m-2", other_cancelled, SECRET), 200);
+	cr_assert_eq(deliver("refunds/create", "m-3", other_refund, SECRET), 200);
+	cr_assert_eq(deliver("orders/create", "m-4", other_created, SECRET), 200);
+	cr_assert_eq(deliver("orders/cancelled", "m-5", other_cancelled, SECRET), 200);
+	cr_assert_eq(on_hand(1, WEB), 10000);
+	cr_assert_eq(on_hand(2, WEB), 9994, "the second order's tees are sold too");
 }

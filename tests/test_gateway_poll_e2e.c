@@ -9,7 +9,9 @@
  * counted) and changes nothing, and the poll still brings the orders in; a
  * cancellation gives the units back once; refunds and an exchange whose
  * webhooks are all dropped are applied by the poll exactly once, and a
- * refund delivered twice while the poll reads it too, once. Every wait is
+ * refund delivered twice while the poll reads it too, once; a cancellation
+ * and the refund it makes (orders/cancelled and refunds/create, duplicated,
+ * or dropped and read by the poll) give the units back once. Every wait is
  * bounded.
  */
 #include <fcntl.h>
@@ -396,6 +398,65 @@ Test(gateway_poll_e2e, dropped_refund_webhooks_are_applied_by_the_poll_once)
 	await_level(1, STORE, 9999, 0, 0);
 	root = deliveries();
 	cr_assert_eq(delivery_count(root, "delivered"), 5, "the last refund's webhook, twice");
+	json_decref(root);
+	gateway_stop(SIGTERM);
+	cr_assert_gt(gateway_figure("already applied"), 0);
+}
+
+/* Shopify's cancellation refunds what the order still holds (restock type cancel, or
+ * no_restock) and sends orders/cancelled, which carries that refund, and refunds/create:
+ * the units come back once, through the refund, whichever arrives first and however
+ * often. Here by webhooks alone (no poll), each delivered twice, the order read back
+ * for orders/cancelled. */
+Test(gateway_poll_e2e, a_cancellation_and_its_refund_give_the_units_back_once_by_webhooks)
+{
+	standin_control(&shopify, http, "config",
+	                "{\"webhook_duplicate_rate\": 1.0, \"webhook_seed\": 5}");
+	gateway_start(0, 60);
+	subscribe(SECRET);
+	order("MUG", 4, NULL); /* order 1: cancelled, restocked */
+	order("TEE", 3, NULL); /* order 2: cancelled, not restocked */
+	await_on_hand(1, WEB, 9996, 10000);
+	await_on_hand(2, WEB, 9997, 10000);
+	standin_control(&shopify, http, "cancel", "{\"id\": 5000000001}");
+	standin_control(&shopify, http, "cancel", "{\"id\": 5000000002, \"restock\": false}");
+	await_on_hand(1, WEB, 10000, 10000);
+	deliveries_settle(10000);
+	sleep_ms(500);
+	cr_assert_eq(on_hand(1, WEB), 10000);
+	cr_assert_eq(on_hand(2, WEB), 9997, "not restocked: the tees stay sold");
+	json_t *root = deliveries();
+	cr_assert_eq(delivery_count(root, "delivered"), 12,
+	             "orders/create, orders/cancelled and refunds/create of two orders, twice");
+	json_decref(root);
+	gateway_stop(SIGTERM);
+	cr_assert_gt(gateway_figure("already applied"), 0);
+}
+
+/* The same with every webhook of the cancellations dropped: the poll reads the cancelled
+ * orders with their refunds and gives the units back once, pass after pass; an order
+ * cancelled without a refund (older API versions) gives its lines back. */
+Test(gateway_poll_e2e, a_cancellation_and_its_refund_give_the_units_back_once_by_the_poll)
+{
+	gateway_start(1, 5);
+	subscribe(SECRET);
+	order("MUG", 4, NULL); /* order 1: cancelled, restocked */
+	order("TEE", 3, NULL); /* order 2: cancelled, not restocked */
+	order("MUG", 2, NULL); /* order 3: cancelled without a refund */
+	await_on_hand(1, WEB, 9994, 15000);
+	await_on_hand(2, WEB, 9997, 15000);
+	deliveries_settle(15000);
+	standin_control(&shopify, http, "config", "{\"webhook_drop\": true}");
+	standin_control(&shopify, http, "cancel", "{\"id\": 5000000001}");
+	standin_control(&shopify, http, "cancel", "{\"id\": 5000000002, \"restock\": false}");
+	standin_control(&shopify, http, "cancel", "{\"id\": 5000000003, \"refund\": false}");
+	await_on_hand(1, WEB, 10000, 15000);
+	sleep_ms(2500); /* more passes read the cancelled orders again */
+	cr_assert_eq(on_hand(1, WEB), 10000);
+	cr_assert_eq(on_hand(2, WEB), 9997);
+	json_t *root = deliveries();
+	cr_assert_eq(delivery_count(root, "delivered"), 3, "the orders' webhooks only");
+	cr_assert_eq(delivery_count(root, "dropped"), 5, "3 orders/cancelled, 2 refunds/create");
 	json_decref(root);
 	gateway_stop(SIGTERM);
 	cr_assert_gt(gateway_figure("already applied"), 0);

@@ -560,3 +560,106 @@ Test(gateway_shopify, the_poll_reads_refunds_as_their_webhooks_do)
 	cr_assert_eq(actions[1].kind, GATEWAY_RESTOCK);
 #undef HAS_MORE
 }
+
+/* A cancellation's refund (Shopify refunds what a cancelled order still holds): line 9
+ * restocked "cancel", line 10 "no_restock"; as refunds/create and orders/cancelled's
+ * `refunds` carry it. */
+#define CANCEL_REFUND                                                                              \
+	"{\"id\":600,\"order_id\":5,\"created_at\":\"2026-11-27T16:00:00Z\","                      \
+	"\"refund_line_items\":[{\"id\":601,\"line_item_id\":9,\"quantity\":4,"                    \
+	"\"restock_type\":\"cancel\",\"location_id\":655441491,\"line_item\":{\"sku\":\"MUG\"}},"  \
+	"{\"id\":602,\"line_item_id\":10,\"quantity\":2,\"restock_type\":\"no_restock\","          \
+	"\"line_item\":{\"sku\":\"TEE\"}}]}"
+
+Test(gateway_shopify, a_cancelled_orders_refunds_give_its_units_back_as_refunds_create_does)
+{
+	/* Line 12 has no refund (an older API version's cancellation): the line's RETURN. */
+	int count = read_topic("orders/cancelled",
+	                       "{\"id\":5,\"created_at\":\"2026-11-27T14:00:00Z\",\"line_items\":["
+	                       "{\"id\":9,\"sku\":\"MUG\",\"quantity\":4},"
+	                       "{\"id\":10,\"sku\":\"TEE\",\"quantity\":2},"
+	                       "{\"id\":12,\"sku\":\"CAP\",\"quantity\":1}],"
+	                       "\"refunds\":[" CANCEL_REFUND "]}");
+	cr_assert_eq(count, 4, "%s", error);
+	struct gateway_action cancelled[4];
+	memcpy(cancelled, actions, sizeof(cancelled));
+	cr_assert_eq(cancelled[0].kind, GATEWAY_CANCEL_SALE);
+	cr_assert_str_eq(cancelled[0].line, "9");
+	cr_assert_eq(cancelled[0].quantity, 4);
+	cr_assert_eq(cancelled[1].kind, GATEWAY_CANCEL_SALE);
+	cr_assert_str_eq(cancelled[1].line, "10");
+	cr_assert_eq(cancelled[2].kind, GATEWAY_CANCEL);
+	cr_assert_str_eq(cancelled[2].line, "12");
+	cr_assert_eq(cancelled[3].kind, GATEWAY_RESTOCK);
+	cr_assert_str_eq(cancelled[3].refund, "600");
+	cr_assert_str_eq(cancelled[3].refund_line, "601");
+	cr_assert_eq(cancelled[3].quantity, 4);
+	/* The line's SALE is the order's (same key), so a cancellation arriving first sells
+	 * it; orders/create's SALE is the same action but for its kind. */
+	cr_assert_eq(read_topic("orders/create",
+	                        "{\"id\":5,\"created_at\":\"2026-11-27T14:00:00Z\",\"line_items\":["
+	                        "{\"id\":9,\"sku\":\"MUG\",\"quantity\":4}]}"),
+	             1, "%s", error);
+	struct gateway_action sale = cancelled[0];
+	sale.kind = GATEWAY_SALE;
+	cr_assert_eq(memcmp(&actions[0], &sale, sizeof(sale)), 0);
+	/* refunds/create: the very action (and so the same events and keys). */
+	cr_assert_eq(read_topic("refunds/create", CANCEL_REFUND), 1, "%s", error);
+	cr_assert_eq(memcmp(&actions[0], &cancelled[3], sizeof(actions[0])), 0,
+	             "orders/cancelled's restock differs from refunds/create's");
+	cr_assert(skuld_u128_equal(gateway_key("shop", &actions[0], "restock"),
+	                           gateway_key("shop", &cancelled[3], "restock")));
+	/* A refund in the order's refunds may leave out order_id; one naming another order is
+	 * not this order's. */
+	cr_assert_eq(
+	        read_topic("orders/cancelled",
+	                   "{\"id\":5,\"line_items\":[{\"id\":9,\"sku\":\"MUG\",\"quantity\":4}],"
+	                   "\"refunds\":[{\"id\":600,\"refund_line_items\":[{\"id\":601,"
+	                   "\"line_item_id\":9,\"quantity\":4,\"restock_type\":\"cancel\","
+	                   "\"line_item\":{\"sku\":\"MUG\"}}]}]}"),
+	        2, "%s", error);
+	cr_assert_str_eq(actions[1].order, "5");
+	cr_assert_eq(
+	        read_topic("orders/cancelled",
+	                   "{\"id\":5,\"line_items\":[],\"refunds\":[{\"id\":600,\"order_id\":6,"
+	                   "\"refund_line_items\":[]}]}"),
+	        -1);
+	cr_assert_eq(read_topic("orders/cancelled", "{\"id\":5,\"line_items\":[],\"refunds\":{}}"),
+	             -1);
+}
+
+/* The same cancelled order read back (and polled): the same actions as its webhooks'. */
+#define CANCELLED_REFUNDED_ORDER                                                                   \
+	"{\"data\":{\"order\":{\"id\":\"gid://shopify/Order/5\",\"legacyResourceId\":\"5\","       \
+	"\"createdAt\":\"2026-11-27T14:00:00Z\",\"updatedAt\":\"2026-11-27T16:00:00Z\","           \
+	"\"cancelledAt\":\"2026-11-27T16:00:00Z\",\"sourceName\":\"web\","                         \
+	"\"physicalLocation\":null,\"lineItems\":{\"pageInfo\":{\"hasNextPage\":false},\"nodes\":" \
+	"["                                                                                        \
+	"{\"id\":\"gid://shopify/LineItem/9\",\"sku\":\"MUG\",\"quantity\":4},"                    \
+	"{\"id\":\"gid://shopify/LineItem/10\",\"sku\":\"TEE\",\"quantity\":2},"                   \
+	"{\"id\":\"gid://shopify/LineItem/12\",\"sku\":\"CAP\",\"quantity\":1}]},"                 \
+	"\"refunds\":[{\"id\":\"gid://shopify/Refund/600\",\"legacyResourceId\":\"600\","          \
+	"\"createdAt\":\"2026-11-27T16:00:00Z\",\"refundLineItems\":{\"pageInfo\":{"               \
+	"\"hasNextPage\":false},\"nodes\":[{\"id\":\"gid://shopify/RefundLineItem/601\","          \
+	"\"quantity\":4,\"restockType\":\"CANCEL\",\"location\":{\"id\":"                          \
+	"\"gid://shopify/Location/655441491\"},\"lineItem\":{\"id\":\"gid://shopify/LineItem/9\"," \
+	"\"sku\":\"MUG\"}},{\"id\":\"gid://shopify/RefundLineItem/602\",\"quantity\":2,"           \
+	"\"restockType\":\"NO_RESTOCK\",\"location\":null,\"lineItem\":{\"id\":"                   \
+	"\"gid://shopify/LineItem/10\",\"sku\":\"TEE\"}}]},\"return\":null}]}}}"
+
+Test(gateway_shopify, a_cancelled_order_read_back_gives_its_units_back_through_its_refunds)
+{
+	cr_assert_eq(read_topic("orders/cancelled",
+	                        "{\"id\":5,\"created_at\":\"2026-11-27T14:00:00Z\",\"line_items\":["
+	                        "{\"id\":9,\"sku\":\"MUG\",\"quantity\":4},"
+	                        "{\"id\":10,\"sku\":\"TEE\",\"quantity\":2},"
+	                        "{\"id\":12,\"sku\":\"CAP\",\"quantity\":1}],"
+	                        "\"refunds\":[" CANCEL_REFUND "]}"),
+	             4, "%s", error);
+	struct gateway_action webhook[4];
+	memcpy(webhook, actions, sizeof(webhook));
+	cr_assert_eq(read_order(CANCELLED_REFUNDED_ORDER), 4, "%s", error);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(memcmp(&actions[i], &webhook[i], sizeof(actions[0])), 0,
+		             "read-back action %d differs from orders/cancelled's", i);
+}

@@ -1540,18 +1540,39 @@ class Orders:
         return quantity
 
     def cancel(self, spec):
+        """Cancels an order.  As Shopify does, the cancellation refunds the units still
+        ordered: one refund whose lines are restocked `cancel` (`restock`, the default) or
+        `no_restock`, kept in the order's refunds.  `refund: false` cancels without one (as
+        older API versions and the stand-in before did).  Returns (order, refund or None)."""
         order = self._order(spec)
         if order.cancelled_at is not None:
             raise ValueError("order %d is already cancelled" % order.id)
         restock = spec.get("restock", True)
         if not isinstance(restock, bool):
             raise ValueError("restock must be true or false")
-        if restock:
-            for line in order.lines:
-                self._give_back(line, line.ordered)
-        order.cancelled_at = self.clock.now()
+        with_refund = spec.get("refund", True)
+        if not isinstance(with_refund, bool):
+            raise ValueError("refund must be true or false")
+        now = self.clock.now()
+        refund_lines = []
+        for line in order.lines:
+            quantity = line.current
+            if quantity <= 0:
+                continue
+            if with_refund:
+                refund_lines.append({"id": self.next_refund_id * 10 + len(refund_lines), "line": line,
+                                     "quantity": quantity,
+                                     "restock_type": "cancel" if restock else "no_restock"})
+            if restock:
+                self._give_back(line, quantity)
+        refund = None
+        if refund_lines:
+            refund = {"id": self.next_refund_id, "created_at": now, "lines": refund_lines}
+            self.next_refund_id += 1
+            order.refunds.append(refund)
+        order.cancelled_at = now
         self._touch(order)
-        return order
+        return order, refund
 
     def refund(self, spec):
         order = self._order(spec)
@@ -2779,10 +2800,14 @@ class Control:
         return payload
 
     def post_cancel(self, spec):
+        """A cancellation: orders/cancelled is delivered, and refunds/create for the refund
+        the cancellation made (as Shopify sends both)."""
         standin = self.standin
-        order = standin.orders.cancel(spec)
+        order, refund = standin.orders.cancel(spec)
         payload = standin.orders.rest_order(order)
         standin.webhooks.publish("orders/cancelled", payload, order.id)
+        if refund is not None:
+            standin.webhooks.publish("refunds/create", standin.orders.rest_refund(order, refund), order.id)
         return payload
 
     def post_refund(self, spec):

@@ -805,6 +805,43 @@ class Orders(StandinTest):
         status, _, _ = http_request("POST", "/_control/cancel", json.dumps({"id": order["id"]}).encode())
         self.assertEqual(status, 400)
 
+    def test_a_cancellation_refunds_what_the_lines_still_hold(self):
+        order = control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 4},
+                                                 {"sku": "CAP", "quantity": 2}]})
+        mug, cap = (l["id"] for l in order["line_items"])
+        control("refund", {"id": order["id"], "lines": [
+            {"line_item_id": mug, "quantity": 1, "restock_type": "return"}]})
+        cancelled = control("cancel", {"id": order["id"]})
+        self.assertEqual(len(cancelled["refunds"]), 2)
+        refund = cancelled["refunds"][1]
+        self.assertEqual(refund["order_id"], order["id"])
+        self.assertEqual([(r["line_item_id"], r["quantity"], r["restock_type"])
+                          for r in refund["refund_line_items"]], [(mug, 3, "cancel"), (cap, 2, "cancel")])
+        self.assertEqual(level_state(101, 1)["available"], 10)
+        self.assertEqual([l["current_quantity"] for l in cancelled["line_items"]], [0, 0])
+        status, _, body = graphql_request(REFUNDS_QUERY, {"id": "gid://shopify/Order/%d" % order["id"]})
+        self.assertEqual(status, 200)
+        node = json.loads(body)["data"]["order"]
+        lines = [(n["lineItem"]["id"], n["quantity"], n["restockType"])
+                 for n in node["refunds"][1]["refundLineItems"]["nodes"]]
+        self.assertEqual(node["refunds"][1]["legacyResourceId"], str(refund["id"]))
+        self.assertEqual(lines, [("gid://shopify/LineItem/%d" % mug, 3, "CANCEL"),
+                                 ("gid://shopify/LineItem/%d" % cap, 2, "CANCEL")])
+
+    def test_a_cancellation_without_restock_or_refund(self):
+        order = control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 2}]})
+        cancelled = control("cancel", {"id": order["id"], "restock": False})
+        self.assertEqual([r["restock_type"] for r in cancelled["refunds"][0]["refund_line_items"]],
+                         ["no_restock"])
+        self.assertEqual(level_state(101, 1)["available"], 8)
+        other = control("order", {"line_items": [{"sku": "MUG-RED", "quantity": 1}]})
+        cancelled = control("cancel", {"id": other["id"], "refund": False})
+        self.assertEqual(cancelled["refunds"], [])
+        self.assertEqual(level_state(101, 1)["available"], 8)
+        for spec in ({"id": order["id"] + 2, "refund": 1}, {"id": order["id"] + 2, "restock": "yes"}):
+            status, _, _ = http_request("POST", "/_control/cancel", json.dumps(spec).encode())
+            self.assertEqual(status, 400)
+
     def test_bad_orders_are_refused(self):
         for spec in ({}, {"line_items": []}, {"line_items": [{"sku": "X", "quantity": 0}]},
                      {"line_items": [{"sku": 5, "quantity": 1}]}, {"location_id": "gid://shopify/Item/1",
@@ -1050,7 +1087,12 @@ class Webhooks(StandinTest):
         control("cancel", {"id": order["id"]})
         settle()
         topics = sorted(h["X-Shopify-Topic"] for h, _ in self.receiver.received)
-        self.assertEqual(topics, ["orders/cancelled", "orders/create", "refunds/create"])
+        self.assertEqual(topics, ["orders/cancelled", "orders/create", "refunds/create", "refunds/create"])
+        bodies = [json.loads(b) for h, b in self.receiver.received if h["X-Shopify-Topic"] == "refunds/create"]
+        self.assertEqual([[r["restock_type"] for r in b["refund_line_items"]] for b in bodies],
+                         [["cancel"], ["cancel"]])
+        cancelled = [json.loads(b) for h, b in self.receiver.received if h["X-Shopify-Topic"] == "orders/cancelled"]
+        self.assertEqual([r["id"] for r in cancelled[0]["refunds"]], [b["id"] for b in bodies])
 
     def test_orders_edited_is_delivered_to_a_subscription_that_names_it(self):
         self.subscribe()
