@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server_harness.h"
+
 #define GATEWAY_HARNESS static __attribute__((unused))
 
 struct gateway_process {
@@ -30,6 +32,28 @@ struct gateway_process {
 	char config[160]; /* the configuration file, written by the test */
 	char log[160];    /* its stderr */
 };
+
+/* Submits one event as the test's admin; asserts it is applied. */
+GATEWAY_HARNESS void admin_submit_ok(struct client *admin, struct skuld_event event)
+{
+	struct skuld_result result;
+	cr_assert_eq(client_submit(admin, &event, 1, &result, NULL), 0);
+	cr_assert_eq(result.status, SKULD_OK, "%s", skuld_status_name(result.status));
+}
+
+/* Defines an item or location event under code, as the test's admin. */
+GATEWAY_HARNESS void admin_define_code(struct client *admin, struct skuld_event event,
+                                       const char *code)
+{
+	memset(event.code, 0, sizeof(event.code));
+	snprintf(event.code, sizeof(event.code), "%s", code);
+	admin_submit_ok(admin, event);
+}
+
+GATEWAY_HARNESS void sleep_ms(unsigned ms)
+{
+	nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000}, NULL);
+}
 
 GATEWAY_HARNESS uint64_t gateway_harness_now_ms(void)
 {

@@ -26,25 +26,6 @@ static struct standin amazon;
 static struct gateway_process gateway;
 static uint64_t key_serial = 11000;
 
-static void one(struct skuld_event event)
-{
-	struct skuld_result result;
-	cr_assert_eq(client_submit(&admin, &event, 1, &result, NULL), 0);
-	cr_assert_eq(result.status, SKULD_OK, "%s", skuld_status_name(result.status));
-}
-
-static void define_code(struct skuld_event event, const char *code)
-{
-	memset(event.code, 0, sizeof(event.code));
-	snprintf(event.code, sizeof(event.code), "%s", code);
-	one(event);
-}
-
-static void sleep_ms(unsigned ms)
-{
-	nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000}, NULL);
-}
-
 static void gateway_start(void)
 {
 	FILE *file = fopen(gateway.config, "w");
@@ -67,11 +48,11 @@ static void setup(void)
 	server_init(&server, NULL);
 	server_start(&server);
 	cr_assert_eq(client_open(&admin, server.port, client_id(94)), 0);
-	define_code(event_item(1, ++key_serial), "MUG");
-	define_code(event_item(2, ++key_serial), "TEE");
-	define_code(event_location(WEB, ++key_serial), "WEB-DC");
+	admin_define_code(&admin, event_item(1, ++key_serial), "MUG");
+	admin_define_code(&admin, event_item(2, ++key_serial), "TEE");
+	admin_define_code(&admin, event_location(WEB, ++key_serial), "WEB-DC");
 	for (uint32_t item = 1; item <= 2; item++)
-		one(event_stock(SKULD_RECEIVE, item, WEB, 10000, ++key_serial));
+		admin_submit_ok(&admin, event_stock(SKULD_RECEIVE, item, WEB, 10000, ++key_serial));
 	snprintf(gateway.config, sizeof(gateway.config), "%s/gateway.conf", server.dir);
 	snprintf(gateway.log, sizeof(gateway.log), "%s/gateway.log", server.dir);
 	standin_start(&amazon, "amazon.py", SEED);

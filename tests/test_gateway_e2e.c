@@ -25,19 +25,12 @@ static struct http_client *http;
 static struct gateway_process gateway;
 static uint64_t key_serial = 5000;
 
-static void one(struct skuld_event event)
-{
-	struct skuld_result result;
-	cr_assert_eq(client_submit(&admin, &event, 1, &result, NULL), 0);
-	cr_assert_eq(result.status, SKULD_OK, "%s", skuld_status_name(result.status));
-}
-
 static void define_item(uint32_t item, const char *sku)
 {
 	struct skuld_event event = event_item(item, ++key_serial);
 	memset(event.code, 0, sizeof(event.code));
 	snprintf(event.code, sizeof(event.code), "%s", sku);
-	one(event);
+	admin_submit_ok(&admin, event);
 }
 
 static void gateway_start(void)
@@ -62,14 +55,15 @@ static void setup(void)
 	struct skuld_event web = event_location(WEB, ++key_serial);
 	memset(web.code, 0, sizeof(web.code));
 	snprintf(web.code, sizeof(web.code), "WEB-DC");
-	one(web);
+	admin_submit_ok(&admin, web);
 	struct skuld_event store = event_location(STORE, ++key_serial);
 	memset(store.code, 0, sizeof(store.code));
 	snprintf(store.code, sizeof(store.code), "STORE-1");
-	one(store);
+	admin_submit_ok(&admin, store);
 	for (uint32_t item = 1; item <= 2; item++)
 		for (uint32_t location = WEB; location <= STORE; location++)
-			one(event_stock(SKULD_RECEIVE, item, location, 10000, ++key_serial));
+			admin_submit_ok(&admin, event_stock(SKULD_RECEIVE, item, location, 10000,
+			                                    ++key_serial));
 	snprintf(gateway.config, sizeof(gateway.config), "%s/gateway.conf", server.dir);
 	snprintf(gateway.log, sizeof(gateway.log), "%s/gateway.log", server.dir);
 	FILE *file = fopen(gateway.config, "w");
@@ -236,7 +230,7 @@ Test(gateway_e2e, an_unknown_sku_waits_and_survives_a_restart)
 	cr_assert_eq(pending_count(), 1);
 	/* The item is defined: the next retry applies the line, once. */
 	define_item(3, "CAP");
-	one(event_stock(SKULD_RECEIVE, 3, WEB, 50, ++key_serial));
+	admin_submit_ok(&admin, event_stock(SKULD_RECEIVE, 3, WEB, 50, ++key_serial));
 	uint64_t deadline = harness_now_ms() + 10000;
 	while (pending_count() != 0 && harness_now_ms() < deadline)
 		nanosleep(&(struct timespec){0, 100000000}, NULL);

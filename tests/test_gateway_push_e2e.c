@@ -108,11 +108,6 @@ static void one(struct skuld_event event)
 	push_submit_ok(&admin, &event, 1);
 }
 
-static void sleep_ms(unsigned ms)
-{
-	nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000}, NULL);
-}
-
 /* The item's listing text on a channel (what skuld pushes to). */
 static void listing_text(enum channel_kind kind, uint32_t item, char *out, size_t size)
 {

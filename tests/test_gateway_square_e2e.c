@@ -33,25 +33,6 @@ static struct standin square;
 static struct gateway_process gateway;
 static uint64_t key_serial = 9000;
 
-static void one(struct skuld_event event)
-{
-	struct skuld_result result;
-	cr_assert_eq(client_submit(&admin, &event, 1, &result, NULL), 0);
-	cr_assert_eq(result.status, SKULD_OK, "%s", skuld_status_name(result.status));
-}
-
-static void define_code(struct skuld_event event, const char *code)
-{
-	memset(event.code, 0, sizeof(event.code));
-	snprintf(event.code, sizeof(event.code), "%s", code);
-	one(event);
-}
-
-static void sleep_ms(unsigned ms)
-{
-	nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000}, NULL);
-}
-
 /* Writes the configuration (extra: more lines) and starts the gateway. */
 static void gateway_start(const char *extra)
 {
@@ -85,13 +66,14 @@ static void setup(void)
 	server_init(&server, NULL);
 	server_start(&server);
 	cr_assert_eq(client_open(&admin, server.port, client_id(93)), 0);
-	define_code(event_item(1, ++key_serial), "MUG");
-	define_code(event_item(2, ++key_serial), "TEE");
-	define_code(event_location(WEB, ++key_serial), "WEB-DC");
-	define_code(event_location(STORE, ++key_serial), "STORE-1");
+	admin_define_code(&admin, event_item(1, ++key_serial), "MUG");
+	admin_define_code(&admin, event_item(2, ++key_serial), "TEE");
+	admin_define_code(&admin, event_location(WEB, ++key_serial), "WEB-DC");
+	admin_define_code(&admin, event_location(STORE, ++key_serial), "STORE-1");
 	for (uint32_t item = 1; item <= 2; item++)
 		for (uint32_t location = WEB; location <= STORE; location++)
-			one(event_stock(SKULD_RECEIVE, item, location, 10000, ++key_serial));
+			admin_submit_ok(&admin, event_stock(SKULD_RECEIVE, item, location, 10000,
+			                                    ++key_serial));
 	snprintf(gateway.config, sizeof(gateway.config), "%s/gateway.conf", server.dir);
 	snprintf(gateway.log, sizeof(gateway.log), "%s/gateway.log", server.dir);
 	standin_start(&square, "square.py", SEED);
@@ -316,8 +298,8 @@ Test(gateway_square_e2e, a_cancellation_gives_units_back_once_and_a_refund_is_ex
 
 Test(gateway_square_e2e, an_unmapped_catalog_object_waits_until_the_map_names_it)
 {
-	define_code(event_item(3, ++key_serial), "CAP");
-	one(event_stock(SKULD_RECEIVE, 3, WEB, 50, ++key_serial));
+	admin_define_code(&admin, event_item(3, ++key_serial), "CAP");
+	admin_submit_ok(&admin, event_stock(SKULD_RECEIVE, 3, WEB, 50, ++key_serial));
 	gateway_start(NULL);
 	subscribe(SIGNATURE_KEY);
 	char id[64];
